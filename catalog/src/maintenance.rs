@@ -1,0 +1,161 @@
+//! Table maintenance: expiring old snapshots, then deleting files no retained snapshot or
+//! metadata version references. Without both, a rewrite never makes storage smaller.
+//!
+//! Deletion only considers files older than a grace period, because a writer in flight has
+//! written files it has not committed yet. The same pass removes what a crash left behind:
+//! metadata written but never swapped in, manifests of a lost race, data never committed.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use iceberg::spec::{ManifestStatus, MAIN_BRANCH};
+use iceberg::{TableIdent, TableRequirement, TableUpdate};
+use tracing::info;
+
+use crate::catalog::Catalog;
+use crate::commit::{commit_with_retry, RetryPolicy, TableChange};
+use crate::error::{CatalogError, Result};
+use crate::table::FloeTable;
+
+/// Which snapshots to expire.
+#[derive(Debug, Clone)]
+pub struct ExpireOptions {
+    /// Snapshots committed before this instant may be expired.
+    pub older_than: DateTime<Utc>,
+    /// The newest `retain_last` snapshots are kept whatever their age (at least 1).
+    pub retain_last: usize,
+}
+
+/// Snapshot ids `options` expires in `table`: old, not among the newest, and not the current
+/// one (`main` is the only ref floe writes).
+pub fn snapshots_to_expire(table: &FloeTable, options: &ExpireOptions) -> Vec<i64> {
+    let metadata = table.metadata();
+    let current = metadata.current_snapshot_id();
+    let mut by_age: Vec<_> = metadata.snapshots().collect();
+    by_age.sort_by_key(|s| std::cmp::Reverse(s.timestamp_ms()));
+    by_age
+        .into_iter()
+        .skip(options.retain_last.max(1))
+        .filter(|s| s.timestamp_ms() < options.older_than.timestamp_millis())
+        .map(|s| s.snapshot_id())
+        .filter(|id| Some(*id) != current)
+        .collect()
+}
+
+pub fn prepare_expire(table: &FloeTable, options: &ExpireOptions) -> Option<TableChange> {
+    let expired = snapshots_to_expire(table, options);
+    if expired.is_empty() {
+        return None;
+    }
+    Some(TableChange::new(
+        vec![
+            TableRequirement::UuidMatch { uuid: table.metadata().uuid() },
+            TableRequirement::RefSnapshotIdMatch {
+                r#ref: MAIN_BRANCH.to_string(),
+                snapshot_id: table.current_snapshot_id(),
+            },
+        ],
+        vec![TableUpdate::RemoveSnapshots { snapshot_ids: expired }],
+    ))
+}
+
+/// Expires snapshots of `ident`; returns the table after the commit and how many were expired.
+pub async fn expire_snapshots(
+    catalog: &dyn Catalog,
+    ident: &TableIdent,
+    options: &ExpireOptions,
+    policy: &RetryPolicy,
+) -> Result<(FloeTable, usize)> {
+    let before = catalog.load_table(ident).await?.metadata().snapshots().len();
+    let committed = commit_with_retry(catalog, ident, policy, |table| async move {
+        Ok(prepare_expire(&table, options))
+    })
+    .await?;
+    let table = match committed {
+        Some(table) => table,
+        None => catalog.load_table(ident).await?,
+    };
+    let expired = before.saturating_sub(table.metadata().snapshots().len());
+    info!(table = %ident, expired, "expired snapshots");
+    Ok((table, expired))
+}
+
+/// What a cleanup deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanupReport {
+    pub files_deleted: usize,
+    pub bytes_deleted: u64,
+}
+
+/// Every file path the table's metadata versions and retained snapshots reference.
+pub async fn referenced_files(table: &FloeTable) -> Result<HashSet<PathBuf>> {
+    let metadata = table.metadata();
+    let mut paths = vec![table.metadata_location().to_string()];
+    paths.extend(metadata.metadata_log().iter().map(|log| log.metadata_file.clone()));
+    for snapshot in metadata.snapshots() {
+        paths.push(snapshot.manifest_list().to_string());
+        let manifests = table.manifests(snapshot).await?;
+        paths.extend(manifests.iter().map(|m| m.manifest_path.clone()));
+        for (_, entries) in table.manifest_entries(&manifests).await? {
+            paths.extend(
+                entries
+                    .iter()
+                    .filter(|e| e.status() != ManifestStatus::Deleted)
+                    .map(|e| e.file_path().to_string()),
+            );
+        }
+    }
+    Ok(paths.iter().map(|p| local_path(p)).collect())
+}
+
+/// Deletes files under the table's location that nothing references and that are older than
+/// `older_than`. `table` must be freshly loaded.
+pub async fn remove_unreferenced_files(table: &FloeTable, older_than: DateTime<Utc>) -> Result<CleanupReport> {
+    let referenced = referenced_files(table).await?;
+    let root = local_path(table.metadata().location());
+    let cutoff = SystemTime::from(older_than);
+    let mut report = CleanupReport::default();
+    for file in list_files(&root)? {
+        if referenced.contains(&file) {
+            continue;
+        }
+        let meta = std::fs::metadata(&file)?;
+        if meta.modified()? >= cutoff {
+            continue;
+        }
+        std::fs::remove_file(&file)?;
+        report.files_deleted += 1;
+        report.bytes_deleted += meta.len();
+    }
+    info!(table = %table.ident(), files = report.files_deleted, bytes = report.bytes_deleted, "removed unreferenced files");
+    Ok(report)
+}
+
+/// Local filesystem path of a warehouse location (`/p`, `file:/p` or `file:///p`).
+pub fn local_path(location: &str) -> PathBuf {
+    let stripped = location.strip_prefix("file://").or_else(|| location.strip_prefix("file:")).unwrap_or(location);
+    PathBuf::from(stripped)
+}
+
+fn list_files(root: &Path) -> Result<Vec<PathBuf>> {
+    if !root.is_absolute() {
+        return Err(CatalogError::Invalid(format!("cleanup needs a local absolute table location, got {}", root.display())));
+    }
+    let mut files = vec![];
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file() {
+                files.push(entry.path());
+            }
+        }
+    }
+    Ok(files)
+}

@@ -1,0 +1,145 @@
+//! A loaded table: identifier, metadata, the location that metadata was read from, and the
+//! FileIO to read its files. Cheap to clone; immutable. A commit returns a new `FloeTable`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use iceberg::io::FileIO;
+use iceberg::spec::{
+    DataFile, ManifestEntryRef, ManifestFile, ManifestList, ManifestStatus, SchemaRef, SnapshotRef,
+    TableMetadata, TableMetadataRef,
+};
+use iceberg::table::Table;
+use iceberg::TableIdent;
+
+use crate::error::Result;
+
+/// How many manifests are read at once when a snapshot's file list is needed.
+const MANIFEST_READ_CONCURRENCY: usize = 16;
+
+#[derive(Debug, Clone)]
+pub struct FloeTable {
+    ident: TableIdent,
+    metadata: TableMetadataRef,
+    metadata_location: String,
+    file_io: FileIO,
+}
+
+/// A live data file of a snapshot, with the sequence numbers a rewrite must preserve.
+#[derive(Debug, Clone)]
+pub struct LiveFile {
+    pub data_file: DataFile,
+    pub snapshot_id: i64,
+    pub sequence_number: i64,
+    pub file_sequence_number: Option<i64>,
+}
+
+impl FloeTable {
+    pub fn new(
+        ident: TableIdent,
+        metadata: TableMetadata,
+        metadata_location: String,
+        file_io: FileIO,
+    ) -> Self {
+        Self { ident, metadata: Arc::new(metadata), metadata_location, file_io }
+    }
+
+    pub fn ident(&self) -> &TableIdent {
+        &self.ident
+    }
+
+    pub fn metadata(&self) -> &TableMetadata {
+        &self.metadata
+    }
+
+    pub fn metadata_location(&self) -> &str {
+        &self.metadata_location
+    }
+
+    pub fn file_io(&self) -> &FileIO {
+        &self.file_io
+    }
+
+    pub fn current_schema(&self) -> &SchemaRef {
+        self.metadata.current_schema()
+    }
+
+    pub fn current_snapshot(&self) -> Option<&SnapshotRef> {
+        self.metadata.current_snapshot()
+    }
+
+    pub fn current_snapshot_id(&self) -> Option<i64> {
+        self.metadata.current_snapshot_id()
+    }
+
+    /// Summary properties of the current snapshot (empty before the first commit).
+    pub fn current_summary(&self) -> HashMap<String, String> {
+        self.current_snapshot()
+            .map(|s| s.summary().additional_properties.clone())
+            .unwrap_or_default()
+    }
+
+    /// A read-only iceberg-rust `Table`, for scans and readers.
+    pub fn iceberg_table(&self) -> Result<Table> {
+        Ok(Table::builder()
+            .identifier(self.ident.clone())
+            .metadata(self.metadata.clone())
+            .metadata_location(self.metadata_location.clone())
+            .file_io(self.file_io.clone())
+            .readonly(true)
+            .build()?)
+    }
+
+    /// The manifests listed by `snapshot`'s manifest list.
+    pub async fn manifests(&self, snapshot: &SnapshotRef) -> Result<Vec<ManifestFile>> {
+        let bytes = self.file_io.new_input(snapshot.manifest_list())?.read().await?;
+        let list = ManifestList::parse_with_version(&bytes, self.metadata.format_version())?;
+        Ok(list.consume_entries().into_iter().collect())
+    }
+
+    /// Entries of the given manifests, loaded concurrently, in manifest order.
+    pub async fn manifest_entries(
+        &self,
+        manifests: &[ManifestFile],
+    ) -> Result<Vec<(ManifestFile, Vec<ManifestEntryRef>)>> {
+        let file_io = &self.file_io;
+        stream::iter(manifests.iter().cloned())
+            .map(|manifest| async move {
+                let loaded = manifest.load_manifest(file_io).await?;
+                Ok::<_, crate::CatalogError>((manifest, loaded.entries().to_vec()))
+            })
+            .buffered(MANIFEST_READ_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// Every data file live in the current snapshot.
+    pub async fn live_files(&self) -> Result<Vec<LiveFile>> {
+        match self.current_snapshot() {
+            Some(snapshot) => self.live_files_of(&snapshot.clone()).await,
+            None => Ok(vec![]),
+        }
+    }
+
+    /// Every data file live in `snapshot`.
+    pub async fn live_files_of(&self, snapshot: &SnapshotRef) -> Result<Vec<LiveFile>> {
+        let manifests = self.manifests(snapshot).await?;
+        let loaded = self.manifest_entries(&manifests).await?;
+        Ok(loaded
+            .into_iter()
+            .flat_map(|(_, entries)| entries)
+            .filter(|e| e.status() != ManifestStatus::Deleted)
+            .map(|e| live_file(&e))
+            .collect())
+    }
+}
+
+pub(crate) fn live_file(entry: &ManifestEntryRef) -> LiveFile {
+    LiveFile {
+        data_file: entry.data_file().clone(),
+        snapshot_id: entry.snapshot_id().unwrap_or_default(),
+        sequence_number: entry.sequence_number().unwrap_or_default(),
+        file_sequence_number: entry.file_sequence_number,
+    }
+}
