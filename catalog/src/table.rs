@@ -80,7 +80,7 @@ impl FloeTable {
             .unwrap_or_default()
     }
 
-    /// A read-only iceberg-rust `Table`, for scans and readers.
+    /// A read-only iceberg-rust `Table`, for scans and readers. Must be called inside a tokio runtime.
     pub fn iceberg_table(&self) -> Result<Table> {
         Ok(Table::builder()
             .identifier(self.ident.clone())
@@ -88,6 +88,7 @@ impl FloeTable {
             .metadata_location(self.metadata_location.clone())
             .file_io(self.file_io.clone())
             .readonly(true)
+            .runtime(iceberg::Runtime::try_current()?)
             .build()?)
     }
 

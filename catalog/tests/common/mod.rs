@@ -1,0 +1,100 @@
+//! Helpers shared by the catalog tests: a temporary embedded catalog, a small keyed table, and
+//! reading a table back through iceberg-rust's scan (which is what "floe's reader" uses).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use floe_catalog::iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
+use floe_catalog::iceberg::{NamespaceIdent, TableCreation, TableIdent};
+use floe_catalog::writer::{table_arrow_schema, write_data_files};
+use floe_catalog::{Catalog, FloeTable, SqlCatalog};
+use futures::TryStreamExt;
+
+pub struct TestCatalog {
+    pub dir: tempfile::TempDir,
+    pub catalog: SqlCatalog,
+}
+
+pub async fn test_catalog() -> TestCatalog {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = SqlCatalog::open_embedded(dir.path()).await.unwrap();
+    TestCatalog { dir, catalog }
+}
+
+pub fn ident(ns: &str, name: &str) -> TableIdent {
+    TableIdent::new(NamespaceIdent::new(ns.to_string()), name.to_string())
+}
+
+/// `id long (key), name string, amount int`.
+pub fn people_schema() -> Schema {
+    Schema::builder()
+        .with_fields(vec![
+            Arc::new(NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long))),
+            Arc::new(NestedField::optional(2, "name", Type::Primitive(PrimitiveType::String))),
+            Arc::new(NestedField::required(3, "amount", Type::Primitive(PrimitiveType::Int))),
+        ])
+        .with_identifier_field_ids(vec![1])
+        .build()
+        .unwrap()
+}
+
+pub async fn create_people(catalog: &SqlCatalog, name: &str) -> FloeTable {
+    let id = ident("shop", name);
+    if !catalog.namespace_exists(id.namespace()).await.unwrap() {
+        catalog.create_namespace(id.namespace()).await.unwrap();
+    }
+    let creation = TableCreation::builder().name(name.to_string()).schema(people_schema()).build();
+    catalog.create_table(&id, creation).await.unwrap()
+}
+
+/// A batch for the table's current schema (`id, name, amount` as the first three columns;
+/// later columns are null).
+pub fn people_batch(table: &FloeTable, ids: &[i64]) -> RecordBatch {
+    let schema = table_arrow_schema(table).unwrap();
+    let mut columns: Vec<Arc<dyn Array>> = vec![
+        Arc::new(Int64Array::from(ids.to_vec())),
+        Arc::new(StringArray::from(ids.iter().map(|i| format!("p{i}")).collect::<Vec<_>>())),
+    ];
+    let amount: Arc<dyn Array> = match schema.field(2).data_type() {
+        arrow_schema::DataType::Int64 => Arc::new(Int64Array::from(ids.iter().map(|i| i * 10).collect::<Vec<_>>())),
+        _ => Arc::new(Int32Array::from(ids.iter().map(|i| (*i as i32) * 10).collect::<Vec<_>>())),
+    };
+    columns.push(amount);
+    for field in schema.fields().iter().skip(3) {
+        columns.push(arrow_array::new_null_array(field.data_type(), ids.len()));
+    }
+    RecordBatch::try_new(schema, columns).unwrap()
+}
+
+pub async fn write_people(table: &FloeTable, ids: &[i64]) -> Vec<floe_catalog::iceberg::spec::DataFile> {
+    write_data_files(table, [people_batch(table, ids)]).await.unwrap()
+}
+
+/// All rows of the table's current snapshot, through iceberg-rust's scan.
+pub async fn read_all(table: &FloeTable) -> Vec<RecordBatch> {
+    if table.current_snapshot().is_none() {
+        return vec![];
+    }
+    let scan = table.iceberg_table().unwrap().scan().build().unwrap();
+    scan.to_arrow().await.unwrap().try_collect().await.unwrap()
+}
+
+/// Sorted ids in the table.
+pub async fn read_ids(table: &FloeTable) -> Vec<i64> {
+    let mut ids: Vec<i64> = read_all(table)
+        .await
+        .iter()
+        .flat_map(|b| {
+            let col = b.column_by_name("id").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().clone();
+            col.values().to_vec()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+pub fn no_props() -> HashMap<String, String> {
+    HashMap::new()
+}
