@@ -26,6 +26,8 @@ pub mod schema_update;
 mod snapshot;
 pub mod sql;
 pub mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod writer;
 
 pub use catalog::Catalog;

@@ -1,10 +1,8 @@
 //! The commit layer against a real SQLite catalog and real files on disk.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 
-use common::*;
+use floe_catalog::testing::*;
 use floe_catalog::append::{append, prepare_append};
 use floe_catalog::commit::stage_change;
 use floe_catalog::iceberg::spec::Operation;

@@ -1,12 +1,10 @@
 //! Schema changes, manifest merging and snapshot expiry, against a real catalog.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow_array::{Array, Int64Array};
-use common::*;
+use floe_catalog::testing::*;
 use floe_catalog::append::{append, MIN_COUNT_TO_MERGE};
 use floe_catalog::iceberg::spec::{NestedField, PrimitiveType, StructType, Type};
 use floe_catalog::maintenance::{expire_snapshots, local_path, remove_unreferenced_files, ExpireOptions};

@@ -1,15 +1,15 @@
-//! Helpers shared by the catalog tests: a temporary embedded catalog, a small keyed table, and
-//! reading a table back through iceberg-rust's scan (which is what "floe's reader" uses).
-#![allow(dead_code)]
+//! Test fixtures (feature `testing`): a temporary embedded catalog, a small keyed table, and
+//! reading a table back through iceberg-rust's scan. Used by this crate's tests and by floe's
+//! end-to-end tests; not part of the production API.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
-use floe_catalog::iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
-use floe_catalog::iceberg::{NamespaceIdent, TableCreation, TableIdent};
-use floe_catalog::writer::{table_arrow_schema, write_data_files};
-use floe_catalog::{Catalog, FloeTable, SqlCatalog};
+use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
+use iceberg::{NamespaceIdent, TableCreation, TableIdent};
+use crate::writer::{table_arrow_schema, write_data_files};
+use crate::{Catalog, FloeTable, SqlCatalog};
 use futures::TryStreamExt;
 
 pub struct TestCatalog {
@@ -68,7 +68,7 @@ pub fn people_batch(table: &FloeTable, ids: &[i64]) -> RecordBatch {
     RecordBatch::try_new(schema, columns).unwrap()
 }
 
-pub async fn write_people(table: &FloeTable, ids: &[i64]) -> Vec<floe_catalog::iceberg::spec::DataFile> {
+pub async fn write_people(table: &FloeTable, ids: &[i64]) -> Vec<iceberg::spec::DataFile> {
     write_data_files(table, [people_batch(table, ids)]).await.unwrap()
 }
 
