@@ -11,6 +11,7 @@
 //! - snapshot producers on top of it: [`append`] (with manifest merging), [`replace`] (atomic
 //!   rewrite), [`schema_update`] (add, widen, relax, rename, drop) and [`maintenance`]
 //!   (expire snapshots, delete unreferenced files);
+//! - [`layout`]: floe's table layout and the latest-record ranking, shared by every reader;
 //! - [`writer`]: Arrow batches → Parquet data files with field ids and column metrics.
 //!
 //! Data flows in one direction: the sink and the compactor hand data files and schema changes
@@ -20,6 +21,7 @@ pub mod append;
 pub mod catalog;
 pub mod commit;
 pub mod error;
+pub mod layout;
 pub mod maintenance;
 pub mod replace;
 pub mod schema_update;

@@ -1,0 +1,90 @@
+//! floe's table layout: the contract between the sink that writes keyed tables and every
+//! reader (views, compactor, outside engines).
+//!
+//! Each table holds the source columns plus:
+//!
+//! | column           | type        | meaning                                                    |
+//! |------------------|-------------|------------------------------------------------------------|
+//! | `_op`            | string      | `c` create, `u` update, `d` delete, `r` snapshot read, `t` truncate |
+//! | `_op_ts`         | timestamptz | when the sink produced the row; strictly increasing per table |
+//! | `_source_ts`     | timestamptz | the source's change time (Debezium `source.ts_us`)        |
+//! | `_src_partition` | int         | input partition (Kafka partition; 0 for a file)            |
+//! | `_src_offset`    | long        | input offset (Kafka offset; line number for a file)        |
+//!
+//! The key columns are the table's Iceberg identifier fields. The **latest record** of a key is
+//! its row with the greatest [`RANKING`]; a key is live when that row's `_op` is not `d` or `t`,
+//! and rows at or before the table's latest truncate are dead. Views and the compactor both use
+//! this one definition.
+
+use std::sync::Arc;
+
+use iceberg::spec::{NestedField, PrimitiveType, Type};
+
+pub const OP: &str = "_op";
+pub const OP_TS: &str = "_op_ts";
+pub const SOURCE_TS: &str = "_source_ts";
+pub const SRC_PARTITION: &str = "_src_partition";
+pub const SRC_OFFSET: &str = "_src_offset";
+
+/// Order of a key's records, most significant first; the greatest is the latest.
+pub const RANKING: [&str; 3] = [OP_TS, SRC_PARTITION, SRC_OFFSET];
+
+/// `_op` values.
+pub const OP_DELETE: &str = "d";
+pub const OP_TRUNCATE: &str = "t";
+
+/// Snapshot summary key holding the input positions a commit covers (JSON
+/// `{"<topic>/<partition>": last_offset}`).
+pub const SUMMARY_POSITIONS: &str = "floe.positions";
+/// Snapshot summary key holding the greatest `_op_ts` (microseconds) written so far.
+pub const SUMMARY_MAX_OP_TS: &str = "floe.max-op-ts";
+
+/// Whether a column is one of floe's metadata columns rather than a source column.
+pub fn is_metadata_column(name: &str) -> bool {
+    [OP, OP_TS, SOURCE_TS, SRC_PARTITION, SRC_OFFSET].contains(&name)
+}
+
+/// The metadata columns, with ids from `next_id`.
+pub fn metadata_fields(next_id: &mut i32) -> Vec<Arc<NestedField>> {
+    let mut field = |name: &str, ty: PrimitiveType, required: bool| {
+        let id = *next_id;
+        *next_id += 1;
+        Arc::new(NestedField::new(id, name, Type::Primitive(ty), required))
+    };
+    vec![
+        field(OP, PrimitiveType::String, true),
+        field(OP_TS, PrimitiveType::Timestamptz, true),
+        field(SOURCE_TS, PrimitiveType::Timestamptz, false),
+        field(SRC_PARTITION, PrimitiveType::Int, true),
+        field(SRC_OFFSET, PrimitiveType::Long, true),
+    ]
+}
+
+/// Input positions (`"<stream>/<partition>"` → last committed offset).
+pub type Positions = std::collections::BTreeMap<String, i64>;
+
+/// The newest value of summary property `key` along the current snapshot's ancestry. Commits
+/// that do not carry it (a schema change, a rewrite) do not hide an older one.
+pub fn latest_summary_value(table: &crate::FloeTable, key: &str) -> Option<String> {
+    let metadata = table.metadata();
+    let mut snapshot = table.current_snapshot().cloned();
+    while let Some(s) = snapshot {
+        if let Some(value) = s.summary().additional_properties.get(key) {
+            return Some(value.clone());
+        }
+        snapshot = s.parent_snapshot_id().and_then(|id| metadata.snapshot_by_id(id).cloned());
+    }
+    None
+}
+
+/// Positions committed to `table` so far.
+pub fn committed_positions(table: &crate::FloeTable) -> Positions {
+    latest_summary_value(table, SUMMARY_POSITIONS)
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default()
+}
+
+/// The greatest `_op_ts` (microseconds) committed to `table`, if any.
+pub fn committed_max_op_ts(table: &crate::FloeTable) -> Option<i64> {
+    latest_summary_value(table, SUMMARY_MAX_OP_TS).and_then(|v| v.parse().ok())
+}

@@ -1,0 +1,210 @@
+//! Sink configuration (`floe.toml`). Every error names the file, the key and the fix.
+//!
+//! ```toml
+//! [sink]
+//! batch_rows = 50000                  # rows buffered before files are written and committed
+//! dead_letter_table = "floe.dead_letters"
+//!
+//! [tables."pg.studio.movies"]         # one section per topic (all optional)
+//! name = "studio.movies"              # Iceberg table; default: the topic's last two segments
+//! columns = { budget = "decimal(14,2)", updated_at = "timestamptz" }  # schemaless types
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use floe_catalog::iceberg::{NamespaceIdent, TableIdent};
+use serde::Deserialize;
+
+use crate::decode::infer::ColumnHints;
+use crate::decode::Kind;
+
+pub const DEFAULT_BATCH_ROWS: usize = 50_000;
+pub const DEFAULT_DEAD_LETTER_TABLE: &str = "floe.dead_letters";
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {problem}\n  fix: {fix}")]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    #[serde(default)]
+    pub sink: SinkSettings,
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSettings {
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+    #[serde(default = "default_dead_letter_table")]
+    pub dead_letter_table: String,
+}
+
+impl Default for SinkSettings {
+    fn default() -> Self {
+        Self { batch_rows: DEFAULT_BATCH_ROWS, dead_letter_table: DEFAULT_DEAD_LETTER_TABLE.into() }
+    }
+}
+
+fn default_batch_rows() -> usize {
+    DEFAULT_BATCH_ROWS
+}
+
+fn default_dead_letter_table() -> String {
+    DEFAULT_DEAD_LETTER_TABLE.into()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+}
+
+/// Where one topic's changes go, and how to type its schemaless columns.
+#[derive(Debug, Clone)]
+pub struct TableRoute {
+    pub ident: TableIdent,
+    pub hints: ColumnHints,
+}
+
+impl SinkConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: "-".into(),
+            problem: format!("cannot read: {e}"),
+            fix: "pass an existing file with --config, or leave --config out for the defaults".into(),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let config: SinkConfig = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.to_string(),
+            key: key_of(text, &e),
+            problem: e.message().to_string(),
+            fix: "see the Configuration section of the README for the keys floe reads".into(),
+        })?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let err = |key: String, problem: String, fix: &str| ConfigError { file: file.into(), key, problem, fix: fix.into() };
+        if self.sink.batch_rows == 0 {
+            return Err(err("sink.batch_rows".into(), "must be at least 1".into(), "set batch_rows = 50000 (the default)"));
+        }
+        parse_table_name(&self.sink.dead_letter_table).ok_or_else(|| {
+            err("sink.dead_letter_table".into(), format!("'{}' is not namespace.table", self.sink.dead_letter_table), "use a name like \"floe.dead_letters\"")
+        })?;
+        for (topic, table) in &self.tables {
+            if let Some(name) = &table.name {
+                parse_table_name(name).ok_or_else(|| {
+                    err(format!("tables.\"{topic}\".name"), format!("'{name}' is not namespace.table"), "use a name like \"studio.movies\"")
+                })?;
+            }
+            for (column, ty) in &table.columns {
+                Kind::parse(ty).ok_or_else(|| {
+                    err(
+                        format!("tables.\"{topic}\".columns.{column}"),
+                        format!("unknown column type '{ty}'"),
+                        "use one of boolean, int, long, float, double, string, binary, date, time, timestamp, timestamp_ms, timestamptz, decimal(P,S), variable_decimal, json, uuid",
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The route for `topic`: configured, or `prefix.schema.table` → `schema.table`.
+    pub fn route(&self, topic: &str) -> TableRoute {
+        let table = self.tables.get(topic);
+        let ident = table
+            .and_then(|t| t.name.as_deref())
+            .and_then(parse_table_name)
+            .unwrap_or_else(|| default_table(topic));
+        let hints = table
+            .map(|t| t.columns.iter().filter_map(|(c, ty)| Some((c.clone(), Kind::parse(ty)?))).collect())
+            .unwrap_or_default();
+        TableRoute { ident, hints }
+    }
+
+    pub fn dead_letter_table(&self) -> TableIdent {
+        parse_table_name(&self.sink.dead_letter_table).expect("validated on load")
+    }
+}
+
+/// `schema.table` → identifier; `None` unless exactly two non-empty parts.
+pub fn parse_table_name(name: &str) -> Option<TableIdent> {
+    let (ns, table) = name.split_once('.')?;
+    if ns.is_empty() || table.is_empty() || table.contains('.') {
+        return None;
+    }
+    Some(TableIdent::new(NamespaceIdent::new(ns.to_string()), table.to_string()))
+}
+
+fn default_table(topic: &str) -> TableIdent {
+    let parts: Vec<&str> = topic.split('.').filter(|p| !p.is_empty()).collect();
+    let (ns, table) = match parts.as_slice() {
+        [] => ("default", "unnamed"),
+        [only] => ("default", *only),
+        [.., ns, table] => (*ns, *table),
+    };
+    TableIdent::new(NamespaceIdent::new(ns.to_string()), table.to_string())
+}
+
+/// The dotted key a TOML error points at, from the line its span starts on.
+fn key_of(text: &str, error: &toml::de::Error) -> String {
+    let Some(span) = error.span() else { return "-".into() };
+    let line_start = text[..span.start].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    let section = text[..line_start].lines().rev().find(|l| l.trim_start().starts_with('[')).map(|l| l.trim().trim_matches(|c| c == '[' || c == ']'));
+    let key = line.split('=').next().unwrap_or(line).trim();
+    match section {
+        Some(section) if !line.starts_with('[') => format!("{section}.{key}"),
+        _ => key.to_string(),
+    }
+}
+
+/// The default config path inside a data directory.
+pub fn default_config_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("floe.toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_routes_drop_the_topic_prefix() {
+        let config = SinkConfig::default();
+        assert_eq!(config.route("pg.studio.movies").ident.to_string(), "studio.movies");
+        assert_eq!(config.route("orders").ident.to_string(), "default.orders");
+    }
+
+    #[test]
+    fn errors_name_file_key_and_fix() {
+        let text = "[tables.\"pg.a.b\"]\ncolumns = { budget = \"decimall(14,2)\" }\n";
+        let err = SinkConfig::parse(text, "floe.toml").unwrap_err().to_string();
+        assert!(err.contains("floe.toml"), "{err}");
+        assert!(err.contains("tables.\"pg.a.b\".columns.budget"), "{err}");
+        assert!(err.contains("fix: use one of"), "{err}");
+
+        let err = SinkConfig::parse("[sink]\nbatch_rowz = 5\n", "x.toml").unwrap_err().to_string();
+        assert!(err.contains("x.toml: sink.batch_rowz"), "{err}");
+        assert!(err.contains("unknown field"), "{err}");
+    }
+}

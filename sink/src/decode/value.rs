@@ -1,0 +1,180 @@
+//! Source JSON value + its [`Kind`] → the canonical JSON that arrow-json decodes into the
+//! table's Arrow type: integers for dates (days), times and timestamps (microseconds, UTC),
+//! decimal strings for decimals, hex for binary. Canonical values are independent of how the
+//! source encoded them, so rows decoded under an older, narrower schema still load into a
+//! widened table.
+
+use base64::Engine;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use serde_json::{Map, Value};
+
+use super::kind::{Field, Kind};
+use super::DecodeError;
+
+const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+
+/// Converts `value` of kind `kind`. `Null` stays `Null`; nullability is checked by the writer.
+pub fn canonical(value: &Value, kind: &Kind) -> Result<Value, DecodeError> {
+    if value.is_null() {
+        return Ok(Value::Null);
+    }
+    let mismatch = || DecodeError::new(format!("expected {kind:?}, got {value}"));
+    Ok(match kind {
+        Kind::Boolean => Value::Bool(value.as_bool().ok_or_else(mismatch)?),
+        Kind::Int | Kind::Long => Value::from(value.as_i64().ok_or_else(mismatch)?),
+        Kind::Float | Kind::Double => number_or_special(value).ok_or_else(mismatch)?,
+        Kind::String => match value {
+            Value::String(_) => value.clone(),
+            // Json columns and schemaless nested values are kept as their JSON text.
+            other => Value::String(other.to_string()),
+        },
+        Kind::Bytes => Value::String(hex(&base64_bytes(value).ok_or_else(mismatch)?)),
+        Kind::Decimal { scale, .. } => Value::String(decimal(value, *scale).ok_or_else(mismatch)?),
+        Kind::VariableDecimal => Value::String(variable_decimal(value).ok_or_else(mismatch)?),
+        Kind::Date => Value::from(date_days(value).ok_or_else(mismatch)?),
+        Kind::Time(unit) => match value {
+            Value::String(s) => Value::from(time_micros(s).ok_or_else(mismatch)?),
+            _ => Value::from(unit.to_micros(value.as_i64().ok_or_else(mismatch)?)),
+        },
+        Kind::Timestamp(unit) => match value {
+            Value::String(s) => Value::from(naive_timestamp_micros(s).ok_or_else(mismatch)?),
+            _ => Value::from(unit.to_micros(value.as_i64().ok_or_else(mismatch)?)),
+        },
+        Kind::TimestampTz => match value {
+            Value::String(s) => Value::from(DateTime::parse_from_rfc3339(s).map_err(|_| mismatch())?.timestamp_micros()),
+            _ => Value::from(value.as_i64().ok_or_else(mismatch)?),
+        },
+        Kind::List(element) => Value::Array(
+            value.as_array().ok_or_else(mismatch)?.iter().map(|v| canonical(v, &element.kind)).collect::<Result<_, _>>()?,
+        ),
+        Kind::Struct(fields) => Value::Object(canonical_struct(value.as_object().ok_or_else(mismatch)?, fields)?),
+        Kind::Map(_, v) => match value {
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, x)| Ok((k.clone(), canonical(x, &v.kind)?))).collect::<Result<_, DecodeError>>()?)
+            }
+            _ => return Err(mismatch()),
+        },
+    })
+}
+
+/// Converts the named fields of `object`; fields not in `fields` are ignored.
+pub fn canonical_struct(object: &Map<String, Value>, fields: &[Field]) -> Result<Map<String, Value>, DecodeError> {
+    let mut out = Map::with_capacity(fields.len());
+    for field in fields {
+        let value = object.get(&field.name).unwrap_or(&Value::Null);
+        let converted = canonical(value, &field.kind).map_err(|e| e.in_column(&field.name))?;
+        out.insert(field.name.clone(), converted);
+    }
+    Ok(out)
+}
+
+/// Debezium encodes NaN and infinities as strings.
+fn number_or_special(value: &Value) -> Option<Value> {
+    match value {
+        Value::Number(_) => Some(value.clone()),
+        Value::String(s) if matches!(s.as_str(), "NaN" | "Infinity" | "-Infinity") => Some(value.clone()),
+        _ => None,
+    }
+}
+
+fn base64_bytes(value: &Value) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(value.as_str()?).ok()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A decimal as an exact string: base64 big-endian two's-complement unscaled bytes with the
+/// column's scale (Debezium `precise`), or a JSON number as written.
+fn decimal(value: &Value, scale: u32) -> Option<String> {
+    match value {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(_) => Some(scaled(&unscaled(&base64_bytes(value)?)?, scale)),
+        _ => None,
+    }
+}
+
+fn variable_decimal(value: &Value) -> Option<String> {
+    let scale = value.get("scale")?.as_u64()? as u32;
+    decimal(value.get("value")?, scale)
+}
+
+fn unscaled(bytes: &[u8]) -> Option<i128> {
+    if bytes.is_empty() || bytes.len() > 16 {
+        return None;
+    }
+    let fill = if bytes[0] & 0x80 != 0 { 0xff } else { 0 };
+    let mut buf = [fill; 16];
+    buf[16 - bytes.len()..].copy_from_slice(bytes);
+    Some(i128::from_be_bytes(buf))
+}
+
+fn scaled(unscaled: &i128, scale: u32) -> String {
+    let digits = unscaled.unsigned_abs().to_string();
+    let sign = if *unscaled < 0 { "-" } else { "" };
+    if scale == 0 {
+        return format!("{sign}{digits}");
+    }
+    let scale = scale as usize;
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    format!("{sign}{int}.{frac}")
+}
+
+fn date_days(value: &Value) -> Option<i64> {
+    match value {
+        Value::String(s) => Some((NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()? - EPOCH).num_days()),
+        _ => value.as_i64(),
+    }
+}
+
+fn time_micros(s: &str) -> Option<i64> {
+    let t = NaiveTime::parse_from_str(s.trim_end_matches('Z'), "%H:%M:%S%.f").ok()?;
+    Some(t.num_seconds_from_midnight() as i64 * 1_000_000 + (t.nanosecond() / 1_000) as i64)
+}
+
+fn naive_timestamp_micros(s: &str) -> Option<i64> {
+    let t = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f"))
+        .ok()?;
+    Some(t.and_utc().timestamp_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::kind::TimeUnit;
+    use serde_json::json;
+
+    #[test]
+    fn decimals_decode_from_debezium_precise_bytes() {
+        // 4643729118 unscaled = 0x0114C9A4DE → "AUyaTd4=" is not it; build from bytes instead.
+        let bytes = 4643729118i128.to_be_bytes();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes[11..]);
+        assert_eq!(canonical(&json!(b64), &Kind::Decimal { precision: 14, scale: 2 }).unwrap(), json!("46437291.18"));
+        let neg = (-5i128).to_be_bytes();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&neg[15..]);
+        assert_eq!(canonical(&json!(b64), &Kind::Decimal { precision: 5, scale: 3 }).unwrap(), json!("-0.005"));
+        let var = json!({"scale": 1, "value": base64::engine::general_purpose::STANDARD.encode([0x01, 0x00])});
+        assert_eq!(canonical(&var, &Kind::VariableDecimal).unwrap(), json!("25.6"));
+    }
+
+    #[test]
+    fn times_normalise_to_micros() {
+        assert_eq!(canonical(&json!(1500), &Kind::Timestamp(TimeUnit::Millis)).unwrap(), json!(1_500_000));
+        assert_eq!(canonical(&json!(1_500_999), &Kind::Timestamp(TimeUnit::Nanos)).unwrap(), json!(1_500));
+        assert_eq!(canonical(&json!("1970-01-01T00:00:01.5Z"), &Kind::TimestampTz).unwrap(), json!(1_500_000));
+        assert_eq!(canonical(&json!("1970-01-01T01:00:00+01:00"), &Kind::TimestampTz).unwrap(), json!(0));
+        assert_eq!(canonical(&json!("1970-01-11"), &Kind::Date).unwrap(), json!(10));
+        assert_eq!(canonical(&json!(2), &Kind::Time(TimeUnit::Millis)).unwrap(), json!(2000));
+    }
+
+    #[test]
+    fn mismatched_values_name_the_column() {
+        let fields = vec![Field::new("n", Kind::Long, true)];
+        let obj = json!({"n": "not a number"});
+        let err = canonical_struct(obj.as_object().unwrap(), &fields).unwrap_err();
+        assert!(err.to_string().contains("column n"), "{err}");
+    }
+}

@@ -1,0 +1,130 @@
+//! Schema sync: compares the columns a change event carries with the table's current schema and
+//! plans the compatible evolution (add optional columns, widen types), or says why the change is
+//! incompatible. Nothing here drops data: a column that vanished from the source stays in the
+//! table (non-key columns are always optional, so it simply gets nulls).
+
+use std::sync::Arc;
+
+use floe_catalog::iceberg::spec::{NestedFieldRef, Schema, Type};
+use floe_catalog::layout::metadata_fields;
+use floe_catalog::schema_update::{can_widen, SchemaChange};
+
+use crate::decode::{ChangeEvent, Field};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncPlan {
+    Unchanged,
+    Evolve(Vec<SchemaChange>),
+    Incompatible(String),
+}
+
+/// Plans how `table` must change to take `event`.
+pub fn plan_schema_sync(table: &Schema, event: &ChangeEvent) -> SyncPlan {
+    let table_key: Vec<String> = table
+        .identifier_field_ids()
+        .filter_map(|id| table.name_by_field_id(id).map(str::to_string))
+        .collect();
+    if !event.key.is_empty() && !same_set(&table_key, &event.key) {
+        return SyncPlan::Incompatible(format!("key changed from {table_key:?} to {:?}", event.key));
+    }
+    let mut changes = vec![];
+    for column in &event.columns {
+        let iceberg = column.kind.iceberg_type(&mut 1);
+        match table.as_struct().field_by_name(&column.name) {
+            None => changes.push(SchemaChange::AddColumn {
+                parent: None,
+                name: column.name.clone(),
+                field_type: iceberg,
+                doc: None,
+            }),
+            Some(existing) => {
+                if let Err(reason) = compare(&column.name, &existing.field_type, &iceberg, &mut changes) {
+                    return SyncPlan::Incompatible(reason);
+                }
+            }
+        }
+    }
+    if changes.is_empty() {
+        SyncPlan::Unchanged
+    } else {
+        SyncPlan::Evolve(changes)
+    }
+}
+
+fn same_set(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.contains(x))
+}
+
+/// Compares a table type with a source type at `path`, collecting the changes that make the
+/// table accept the source's values.
+fn compare(path: &str, table: &Type, source: &Type, changes: &mut Vec<SchemaChange>) -> Result<(), String> {
+    match (table, source) {
+        (Type::Primitive(t), Type::Primitive(s)) => {
+            if can_widen(s, t) {
+                Ok(()) // the table type already holds every source value
+            } else if can_widen(t, s) {
+                changes.push(SchemaChange::Widen { path: path.to_string(), to: s.clone() });
+                Ok(())
+            } else {
+                Err(format!("column {path}: source type {s} is incompatible with table type {t}"))
+            }
+        }
+        (Type::Struct(t), Type::Struct(s)) => {
+            for field in s.fields() {
+                let child = format!("{path}.{}", field.name);
+                match t.field_by_name(&field.name) {
+                    Some(existing) => compare(&child, &existing.field_type, &field.field_type, changes)?,
+                    None => changes.push(SchemaChange::AddColumn {
+                        parent: Some(path.to_string()),
+                        name: field.name.clone(),
+                        field_type: (*field.field_type).clone(),
+                        doc: None,
+                    }),
+                }
+            }
+            Ok(())
+        }
+        (Type::List(t), Type::List(s)) => {
+            compare(&format!("{path}.element"), &t.element_field.field_type, &s.element_field.field_type, changes)
+        }
+        (Type::Map(t), Type::Map(s)) => {
+            compare(&format!("{path}.key"), &t.key_field.field_type, &s.key_field.field_type, changes)?;
+            compare(&format!("{path}.value"), &t.value_field.field_type, &s.value_field.field_type, changes)
+        }
+        _ => Err(format!("column {path}: source type {source} is incompatible with table type {table}")),
+    }
+}
+
+/// The schema of a new table for `event`: key columns (required, the identifier fields), the
+/// other source columns (optional), then floe's metadata columns.
+pub fn new_table_schema(event: &ChangeEvent) -> Result<Schema, String> {
+    if event.key.is_empty() {
+        return Err("cannot create a table from an event without a key".into());
+    }
+    let mut next_id = 1;
+    let mut fields: Vec<NestedFieldRef> = vec![];
+    let mut identifier_ids = vec![];
+    let key_first = event.key.iter().filter_map(|k| event.columns.iter().find(|c| &c.name == k));
+    let others = event.columns.iter().filter(|c| !event.key.contains(&c.name));
+    for column in key_first.chain(others) {
+        let is_key = event.key.contains(&column.name);
+        let field = Field { optional: !is_key, ..column.clone() }.iceberg_field(&mut next_id);
+        if is_key {
+            identifier_ids.push(field.id);
+        }
+        fields.push(Arc::new(field));
+    }
+    fields.extend(metadata_fields(&mut next_id));
+    Schema::builder()
+        .with_fields(fields)
+        .with_identifier_field_ids(identifier_ids)
+        .build()
+        .map_err(|e| format!("invalid key for an Iceberg table: {e}"))
+}
+
+/// Names of the table's key (identifier) columns, in schema order.
+pub fn key_columns(schema: &Schema) -> Vec<String> {
+    let ids: Vec<i32> = schema.identifier_field_ids().collect();
+    schema.as_struct().fields().iter().filter(|f| ids.contains(&f.id)).map(|f| f.name.clone()).collect()
+}
+
