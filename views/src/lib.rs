@@ -1,1 +1,23 @@
-//! placeholder
+//! # floe-views
+//!
+//! Owns reading: a DataFusion session over floe's catalog ([`session`]) where every table is
+//! `namespace.table` and every keyed table has a current-state view `namespace.table_latest`
+//! ([`latest`]), plus rendering of results ([`output`]). Views read tables only through
+//! `floe-catalog` and never write.
+
+pub mod error;
+pub mod latest;
+pub mod output;
+pub mod session;
+
+pub use error::{Result, ViewError};
+pub use output::{render, OutputFormat};
+pub use session::session;
+
+/// Runs one read query against a fresh session and returns its batches. DDL and DML are
+/// refused: the session is a reader.
+pub async fn query(catalog: &dyn floe_catalog::Catalog, sql: &str) -> Result<Vec<arrow::record_batch::RecordBatch>> {
+    let ctx = session(catalog).await?;
+    let options = datafusion::execution::context::SQLOptions::new().with_allow_ddl(false).with_allow_dml(false);
+    Ok(ctx.sql_with_options(sql, options).await?.collect().await?)
+}

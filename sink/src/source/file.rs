@@ -19,11 +19,12 @@ pub fn open(path: &Path, stream_name: Option<String>) -> std::io::Result<FileSou
         let canonical = std::fs::canonicalize(path)?;
         (Box::new(File::open(&canonical)?), format!("file:{}", canonical.display()))
     };
-    Ok(FileSource {
-        lines: BufReader::with_capacity(1 << 20, reader),
-        stream: stream_name.unwrap_or(default_name),
-        line: 0,
-    })
+    Ok(from_reader(reader, stream_name.unwrap_or(default_name)))
+}
+
+/// Reads records from any reader; positions are recorded under `stream`.
+pub fn from_reader(reader: Box<dyn Read + Send>, stream: String) -> FileSource {
+    FileSource { lines: BufReader::with_capacity(1 << 20, reader), stream, line: 0 }
 }
 
 pub struct FileSource {

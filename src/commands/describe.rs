@@ -1,0 +1,56 @@
+//! `floe tables` and `floe describe namespace.table`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use floe_catalog::{Catalog, FloeTable};
+
+pub async fn tables(catalog: &dyn Catalog) -> Result<ExitCode> {
+    println!("{:<32} {:>12} {:>8}", "table", "rows", "files");
+    for namespace in catalog.list_namespaces().await? {
+        for ident in catalog.list_tables(&namespace).await? {
+            let table = catalog.load_table(&ident).await?;
+            let summary = table.current_summary();
+            let get = |k: &str| summary.get(k).cloned().unwrap_or_else(|| "0".into());
+            println!("{:<32} {:>12} {:>8}", ident.to_string(), get("total-records"), get("total-data-files"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn describe(catalog: &dyn Catalog, name: &str) -> Result<ExitCode> {
+    let ident = floe_sink::config::parse_table_name(name).with_context(|| format!("'{name}' is not namespace.table"))?;
+    let table = catalog.load_table(&ident).await?;
+    print!("{}", describe_text(&table));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe_text(table: &FloeTable) -> String {
+    let metadata = table.metadata();
+    let schema = table.current_schema();
+    let keys: Vec<String> = schema.identifier_field_ids().filter_map(|id| schema.name_by_field_id(id).map(str::to_string)).collect();
+    let summary = table.current_summary();
+    let get = |k: &str| summary.get(k).cloned().unwrap_or_else(|| "0".into());
+    let mut out = format!("table:     {}\nlocation:  {}\nmetadata:  {}\n", table.ident(), metadata.location(), table.metadata_location());
+    out += &format!("key:       {}\n", if keys.is_empty() { "(none)".into() } else { keys.join(", ") });
+    out += &format!("rows:      {}\nfiles:     {}\nbytes:     {}\n", get("total-records"), get("total-data-files"), get("total-files-size"));
+    out += &format!("\nschema (id {}):\n", schema.schema_id());
+    for field in schema.as_struct().fields() {
+        let required = if field.required { "required" } else { "optional" };
+        out += &format!("  {:>3}  {:<24} {:<24} {required}\n", field.id, field.name, field.field_type.to_string());
+    }
+    out += "\nsnapshots (newest first):\n";
+    let mut snapshots: Vec<_> = metadata.snapshots().collect();
+    snapshots.sort_by_key(|s| std::cmp::Reverse(s.sequence_number()));
+    for s in snapshots.iter().take(20) {
+        let props = &s.summary().additional_properties;
+        let added = props.get("added-records").map(String::as_str).unwrap_or("0");
+        let deleted = props.get("deleted-records").map(String::as_str).unwrap_or("0");
+        let when = s.timestamp().map(|t| t.to_rfc3339()).unwrap_or_default();
+        out += &format!("  {:>4}  {:<20} {:<8} +{added} -{deleted}  {when}\n", s.sequence_number(), s.snapshot_id(), s.summary().operation.as_str());
+    }
+    if snapshots.len() > 20 {
+        out += &format!("  … {} older\n", snapshots.len() - 20);
+    }
+    out
+}

@@ -1,0 +1,61 @@
+//! `floe ingest FILE|-`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use floe_catalog::Catalog;
+use floe_sink::config::default_config_path;
+use floe_sink::{IngestReport, Ingestor, SinkConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::EXIT_DEAD_LETTERS;
+
+pub async fn run(
+    catalog: &dyn Catalog,
+    data_dir: &Path,
+    input: &Path,
+    config: Option<PathBuf>,
+    source_name: Option<String>,
+) -> Result<ExitCode> {
+    let config = load_config(data_dir, config)?;
+    let source = floe_sink::source::file::open(input, source_name).with_context(|| format!("opening {}", input.display()))?;
+    let progress = progress_bar();
+    let report = Ingestor::new(catalog, config).run(source, &|n| progress.set_position(n)).await?;
+    progress.finish_and_clear();
+    print_report(&report);
+    Ok(if report.dead_letters > 0 { ExitCode::from(EXIT_DEAD_LETTERS) } else { ExitCode::SUCCESS })
+}
+
+/// `--config`, else `<data-dir>/floe.toml` if it exists, else the defaults.
+pub fn load_config(data_dir: &Path, explicit: Option<PathBuf>) -> Result<SinkConfig> {
+    let path = explicit.or_else(|| Some(default_config_path(data_dir)).filter(|p| p.exists()));
+    Ok(match path {
+        Some(path) => SinkConfig::load(&path)?,
+        None => SinkConfig::default(),
+    })
+}
+
+/// A spinner with a running count on an interactive terminal; nothing otherwise.
+fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {pos} events ({per_sec}) {elapsed}").expect("valid template"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+fn print_report(report: &IngestReport) {
+    println!("events read:        {}", report.events_read);
+    println!("already committed:  {}", report.already_committed);
+    println!("tombstones:         {}", report.tombstones);
+    for (table, rows) in &report.rows {
+        println!("rows → {table:<14} {rows}");
+    }
+    println!("commits:            {}", report.commits);
+    println!("schema changes:     {}", report.schema_changes);
+    println!("dead letters:       {}", report.dead_letters);
+}

@@ -1,0 +1,45 @@
+//! One module per command. Each returns the process exit code.
+
+mod describe;
+mod ingest;
+mod sql;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use floe_catalog::SqlCatalog;
+
+use crate::cli::{Cli, Command};
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Quickstart = cli.command {
+        return crate::quickstart::run(&cli.data_dir).await;
+    }
+    let catalog = open_catalog(&cli).await?;
+    match cli.command {
+        Command::Ingest { input, config, source_name } => {
+            ingest::run(&catalog, &cli.data_dir, &input, config, source_name).await
+        }
+        Command::Sql { query, format } => sql::run(&catalog, &query, format.into()).await,
+        Command::Tables => describe::tables(&catalog).await,
+        Command::Describe { table } => describe::describe(&catalog, &table).await,
+        Command::Quickstart => unreachable!("handled above"),
+    }
+}
+
+/// The embedded catalog under `--data-dir`, or the one at `--catalog-url`.
+pub async fn open_catalog(cli: &Cli) -> Result<SqlCatalog> {
+    match &cli.catalog_url {
+        None => SqlCatalog::open_embedded(&cli.data_dir)
+            .await
+            .with_context(|| format!("opening the embedded catalog in {}", cli.data_dir.display())),
+        Some(url) => {
+            let warehouse = cli.data_dir.join(floe_catalog::sql::WAREHOUSE_DIR);
+            std::fs::create_dir_all(&warehouse)?;
+            let warehouse = std::fs::canonicalize(warehouse)?;
+            SqlCatalog::open(url, floe_catalog::sql::DEFAULT_CATALOG_NAME, &warehouse.display().to_string())
+                .await
+                .with_context(|| format!("opening the catalog at {url}"))
+        }
+    }
+}
