@@ -61,3 +61,70 @@ pub fn strip_nulls(value: &mut Value) {
 pub fn data_dir_arg(dir: &Path) -> String {
     std::fs::canonicalize(dir).unwrap().display().to_string()
 }
+
+/// `../shared/fixtures/debezium` beside the repo, or `$FLOE_FIXTURES`.
+pub fn fixtures_dir() -> PathBuf {
+    std::env::var("FLOE_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("../shared/fixtures/debezium"))
+}
+
+/// Runs the `floe` binary with `--data-dir dir` and `args`.
+pub fn floe(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_floe"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("floe runs")
+}
+
+/// Runs `floe sql QUERY --format json` and returns the rows.
+pub fn floe_sql(dir: &Path, query: &str) -> Vec<Value> {
+    let out = floe(dir, &["sql", query, "--format", "json"]);
+    assert!(out.status.success(), "floe sql failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Whether a value from floe equals a value from a truth file, after the documented type
+/// mapping: decimals may come back as strings, timestamps in any RFC 3339 spelling.
+pub fn same_value(ours: &Value, truth: &Value) -> bool {
+    match (ours, truth) {
+        (Value::Null, Value::Null) => true,
+        (_, Value::Number(t)) => {
+            let ours = match ours {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.parse::<f64>().ok(),
+                _ => None,
+            };
+            ours.zip(t.as_f64()).is_some_and(|(o, t)| (o - t).abs() <= 1e-9 * t.abs().max(1.0))
+        }
+        (Value::String(o), Value::String(t)) => {
+            match (chrono::DateTime::parse_from_rfc3339(o), chrono::DateTime::parse_from_rfc3339(t)) {
+                (Ok(o), Ok(t)) => o == t,
+                _ => o == t,
+            }
+        }
+        _ => ours == truth,
+    }
+}
+
+/// Asserts that `rows` (a latest view) equals `truth` row for row, in every truth column.
+pub fn assert_matches_truth(rows: &[Value], truth: &[Value], key: &[&str]) {
+    let key_of = |row: &Value| key.iter().map(|k| row[*k].to_string()).collect::<Vec<_>>().join("|");
+    let ours: std::collections::BTreeMap<String, &Value> = rows.iter().map(|r| (key_of(r), r)).collect();
+    assert_eq!(ours.len(), rows.len(), "duplicate keys in the view");
+    assert_eq!(rows.len(), truth.len(), "row count differs from truth");
+    for expected in truth {
+        let k = key_of(expected);
+        let actual = ours.get(&k).unwrap_or_else(|| panic!("key {k} missing from the view"));
+        for (column, value) in expected.as_object().unwrap() {
+            let got = actual.get(column).unwrap_or(&Value::Null);
+            assert!(same_value(got, value), "key {k}, column {column}: floe has {got}, truth has {value}");
+        }
+    }
+}
+
+pub fn read_json(path: &Path) -> Vec<Value> {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
