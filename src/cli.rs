@@ -55,8 +55,53 @@ pub enum Command {
         /// namespace.table
         table: String,
     },
+    /// Compact keyed tables: keep only the latest record per key, atomically.
+    ///
+    /// Skips tables with nothing new since their last compaction. Afterwards, snapshots older
+    /// than --snapshot-retention are expired and files no snapshot references are deleted.
+    Compact {
+        /// namespace.table; omit with --all.
+        table: Option<String>,
+        /// Compact every keyed table.
+        #[arg(long, conflicts_with = "table")]
+        all: bool,
+        /// Print the plan (files, rows, bytes) without rewriting anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Memory DataFusion may use before spilling to disk, e.g. 512MiB or 2GiB
+        /// (default: a quarter of RAM).
+        #[arg(long, value_parser = parse_bytes)]
+        memory_limit: Option<usize>,
+        /// Target size of the rewritten data files.
+        #[arg(long, value_parser = parse_bytes, default_value = "128MiB")]
+        target_file_size: usize,
+        /// Keep delete and truncate rows this many seconds, for incremental readers.
+        #[arg(long, default_value_t = 0)]
+        tombstone_retention_secs: u64,
+        /// Expire snapshots older than this many seconds after compacting.
+        #[arg(long, default_value_t = 86_400)]
+        snapshot_retention_secs: u64,
+        /// Only delete unreferenced files older than this many seconds.
+        #[arg(long, default_value_t = 3_600)]
+        orphan_grace_secs: u64,
+    },
     /// Ingest a bundled sample into the embedded catalog and query it. Needs no service.
     Quickstart,
+}
+
+/// `512MiB`, `2GiB`, `64KiB` or a plain number of bytes.
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: usize = number.parse().map_err(|_| format!("'{text}' is not a size like 512MiB"))?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" | "kb" => 1 << 10,
+        "mib" | "m" | "mb" => 1 << 20,
+        "gib" | "g" | "gb" => 1 << 30,
+        _ => return Err(format!("unknown unit in '{text}': use KiB, MiB or GiB")),
+    };
+    Ok(n * factor)
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -88,3 +88,47 @@ pub fn committed_positions(table: &crate::FloeTable) -> Positions {
 pub fn committed_max_op_ts(table: &crate::FloeTable) -> Option<i64> {
     latest_summary_value(table, SUMMARY_MAX_OP_TS).and_then(|v| v.parse().ok())
 }
+
+fn quote(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+/// Key columns of a floe table, `None` when it is not a keyed floe table.
+pub fn key_columns(schema: &iceberg::spec::Schema) -> Option<Vec<String>> {
+    let ids: Vec<i32> = schema.identifier_field_ids().collect();
+    let keys: Vec<String> =
+        schema.as_struct().fields().iter().filter(|f| ids.contains(&f.id)).map(|f| f.name.clone()).collect();
+    (!keys.is_empty() && schema.field_by_name(OP_TS).is_some()).then_some(keys)
+}
+
+/// The one definition of "latest record", as SQL over `table` (a quoted, qualified name), with
+/// every column of `schema`:
+/// - per key, the row with the greatest [`RANKING`];
+/// - dropped when it is a delete or truncate, unless `keep_tombstones_after` (micros) is given
+///   and the row is newer than that (the compactor keeps recent tombstones for incremental
+///   readers);
+/// - dropped when older than the table's latest truncate.
+///
+/// `None` for a table without key.
+pub fn latest_records_sql(table: &str, schema: &iceberg::spec::Schema, keep_tombstones_after: Option<i64>) -> Option<String> {
+    let keys = key_columns(schema)?;
+    let columns: Vec<String> = schema.as_struct().fields().iter().map(|f| quote(&f.name)).collect();
+    let partition_by = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+    let order_by = RANKING.iter().map(|c| format!("{} DESC", quote(c))).collect::<Vec<_>>().join(", ");
+    let (op, op_ts) = (quote(OP), quote(OP_TS));
+    let micros = |v: i64| format!("arrow_cast({v}, 'Timestamp(µs, \"+00:00\")')");
+    let live = format!("{op} NOT IN ('{OP_DELETE}', '{OP_TRUNCATE}')");
+    let kept = match keep_tombstones_after {
+        None => live,
+        Some(after) => format!("({live} OR {op_ts} > {})", micros(after)),
+    };
+    Some(format!(
+        "SELECT {columns} FROM (\
+           SELECT *, row_number() OVER (PARTITION BY {partition_by} ORDER BY {order_by}) AS __floe_rank \
+           FROM {table}) ranked \
+         WHERE __floe_rank = 1 AND {kept} \
+           AND {op_ts} >= (SELECT coalesce(max({op_ts}), {zero}) FROM {table} WHERE {op} = '{OP_TRUNCATE}')",
+        columns = columns.join(", "),
+        zero = micros(0),
+    ))
+}

@@ -1,5 +1,6 @@
 //! One module per command. Each returns the process exit code.
 
+mod compact;
 mod describe;
 mod ingest;
 mod sql;
@@ -23,6 +24,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sql { query, format } => sql::run(&catalog, &query, format.into()).await,
         Command::Tables => describe::tables(&catalog).await,
         Command::Describe { table } => describe::describe(&catalog, &table).await,
+        Command::Compact { table, all, dry_run, memory_limit, target_file_size, tombstone_retention_secs, snapshot_retention_secs, orphan_grace_secs } => {
+            let options = floe_compactor::CompactOptions {
+                target_file_size,
+                memory_limit: memory_limit.unwrap_or_else(floe_compactor::compact::default_memory_limit),
+                tombstone_retention: std::time::Duration::from_secs(tombstone_retention_secs),
+                snapshot_retention: std::time::Duration::from_secs(snapshot_retention_secs),
+                orphan_grace: std::time::Duration::from_secs(orphan_grace_secs),
+                dry_run,
+            };
+            compact::run(&catalog, table, all, &options).await
+        }
         Command::Quickstart => unreachable!("handled above"),
     }
 }

@@ -1,0 +1,171 @@
+//! One compaction of one table: plan, rewrite, commit a `replace` snapshot that removes exactly
+//! the files read and adds the new ones, then expire old snapshots and delete what they alone
+//! referenced. Appends that land during the rewrite survive: the replace is rebuilt on the
+//! current snapshot and only names the files it read. A second compaction of the same files
+//! finds them gone and aborts cleanly.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use floe_catalog::iceberg::TableIdent;
+use floe_catalog::layout::{committed_max_op_ts, committed_positions, SUMMARY_MAX_OP_TS, SUMMARY_POSITIONS};
+use floe_catalog::maintenance::{expire_snapshots, remove_unreferenced_files, ExpireOptions};
+use floe_catalog::replace::prepare_replace;
+use floe_catalog::writer::DEFAULT_TARGET_FILE_SIZE;
+use floe_catalog::{commit_with_retry, Catalog, RetryPolicy};
+use serde::Serialize;
+use tracing::{info, info_span, Instrument};
+
+use crate::error::Result;
+use crate::execute::{rewrite, RewriteOptions};
+use crate::plan::{plan, Skip, SUMMARY_COMPACTION};
+
+#[derive(Debug, Clone)]
+pub struct CompactOptions {
+    pub target_file_size: usize,
+    pub memory_limit: usize,
+    /// How long delete and truncate rows are kept after they happen.
+    pub tombstone_retention: Duration,
+    /// Snapshots older than this are expired after a compaction.
+    pub snapshot_retention: Duration,
+    /// Unreferenced files younger than this are left alone (a writer may be about to commit them).
+    pub orphan_grace: Duration,
+    pub dry_run: bool,
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        Self {
+            target_file_size: DEFAULT_TARGET_FILE_SIZE,
+            memory_limit: default_memory_limit(),
+            tombstone_retention: Duration::ZERO,
+            snapshot_retention: Duration::from_secs(24 * 3600),
+            orphan_grace: Duration::from_secs(3600),
+            dry_run: false,
+        }
+    }
+}
+
+/// A quarter of physical memory, at least 256 MiB.
+pub fn default_memory_limit() -> usize {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse::<usize>().ok())
+        .map(|kib| kib * 1024)
+        .unwrap_or(4 << 30);
+    (total / 4).max(256 << 20)
+}
+
+/// What one compaction did (or, for a dry run, would do).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct CompactionReport {
+    pub table: String,
+    pub skipped: Option<String>,
+    pub dry_run: bool,
+    pub base_snapshot_id: Option<i64>,
+    pub snapshot_id: Option<i64>,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub files_in: u64,
+    pub files_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub duration_ms: u64,
+    pub expired_snapshots: u64,
+    pub files_deleted: u64,
+}
+
+pub async fn compact_table(catalog: &dyn Catalog, ident: &TableIdent, options: &CompactOptions) -> Result<CompactionReport> {
+    let span = info_span!("compact", table = %ident);
+    compact_inner(catalog, ident, options).instrument(span).await
+}
+
+async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &CompactOptions) -> Result<CompactionReport> {
+    let started = Instant::now();
+    let table = catalog.load_table(ident).await?;
+    let mut report = CompactionReport { table: ident.to_string(), dry_run: options.dry_run, ..Default::default() };
+    let plan = match plan(&table).await? {
+        Ok(plan) => plan,
+        Err(skip) => {
+            report.skipped = Some(match skip {
+                Skip::Empty => "table is empty".into(),
+                Skip::NothingNew => "nothing new since the last compaction".into(),
+            });
+            return Ok(report);
+        }
+    };
+    report.base_snapshot_id = Some(plan.base_snapshot_id);
+    report.rows_in = plan.rows_in;
+    report.files_in = plan.files.len() as u64;
+    report.bytes_in = plan.bytes_in;
+    if options.dry_run {
+        return Ok(report);
+    }
+
+    let keep_after = Utc::now().timestamp_micros() - options.tombstone_retention.as_micros() as i64;
+    let rewrite_options = RewriteOptions {
+        memory_limit: options.memory_limit,
+        target_file_size: options.target_file_size,
+        keep_tombstones_after: (!options.tombstone_retention.is_zero()).then_some(keep_after),
+    };
+    let (files, rows_out) = rewrite(&table, &rewrite_options).await?;
+    report.rows_out = rows_out;
+    report.files_out = files.len() as u64;
+    report.bytes_out = files.iter().map(|f| f.file_size_in_bytes()).sum();
+    report.duration_ms = started.elapsed().as_millis() as u64;
+
+    let remove: HashSet<String> = plan.files.iter().map(|f| f.data_file.file_path().to_string()).collect();
+    let summary = compaction_summary(&report);
+    let committed = commit_with_retry(catalog, ident, &RetryPolicy::default(), |current| {
+        let (files, mut properties) = (files.clone(), summary.clone());
+        let remove = &remove;
+        async move {
+            // Carry the sink's progress forward from the snapshot this replace lands on.
+            properties.insert(SUMMARY_POSITIONS.into(), serde_json::to_string(&committed_positions(&current)).expect("serializes"));
+            if let Some(ts) = committed_max_op_ts(&current) {
+                properties.insert(SUMMARY_MAX_OP_TS.into(), ts.to_string());
+            }
+            prepare_replace(&current, remove, files, properties).await.map(Some)
+        }
+    })
+    .await;
+    let table = match committed {
+        Ok(table) => table.expect("replace always commits"),
+        Err(e) => {
+            // Nobody references what we wrote; remove it now rather than wait for cleanup.
+            for file in &files {
+                let _ = table.file_io().delete(file.file_path()).await;
+            }
+            return Err(e.into());
+        }
+    };
+    report.snapshot_id = table.current_snapshot_id();
+    info!(rows_in = report.rows_in, rows_out = report.rows_out, files_in = report.files_in, files_out = report.files_out, "compacted");
+
+    let now = Utc::now();
+    let expire = ExpireOptions { older_than: now - options.snapshot_retention, retain_last: 1 };
+    let (table, expired) = expire_snapshots(catalog, ident, &expire, &RetryPolicy::default()).await?;
+    report.expired_snapshots = expired as u64;
+    let cleanup = remove_unreferenced_files(&table, now - options.orphan_grace).await?;
+    report.files_deleted = cleanup.files_deleted as u64;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+fn compaction_summary(report: &CompactionReport) -> HashMap<String, String> {
+    let mut props = HashMap::from([
+        (SUMMARY_COMPACTION.to_string(), "full".to_string()),
+        ("floe.compaction.rows-in".into(), report.rows_in.to_string()),
+        ("floe.compaction.rows-out".into(), report.rows_out.to_string()),
+        ("floe.compaction.files-in".into(), report.files_in.to_string()),
+        ("floe.compaction.files-out".into(), report.files_out.to_string()),
+        ("floe.compaction.bytes-in".into(), report.bytes_in.to_string()),
+        ("floe.compaction.bytes-out".into(), report.bytes_out.to_string()),
+        ("floe.compaction.duration-ms".into(), report.duration_ms.to_string()),
+    ]);
+    if let Some(base) = report.base_snapshot_id {
+        props.insert("floe.compaction.base-snapshot-id".into(), base.to_string());
+    }
+    props
+}
