@@ -109,8 +109,16 @@ pub fn key_columns(schema: &iceberg::spec::Schema) -> Option<Vec<String>> {
 ///   readers);
 /// - dropped when older than the table's latest truncate.
 ///
+/// `truncated_at` is the latest truncate's `_op_ts` when the caller has computed it (the
+/// compactor does, so the plan has no join); `None` computes it in a subquery (the view).
+///
 /// `None` for a table without key.
-pub fn latest_records_sql(table: &str, schema: &iceberg::spec::Schema, keep_tombstones_after: Option<i64>) -> Option<String> {
+pub fn latest_records_sql(
+    table: &str,
+    schema: &iceberg::spec::Schema,
+    keep_tombstones_after: Option<i64>,
+    truncated_at: Option<Option<i64>>,
+) -> Option<String> {
     let keys = key_columns(schema)?;
     let columns: Vec<String> = schema.as_struct().fields().iter().map(|f| quote(&f.name)).collect();
     let partition_by = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
@@ -122,13 +130,24 @@ pub fn latest_records_sql(table: &str, schema: &iceberg::spec::Schema, keep_tomb
         None => live,
         Some(after) => format!("({live} OR {op_ts} > {})", micros(after)),
     };
+    let after_truncate = match truncated_at {
+        Some(at) => micros(at.unwrap_or(0)),
+        None => format!("(SELECT coalesce(max({op_ts}), {}) FROM {table} WHERE {op} = '{OP_TRUNCATE}')", micros(0)),
+    };
     Some(format!(
         "SELECT {columns} FROM (\
            SELECT *, row_number() OVER (PARTITION BY {partition_by} ORDER BY {order_by}) AS __floe_rank \
            FROM {table}) ranked \
-         WHERE __floe_rank = 1 AND {kept} \
-           AND {op_ts} >= (SELECT coalesce(max({op_ts}), {zero}) FROM {table} WHERE {op} = '{OP_TRUNCATE}')",
+         WHERE __floe_rank = 1 AND {kept} AND {op_ts} >= {after_truncate}",
         columns = columns.join(", "),
-        zero = micros(0),
     ))
+}
+
+/// SQL for the `_op_ts` (micros) of the latest truncate in `table`, NULL when none.
+pub fn latest_truncate_sql(table: &str) -> String {
+    format!(
+        "SELECT arrow_cast(max({op_ts}), 'Int64') AS truncated_at FROM {table} WHERE {op} = '{OP_TRUNCATE}'",
+        op_ts = quote(OP_TS),
+        op = quote(OP)
+    )
 }

@@ -8,9 +8,10 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use floe_catalog::iceberg::spec::DataFile;
-use floe_catalog::layout::{key_columns, latest_records_sql};
+use floe_catalog::layout::{key_columns, latest_records_sql, latest_truncate_sql};
 use floe_catalog::writer::{table_arrow_schema, DataFileSink};
 use floe_catalog::FloeTable;
+use arrow::array::Array;
 use futures::StreamExt;
 use iceberg_datafusion::IcebergStaticTableProvider;
 
@@ -33,7 +34,8 @@ pub async fn rewrite(table: &FloeTable, options: &RewriteOptions) -> Result<(Vec
     ctx.register_table("base", Arc::new(provider))?;
     let schema = table.current_schema();
     let keys = key_columns(schema).unwrap_or_default();
-    let latest = latest_records_sql("\"base\"", schema, options.keep_tombstones_after).unwrap_or_default();
+    let truncated_at = latest_truncate(&ctx).await?;
+    let latest = latest_records_sql("\"base\"", schema, options.keep_tombstones_after, Some(truncated_at)).unwrap_or_default();
     let order = keys.iter().map(|k| format!("\"{}\"", k.replace('"', "\"\""))).collect::<Vec<_>>().join(", ");
     let mut stream = ctx.sql(&format!("{latest} ORDER BY {order}")).await?.execute_stream().await?;
 
@@ -51,8 +53,31 @@ pub async fn rewrite(table: &FloeTable, options: &RewriteOptions) -> Result<(Vec
     Ok((sink.finish().await?, rows))
 }
 
+/// The latest truncate's `_op_ts`, read first so the rewrite's plan needs no join.
+async fn latest_truncate(ctx: &SessionContext) -> Result<Option<i64>> {
+    let batches = ctx.sql(&latest_truncate_sql("\"base\"")).await?.collect().await?;
+    let column = batches.first().map(|b| b.column(0).clone());
+    Ok(column.and_then(|c| {
+        let values = c.as_any().downcast_ref::<arrow::array::Int64Array>()?.clone();
+        (values.len() == 1 && !values.is_null(0)).then(|| values.value(0))
+    }))
+}
+
 fn session(memory_limit: usize) -> Result<SessionContext> {
     let runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(FairSpillPool::new(memory_limit))).build_arc()?;
-    let config = SessionConfig::new().with_target_partitions(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    // Every partition runs its own sorts and the fair pool splits the limit among them; under a
+    // small limit one partition keeps each sort's share usable (its window sort then already
+    // yields the output order).
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let partitions = if memory_limit < (64 << 20) { 1 } else { cores };
+    // Each sort reserves this much up front to merge its spills (10 MiB by default); scale it
+    // down so small limits still leave room for the sort itself.
+    let spill_reservation = (memory_limit / (4 * partitions)).min(10 << 20);
+    // Sorting a batch needs about twice its size at once; under small limits, smaller batches.
+    let batch_size = if memory_limit < (256 << 20) { 1024 } else { 8192 };
+    let config = SessionConfig::new()
+        .with_target_partitions(partitions)
+        .with_batch_size(batch_size)
+        .with_sort_spill_reservation_bytes(spill_reservation);
     Ok(SessionContext::new_with_config_rt(config, runtime))
 }

@@ -32,13 +32,16 @@ pub async fn plan(table: &FloeTable) -> Result<Result<CompactionPlan, Skip>> {
         return Err(CompactError::NotKeyed(table.ident().to_string()));
     }
     let Some(snapshot) = table.current_snapshot() else { return Ok(Err(Skip::Empty)) };
-    let summary = &snapshot.summary();
-    if summary.operation == Operation::Replace && summary.additional_properties.contains_key(SUMMARY_COMPACTION) {
-        return Ok(Err(Skip::NothingNew));
-    }
     let files = table.live_files().await?;
     if files.is_empty() {
         return Ok(Err(Skip::Empty));
+    }
+    // Appends that landed while the last compaction ran are live beside its output even when
+    // its replace is the newest snapshot, so "nothing new" means every live file is its output.
+    let summary = snapshot.summary();
+    let is_compaction = summary.operation == Operation::Replace && summary.additional_properties.contains_key(SUMMARY_COMPACTION);
+    if is_compaction && files.iter().all(|f| f.snapshot_id == snapshot.snapshot_id()) {
+        return Ok(Err(Skip::NothingNew));
     }
     Ok(Ok(CompactionPlan {
         base_snapshot_id: snapshot.snapshot_id(),

@@ -16,6 +16,8 @@ pub mod ingest;
 pub mod schema_sync;
 pub mod source;
 pub mod table_sink;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::SinkConfig;
 pub use error::{Result, SinkError};

@@ -15,7 +15,7 @@ pub fn quote(identifier: &str) -> String {
 /// The `SELECT` of the latest view over `table` (a quoted, qualified name), or `None` for a
 /// table without key.
 pub fn latest_view_sql(table: &str, schema: &Schema) -> Option<String> {
-    let latest = latest_records_sql(table, schema, None)?;
+    let latest = latest_records_sql(table, schema, None, None)?;
     let visible: Vec<String> = schema
         .as_struct()
         .fields()
