@@ -1,22 +1,23 @@
 //! Does commit time stay flat as commits pile up? Appends N small files one commit at a time
-//! and compares the mean commit time near commit 100 with the mean near commit N, with
-//! manifest merging on (floe's default) and, as the baseline measured in the same run, off.
+//! and compares the mean commit time near commit 100 with the mean near commit N, in floe's
+//! default setup (manifest merging, the newest 100 snapshots kept) and, as baselines measured in
+//! the same run, with each bound switched off.
 //!
 //! `cargo bench --bench commit_scaling` (N defaults to 2000; `FLOE_BENCH_APPENDS` overrides).
 
 use std::time::{Duration, Instant};
 
-use floe_catalog::append::{append, MERGE_ENABLED};
+use floe_catalog::append::{append, MERGE_ENABLED, RETAIN_SNAPSHOTS};
 use floe_catalog::iceberg::TableUpdate;
 use floe_catalog::testing::*;
 use floe_catalog::{Catalog, RetryPolicy, TableChange};
 
 const WINDOW: usize = 50;
 
-async fn commit_times(appends: usize, merge: bool) -> Vec<Duration> {
+async fn commit_times(appends: usize, merge: bool, retain: usize) -> Vec<Duration> {
     let t = test_catalog().await;
     let table = create_people(&t.catalog, "bench").await;
-    let props = [(MERGE_ENABLED.to_string(), merge.to_string())].into();
+    let props = [(MERGE_ENABLED.to_string(), merge.to_string()), (RETAIN_SNAPSHOTS.to_string(), retain.to_string())].into();
     let mut table = t
         .catalog
         .commit_table(&table, TableChange::new(vec![], vec![TableUpdate::SetProperties { updates: props }]))
@@ -45,12 +46,12 @@ fn main() {
     let appends: usize = std::env::var("FLOE_BENCH_APPENDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     println!("commit_scaling: {appends} appends of one small file each, mean of {WINDOW} commits per point");
-    for merge in [true, false] {
-        let times = runtime.block_on(commit_times(appends, merge));
+    for (label, merge, retain) in [("floe default (merge, keep 100 snapshots)", true, 100), ("keep every snapshot", true, 0), ("no merging, keep every snapshot", false, 0)] {
+        let times = runtime.block_on(commit_times(appends, merge, retain));
         let early = around(&times, 100);
         let late = around(&times, appends);
         println!(
-            "  merge={merge:<5}  at 100: {:>8.2?}  at {appends}: {:>8.2?}  ratio {:.2}",
+            "  {label:<42} at 100: {:>8.2?}  at {appends}: {:>8.2?}  ratio {:.2}",
             early,
             late,
             late.as_secs_f64() / early.as_secs_f64()

@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 
 use iceberg::spec::{DataFile, ManifestContentType, ManifestFile, ManifestStatus, Operation};
-use iceberg::TableIdent;
+use iceberg::{TableIdent, TableUpdate};
 
 use crate::catalog::Catalog;
 use crate::commit::{commit_with_retry, RetryPolicy, TableChange};
 use crate::error::Result;
+use crate::maintenance::{snapshots_to_expire, ExpireOptions};
 use crate::snapshot::{EntryWrite, SnapshotWriter};
 use crate::table::{live_file, FloeTable};
 
@@ -17,6 +18,11 @@ use crate::table::{live_file, FloeTable};
 pub const MERGE_ENABLED: &str = "commit.manifest-merge.enabled";
 pub const MIN_COUNT_TO_MERGE: &str = "commit.manifest.min-count-to-merge";
 pub const TARGET_MANIFEST_SIZE: &str = "commit.manifest.target-size-bytes";
+/// How many snapshots an append keeps (the newest, including its own); older ones are removed
+/// from the metadata in the same commit. 0 keeps every snapshot. metadata.json holds every
+/// snapshot and is rewritten by each commit, so without a bound commit time grows with history.
+pub const RETAIN_SNAPSHOTS: &str = "floe.append.retain-snapshots";
+const DEFAULT_RETAIN_SNAPSHOTS: usize = 100;
 const DEFAULT_MIN_COUNT_TO_MERGE: usize = 100;
 const DEFAULT_TARGET_MANIFEST_SIZE: i64 = 8 * 1024 * 1024;
 
@@ -82,7 +88,28 @@ pub async fn prepare_append(
         let added = files.into_iter().map(EntryWrite::Added).collect();
         manifests.push(writer.write_manifest(added).await?);
     }
-    writer.finish(Operation::Append, manifests, properties).await
+    let mut change = writer.finish(Operation::Append, manifests, properties).await?;
+    let expired = snapshots_beyond_retention(table);
+    if !expired.is_empty() {
+        change.updates.push(TableUpdate::RemoveSnapshots { snapshot_ids: expired });
+    }
+    Ok(change)
+}
+
+/// Snapshots to drop so that, with the one being added, at most `floe.append.retain-snapshots`
+/// remain. Their files stay until cleanup finds them unreferenced past its grace period.
+fn snapshots_beyond_retention(table: &FloeTable) -> Vec<i64> {
+    let retain = table
+        .metadata()
+        .properties()
+        .get(RETAIN_SNAPSHOTS)
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(DEFAULT_RETAIN_SNAPSHOTS);
+    if retain == 0 || table.metadata().snapshots().len() < retain {
+        return vec![];
+    }
+    let options = ExpireOptions { older_than: chrono::Utc::now() + chrono::Duration::days(36_500), retain_last: retain - 1 };
+    snapshots_to_expire(table, &options)
 }
 
 /// Replaces each planned group of small manifests by one manifest of their live entries.

@@ -12,7 +12,9 @@
 //! swap is one conditional `UPDATE … WHERE metadata_location = <expected>`: one affected row
 //! means this commit won.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -61,6 +63,9 @@ pub struct SqlCatalog {
     name: String,
     warehouse: String,
     file_io: FileIO,
+    /// The last metadata read or committed per table. Metadata files are immutable, so an entry
+    /// is valid exactly while the pointer still names its location; loading then costs one query.
+    loaded: Arc<Mutex<HashMap<TableIdent, FloeTable>>>,
 }
 
 impl SqlCatalog {
@@ -99,6 +104,7 @@ impl SqlCatalog {
             name: name.to_string(),
             warehouse: warehouse.trim_end_matches('/').to_string(),
             file_io: FileIO::new_with_fs(),
+            loaded: Arc::default(),
         };
         catalog.ensure_schema().await?;
         Ok(catalog)
@@ -140,8 +146,21 @@ impl SqlCatalog {
     }
 
     async fn read_table(&self, ident: &TableIdent, location: String) -> Result<FloeTable> {
+        if let Some(table) = self.cached(ident).filter(|t| t.metadata_location() == location) {
+            return Ok(table);
+        }
         let metadata = TableMetadata::read_from(&self.file_io, &location).await?;
-        Ok(FloeTable::new(ident.clone(), metadata, location, self.file_io.clone()))
+        let table = FloeTable::new(ident.clone(), metadata, location, self.file_io.clone());
+        self.remember(&table);
+        Ok(table)
+    }
+
+    fn cached(&self, ident: &TableIdent) -> Option<FloeTable> {
+        self.loaded.lock().expect("cache lock").get(ident).cloned()
+    }
+
+    fn remember(&self, table: &FloeTable) {
+        self.loaded.lock().expect("cache lock").insert(table.ident().clone(), table.clone());
     }
 
     /// Moves the pointer from `expected` to `new`; a conflict if it no longer points at `expected`.
@@ -364,6 +383,8 @@ impl Catalog for SqlCatalog {
             return Err(e);
         }
         debug!(table = %ident, location = %new_location, "swapped metadata pointer");
-        Ok(FloeTable::new(ident.clone(), staged.metadata, new_location, self.file_io.clone()))
+        let table = FloeTable::new(ident.clone(), staged.metadata, new_location, self.file_io.clone());
+        self.remember(&table);
+        Ok(table)
     }
 }

@@ -139,3 +139,24 @@ async fn expire_and_cleanup_shrink_storage_after_a_rewrite() {
     let again = remove_unreferenced_files(&table, chrono::Utc::now() + chrono::Duration::seconds(1)).await.unwrap();
     assert_eq!(again.files_deleted, 0);
 }
+
+#[tokio::test]
+async fn appends_keep_only_the_newest_snapshots_and_lose_no_data() {
+    let t = test_catalog().await;
+    let table = create_people(&t.catalog, "people").await;
+    let props = TableChange::new(
+        vec![],
+        vec![floe_catalog::iceberg::TableUpdate::SetProperties {
+            updates: [(floe_catalog::append::RETAIN_SNAPSHOTS.to_string(), "5".to_string())].into(),
+        }],
+    );
+    let mut table = t.catalog.commit_table(&table, props).await.unwrap();
+    for id in 0..12 {
+        let files = write_people(&table, &[id]).await;
+        table = append(&t.catalog, table.ident(), files, no_props(), &RetryPolicy::default()).await.unwrap();
+    }
+    assert_eq!(table.metadata().snapshots().len(), 5);
+    let reloaded = t.catalog.load_table(table.ident()).await.unwrap();
+    assert_eq!(read_ids(&reloaded).await, (0..12).collect::<Vec<_>>());
+    assert_eq!(reloaded.current_summary()["total-records"], "12");
+}
