@@ -8,21 +8,16 @@
 use std::time::{Duration, Instant};
 
 use floe_catalog::append::{append, MERGE_ENABLED, RETAIN_SNAPSHOTS};
-use floe_catalog::iceberg::TableUpdate;
 use floe_catalog::testing::*;
-use floe_catalog::{Catalog, RetryPolicy, TableChange};
+use floe_catalog::RetryPolicy;
 
 const WINDOW: usize = 50;
 
 async fn commit_times(appends: usize, merge: bool, retain: usize) -> Vec<Duration> {
     let t = test_catalog().await;
     let table = create_people(&t.catalog, "bench").await;
-    let props = [(MERGE_ENABLED.to_string(), merge.to_string()), (RETAIN_SNAPSHOTS.to_string(), retain.to_string())].into();
-    let mut table = t
-        .catalog
-        .commit_table(&table, TableChange::new(vec![], vec![TableUpdate::SetProperties { updates: props }]))
-        .await
-        .unwrap();
+    let (merge, retain) = (merge.to_string(), retain.to_string());
+    let mut table = set_properties(&t.catalog, &table, &[(MERGE_ENABLED, &merge), (RETAIN_SNAPSHOTS, &retain)]).await;
     let mut times = Vec::with_capacity(appends);
     for i in 0..appends {
         let files = write_people(&table, &[i as i64]).await;

@@ -98,3 +98,10 @@ pub async fn read_ids(table: &FloeTable) -> Vec<i64> {
 pub fn no_props() -> HashMap<String, String> {
     HashMap::new()
 }
+
+/// Sets table properties in one commit and returns the table after it.
+pub async fn set_properties(catalog: &SqlCatalog, table: &FloeTable, props: &[(&str, &str)]) -> FloeTable {
+    let updates = props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let change = crate::TableChange::new(vec![], vec![iceberg::TableUpdate::SetProperties { updates }]);
+    catalog.commit_table(table, change).await.unwrap()
+}

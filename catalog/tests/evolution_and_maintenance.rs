@@ -10,7 +10,7 @@ use floe_catalog::iceberg::spec::{NestedField, PrimitiveType, StructType, Type};
 use floe_catalog::maintenance::{expire_snapshots, local_path, remove_unreferenced_files, ExpireOptions};
 use floe_catalog::replace::replace;
 use floe_catalog::schema_update::{update_schema, SchemaChange};
-use floe_catalog::{Catalog, CatalogError, RetryPolicy, TableChange};
+use floe_catalog::{Catalog, CatalogError, RetryPolicy};
 
 fn long() -> Type {
     Type::Primitive(PrimitiveType::Long)
@@ -93,13 +93,7 @@ async fn incompatible_schema_changes_are_refused() {
 async fn small_manifests_are_merged_so_the_list_stays_bounded() {
     let t = test_catalog().await;
     let table = create_people(&t.catalog, "people").await;
-    let props = TableChange::new(
-        vec![],
-        vec![floe_catalog::iceberg::TableUpdate::SetProperties {
-            updates: [(MIN_COUNT_TO_MERGE.to_string(), "10".to_string())].into(),
-        }],
-    );
-    let mut table = t.catalog.commit_table(&table, props).await.unwrap();
+    let mut table = set_properties(&t.catalog, &table, &[(MIN_COUNT_TO_MERGE, "10")]).await;
     for id in 0..35 {
         let files = write_people(&table, &[id]).await;
         table = append(&t.catalog, table.ident(), files, no_props(), &RetryPolicy::default()).await.unwrap();
@@ -144,13 +138,7 @@ async fn expire_and_cleanup_shrink_storage_after_a_rewrite() {
 async fn appends_keep_only_the_newest_snapshots_and_lose_no_data() {
     let t = test_catalog().await;
     let table = create_people(&t.catalog, "people").await;
-    let props = TableChange::new(
-        vec![],
-        vec![floe_catalog::iceberg::TableUpdate::SetProperties {
-            updates: [(floe_catalog::append::RETAIN_SNAPSHOTS.to_string(), "5".to_string())].into(),
-        }],
-    );
-    let mut table = t.catalog.commit_table(&table, props).await.unwrap();
+    let mut table = set_properties(&t.catalog, &table, &[(floe_catalog::append::RETAIN_SNAPSHOTS, "5")]).await;
     for id in 0..12 {
         let files = write_people(&table, &[id]).await;
         table = append(&t.catalog, table.ident(), files, no_props(), &RetryPolicy::default()).await.unwrap();
