@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod progress;
 pub mod quickstart;
 
 pub use floe_catalog as catalog;

@@ -18,7 +18,10 @@ pub async fn run(catalog: &dyn Catalog, table: Option<String>, all: bool, option
     };
     let mut failed = 0;
     for ident in tables {
-        match compact_table(catalog, &ident, options).await {
+        let spinner = crate::progress::spinner(&format!("compacting {ident}"));
+        let result = compact_table(catalog, &ident, options).await;
+        spinner.finish_and_clear();
+        match result {
             Ok(report) => print_report(&report),
             Err(e) => {
                 failed += 1;

@@ -52,5 +52,28 @@ fn describe_text(table: &FloeTable) -> String {
     if snapshots.len() > 20 {
         out += &format!("  … {} older\n", snapshots.len() - 20);
     }
+    out += &compaction_history(&snapshots);
+    out
+}
+
+/// Compactions among the retained snapshots, newest first, from their summaries.
+fn compaction_history(snapshots: &[&floe_catalog::iceberg::spec::SnapshotRef]) -> String {
+    let compactions: Vec<_> = snapshots
+        .iter()
+        .filter(|s| s.summary().additional_properties.contains_key(floe_compactor::plan::SUMMARY_COMPACTION))
+        .collect();
+    if compactions.is_empty() {
+        return "\ncompactions: none retained\n".into();
+    }
+    let mut out = "\ncompactions (newest first):\n".to_string();
+    for s in compactions {
+        let p = &s.summary().additional_properties;
+        let get = |k: &str| p.get(&format!("floe.compaction.{k}")).map(String::as_str).unwrap_or("?");
+        let when = s.timestamp().map(|t| t.to_rfc3339()).unwrap_or_default();
+        out += &format!(
+            "  {when}  rows {} → {}  files {} → {}  bytes {} → {}  {} ms\n",
+            get("rows-in"), get("rows-out"), get("files-in"), get("files-out"), get("bytes-in"), get("bytes-out"), get("duration-ms")
+        );
+    }
     out
 }

@@ -1,6 +1,5 @@
 //! `floe ingest FILE|-`.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -8,7 +7,6 @@ use anyhow::{Context, Result};
 use floe_catalog::Catalog;
 use floe_sink::config::default_config_path;
 use floe_sink::{IngestReport, Ingestor, SinkConfig};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::EXIT_DEAD_LETTERS;
 
@@ -21,7 +19,7 @@ pub async fn run(
 ) -> Result<ExitCode> {
     let config = load_config(data_dir, config)?;
     let source = floe_sink::source::file::open(input, source_name).with_context(|| format!("opening {}", input.display()))?;
-    let progress = progress_bar();
+    let progress = crate::progress::spinner("{pos} events ({per_sec})");
     let report = Ingestor::new(catalog, config).run(source, &|n| progress.set_position(n)).await?;
     progress.finish_and_clear();
     print_report(&report);
@@ -35,17 +33,6 @@ pub fn load_config(data_dir: &Path, explicit: Option<PathBuf>) -> Result<SinkCon
         Some(path) => SinkConfig::load(&path)?,
         None => SinkConfig::default(),
     })
-}
-
-/// A spinner with a running count on an interactive terminal; nothing otherwise.
-fn progress_bar() -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {pos} events ({per_sec}) {elapsed}").expect("valid template"));
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    bar
 }
 
 fn print_report(report: &IngestReport) {
