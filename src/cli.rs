@@ -68,25 +68,59 @@ pub enum Command {
         /// Print the plan (files, rows, bytes) without rewriting anything.
         #[arg(long)]
         dry_run: bool,
-        /// Memory DataFusion may use before spilling to disk, e.g. 512MiB or 2GiB
-        /// (default: a quarter of RAM).
-        #[arg(long, value_parser = parse_bytes)]
-        memory_limit: Option<usize>,
-        /// Target size of the rewritten data files.
-        #[arg(long, value_parser = parse_bytes, default_value = "128MiB")]
-        target_file_size: usize,
-        /// Keep delete and truncate rows this many seconds, for incremental readers.
-        #[arg(long, default_value_t = 0)]
-        tombstone_retention_secs: u64,
-        /// Expire snapshots older than this many seconds after compacting.
-        #[arg(long, default_value_t = 86_400)]
-        snapshot_retention_secs: u64,
-        /// Only delete unreferenced files older than this many seconds.
-        #[arg(long, default_value_t = 3_600)]
-        orphan_grace_secs: u64,
+        #[command(flatten)]
+        compaction: CompactionArgs,
+    },
+    /// Run floe's scheduled work: compact every keyed table on a cron schedule, and serve
+    /// Prometheus metrics at http://<metrics-addr>/metrics.
+    Serve {
+        /// Compaction schedule, a cron expression with seconds (sec min hour day month weekday),
+        /// evaluated in UTC. Default: daily at 03:00.
+        #[arg(long, default_value = "0 0 3 * * *")]
+        schedule: String,
+        /// Address of the Prometheus metrics endpoint.
+        #[arg(long, env = "FLOE_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+        metrics_addr: std::net::SocketAddr,
+        #[command(flatten)]
+        compaction: CompactionArgs,
     },
     /// Ingest a bundled sample into the embedded catalog and query it. Needs no service.
     Quickstart,
+}
+
+/// Compaction settings shared by `compact` and `serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompactionArgs {
+    /// Memory DataFusion may use before spilling to disk, e.g. 512MiB or 2GiB
+    /// (default: a quarter of RAM).
+    #[arg(long, value_parser = parse_bytes)]
+    pub memory_limit: Option<usize>,
+    /// Target size of the rewritten data files.
+    #[arg(long, value_parser = parse_bytes, default_value = "128MiB")]
+    pub target_file_size: usize,
+    /// Keep delete and truncate rows this many seconds, for incremental readers.
+    #[arg(long, default_value_t = 0)]
+    pub tombstone_retention_secs: u64,
+    /// Expire snapshots older than this many seconds after compacting.
+    #[arg(long, default_value_t = 86_400)]
+    pub snapshot_retention_secs: u64,
+    /// Only delete unreferenced files older than this many seconds.
+    #[arg(long, default_value_t = 3_600)]
+    pub orphan_grace_secs: u64,
+}
+
+impl CompactionArgs {
+    pub fn options(&self, dry_run: bool) -> floe_compactor::CompactOptions {
+        use std::time::Duration;
+        floe_compactor::CompactOptions {
+            target_file_size: self.target_file_size,
+            memory_limit: self.memory_limit.unwrap_or_else(floe_compactor::compact::default_memory_limit),
+            tombstone_retention: Duration::from_secs(self.tombstone_retention_secs),
+            snapshot_retention: Duration::from_secs(self.snapshot_retention_secs),
+            orphan_grace: Duration::from_secs(self.orphan_grace_secs),
+            dry_run,
+        }
+    }
 }
 
 /// `512MiB`, `2GiB`, `64KiB` or a plain number of bytes.

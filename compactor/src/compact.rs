@@ -78,7 +78,28 @@ pub struct CompactionReport {
 
 pub async fn compact_table(catalog: &dyn Catalog, ident: &TableIdent, options: &CompactOptions) -> Result<CompactionReport> {
     let span = info_span!("compact", table = %ident);
-    compact_inner(catalog, ident, options).instrument(span).await
+    let result = compact_inner(catalog, ident, options).instrument(span).await;
+    record_metrics(ident, &result);
+    result
+}
+
+/// Prometheus-style metrics, recorded through the `metrics` facade (exported by `floe serve`).
+fn record_metrics(ident: &TableIdent, result: &Result<CompactionReport>) {
+    let table = ident.to_string();
+    let outcome = match result {
+        Ok(r) if r.skipped.is_some() => "skipped",
+        Ok(r) if r.dry_run => "dry_run",
+        Ok(_) => "compacted",
+        Err(_) => "failed",
+    };
+    metrics::counter!("floe_compactions_total", "table" => table.clone(), "outcome" => outcome).increment(1);
+    if let Some(r) = result.as_ref().ok().filter(|r| r.snapshot_id.is_some()) {
+        metrics::histogram!("floe_compaction_duration_seconds", "table" => table.clone()).record(r.duration_ms as f64 / 1000.0);
+        metrics::counter!("floe_compaction_rows_in_total", "table" => table.clone()).increment(r.rows_in);
+        metrics::counter!("floe_compaction_rows_out_total", "table" => table.clone()).increment(r.rows_out);
+        metrics::counter!("floe_compaction_bytes_in_total", "table" => table.clone()).increment(r.bytes_in);
+        metrics::counter!("floe_compaction_bytes_out_total", "table" => table).increment(r.bytes_out);
+    }
 }
 
 async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &CompactOptions) -> Result<CompactionReport> {

@@ -44,7 +44,7 @@ pub async fn keyed_tables(catalog: &dyn Catalog) -> Result<Vec<TableIdent>> {
     Ok(keyed)
 }
 
-fn print_report(r: &CompactionReport) {
+pub fn print_report(r: &CompactionReport) {
     if let Some(reason) = &r.skipped {
         println!("{}: skipped ({reason})", r.table);
         return;

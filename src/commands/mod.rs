@@ -2,6 +2,7 @@
 
 mod compact;
 mod describe;
+mod serve;
 mod ingest;
 mod sql;
 
@@ -24,16 +25,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sql { query, format } => sql::run(&catalog, &query, format.into()).await,
         Command::Tables => describe::tables(&catalog).await,
         Command::Describe { table } => describe::describe(&catalog, &table).await,
-        Command::Compact { table, all, dry_run, memory_limit, target_file_size, tombstone_retention_secs, snapshot_retention_secs, orphan_grace_secs } => {
-            let options = floe_compactor::CompactOptions {
-                target_file_size,
-                memory_limit: memory_limit.unwrap_or_else(floe_compactor::compact::default_memory_limit),
-                tombstone_retention: std::time::Duration::from_secs(tombstone_retention_secs),
-                snapshot_retention: std::time::Duration::from_secs(snapshot_retention_secs),
-                orphan_grace: std::time::Duration::from_secs(orphan_grace_secs),
-                dry_run,
-            };
-            compact::run(&catalog, table, all, &options).await
+        Command::Compact { table, all, dry_run, compaction } => {
+            compact::run(&catalog, table, all, &compaction.options(dry_run)).await
+        }
+        Command::Serve { schedule, metrics_addr, compaction } => {
+            serve::run(&catalog, &schedule, metrics_addr, &compaction.options(false)).await
         }
         Command::Quickstart => unreachable!("handled above"),
     }
