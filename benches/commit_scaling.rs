@@ -38,7 +38,10 @@ fn around(times: &[Duration], at: usize) -> Duration {
 }
 
 fn main() {
-    let appends: usize = std::env::var("FLOE_BENCH_APPENDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    // `cargo test` runs benches without `--bench`: a quick smoke run keeps them working.
+    let full = std::env::args().any(|a| a == "--bench");
+    let default = if full { 2000 } else { 120 };
+    let appends: usize = std::env::var("FLOE_BENCH_APPENDS").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     println!("commit_scaling: {appends} appends of one small file each, mean of {WINDOW} commits per point");
     for (label, merge, retain) in [("floe default (merge, keep 100 snapshots)", true, 100), ("keep every snapshot", true, 0), ("no merging, keep every snapshot", false, 0)] {

@@ -92,7 +92,9 @@ fn arrow_parquet(n: usize) -> Duration {
 }
 
 fn main() {
-    let n: usize = std::env::var("FLOE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    // `cargo test` runs benches without `--bench`: a quick smoke run keeps them working.
+    let default = if std::env::args().any(|a| a == "--bench") { 100_000 } else { 2_000 };
+    let n: usize = std::env::var("FLOE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let lines = events(n);
     let floe = floe_ingest(&lines, &runtime);

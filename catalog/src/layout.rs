@@ -93,11 +93,15 @@ fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
+/// The table's identifier (key) columns, in schema order.
+pub fn identifier_columns(schema: &iceberg::spec::Schema) -> Vec<String> {
+    let ids: Vec<i32> = schema.identifier_field_ids().collect();
+    schema.as_struct().fields().iter().filter(|f| ids.contains(&f.id)).map(|f| f.name.clone()).collect()
+}
+
 /// Key columns of a floe table, `None` when it is not a keyed floe table.
 pub fn key_columns(schema: &iceberg::spec::Schema) -> Option<Vec<String>> {
-    let ids: Vec<i32> = schema.identifier_field_ids().collect();
-    let keys: Vec<String> =
-        schema.as_struct().fields().iter().filter(|f| ids.contains(&f.id)).map(|f| f.name.clone()).collect();
+    let keys = identifier_columns(schema);
     (!keys.is_empty() && schema.field_by_name(OP_TS).is_some()).then_some(keys)
 }
 

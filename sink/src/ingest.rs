@@ -16,7 +16,7 @@ use crate::config::SinkConfig;
 use crate::dead_letter::{dead_letter_row, dead_letter_schema};
 use crate::decode::{decode_debezium_json, ChangeEvent, Kind, Op};
 use crate::error::Result;
-use crate::schema_sync::{key_columns, new_table_schema, plan_schema_sync, SyncPlan};
+use crate::schema_sync::{new_table_schema, plan_schema_sync, SyncPlan};
 use crate::source::SourceRecord;
 use crate::table_sink::TableSink;
 
@@ -202,7 +202,7 @@ fn build_row(sink: &mut TableSink, event: ChangeEvent, record: &SourceRecord) ->
         // Key columns are required; a truncate has no key, so it carries zero values. Its rank
         // makes every older row of every key dead, whatever key it carries.
         let schema = sink.schema().expect("table exists").clone();
-        for name in key_columns(&schema) {
+        for name in floe_catalog::layout::identifier_columns(&schema) {
             let field = schema.field_by_name(&name).expect("key column exists");
             row.insert(name, zero_value(&Kind::from_iceberg(&field.field_type)));
         }

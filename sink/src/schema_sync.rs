@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use floe_catalog::iceberg::spec::{NestedFieldRef, Schema, Type};
-use floe_catalog::layout::metadata_fields;
+use floe_catalog::layout::{identifier_columns, metadata_fields};
 use floe_catalog::schema_update::{can_widen, SchemaChange};
 
 use crate::decode::{ChangeEvent, Field};
@@ -20,10 +20,7 @@ pub enum SyncPlan {
 
 /// Plans how `table` must change to take `event`.
 pub fn plan_schema_sync(table: &Schema, event: &ChangeEvent) -> SyncPlan {
-    let table_key: Vec<String> = table
-        .identifier_field_ids()
-        .filter_map(|id| table.name_by_field_id(id).map(str::to_string))
-        .collect();
+    let table_key = identifier_columns(table);
     if !event.key.is_empty() && !same_set(&table_key, &event.key) {
         return SyncPlan::Incompatible(format!("key changed from {table_key:?} to {:?}", event.key));
     }
@@ -120,11 +117,5 @@ pub fn new_table_schema(event: &ChangeEvent) -> Result<Schema, String> {
         .with_identifier_field_ids(identifier_ids)
         .build()
         .map_err(|e| format!("invalid key for an Iceberg table: {e}"))
-}
-
-/// Names of the table's key (identifier) columns, in schema order.
-pub fn key_columns(schema: &Schema) -> Vec<String> {
-    let ids: Vec<i32> = schema.identifier_field_ids().collect();
-    schema.as_struct().fields().iter().filter(|f| ids.contains(&f.id)).map(|f| f.name.clone()).collect()
 }
 

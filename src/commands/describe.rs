@@ -28,7 +28,7 @@ pub async fn describe(catalog: &dyn Catalog, name: &str) -> Result<ExitCode> {
 fn describe_text(table: &FloeTable) -> String {
     let metadata = table.metadata();
     let schema = table.current_schema();
-    let keys: Vec<String> = schema.identifier_field_ids().filter_map(|id| schema.name_by_field_id(id).map(str::to_string)).collect();
+    let keys = floe_catalog::layout::identifier_columns(schema);
     let summary = table.current_summary();
     let get = |k: &str| summary.get(k).cloned().unwrap_or_else(|| "0".into());
     let mut out = format!("table:     {}\nlocation:  {}\nmetadata:  {}\n", table.ident(), metadata.location(), table.metadata_location());
