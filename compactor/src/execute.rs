@@ -13,9 +13,9 @@ use floe_catalog::writer::{table_arrow_schema, DataFileSink};
 use floe_catalog::FloeTable;
 use arrow::array::Array;
 use futures::StreamExt;
-use iceberg_datafusion::IcebergStaticTableProvider;
 
 use crate::error::Result;
+use crate::scan::ParallelSnapshotScan;
 
 /// Knobs of one rewrite.
 #[derive(Debug, Clone)]
@@ -30,7 +30,8 @@ pub struct RewriteOptions {
 /// Rewrites `table`'s current snapshot to its latest records; returns the new files and rows.
 pub async fn rewrite(table: &FloeTable, options: &RewriteOptions) -> Result<(Vec<DataFile>, u64)> {
     let ctx = session(options.memory_limit)?;
-    let provider = IcebergStaticTableProvider::try_new_from_table(table.iceberg_table()?).await?;
+    let partitions = ctx.copied_config().target_partitions();
+    let provider = ParallelSnapshotScan::new(table.iceberg_table()?, partitions)?;
     ctx.register_table("base", Arc::new(provider))?;
     let schema = table.current_schema();
     let keys = key_columns(schema).unwrap_or_default();
