@@ -14,7 +14,7 @@ use tracing::warn;
 
 use crate::config::SinkConfig;
 use crate::dead_letter::{dead_letter_row, dead_letter_schema};
-use crate::decode::{decode_debezium_json, ChangeEvent, Kind, Op};
+use crate::decode::{decode_debezium_json, ChangeEvent, Kind, Op, SchemaCache};
 use crate::error::Result;
 use crate::schema_sync::{new_table_schema, plan_schema_sync, SyncPlan};
 use crate::source::SourceRecord;
@@ -41,6 +41,7 @@ pub struct Ingestor<'a> {
     dead_letters: Option<TableSink>,
     report: IngestReport,
     buffered: usize,
+    schemas: SchemaCache,
 }
 
 impl<'a> Ingestor<'a> {
@@ -53,6 +54,7 @@ impl<'a> Ingestor<'a> {
             dead_letters: None,
             report: IngestReport::default(),
             buffered: 0,
+            schemas: SchemaCache::default(),
         }
     }
 
@@ -86,7 +88,8 @@ impl<'a> Ingestor<'a> {
             self.report.already_committed += 1;
             return Ok(());
         }
-        let decoded = decode_debezium_json(message.key.as_deref(), message.value.as_deref(), sink.schema(), &sink.hints);
+        let decoded =
+            decode_debezium_json(message.key.as_deref(), message.value.as_deref(), sink.schema(), &sink.hints, &mut self.schemas);
         match decoded {
             Err(e) => self.dead_letter(&record, Some(table_name), &e.to_string()).await,
             Ok(None) => {

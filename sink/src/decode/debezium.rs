@@ -1,6 +1,14 @@
 //! Debezium JSON (JsonConverter output, with or without the schema envelope) → [`ChangeEvent`].
+//!
+//! With `schemas.enable=true` every record repeats its Connect schema (kilobytes of JSON). The
+//! envelope is split without building a tree for the schema, and the fields a schema maps to
+//! are cached by its raw text, so an unchanged schema costs one hash lookup.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use floe_catalog::iceberg::spec::Schema;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::infer::{infer_fields, ColumnHints};
@@ -14,9 +22,10 @@ pub fn decode_debezium_json(
     value: Option<&[u8]>,
     table_schema: Option<&Schema>,
     hints: &ColumnHints,
+    cache: &mut SchemaCache,
 ) -> Result<Option<ChangeEvent>, DecodeError> {
     let Some(value) = value else { return Ok(None) };
-    let (value_schema, payload) = split_envelope(parse(value, "value")?);
+    let (value_schema, payload) = split_envelope(value, "value")?;
     let payload = match payload {
         Value::Null => return Ok(None),
         Value::Object(map) => map,
@@ -43,7 +52,7 @@ pub fn decode_debezium_json(
         _ => return Err(DecodeError::new(format!("'{code}' event without an '{image_name}' image"))),
     };
     let (key_schema, key_payload) = match key {
-        Some(bytes) => split_envelope(parse(bytes, "key")?),
+        Some(bytes) => split_envelope(bytes, "key")?,
         None => (None, Value::Null),
     };
     let Value::Object(key_values) = key_payload else {
@@ -53,12 +62,12 @@ pub fn decode_debezium_json(
         return Err(DecodeError::new("record key has no columns"));
     }
 
-    let (columns, complete_schema) = match &value_schema {
-        Some(schema) => (image_fields(schema, image_name)?, true),
+    let (columns, complete_schema) = match value_schema {
+        Some(schema) => (cache.image_fields(schema, image_name)?.as_ref().clone(), true),
         None => (infer_fields(&image, table_schema, hints)?, false),
     };
-    let key_fields = match &key_schema {
-        Some(schema) => connect::struct_fields(schema)?,
+    let key_fields = match key_schema {
+        Some(schema) => cache.key_fields(schema)?.as_ref().clone(),
         None => infer_fields(&key_values, table_schema, hints)?,
     };
     let mut row = canonical_struct(&image, &columns)?;
@@ -74,20 +83,60 @@ pub fn decode_debezium_json(
     }))
 }
 
-fn parse(bytes: &[u8], what: &str) -> Result<Value, DecodeError> {
-    serde_json::from_slice(bytes).map_err(|e| DecodeError::new(format!("{what} is not valid JSON: {e}")))
+fn invalid_json(what: &str, e: serde_json::Error) -> DecodeError {
+    DecodeError::new(format!("{what} is not valid JSON: {e}"))
 }
 
-/// `{"schema": …, "payload": …}` → (Some(schema), payload); anything else is a bare payload.
-fn split_envelope(value: Value) -> (Option<Value>, Value) {
-    match value {
-        Value::Object(mut map) if map.len() == 2 && map.contains_key("schema") && map.contains_key("payload") => {
-            let payload = map.remove("payload").unwrap_or(Value::Null);
-            let schema = map.remove("schema").filter(|s| !s.is_null());
-            (schema, payload)
+/// `{"schema": …, "payload": …}` → (Some(raw schema), payload); anything else is a bare
+/// payload. The schema stays raw text: it is only parsed when the cache has not seen it.
+fn split_envelope<'a>(bytes: &'a [u8], what: &str) -> Result<(Option<&'a RawValue>, Value), DecodeError> {
+    if let Ok(parts) = serde_json::from_slice::<HashMap<&str, &RawValue>>(bytes) {
+        if let (2, Some(schema), Some(payload)) = (parts.len(), parts.get("schema"), parts.get("payload")) {
+            let payload = serde_json::from_str(payload.get()).map_err(|e| invalid_json(what, e))?;
+            let schema = (schema.get() != "null").then_some(*schema);
+            return Ok((schema, payload));
         }
-        other => (None, other),
     }
+    Ok((None, serde_json::from_slice(bytes).map_err(|e| invalid_json(what, e))?))
+}
+
+/// Fields of Connect schemas already seen, by their raw JSON text.
+#[derive(Debug, Default)]
+pub struct SchemaCache {
+    before: HashMap<String, Arc<Vec<Field>>>,
+    after: HashMap<String, Arc<Vec<Field>>>,
+    key: HashMap<String, Arc<Vec<Field>>>,
+}
+
+impl SchemaCache {
+    fn image_fields(&mut self, schema: &RawValue, image: &str) -> Result<Arc<Vec<Field>>, DecodeError> {
+        let map = if image == "before" { &mut self.before } else { &mut self.after };
+        cached(map, schema, |parsed| image_fields(parsed, image))
+    }
+
+    fn key_fields(&mut self, schema: &RawValue) -> Result<Arc<Vec<Field>>, DecodeError> {
+        cached(&mut self.key, schema, connect::struct_fields)
+    }
+}
+
+/// Bounds the cache: a stream whose schema changes on every record must not grow it forever.
+const MAX_CACHED_SCHEMAS: usize = 256;
+
+fn cached(
+    map: &mut HashMap<String, Arc<Vec<Field>>>,
+    raw: &RawValue,
+    convert: impl FnOnce(&Value) -> Result<Vec<Field>, DecodeError>,
+) -> Result<Arc<Vec<Field>>, DecodeError> {
+    if let Some(fields) = map.get(raw.get()) {
+        return Ok(fields.clone());
+    }
+    let parsed: Value = serde_json::from_str(raw.get()).map_err(|e| invalid_json("schema", e))?;
+    let fields = Arc::new(convert(&parsed)?);
+    if map.len() >= MAX_CACHED_SCHEMAS {
+        map.clear();
+    }
+    map.insert(raw.get().to_string(), fields.clone());
+    Ok(fields)
 }
 
 /// The fields of the `before`/`after` struct in a Debezium value schema.

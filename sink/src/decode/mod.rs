@@ -9,7 +9,7 @@ pub mod value;
 
 use serde_json::{Map, Value};
 
-pub use debezium::decode_debezium_json;
+pub use debezium::{decode_debezium_json, SchemaCache};
 pub use kind::{Field, Kind, TimeUnit};
 
 /// Why a record could not be decoded. Becomes the `reason` of its dead letter.
