@@ -89,7 +89,8 @@ pub fn committed_max_op_ts(table: &crate::FloeTable) -> Option<i64> {
     latest_summary_value(table, SUMMARY_MAX_OP_TS).and_then(|v| v.parse().ok())
 }
 
-fn quote(identifier: &str) -> String {
+/// A SQL identifier, double-quoted so case and odd characters survive.
+pub fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 

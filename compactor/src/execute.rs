@@ -8,7 +8,7 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use floe_catalog::iceberg::spec::DataFile;
-use floe_catalog::layout::{key_columns, latest_records_sql, latest_truncate_sql};
+use floe_catalog::layout::{key_columns, latest_records_sql, latest_truncate_sql, quote};
 use floe_catalog::writer::{table_arrow_schema, DataFileSink};
 use floe_catalog::FloeTable;
 use arrow::array::Array;
@@ -37,7 +37,7 @@ pub async fn rewrite(table: &FloeTable, options: &RewriteOptions) -> Result<(Vec
     let keys = key_columns(schema).unwrap_or_default();
     let truncated_at = latest_truncate(&ctx).await?;
     let latest = latest_records_sql("\"base\"", schema, options.keep_tombstones_after, Some(truncated_at)).unwrap_or_default();
-    let order = keys.iter().map(|k| format!("\"{}\"", k.replace('"', "\"\""))).collect::<Vec<_>>().join(", ");
+    let order = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
     let mut stream = ctx.sql(&format!("{latest} ORDER BY {order}")).await?.execute_stream().await?;
 
     let arrow_schema = table_arrow_schema(table)?;

@@ -3,14 +3,11 @@
 //! `_op_ts`.
 
 use floe_catalog::iceberg::spec::Schema;
+pub use floe_catalog::layout::quote;
 use floe_catalog::layout::{is_metadata_column, latest_records_sql, OP_TS};
 
 /// Suffix of the view name: `studio.movies` → `studio.movies_latest`.
 pub const LATEST_SUFFIX: &str = "_latest";
-
-pub fn quote(identifier: &str) -> String {
-    format!("\"{}\"", identifier.replace('"', "\"\""))
-}
 
 /// The `SELECT` of the latest view over `table` (a quoted, qualified name), or `None` for a
 /// table without key.
