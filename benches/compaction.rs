@@ -79,11 +79,13 @@ fn children_peak_rss_kib() -> i64 {
 /// Runs `floe compact` in a child; floe must be the first child so its peak RSS is readable.
 fn floe_compact(data_dir: &Path) -> (Duration, i64) {
     let start = Instant::now();
+    let log = if std::env::var("FLOE_BENCH_VERBOSE").is_ok() { "floe_compactor=info" } else { "warn" };
     let out = Command::new(env!("CARGO_BIN_EXE_floe"))
-        .args(["--data-dir", data_dir.to_str().unwrap(), "compact", "bench.items", "--snapshot-retention-secs", "86400"])
+        .args(["--data-dir", data_dir.to_str().unwrap(), "--log", log, "compact", "bench.items", "--snapshot-retention-secs", "86400"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
     (start.elapsed(), children_peak_rss_kib())
 }
 

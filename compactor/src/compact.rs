@@ -116,6 +116,7 @@ async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &Comp
             return Ok(report);
         }
     };
+    info!(elapsed_ms = started.elapsed().as_millis() as u64, files = plan.files.len(), "planned");
     report.base_snapshot_id = Some(plan.base_snapshot_id);
     report.rows_in = plan.rows_in;
     report.files_in = plan.files.len() as u64;
@@ -131,6 +132,7 @@ async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &Comp
         keep_tombstones_after: (!options.tombstone_retention.is_zero()).then_some(keep_after),
     };
     let (files, rows_out) = rewrite(&table, &rewrite_options).await?;
+    info!(elapsed_ms = started.elapsed().as_millis() as u64, rows_out, "rewritten");
     report.rows_out = rows_out;
     report.files_out = files.len() as u64;
     report.bytes_out = files.iter().map(|f| f.file_size_in_bytes()).sum();
@@ -162,11 +164,12 @@ async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &Comp
         }
     };
     report.snapshot_id = table.current_snapshot_id();
-    info!(rows_in = report.rows_in, rows_out = report.rows_out, files_in = report.files_in, files_out = report.files_out, "compacted");
+    info!(elapsed_ms = started.elapsed().as_millis() as u64, rows_in = report.rows_in, rows_out = report.rows_out, files_in = report.files_in, files_out = report.files_out, "committed");
 
     let now = Utc::now();
     let expire = ExpireOptions { older_than: now - options.snapshot_retention, retain_last: 1 };
     let (table, expired) = expire_snapshots(catalog, ident, &expire, &RetryPolicy::default()).await?;
+    info!(elapsed_ms = started.elapsed().as_millis() as u64, expired, "expired snapshots");
     report.expired_snapshots = expired as u64;
     let cleanup = remove_unreferenced_files(&table, now - options.orphan_grace).await?;
     report.files_deleted = cleanup.files_deleted as u64;
