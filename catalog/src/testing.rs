@@ -105,3 +105,13 @@ pub async fn set_properties(catalog: &SqlCatalog, table: &FloeTable, props: &[(&
     let change = crate::TableChange::new(vec![], vec![iceberg::TableUpdate::SetProperties { updates }]);
     catalog.commit_table(table, change).await.unwrap()
 }
+
+/// A catalog in the database at `url` (e.g. PostgreSQL), under a catalog name of its own so
+/// tests sharing a database never see each other's tables; the warehouse is a temp dir.
+pub async fn test_catalog_at(url: &str) -> TestCatalog {
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let warehouse = std::fs::canonicalize(dir.path()).unwrap().display().to_string();
+    let catalog = SqlCatalog::open(url, &name, &warehouse).await.unwrap();
+    TestCatalog { dir, catalog }
+}
