@@ -88,7 +88,7 @@ fn apply_change(
             if !can_widen(from, to) {
                 return Err(invalid(format!("{path}: cannot change {from} to {to}")));
             }
-            field.field_type = Box::new(Type::Primitive(to.clone()));
+            *field.field_type = Type::Primitive(to.clone());
             Ok(())
         }),
         SchemaChange::MakeOptional { path } => edit_leaf(fields, path, |field| {

@@ -82,7 +82,7 @@ async fn incompatible_schema_changes_are_refused() {
         SchemaChange::Drop { path: "missing".into() },
     ];
     for change in refused {
-        let result = update_schema(&t.catalog, table.ident(), &[change.clone()], &policy).await;
+        let result = update_schema(&t.catalog, table.ident(), std::slice::from_ref(&change), &policy).await;
         assert!(matches!(result, Err(CatalogError::InvalidSchemaChange(_))), "{change:?} → {result:?}");
     }
     let unchanged = t.catalog.load_table(table.ident()).await.unwrap();
