@@ -36,6 +36,9 @@ pub const OP_TRUNCATE: &str = "t";
 /// Snapshot summary key holding the input positions a commit covers (JSON
 /// `{"<topic>/<partition>": last_offset}`).
 pub const SUMMARY_POSITIONS: &str = "floe.positions";
+/// Snapshot summary key marking a snapshot written by the compactor. Its added files hold at
+/// most one row per key, the latest as of its base; readers use that to skip ranking them.
+pub const SUMMARY_COMPACTION: &str = "floe.compaction";
 /// Snapshot summary key holding the greatest `_op_ts` (microseconds) written so far.
 pub const SUMMARY_MAX_OP_TS: &str = "floe.max-op-ts";
 
@@ -155,4 +158,48 @@ pub fn latest_truncate_sql(table: &str) -> String {
         op_ts = quote(OP_TS),
         op = quote(OP)
     )
+}
+
+/// The live data files of `table`, split into the latest compaction's output (at most one row
+/// per key) and everything appended since or during it. `None` when the table has no
+/// compaction output live, so there is nothing to split.
+pub async fn split_at_latest_compaction(
+    table: &crate::FloeTable,
+) -> crate::Result<Option<(std::collections::HashSet<String>, std::collections::HashSet<String>)>> {
+    let metadata = table.metadata();
+    let mut snapshot = table.current_snapshot().cloned();
+    while let Some(s) = snapshot.as_ref() {
+        if s.summary().additional_properties.contains_key(SUMMARY_COMPACTION) {
+            break;
+        }
+        snapshot = s.parent_snapshot_id().and_then(|id| metadata.snapshot_by_id(id).cloned());
+    }
+    let Some(compaction) = snapshot else { return Ok(None) };
+    let (compacted, delta): (Vec<_>, Vec<_>) =
+        table.live_files().await?.into_iter().partition(|f| f.snapshot_id == compaction.snapshot_id());
+    if compacted.is_empty() {
+        return Ok(None);
+    }
+    let paths = |files: Vec<crate::LiveFile>| files.into_iter().map(|f| f.data_file.file_path().to_string()).collect();
+    Ok(Some((paths(compacted), paths(delta))))
+}
+
+/// The latest records of a table split at its latest compaction ([`split_at_latest_compaction`]):
+/// the latest of the rows appended since, plus the compacted rows whose key they do not touch.
+/// Same result as [`latest_records_sql`] over the whole table, without ranking compacted rows:
+/// those hold one row per key, and every later row is newer (`_op_ts` only grows).
+pub fn latest_records_split_sql(compacted: &str, delta: &str, schema: &iceberg::spec::Schema) -> Option<String> {
+    let keys = key_columns(schema)?;
+    let delta_latest = latest_records_sql(delta, schema, None, None)?;
+    let columns: Vec<String> = schema.as_struct().fields().iter().map(|f| format!("c.{}", quote(&f.name))).collect();
+    let same_key = keys.iter().map(|k| format!("d.{k} = c.{k}", k = quote(k))).collect::<Vec<_>>().join(" AND ");
+    let (op, op_ts) = (quote(OP), quote(OP_TS));
+    Some(format!(
+        "{delta_latest} UNION ALL \
+         SELECT {columns} FROM {compacted} c \
+         WHERE c.{op} NOT IN ('{OP_DELETE}', '{OP_TRUNCATE}') \
+           AND c.{op_ts} >= (SELECT coalesce(max({op_ts}), arrow_cast(0, 'Timestamp(µs, \"+00:00\")')) FROM {delta} WHERE {op} = '{OP_TRUNCATE}') \
+           AND NOT EXISTS (SELECT 1 FROM {delta} d WHERE {same_key})",
+        columns = columns.join(", "),
+    ))
 }

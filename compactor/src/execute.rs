@@ -15,7 +15,7 @@ use arrow::array::Array;
 use futures::StreamExt;
 
 use crate::error::Result;
-use crate::scan::ParallelSnapshotScan;
+use floe_views::scan::ParallelSnapshotScan;
 
 /// Knobs of one rewrite.
 #[derive(Debug, Clone)]

@@ -10,7 +10,6 @@ pub mod compact;
 pub mod error;
 pub mod execute;
 pub mod plan;
-pub mod scan;
 
 pub use compact::{compact_table, CompactOptions, CompactionReport};
 pub use error::{CompactError, Result};

@@ -6,8 +6,7 @@ use floe_catalog::{FloeTable, LiveFile};
 
 use crate::error::{CompactError, Result};
 
-/// Summary key marking a snapshot written by the compactor.
-pub const SUMMARY_COMPACTION: &str = "floe.compaction";
+pub use floe_catalog::layout::SUMMARY_COMPACTION;
 
 /// The files a compaction reads and replaces.
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@
 pub mod error;
 pub mod latest;
 pub mod output;
+pub mod scan;
 pub mod session;
 
 pub use error::{Result, ViewError};

@@ -1,17 +1,35 @@
 //! A DataFusion session over the catalog: every table as `namespace.table`, and for every keyed
 //! table the view `namespace.table_latest`. Each table is pinned to the snapshot current when
 //! the session was built, so one query sees one consistent state.
+//!
+//! A compacted table's view reads the compaction output apart from what was appended since
+//! (scans registered in the `floe_internal` schema), so only the new rows are ranked: reading a
+//! freshly compacted table costs a filter, not a sort.
 
 use std::sync::Arc;
 
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use floe_catalog::layout::split_at_latest_compaction;
 use floe_catalog::Catalog;
 use iceberg_datafusion::IcebergStaticTableProvider;
 use tracing::debug;
 
 use crate::error::Result;
-use crate::latest::{latest_view_sql, quote, LATEST_SUFFIX};
+use crate::latest::{latest_view_split_sql, latest_view_sql, quote, LATEST_SUFFIX};
+use crate::scan::ParallelSnapshotScan;
+
+/// Schema of the scans the latest views of compacted tables are built on.
+pub const INTERNAL_SCHEMA: &str = "floe_internal";
+
+fn internal_schema(ctx: &SessionContext) -> Result<Arc<dyn datafusion::catalog::SchemaProvider>> {
+    let catalog = ctx.catalog("floe").expect("default catalog exists");
+    if let Some(schema) = catalog.schema(INTERNAL_SCHEMA) {
+        return Ok(schema);
+    }
+    catalog.register_schema(INTERNAL_SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
+    Ok(catalog.schema(INTERNAL_SCHEMA).expect("just registered"))
+}
 
 /// Builds a session with every table of `catalog` registered.
 pub async fn session(catalog: &dyn Catalog) -> Result<SessionContext> {
@@ -27,7 +45,22 @@ pub async fn session(catalog: &dyn Catalog) -> Result<SessionContext> {
             let provider = IcebergStaticTableProvider::try_new_from_table(table.iceberg_table()?).await?;
             schema_provider.register_table(ident.name().to_string(), Arc::new(provider))?;
             let qualified = format!("{}.{}", quote(&schema_name), quote(ident.name()));
-            if let Some(select) = latest_view_sql(&qualified, table.current_schema()) {
+            let select = match split_at_latest_compaction(&table).await? {
+                Some((compacted, delta)) => {
+                    let internal = internal_schema(&ctx)?;
+                    let partitions = ctx.copied_config().target_partitions();
+                    let mut names = vec![];
+                    for (part, files) in [("compacted", compacted), ("delta", delta)] {
+                        let name = format!("{schema_name}.{}.{part}", ident.name());
+                        let scan = ParallelSnapshotScan::new(table.iceberg_table()?, partitions)?.only_files(files);
+                        internal.register_table(name.clone(), Arc::new(scan))?;
+                        names.push(format!("{}.{}", quote(INTERNAL_SCHEMA), quote(&name)));
+                    }
+                    latest_view_split_sql(&names[0], &names[1], table.current_schema())
+                }
+                None => latest_view_sql(&qualified, table.current_schema()),
+            };
+            if let Some(select) = select {
                 let view = format!("{}.{}", quote(&schema_name), quote(&format!("{}{LATEST_SUFFIX}", ident.name())));
                 ctx.sql(&format!("CREATE VIEW {view} AS {select}")).await?;
                 debug!(table = %ident, "registered latest view");

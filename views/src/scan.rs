@@ -2,6 +2,10 @@
 //! as a single partition, so Parquet decoding used one core; this provider plans the snapshot's
 //! file tasks with iceberg-rust and spreads them over N partitions, each read by iceberg's own
 //! reader (so schema evolution, field-id projection and delete files are applied as usual).
+//! It can be limited to a set of data files, which the latest views use to read a compaction's
+//! output apart from what was appended after it.
+
+use std::collections::HashSet;
 
 use std::any::Any;
 use std::fmt;
@@ -31,12 +35,19 @@ pub struct ParallelSnapshotScan {
     table: Table,
     schema: SchemaRef,
     partitions: usize,
+    only_files: Option<Arc<HashSet<String>>>,
 }
 
 impl ParallelSnapshotScan {
     pub fn new(table: Table, partitions: usize) -> floe_catalog::iceberg::Result<Self> {
         let schema = Arc::new(floe_catalog::iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema())?);
-        Ok(Self { table, schema, partitions: partitions.max(1) })
+        Ok(Self { table, schema, partitions: partitions.max(1), only_files: None })
+    }
+
+    /// Reads only the data files at these paths.
+    pub fn only_files(mut self, paths: HashSet<String>) -> Self {
+        self.only_files = Some(Arc::new(paths));
+        self
     }
 }
 
@@ -75,6 +86,10 @@ impl TableProvider for ParallelSnapshotScan {
             .plan_files()
             .await
             .map_err(external)?
+            .try_filter(|task| {
+                let keep = self.only_files.as_ref().is_none_or(|only| only.contains(&task.data_file_path));
+                std::future::ready(keep)
+            })
             .try_collect()
             .await
             .map_err(external)?;
