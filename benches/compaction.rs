@@ -102,6 +102,16 @@ fn duckdb_compact(files: &[String], out_dir: &Path) -> (Duration, i64, u64) {
     (Duration::from_secs_f64(v["seconds"].as_f64().unwrap()), v["peak_rss_kib"].as_i64().unwrap(), v["rows_out"].as_u64().unwrap())
 }
 
+/// Time of one full read of the latest view (floe's reader, in process).
+fn view_read(catalog: &SqlCatalog, runtime: &tokio::runtime::Runtime) -> Duration {
+    runtime.block_on(async {
+        let start = Instant::now();
+        let batches = floe_views::query(catalog, "SELECT count(*), sum(score) FROM bench.items_latest").await.unwrap();
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+        start.elapsed()
+    })
+}
+
 async fn live_paths(catalog: &SqlCatalog, ident: &TableIdent) -> Vec<String> {
     let table = catalog.load_table(ident).await.unwrap();
     table.live_files().await.unwrap().iter().map(|f| f.data_file.file_path().to_string()).collect()
@@ -117,13 +127,16 @@ fn main() {
     let ident = runtime.block_on(build_table(&catalog, keys));
 
     let files = runtime.block_on(live_paths(&catalog, &ident));
+    let view_before = view_read(&catalog, &runtime);
     let (floe_full, floe_rss) = floe_compact(dir.path());
+    let view_compacted = view_read(&catalog, &runtime);
     let (duck_full, duck_rss, duck_rows) = duckdb_compact(&files, dir.path());
     let rows_out = runtime.block_on(catalog.load_table(&ident)).unwrap().current_summary()["total-records"].parse::<u64>().unwrap();
     assert_eq!(rows_out, duck_rows, "floe and DuckDB keep the same rows");
 
     runtime.block_on(change_one_percent(&catalog, &ident, keys));
     let files = runtime.block_on(live_paths(&catalog, &ident));
+    let view_delta = view_read(&catalog, &runtime);
     let (floe_incr, _) = floe_compact(dir.path());
     let (duck_incr, _, _) = duckdb_compact(&files, dir.path());
 
@@ -134,4 +147,12 @@ fn main() {
     println!("  after 1%     floe {:>9.2?}                  DuckDB {:>9.2?}                  time ratio floe/DuckDB {:.2}",
         floe_incr, duck_incr, floe_incr.as_secs_f64() / duck_incr.as_secs_f64());
     println!("  incremental / full (floe)  {:.3}", floe_incr.as_secs_f64() / floe_full.as_secs_f64());
+    println!(
+        "  latest view read: uncompacted {:.2?}; compacted {:.2?} (ratio {:.2}); compacted + 1% new {:.2?} (ratio {:.2})",
+        view_before,
+        view_compacted,
+        view_compacted.as_secs_f64() / view_before.as_secs_f64(),
+        view_delta,
+        view_delta.as_secs_f64() / view_before.as_secs_f64()
+    );
 }
