@@ -10,7 +10,7 @@ use iceberg::{TableIdent, TableUpdate};
 use crate::catalog::Catalog;
 use crate::commit::{commit_with_retry, RetryPolicy, TableChange};
 use crate::error::Result;
-use crate::maintenance::{snapshots_to_expire, ExpireOptions};
+use crate::maintenance::snapshots_beyond_newest;
 use crate::snapshot::{EntryWrite, SnapshotWriter};
 use crate::table::{live_file, FloeTable};
 
@@ -108,8 +108,7 @@ fn snapshots_beyond_retention(table: &FloeTable) -> Vec<i64> {
     if retain == 0 || table.metadata().snapshots().len() < retain {
         return vec![];
     }
-    let options = ExpireOptions { older_than: chrono::Utc::now() + chrono::Duration::days(36_500), retain_last: retain - 1 };
-    snapshots_to_expire(table, &options)
+    snapshots_beyond_newest(table, retain - 1).into_iter().map(|(id, _)| id).collect()
 }
 
 /// Replaces each planned group of small manifests by one manifest of their live entries.

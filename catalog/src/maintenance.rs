@@ -28,20 +28,26 @@ pub struct ExpireOptions {
     pub retain_last: usize,
 }
 
-/// Snapshot ids `options` expires in `table`: old, not among the newest, and not the current
-/// one (`main` is the only ref floe writes).
-pub fn snapshots_to_expire(table: &FloeTable, options: &ExpireOptions) -> Vec<i64> {
+/// Ids of the snapshots older than the newest `keep` (at least 1), never the current one
+/// (`main` is the only ref floe writes), newest first.
+pub fn snapshots_beyond_newest(table: &FloeTable, keep: usize) -> Vec<(i64, i64)> {
     let metadata = table.metadata();
     let current = metadata.current_snapshot_id();
     let mut by_age: Vec<_> = metadata.snapshots().collect();
     by_age.sort_by_key(|s| std::cmp::Reverse(s.timestamp_ms()));
     by_age
         .into_iter()
-        .skip(options.retain_last.max(1))
-        .filter(|s| s.timestamp_ms() < options.older_than.timestamp_millis())
-        .map(|s| s.snapshot_id())
-        .filter(|id| Some(*id) != current)
+        .skip(keep.max(1))
+        .filter(|s| Some(s.snapshot_id()) != current)
+        .map(|s| (s.snapshot_id(), s.timestamp_ms()))
         .collect()
+}
+
+/// Snapshot ids `options` expires in `table`: beyond the newest `retain_last` and older than
+/// `older_than`.
+pub fn snapshots_to_expire(table: &FloeTable, options: &ExpireOptions) -> Vec<i64> {
+    let cutoff = options.older_than.timestamp_millis();
+    snapshots_beyond_newest(table, options.retain_last).into_iter().filter(|(_, ts)| *ts < cutoff).map(|(id, _)| id).collect()
 }
 
 pub fn prepare_expire(table: &FloeTable, options: &ExpireOptions) -> Option<TableChange> {
