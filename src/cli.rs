@@ -107,6 +107,14 @@ pub struct CompactionArgs {
     /// Only delete unreferenced files older than this many seconds.
     #[arg(long, default_value_t = 3_600)]
     pub orphan_grace_secs: u64,
+    /// Always rewrite the whole table, never only what changed.
+    #[arg(long)]
+    pub full: bool,
+    /// Compact incrementally (only what changed since the last compaction, retiring superseded
+    /// rows with position deletes) while superseded plus new rows stay under this fraction of
+    /// the compacted rows; beyond it, rewrite the whole table.
+    #[arg(long, default_value_t = 0.1)]
+    pub full_rewrite_ratio: f64,
 }
 
 impl CompactionArgs {
@@ -119,6 +127,10 @@ impl CompactionArgs {
             snapshot_retention: Duration::from_secs(self.snapshot_retention_secs),
             orphan_grace: Duration::from_secs(self.orphan_grace_secs),
             dry_run,
+            policy: floe_compactor::PlanPolicy {
+                full_rewrite_ratio: if self.full { 0.0 } else { self.full_rewrite_ratio },
+                ..Default::default()
+            },
         }
     }
 }

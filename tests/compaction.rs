@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use floe_catalog::{Catalog, SqlCatalog};
-use floe_compactor::{compact_table, CompactOptions};
+use floe_compactor::{compact_table, CompactOptions, CompactionKind, PlanPolicy};
 use floe_sink::source::file::from_reader;
 use floe_sink::testing::{Column, TableEvents};
 use floe_sink::{Ingestor, SinkConfig};
@@ -38,6 +38,11 @@ fn base_columns() -> Vec<Column> {
 /// Inserts, updates, deletes, truncates and primary-key changes over `keys` keys; half-way the
 /// source adds a column and widens `score` to int64.
 fn random_stream(seed: u64, events: usize, keys: i64, model: &mut BTreeMap<i64, Value>) -> Vec<String> {
+    random_stream_with(seed, events, keys, true, model)
+}
+
+/// As [`random_stream`]; without `truncates`, the events that would truncate upsert instead.
+fn random_stream_with(seed: u64, events: usize, keys: i64, truncates: bool, model: &mut BTreeMap<i64, Value>) -> Vec<String> {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let narrow = TableEvents::new("pg.prop.items", base_columns());
     let mut wide_columns = base_columns();
@@ -58,7 +63,11 @@ fn random_stream(seed: u64, events: usize, keys: i64, model: &mut BTreeMap<i64, 
         if evolved {
             row["extra"] = values[2].clone();
         }
-        match rng.below(100) {
+        let dice = match rng.below(100) {
+            98.. if !truncates => 0,
+            dice => dice,
+        };
+        match dice {
             0..=54 => {
                 let op = if model.contains_key(&id) { "u" } else { "c" };
                 lines.push(gen.upsert(op, id, &values));
@@ -109,6 +118,20 @@ fn test_options() -> CompactOptions {
     CompactOptions { snapshot_retention: Duration::ZERO, orphan_grace: Duration::ZERO, ..Default::default() }
 }
 
+/// Compacts incrementally whenever the table has compaction output, however much changed.
+fn incremental_options() -> CompactOptions {
+    let policy = PlanPolicy { full_rewrite_ratio: f64::INFINITY, max_delete_files: usize::MAX };
+    CompactOptions { policy, ..test_options() }
+}
+
+/// Exactly one row per live key in the raw table (position deletes applied), and nothing else.
+async fn assert_one_row_per_live_key(catalog: &SqlCatalog, model: &BTreeMap<i64, Value>, context: &str) {
+    let raw = floe_views::query(catalog, "SELECT count(*) AS n, count(DISTINCT id) AS k FROM prop.items").await.unwrap();
+    let raw = json_rows(&raw);
+    assert_eq!(raw[0]["n"], json!(model.len()), "{context}: {raw:?}");
+    assert_eq!(raw[0]["k"], json!(model.len()), "{context}");
+}
+
 fn ident() -> floe_catalog::iceberg::TableIdent {
     floe_sink::config::parse_table_name("prop.items").unwrap()
 }
@@ -132,13 +155,60 @@ async fn latest_view_is_identical_before_and_after_rounds_of_compaction() {
             let split = floe_views::query(&t.catalog, "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'floe_internal'").await.unwrap();
             let expected = if report.rows_out > 0 { 2 } else { 0 };
             assert_eq!(json_rows(&split)[0]["n"], json!(expected), "the latest view uses the compacted/delta split: {report:?}, {} live keys", model.len());
-            // Exactly one row per live key, and nothing else.
-            let raw = floe_views::query(&t.catalog, "SELECT count(*) AS n, count(DISTINCT id) AS k FROM prop.items").await.unwrap();
-            let raw = json_rows(&raw);
-            assert_eq!(raw[0]["n"], json!(model.len()), "seed {seed} round {round}: {raw:?}");
-            assert_eq!(raw[0]["k"], json!(model.len()));
+            assert_one_row_per_live_key(&t.catalog, &model, &format!("seed {seed} round {round}")).await;
         }
     }
+}
+
+#[tokio::test]
+async fn incremental_compaction_keeps_the_view_identical_over_many_rounds() {
+    let mut kinds = vec![];
+    for seed in 1..=4u64 {
+        let t = floe_catalog::testing::test_catalog().await;
+        let mut model = BTreeMap::new();
+        for round in 0..5 {
+            // Truncates only in the last round of odd seeds: an incremental plan must then fall
+            // back to a full rewrite (a truncate event is the only line without a key).
+            let truncates = round == 4 && seed % 2 == 1;
+            let lines = random_stream_with(seed * 100 + round, 60, 50, truncates, &mut model);
+            ingest_lines(&t.catalog, &lines, &format!("round-{round}")).await;
+            let before = latest(&t.catalog).await;
+            assert_eq!(before, model_rows(&model), "seed {seed} round {round}: view differs from the model");
+            let report = compact_table(&t.catalog, &ident(), &incremental_options()).await.unwrap();
+            let context = format!("seed {seed} round {round}: {report:?}");
+            kinds.push(report.kind);
+            assert_eq!(latest(&t.catalog).await, before, "{context}: compaction changed the view");
+            assert_one_row_per_live_key(&t.catalog, &model, &context).await;
+            let expected = if round == 0 || lines.iter().any(|l| l.contains("\"key\":null")) {
+                CompactionKind::Full
+            } else {
+                CompactionKind::Incremental
+            };
+            assert_eq!(report.kind, Some(expected), "{context}");
+        }
+    }
+    assert!(kinds.contains(&Some(CompactionKind::Incremental)));
+}
+
+#[tokio::test]
+async fn compaction_policy_rewrites_fully_once_churn_passes_the_ratio() {
+    let t = floe_catalog::testing::test_catalog().await;
+    let mut model = BTreeMap::new();
+    ingest_lines(&t.catalog, &random_stream_with(1, 400, 200, false, &mut model), "a").await;
+    let first = compact_table(&t.catalog, &ident(), &test_options()).await.unwrap();
+    assert_eq!(first.kind, Some(CompactionKind::Full), "{first:?}");
+    // A small change compacts incrementally; a change larger than the ratio rewrites fully.
+    ingest_lines(&t.catalog, &random_stream_with(2, 3, 200, false, &mut model), "b").await;
+    let small = compact_table(&t.catalog, &ident(), &test_options()).await.unwrap();
+    assert_eq!(small.kind, Some(CompactionKind::Incremental), "{small:?}");
+    assert!(small.rows_in <= 4, "an incremental compaction reads only the new rows: {small:?}");
+    ingest_lines(&t.catalog, &random_stream_with(3, 300, 200, false, &mut model), "c").await;
+    let large = compact_table(&t.catalog, &ident(), &test_options()).await.unwrap();
+    assert_eq!(large.kind, Some(CompactionKind::Full), "{large:?}");
+    assert_eq!(latest(&t.catalog).await, model_rows(&model));
+    // A full rewrite drops every position-delete file.
+    let table = t.catalog.load_table(&ident()).await.unwrap();
+    assert!(table.live_files().await.unwrap().iter().all(|f| f.is_data()));
 }
 
 #[tokio::test]
@@ -147,8 +217,11 @@ async fn compacted_table_is_readable_by_pyiceberg_and_duckdb_with_no_file_twice(
     let mut model = BTreeMap::new();
     ingest_lines(&t.catalog, &random_stream(77, 300, 60, &mut model), "a").await;
     compact_table(&t.catalog, &ident(), &test_options()).await.unwrap();
-    ingest_lines(&t.catalog, &random_stream(78, 100, 60, &mut model), "b").await;
-    compact_table(&t.catalog, &ident(), &test_options()).await.unwrap();
+    // The second compaction is incremental: PyIceberg and DuckDB must apply its position deletes.
+    ingest_lines(&t.catalog, &random_stream_with(78, 100, 60, false, &mut model), "b").await;
+    let second = compact_table(&t.catalog, &ident(), &incremental_options()).await.unwrap();
+    assert_eq!(second.kind, Some(CompactionKind::Incremental), "{second:?}");
+    assert!(second.rows_superseded > 0, "{second:?}");
 
     let table = t.catalog.load_table(&ident()).await.unwrap();
     let live = table.live_files().await.unwrap();
@@ -164,9 +237,25 @@ async fn compacted_table_is_readable_by_pyiceberg_and_duckdb_with_no_file_twice(
 
 #[tokio::test]
 async fn compaction_during_ingest_loses_and_duplicates_nothing() {
+    compact_during_ingest(Default::default(), false).await;
+}
+
+#[tokio::test]
+async fn incremental_compaction_during_ingest_loses_and_duplicates_nothing() {
+    let report = compact_during_ingest(incremental_options().policy, true).await;
+    assert_eq!(report.kind, Some(CompactionKind::Incremental), "{report:?}");
+}
+
+/// Ingests while a compaction runs (after a first full one when `compacted_first`); checks the
+/// view and the sink's progress afterwards.
+async fn compact_during_ingest(policy: PlanPolicy, compacted_first: bool) -> floe_compactor::CompactionReport {
     let t = floe_catalog::testing::test_catalog().await;
     let mut model = BTreeMap::new();
-    ingest_lines(&t.catalog, &random_stream(5, 400, 80, &mut model), "before").await;
+    ingest_lines(&t.catalog, &random_stream_with(5, 400, 80, false, &mut model), "before").await;
+    if compacted_first {
+        compact_table(&t.catalog, &ident(), &test_options()).await.unwrap();
+        ingest_lines(&t.catalog, &random_stream_with(4, 40, 80, false, &mut model), "between").await;
+    }
     let later = random_stream(6, 400, 80, &mut model);
     // Small batches, so the sink commits many times while the compaction runs.
     let config = SinkConfig::parse("[sink]\nbatch_rows = 20\n", "test").unwrap();
@@ -175,7 +264,7 @@ async fn compaction_during_ingest_loses_and_duplicates_nothing() {
     let ingest = Ingestor::new(&t.catalog, config).run(source, &|_| {});
     // The real grace period: the sink has files written but not yet committed while the
     // compactor cleans up, and those must not be mistaken for orphans.
-    let (id, options) = (ident(), CompactOptions { snapshot_retention: Duration::ZERO, ..Default::default() });
+    let (id, options) = (ident(), CompactOptions { snapshot_retention: Duration::ZERO, policy, ..Default::default() });
     let compact = compact_table(&t.catalog, &id, &options);
     let (ingested, compacted) = tokio::join!(ingest, compact);
     let ingested = ingested.unwrap();
@@ -183,35 +272,45 @@ async fn compaction_during_ingest_loses_and_duplicates_nothing() {
     assert!(ingested.commits > 1);
 
     assert_eq!(latest(&t.catalog).await, model_rows(&model));
-    // Every row is either a compaction output or an append after the compaction's base.
-    let total = json_rows(&floe_views::query(&t.catalog, "SELECT count(*) AS n FROM prop.items").await.unwrap());
-    let appended_after: u64 = ingested.rows.values().sum();
     let table = t.catalog.load_table(&ident()).await.unwrap();
     let positions = floe_catalog::layout::committed_positions(&table);
     assert_eq!(positions.get("during/0").copied(), Some(later.len() as i64), "sink progress survives the replace");
-    assert!(total[0]["n"].as_u64().unwrap() <= compacted.rows_out + appended_after);
-    // A second full compaction gives exactly one row per live key.
-    compact_table(&t.catalog, &ident(), &test_options()).await.unwrap();
-    let raw = json_rows(&floe_views::query(&t.catalog, "SELECT count(*) AS n FROM prop.items").await.unwrap());
-    assert_eq!(raw[0]["n"], json!(model.len()));
+    // Another compaction leaves exactly one row per live key.
+    compact_table(&t.catalog, &ident(), &CompactOptions { policy, ..test_options() }).await.unwrap();
+    assert_eq!(latest(&t.catalog).await, model_rows(&model));
+    assert_one_row_per_live_key(&t.catalog, &model, "after a second compaction").await;
+    compacted
 }
 
 #[tokio::test]
 async fn two_compactions_of_one_table_conflict_cleanly() {
-    let t = floe_catalog::testing::test_catalog().await;
-    let mut model = BTreeMap::new();
-    ingest_lines(&t.catalog, &random_stream(9, 300, 50, &mut model), "a").await;
-    let options = test_options();
-    let id = ident();
-    let (a, b) = tokio::join!(compact_table(&t.catalog, &id, &options), compact_table(&t.catalog, &id, &options));
-    let rewrote = |r: &Result<floe_compactor::CompactionReport, _>| matches!(r, Ok(report) if report.snapshot_id.is_some());
-    assert!(rewrote(&a) ^ rewrote(&b), "exactly one compaction commits: {a:?} / {b:?}");
-    for result in [&a, &b] {
-        if let Err(e) = result {
-            assert!(e.to_string().contains("conflict"), "{e}");
+    for incremental in [false, true] {
+        let t = floe_catalog::testing::test_catalog().await;
+        let mut model = BTreeMap::new();
+        ingest_lines(&t.catalog, &random_stream_with(9, 300, 50, false, &mut model), "a").await;
+        let options = if incremental {
+            compact_table(&t.catalog, &ident(), &test_options()).await.unwrap();
+            ingest_lines(&t.catalog, &random_stream_with(10, 30, 50, false, &mut model), "b").await;
+            incremental_options()
+        } else {
+            test_options()
+        };
+        let id = ident();
+        let (a, b) = tokio::join!(compact_table(&t.catalog, &id, &options), compact_table(&t.catalog, &id, &options));
+        let rewrote = |r: &Result<floe_compactor::CompactionReport, _>| matches!(r, Ok(report) if report.snapshot_id.is_some());
+        assert!(rewrote(&a) ^ rewrote(&b), "exactly one compaction commits: {a:?} / {b:?}");
+        for result in [&a, &b] {
+            match result {
+                Ok(report) if incremental && report.snapshot_id.is_some() => {
+                    assert_eq!(report.kind, Some(CompactionKind::Incremental))
+                }
+                Ok(_) => {}
+                Err(e) => assert!(e.to_string().contains("conflict"), "{e}"),
+            }
         }
+        assert_eq!(latest(&t.catalog).await, model_rows(&model));
+        assert_one_row_per_live_key(&t.catalog, &model, "after the race").await;
     }
-    assert_eq!(latest(&t.catalog).await, model_rows(&model));
 }
 
 #[tokio::test]

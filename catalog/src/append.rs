@@ -86,7 +86,7 @@ pub async fn prepare_append(
     let mut manifests = merge_small_manifests(table, &mut writer, existing).await?;
     if !files.is_empty() {
         let added = files.into_iter().map(EntryWrite::Added).collect();
-        manifests.push(writer.write_manifest(added).await?);
+        manifests.extend(writer.write_manifests(added).await?);
     }
     let mut change = writer.finish(Operation::Append, manifests, properties).await?;
     let expired = snapshots_beyond_retention(table);
@@ -135,7 +135,7 @@ async fn merge_small_manifests(
             .map(|e| EntryWrite::Existing(live_file(&e)))
             .collect::<Vec<_>>();
         if !entries.is_empty() {
-            result.push(writer.write_manifest(entries).await?);
+            result.extend(writer.write_manifests(entries).await?);
         }
     }
     Ok(result)

@@ -160,31 +160,52 @@ pub fn latest_truncate_sql(table: &str) -> String {
     )
 }
 
-/// The live data files of `table`, split into the latest compaction's output (at most one row
-/// per key) and everything appended since or during it. `None` when the table has no
-/// compaction output live, so there is nothing to split.
-pub async fn split_at_latest_compaction(
-    table: &crate::FloeTable,
-) -> crate::Result<Option<(std::collections::HashSet<String>, std::collections::HashSet<String>)>> {
-    let metadata = table.metadata();
-    let mut snapshot = table.current_snapshot().cloned();
-    while let Some(s) = snapshot.as_ref() {
-        if s.summary().additional_properties.contains_key(SUMMARY_COMPACTION) {
-            break;
-        }
-        snapshot = s.parent_snapshot_id().and_then(|id| metadata.snapshot_by_id(id).cloned());
-    }
-    let Some(compaction) = snapshot else { return Ok(None) };
-    let (compacted, delta): (Vec<_>, Vec<_>) =
-        table.live_files().await?.into_iter().partition(|f| f.snapshot_id == compaction.snapshot_id());
-    if compacted.is_empty() {
-        return Ok(None);
-    }
-    let paths = |files: Vec<crate::LiveFile>| files.into_iter().map(|f| f.data_file.file_path().to_string()).collect();
-    Ok(Some((paths(compacted), paths(delta))))
+/// File-name prefix of the compactor's output. Those files (with their position deletes
+/// applied) hold at most one row per key between them, the latest as of the compaction that
+/// wrote them; every other data file holds rows appended since, all newer. The mark travels
+/// with the file, so it outlives the snapshot that added it.
+pub const COMPACTED_FILE_PREFIX: &str = "compacted-";
+
+/// Whether the data file at `path` was written by the compactor.
+pub fn is_compaction_output(path: &str) -> bool {
+    path.rsplit('/').next().is_some_and(|name| name.starts_with(COMPACTED_FILE_PREFIX))
 }
 
-/// The latest records of a table split at its latest compaction ([`split_at_latest_compaction`]):
+/// A table's live files by role.
+#[derive(Debug, Clone, Default)]
+pub struct TableFiles {
+    /// Compaction output: at most one row per key across them, deletes applied.
+    pub compacted: Vec<crate::LiveFile>,
+    /// Data files appended by the sink, every row newer than any compacted row.
+    pub delta: Vec<crate::LiveFile>,
+    /// Position-delete files (over compacted files).
+    pub deletes: Vec<crate::LiveFile>,
+}
+
+impl TableFiles {
+    pub async fn of(table: &crate::FloeTable) -> crate::Result<Self> {
+        let mut files = Self::default();
+        for file in table.live_files().await? {
+            match (file.is_data(), is_compaction_output(file.path())) {
+                (false, _) => files.deletes.push(file),
+                (true, true) => files.compacted.push(file),
+                (true, false) => files.delta.push(file),
+            }
+        }
+        Ok(files)
+    }
+
+    pub fn data_files(&self) -> impl Iterator<Item = &crate::LiveFile> {
+        self.compacted.iter().chain(&self.delta)
+    }
+}
+
+/// Paths of `files`.
+pub fn paths(files: &[crate::LiveFile]) -> std::collections::HashSet<String> {
+    files.iter().map(|f| f.path().to_string()).collect()
+}
+
+/// The latest records of a table split into compaction output and delta ([`TableFiles`]):
 /// the latest of the rows appended since, plus the compacted rows whose key they do not touch.
 /// Same result as [`latest_records_sql`] over the whole table, without ranking compacted rows:
 /// those hold one row per key, and every later row is newer (`_op_ts` only grows).

@@ -12,7 +12,8 @@
 //!   rewrite), [`schema_update`] (add, widen, relax, rename, drop) and [`maintenance`]
 //!   (expire snapshots, delete unreferenced files);
 //! - [`layout`]: floe's table layout and the latest-record ranking, shared by every reader;
-//! - [`writer`]: Arrow batches → Parquet data files with field ids and column metrics.
+//! - [`writer`]: Arrow batches → Parquet data files with field ids and column metrics;
+//!   [`deletes`]: position-delete files; [`read`]: a file's columns in file order.
 //!
 //! Data flows in one direction: the sink and the compactor hand data files and schema changes
 //! to this crate; views read tables through [`Catalog::load_table`].
@@ -20,9 +21,11 @@
 pub mod append;
 pub mod catalog;
 pub mod commit;
+pub mod deletes;
 pub mod error;
 pub mod layout;
 pub mod maintenance;
+pub mod read;
 pub mod replace;
 pub mod schema_update;
 mod snapshot;

@@ -1,8 +1,10 @@
-//! The replace producer: atomically removes a named set of data files and adds new ones, as one
-//! `replace` snapshot (what Iceberg calls a rewrite). Files not named stay live, including files
-//! appended by others after the caller read its base snapshot: the change is computed against
-//! the table's current snapshot, and only manifests that hold a removed file are rewritten.
-//! A named file that is no longer live is a conflict: someone else already rewrote it.
+//! The replace producer: atomically removes a named set of files and adds new ones, as one
+//! `replace` snapshot (what Iceberg calls a rewrite). Added files may be position-delete files
+//! over live data files (how an incremental compaction retires superseded rows). Files not
+//! named stay live, including files appended by others after the caller read its base
+//! snapshot: the change is computed against the table's current snapshot, and only manifests
+//! that hold a removed file are rewritten. A named file that is no longer live is a conflict:
+//! someone else already rewrote it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,31 +17,47 @@ use crate::error::{CatalogError, Result};
 use crate::snapshot::{EntryWrite, SnapshotWriter};
 use crate::table::{live_file, FloeTable};
 
-/// The change that removes the files at `remove` (paths) and adds `add`.
+/// What one replace snapshot does.
+#[derive(Debug, Clone, Default)]
+pub struct FileRewrite {
+    /// Paths of the live files (data or delete) to remove.
+    pub remove: HashSet<String>,
+    /// New data and delete files.
+    pub add: Vec<DataFile>,
+    /// Paths of files that must still be live for the rewrite to make sense (the data files the
+    /// added position deletes point into).
+    pub require_live: HashSet<String>,
+}
+
+impl FileRewrite {
+    pub fn new(remove: HashSet<String>, add: Vec<DataFile>) -> Self {
+        Self { remove, add, require_live: HashSet::new() }
+    }
+}
+
+/// The change that applies `rewrite` to the table's current snapshot.
 pub async fn prepare_replace(
     table: &FloeTable,
-    remove: &HashSet<String>,
-    add: Vec<DataFile>,
+    rewrite: &FileRewrite,
     properties: HashMap<String, String>,
 ) -> Result<TableChange> {
     let Some(snapshot) = table.current_snapshot().cloned() else {
         return Err(CatalogError::final_conflict(table.ident(), "table has no snapshot to replace files in"));
     };
+    let remove = &rewrite.remove;
     let mut writer = SnapshotWriter::new(table)?;
     let manifests = table.manifests(&snapshot).await?;
     let mut kept = Vec::with_capacity(manifests.len());
     let mut found = HashSet::new();
+    let mut required_found = 0;
     for (manifest, entries) in table.manifest_entries(&manifests).await? {
-        let touches_removed = entries
-            .iter()
-            .any(|e| e.status() != ManifestStatus::Deleted && remove.contains(e.file_path()));
-        if !touches_removed {
+        let live = entries.iter().filter(|e| e.status() != ManifestStatus::Deleted);
+        required_found += live.clone().filter(|e| rewrite.require_live.contains(e.file_path())).count();
+        if !live.clone().any(|e| remove.contains(e.file_path())) {
             kept.push(manifest);
             continue;
         }
-        let rewritten = entries
-            .iter()
-            .filter(|e| e.status() != ManifestStatus::Deleted)
+        let rewritten = live
             .map(|e| {
                 if remove.contains(e.file_path()) {
                     found.insert(e.file_path().to_string());
@@ -49,7 +67,7 @@ pub async fn prepare_replace(
                 }
             })
             .collect();
-        kept.push(writer.write_manifest(rewritten).await?);
+        kept.extend(writer.write_manifests(rewritten).await?);
     }
     if found.len() != remove.len() {
         let missing: Vec<_> = remove.difference(&found).take(3).cloned().collect();
@@ -58,9 +76,13 @@ pub async fn prepare_replace(
             format!("{} file(s) to replace are no longer live, e.g. {missing:?}", remove.len() - found.len()),
         ));
     }
-    if !add.is_empty() {
-        kept.push(writer.write_manifest(add.into_iter().map(EntryWrite::Added).collect()).await?);
+    if required_found != rewrite.require_live.len() {
+        return Err(CatalogError::final_conflict(
+            table.ident(),
+            format!("{} data file(s) the new deletes apply to are no longer live", rewrite.require_live.len() - required_found),
+        ));
     }
+    kept.extend(writer.write_manifests(rewrite.add.iter().cloned().map(EntryWrite::Added).collect()).await?);
     writer.finish(Operation::Replace, kept, properties).await
 }
 
@@ -74,9 +96,10 @@ pub async fn replace(
     properties: HashMap<String, String>,
     policy: &RetryPolicy,
 ) -> Result<FloeTable> {
+    let rewrite = FileRewrite::new(remove, add);
     let committed = commit_with_retry(catalog, ident, policy, |table| {
-        let (remove, add, properties) = (&remove, add.clone(), properties.clone());
-        async move { prepare_replace(&table, remove, add, properties).await.map(Some) }
+        let (rewrite, properties) = (&rewrite, properties.clone());
+        async move { prepare_replace(&table, rewrite, properties).await.map(Some) }
     })
     .await?;
     Ok(committed.expect("replace always produces a change"))

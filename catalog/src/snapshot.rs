@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use iceberg::spec::{
-    DataFile, DataFileFormat, FormatVersion, ManifestFile, ManifestListWriter, ManifestWriter,
+    DataContentType, DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriter,
     ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention,
     SnapshotSummaryCollector, Summary, MAIN_BRANCH,
 };
@@ -17,12 +17,16 @@ use crate::commit::TableChange;
 use crate::error::{CatalogError, Result};
 use crate::table::{FloeTable, LiveFile};
 
-const TOTAL_PAIRS: [(&str, &str, &str); 3] = [
+/// Summary totals as (total, added, removed): each is carried from the parent and moved by
+/// what this snapshot adds and removes.
+const TOTAL_PAIRS: [(&str, &str, &str); 6] = [
     ("total-data-files", "added-data-files", "deleted-data-files"),
     ("total-records", "added-records", "deleted-records"),
     ("total-files-size", "added-files-size", "removed-files-size"),
+    ("total-delete-files", "added-delete-files", "removed-delete-files"),
+    ("total-position-deletes", "added-position-deletes", "removed-position-deletes"),
+    ("total-equality-deletes", "added-equality-deletes", "removed-equality-deletes"),
 ];
-const CARRIED_TOTALS: [&str; 3] = ["total-delete-files", "total-position-deletes", "total-equality-deletes"];
 
 /// How one entry is written into a manifest of the new snapshot.
 #[derive(Debug, Clone)]
@@ -33,6 +37,15 @@ pub(crate) enum EntryWrite {
     Existing(LiveFile),
     /// A file this snapshot removes.
     Deleted(LiveFile),
+}
+
+impl EntryWrite {
+    fn data_file(&self) -> &DataFile {
+        match self {
+            EntryWrite::Added(file) => file,
+            EntryWrite::Existing(live) | EntryWrite::Deleted(live) => &live.data_file,
+        }
+    }
 }
 
 /// Builds one new snapshot of `table`.
@@ -63,7 +76,7 @@ impl<'a> SnapshotWriter<'a> {
         })
     }
 
-    fn new_manifest_writer(&mut self) -> Result<ManifestWriter> {
+    fn new_manifest_writer(&mut self, content: ManifestContentType) -> Result<ManifestWriter> {
         let metadata = self.table.metadata();
         let path = format!(
             "{}/metadata/{}-m{}.{}",
@@ -74,18 +87,34 @@ impl<'a> SnapshotWriter<'a> {
         );
         self.manifests_written += 1;
         let output = self.table.file_io().new_output(path)?;
-        Ok(ManifestWriterBuilder::new(
+        let builder = ManifestWriterBuilder::new(
             output,
             Some(self.snapshot_id),
             metadata.current_schema().clone(),
             metadata.default_partition_spec().as_ref().clone(),
-        )
-        .build_v2_data())
+        );
+        Ok(match content {
+            ManifestContentType::Data => builder.build_v2_data(),
+            ManifestContentType::Deletes => builder.build_v2_deletes(),
+        })
     }
 
-    /// Writes one manifest holding `entries`, and counts added and removed files in the summary.
-    pub(crate) async fn write_manifest(&mut self, entries: Vec<EntryWrite>) -> Result<ManifestFile> {
-        let mut writer = self.new_manifest_writer()?;
+    /// Writes `entries` into manifests, one for data files and one for delete files (Iceberg
+    /// keeps the two apart), and counts added and removed files in the summary.
+    pub(crate) async fn write_manifests(&mut self, entries: Vec<EntryWrite>) -> Result<Vec<ManifestFile>> {
+        let (data, deletes): (Vec<_>, Vec<_>) =
+            entries.into_iter().partition(|e| e.data_file().content_type() == DataContentType::Data);
+        let mut manifests = vec![];
+        for (content, entries) in [(ManifestContentType::Data, data), (ManifestContentType::Deletes, deletes)] {
+            if !entries.is_empty() {
+                manifests.push(self.write_manifest(content, entries).await?);
+            }
+        }
+        Ok(manifests)
+    }
+
+    async fn write_manifest(&mut self, content: ManifestContentType, entries: Vec<EntryWrite>) -> Result<ManifestFile> {
+        let mut writer = self.new_manifest_writer(content)?;
         let schema = self.table.metadata().current_schema().clone();
         let spec = self.table.metadata().default_partition_spec().clone();
         for entry in entries {
@@ -174,9 +203,6 @@ impl<'a> SnapshotWriter<'a> {
         for (total, added, removed) in TOTAL_PAIRS {
             let value = previous_total(total) + count(added) - count(removed);
             props.insert(total.to_string(), value.max(0).to_string());
-        }
-        for total in CARRIED_TOTALS {
-            props.insert(total.to_string(), previous_total(total).to_string());
         }
         props.extend(metrics);
         Summary { operation, additional_properties: props }

@@ -35,6 +35,17 @@ pub struct LiveFile {
     pub file_sequence_number: Option<i64>,
 }
 
+impl LiveFile {
+    pub fn path(&self) -> &str {
+        self.data_file.file_path()
+    }
+
+    /// A data file, as opposed to a delete file.
+    pub fn is_data(&self) -> bool {
+        self.data_file.content_type() == iceberg::spec::DataContentType::Data
+    }
+}
+
 impl FloeTable {
     pub fn new(
         ident: TableIdent,
@@ -115,7 +126,7 @@ impl FloeTable {
             .await
     }
 
-    /// Every data file live in the current snapshot.
+    /// Every file (data and delete) live in the current snapshot.
     pub async fn live_files(&self) -> Result<Vec<LiveFile>> {
         match self.current_snapshot() {
             Some(snapshot) => self.live_files_of(&snapshot.clone()).await,
@@ -123,7 +134,7 @@ impl FloeTable {
         }
     }
 
-    /// Every data file live in `snapshot`.
+    /// Every file (data and delete) live in `snapshot`.
     pub async fn live_files_of(&self, snapshot: &SnapshotRef) -> Result<Vec<LiveFile>> {
         let manifests = self.manifests(snapshot).await?;
         let loaded = self.manifest_entries(&manifests).await?;

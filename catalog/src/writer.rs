@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef as ArrowSchemaRef;
 use iceberg::arrow::schema_to_arrow_schema;
-use iceberg::spec::{DataFile, DataFileFormat, PartitionKey};
+use iceberg::spec::{DataFile, DataFileFormat, PartitionKey, SchemaRef};
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::location_generator::{DefaultFileNameGenerator, DefaultLocationGenerator};
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
@@ -28,6 +28,28 @@ pub fn table_arrow_schema(table: &FloeTable) -> Result<ArrowSchemaRef> {
     Ok(Arc::new(schema_to_arrow_schema(table.current_schema())?))
 }
 
+/// How floe's Parquet files roll over in the table's data directory: zstd, named
+/// `{name_prefix}{uuid}-{n}.parquet`, written for `schema` (data files use the table's schema,
+/// delete files their own).
+pub(crate) type RollingParquet =
+    RollingFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+
+pub(crate) fn rolling_parquet(
+    table: &FloeTable,
+    schema: SchemaRef,
+    target_file_size: usize,
+    name_prefix: &str,
+) -> Result<RollingParquet> {
+    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+    Ok(RollingFileWriterBuilder::new(
+        ParquetWriterBuilder::new(props, schema),
+        target_file_size,
+        table.file_io().clone(),
+        DefaultLocationGenerator::new(table.metadata())?,
+        DefaultFileNameGenerator::new(format!("{name_prefix}{}", Uuid::now_v7()), None, DataFileFormat::Parquet),
+    ))
+}
+
 /// Writes record batches of one partition into data files of `table`.
 pub struct DataFileSink {
     inner: Box<dyn IcebergWriter>,
@@ -36,18 +58,18 @@ pub struct DataFileSink {
 impl DataFileSink {
     /// A writer for `table`'s current schema. `partition` is `None` for unpartitioned tables.
     pub async fn new(table: &FloeTable, partition: Option<PartitionKey>, target_file_size: usize) -> Result<Self> {
-        let metadata = table.metadata();
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .build();
-        let parquet = ParquetWriterBuilder::new(props, metadata.current_schema().clone());
-        let rolling = RollingFileWriterBuilder::new(
-            parquet,
-            target_file_size,
-            table.file_io().clone(),
-            DefaultLocationGenerator::new(metadata)?,
-            DefaultFileNameGenerator::new(Uuid::now_v7().to_string(), None, DataFileFormat::Parquet),
-        );
+        Self::named(table, partition, target_file_size, "").await
+    }
+
+    /// As [`DataFileSink::new`], with file names starting with `name_prefix` (the compactor marks
+    /// its output this way, see [`crate::layout::COMPACTED_FILE_PREFIX`]).
+    pub async fn named(
+        table: &FloeTable,
+        partition: Option<PartitionKey>,
+        target_file_size: usize,
+        name_prefix: &str,
+    ) -> Result<Self> {
+        let rolling = rolling_parquet(table, table.current_schema().clone(), target_file_size, name_prefix)?;
         let inner = DataFileWriterBuilder::new(rolling).build(partition).await?;
         Ok(Self { inner: Box::new(inner) })
     }

@@ -116,7 +116,7 @@ async fn replace_keeps_files_appended_after_its_base() {
     let remove: HashSet<String> = old.iter().map(|f| f.file_path().to_string()).collect();
     let rewritten = write_people(&base, &[1, 2]).await;
     // Staged against the stale base: the pointer moved, so it is a conflict...
-    let stale = prepare_replace(&base, &remove, rewritten.clone(), no_props()).await.unwrap();
+    let stale = prepare_replace(&base, &floe_catalog::replace::FileRewrite::new(remove.clone(), rewritten.clone()), no_props()).await.unwrap();
     assert!(t.catalog.commit_table(&base, stale).await.unwrap_err().is_retryable());
     // ...and the retrying producer rebuilds it on the current snapshot.
     let table = replace(&t.catalog, base.ident(), remove.clone(), rewritten, no_props(), &RetryPolicy::default())

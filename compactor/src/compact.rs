@@ -1,25 +1,27 @@
-//! One compaction of one table: plan, rewrite, commit a `replace` snapshot that removes exactly
-//! the files read and adds the new ones, then expire old snapshots and delete what they alone
+//! One compaction of one table: plan (full or incremental), rewrite, commit a `replace` snapshot
+//! that removes exactly the files read and adds the new ones (and position deletes), then expire old snapshots and delete what they alone
 //! referenced. Appends that land during the rewrite survive: the replace is rebuilt on the
 //! current snapshot and only names the files it read. A second compaction of the same files
 //! finds them gone and aborts cleanly.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use floe_catalog::iceberg::TableIdent;
 use floe_catalog::layout::{committed_max_op_ts, committed_positions, SUMMARY_MAX_OP_TS, SUMMARY_POSITIONS};
 use floe_catalog::maintenance::{expire_snapshots, remove_unreferenced_files, ExpireOptions};
-use floe_catalog::replace::prepare_replace;
+use floe_catalog::iceberg::spec::DataContentType;
+use floe_catalog::replace::{prepare_replace, FileRewrite};
 use floe_catalog::writer::DEFAULT_TARGET_FILE_SIZE;
-use floe_catalog::{commit_with_retry, Catalog, RetryPolicy};
+use floe_catalog::{commit_with_retry, Catalog, FloeTable, RetryPolicy};
 use serde::Serialize;
 use tracing::{info, info_span, Instrument};
 
 use crate::error::Result;
-use crate::execute::{rewrite, RewriteOptions};
-use crate::plan::{plan, Skip, SUMMARY_COMPACTION};
+use crate::execute::{rewrite_full, RewriteOptions, RewriteOutput};
+use crate::incremental::rewrite_incremental;
+use crate::plan::{plan, CompactionKind, CompactionPlan, PlanPolicy, Skip, SUMMARY_COMPACTION};
 
 #[derive(Debug, Clone)]
 pub struct CompactOptions {
@@ -32,6 +34,8 @@ pub struct CompactOptions {
     /// Unreferenced files younger than this are left alone (a writer may be about to commit them).
     pub orphan_grace: Duration,
     pub dry_run: bool,
+    /// When to rewrite everything instead of only what changed.
+    pub policy: PlanPolicy,
 }
 
 impl Default for CompactOptions {
@@ -43,6 +47,7 @@ impl Default for CompactOptions {
             snapshot_retention: Duration::from_secs(24 * 3600),
             orphan_grace: Duration::from_secs(3600),
             dry_run: false,
+            policy: PlanPolicy::default(),
         }
     }
 }
@@ -63,10 +68,13 @@ pub struct CompactionReport {
     pub table: String,
     pub skipped: Option<String>,
     pub dry_run: bool,
+    pub kind: Option<CompactionKind>,
     pub base_snapshot_id: Option<i64>,
     pub snapshot_id: Option<i64>,
     pub rows_in: u64,
     pub rows_out: u64,
+    /// Compacted rows an incremental compaction retired with position deletes.
+    pub rows_superseded: u64,
     pub files_in: u64,
     pub files_out: u64,
     pub bytes_in: u64,
@@ -74,6 +82,16 @@ pub struct CompactionReport {
     pub duration_ms: u64,
     pub expired_snapshots: u64,
     pub files_deleted: u64,
+}
+
+impl CompactionReport {
+    fn describe_plan(&mut self, plan: &CompactionPlan) {
+        self.kind = Some(plan.kind);
+        self.base_snapshot_id = Some(plan.base_snapshot_id);
+        self.rows_in = plan.rows_in();
+        self.files_in = plan.input().len() as u64;
+        self.bytes_in = plan.bytes_in();
+    }
 }
 
 pub async fn compact_table(catalog: &dyn Catalog, ident: &TableIdent, options: &CompactOptions) -> Result<CompactionReport> {
@@ -106,7 +124,7 @@ async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &Comp
     let started = Instant::now();
     let table = catalog.load_table(ident).await?;
     let mut report = CompactionReport { table: ident.to_string(), dry_run: options.dry_run, ..Default::default() };
-    let plan = match plan(&table).await? {
+    let plan = match plan(&table, &options.policy).await? {
         Ok(plan) => plan,
         Err(skip) => {
             report.skipped = Some(match skip {
@@ -116,53 +134,23 @@ async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &Comp
             return Ok(report);
         }
     };
-    info!(elapsed_ms = started.elapsed().as_millis() as u64, files = plan.files.len(), "planned");
-    report.base_snapshot_id = Some(plan.base_snapshot_id);
-    report.rows_in = plan.rows_in;
-    report.files_in = plan.files.len() as u64;
-    report.bytes_in = plan.bytes_in;
+    info!(elapsed_ms = started.elapsed().as_millis() as u64, kind = plan.kind.as_str(), "planned");
+    report.describe_plan(&plan);
     if options.dry_run {
         return Ok(report);
     }
 
-    let keep_after = Utc::now().timestamp_micros() - options.tombstone_retention.as_micros() as i64;
-    let rewrite_options = RewriteOptions {
-        memory_limit: options.memory_limit,
-        target_file_size: options.target_file_size,
-        keep_tombstones_after: (!options.tombstone_retention.is_zero()).then_some(keep_after),
-    };
-    let (files, rows_out) = rewrite(&table, &rewrite_options).await?;
-    info!(elapsed_ms = started.elapsed().as_millis() as u64, rows_out, "rewritten");
-    report.rows_out = rows_out;
-    report.files_out = files.len() as u64;
-    report.bytes_out = files.iter().map(|f| f.file_size_in_bytes()).sum();
+    let (plan, output) = rewrite(&table, plan, &rewrite_options(options)).await?;
+    report.describe_plan(&plan);
+    info!(elapsed_ms = started.elapsed().as_millis() as u64, rows_out = output.rows_out, superseded = output.rows_superseded, "rewritten");
+    report.rows_out = output.rows_out;
+    report.rows_superseded = output.rows_superseded;
+    let new_data = output.add.iter().filter(|f| f.content_type() == DataContentType::Data);
+    report.files_out = new_data.clone().count() as u64;
+    report.bytes_out = new_data.map(|f| f.file_size_in_bytes()).sum();
     report.duration_ms = started.elapsed().as_millis() as u64;
 
-    let remove: HashSet<String> = plan.files.iter().map(|f| f.data_file.file_path().to_string()).collect();
-    let summary = compaction_summary(&report);
-    let committed = commit_with_retry(catalog, ident, &RetryPolicy::default(), |current| {
-        let (files, mut properties) = (files.clone(), summary.clone());
-        let remove = &remove;
-        async move {
-            // Carry the sink's progress forward from the snapshot this replace lands on.
-            properties.insert(SUMMARY_POSITIONS.into(), serde_json::to_string(&committed_positions(&current)).expect("serializes"));
-            if let Some(ts) = committed_max_op_ts(&current) {
-                properties.insert(SUMMARY_MAX_OP_TS.into(), ts.to_string());
-            }
-            prepare_replace(&current, remove, files, properties).await.map(Some)
-        }
-    })
-    .await;
-    let table = match committed {
-        Ok(table) => table.expect("replace always commits"),
-        Err(e) => {
-            // Nobody references what we wrote; remove it now rather than wait for cleanup.
-            for file in &files {
-                let _ = table.file_io().delete(file.file_path()).await;
-            }
-            return Err(e.into());
-        }
-    };
+    let table = commit(catalog, &table, &plan, output, compaction_summary(&report)).await?;
     report.snapshot_id = table.current_snapshot_id();
     info!(elapsed_ms = started.elapsed().as_millis() as u64, rows_in = report.rows_in, rows_out = report.rows_out, files_in = report.files_in, files_out = report.files_out, "committed");
 
@@ -177,9 +165,61 @@ async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &Comp
     Ok(report)
 }
 
+fn rewrite_options(options: &CompactOptions) -> RewriteOptions {
+    let keep_after = Utc::now().timestamp_micros() - options.tombstone_retention.as_micros() as i64;
+    RewriteOptions {
+        memory_limit: options.memory_limit,
+        target_file_size: options.target_file_size,
+        keep_tombstones_after: (!options.tombstone_retention.is_zero()).then_some(keep_after),
+    }
+}
+
+/// Runs the planned rewrite. An incremental plan whose delta holds a truncate becomes a full
+/// one; the plan actually carried out is returned with the output.
+async fn rewrite(table: &FloeTable, plan: CompactionPlan, options: &RewriteOptions) -> Result<(CompactionPlan, RewriteOutput)> {
+    if plan.kind == CompactionKind::Incremental {
+        if let Some(output) = rewrite_incremental(table, &plan.files, options).await? {
+            return Ok((plan, output));
+        }
+        info!("the delta holds a truncate: rewriting in full");
+    }
+    let plan = plan.into_full();
+    let input = plan.input().iter().map(|f| f.path().to_string()).collect();
+    let output = rewrite_full(table, input, options).await?;
+    Ok((plan, output))
+}
+
+/// Commits the rewrite as one `replace` snapshot on whatever the table's current snapshot is
+/// by then, carrying the sink's progress forward.
+async fn commit(catalog: &dyn Catalog, base: &FloeTable, plan: &CompactionPlan, output: RewriteOutput, summary: HashMap<String, String>) -> Result<FloeTable> {
+    let rewrite = FileRewrite { remove: plan.remove(), add: output.add, require_live: output.require_live };
+    let committed = commit_with_retry(catalog, base.ident(), &RetryPolicy::default(), |current| {
+        let (rewrite, mut properties) = (&rewrite, summary.clone());
+        async move {
+            properties.insert(SUMMARY_POSITIONS.into(), serde_json::to_string(&committed_positions(&current)).expect("serializes"));
+            if let Some(ts) = committed_max_op_ts(&current) {
+                properties.insert(SUMMARY_MAX_OP_TS.into(), ts.to_string());
+            }
+            prepare_replace(&current, rewrite, properties).await.map(Some)
+        }
+    })
+    .await;
+    match committed {
+        Ok(table) => Ok(table.expect("replace always commits")),
+        Err(e) => {
+            // Nobody references what we wrote; remove it now rather than wait for cleanup.
+            for file in &rewrite.add {
+                let _ = base.file_io().delete(file.file_path()).await;
+            }
+            Err(e.into())
+        }
+    }
+}
+
 fn compaction_summary(report: &CompactionReport) -> HashMap<String, String> {
     let mut props = HashMap::from([
-        (SUMMARY_COMPACTION.to_string(), "full".to_string()),
+        (SUMMARY_COMPACTION.to_string(), report.kind.map(CompactionKind::as_str).unwrap_or("full").to_string()),
+        ("floe.compaction.rows-superseded".into(), report.rows_superseded.to_string()),
         ("floe.compaction.rows-in".into(), report.rows_in.to_string()),
         ("floe.compaction.rows-out".into(), report.rows_out.to_string()),
         ("floe.compaction.files-in".into(), report.files_in.to_string()),

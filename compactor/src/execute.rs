@@ -1,17 +1,18 @@
-//! The rewrite: DataFusion reads the planned snapshot, keeps each key's latest record with the
-//! shared SQL definition, sorts by key, and streams the result into new Parquet data files. A
-//! fair spill pool bounds memory; sorts spill to disk beyond it.
+//! The full rewrite: DataFusion reads the planned files, keeps each key's latest record with
+//! the shared SQL definition, sorts by key, and streams the result into new compacted Parquet
+//! files. A fair spill pool bounds memory; sorts spill to disk beyond it.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
+use arrow::array::Array;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use floe_catalog::iceberg::spec::DataFile;
-use floe_catalog::layout::{key_columns, latest_records_sql, latest_truncate_sql, quote};
+use floe_catalog::layout::{key_columns, latest_records_sql, latest_truncate_sql, quote, COMPACTED_FILE_PREFIX};
 use floe_catalog::writer::{table_arrow_schema, DataFileSink};
 use floe_catalog::FloeTable;
-use arrow::array::Array;
 use futures::StreamExt;
 
 use crate::error::Result;
@@ -27,21 +28,44 @@ pub struct RewriteOptions {
     pub keep_tombstones_after: Option<i64>,
 }
 
-/// Rewrites `table`'s current snapshot to its latest records; returns the new files and rows.
-pub async fn rewrite(table: &FloeTable, options: &RewriteOptions) -> Result<(Vec<DataFile>, u64)> {
-    let ctx = session(options.memory_limit)?;
-    let partitions = ctx.copied_config().target_partitions();
-    let provider = ParallelSnapshotScan::new(table.iceberg_table()?, partitions)?;
-    ctx.register_table("base", Arc::new(provider))?;
-    let schema = table.current_schema();
-    let keys = key_columns(schema).unwrap_or_default();
-    let truncated_at = latest_truncate(&ctx).await?;
-    let latest = latest_records_sql("\"base\"", schema, options.keep_tombstones_after, Some(truncated_at)).unwrap_or_default();
-    let order = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-    let mut stream = ctx.sql(&format!("{latest} ORDER BY {order}")).await?.execute_stream().await?;
+/// What a rewrite produced, ready to commit.
+#[derive(Debug, Clone, Default)]
+pub struct RewriteOutput {
+    /// New compacted data files, and for an incremental rewrite its position-delete file.
+    pub add: Vec<DataFile>,
+    pub rows_out: u64,
+    /// Compacted rows the new position deletes retire.
+    pub rows_superseded: u64,
+    /// Data files the position deletes point into.
+    pub require_live: HashSet<String>,
+}
 
+/// Rewrites the data files at `paths` (the whole table) to its latest records.
+pub async fn rewrite_full(table: &FloeTable, paths: HashSet<String>, options: &RewriteOptions) -> Result<RewriteOutput> {
+    let ctx = session(options.memory_limit)?;
+    register_scan(&ctx, table, "base", paths)?;
+    let truncated_at = latest_truncate(&ctx, "base").await?;
+    let latest = latest_records_sql("\"base\"", table.current_schema(), options.keep_tombstones_after, Some(truncated_at))
+        .unwrap_or_default();
+    let (add, rows_out) = write_sorted(table, &ctx, &latest, options.target_file_size).await?;
+    Ok(RewriteOutput { add, rows_out, ..Default::default() })
+}
+
+/// Registers a scan of the data files at `paths` (deletes applied) as table `name`.
+pub(crate) fn register_scan(ctx: &SessionContext, table: &FloeTable, name: &str, paths: HashSet<String>) -> Result<()> {
+    let partitions = ctx.copied_config().target_partitions();
+    let provider = ParallelSnapshotScan::new(table.iceberg_table()?, partitions)?.only_files(paths);
+    ctx.register_table(name, Arc::new(provider))?;
+    Ok(())
+}
+
+/// Runs `select` ordered by the table's key and streams the rows into new compacted files.
+pub(crate) async fn write_sorted(table: &FloeTable, ctx: &SessionContext, select: &str, target_file_size: usize) -> Result<(Vec<DataFile>, u64)> {
+    let keys = key_columns(table.current_schema()).unwrap_or_default();
+    let order = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+    let mut stream = ctx.sql(&format!("{select} ORDER BY {order}")).await?.execute_stream().await?;
     let arrow_schema = table_arrow_schema(table)?;
-    let mut sink = DataFileSink::new(table, None, options.target_file_size).await?;
+    let mut sink = DataFileSink::named(table, None, target_file_size, COMPACTED_FILE_PREFIX).await?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -54,9 +78,10 @@ pub async fn rewrite(table: &FloeTable, options: &RewriteOptions) -> Result<(Vec
     Ok((sink.finish().await?, rows))
 }
 
-/// The latest truncate's `_op_ts`, read first so the rewrite's plan needs no join.
-async fn latest_truncate(ctx: &SessionContext) -> Result<Option<i64>> {
-    let batches = ctx.sql(&latest_truncate_sql("\"base\"")).await?.collect().await?;
+/// The latest truncate's `_op_ts` in registered table `name`, read first so the rewrite's plan
+/// needs no join.
+pub(crate) async fn latest_truncate(ctx: &SessionContext, name: &str) -> Result<Option<i64>> {
+    let batches = ctx.sql(&latest_truncate_sql(&quote(name))).await?.collect().await?;
     let column = batches.first().map(|b| b.column(0).clone());
     Ok(column.and_then(|c| {
         let values = c.as_any().downcast_ref::<arrow::array::Int64Array>()?.clone();
@@ -64,7 +89,7 @@ async fn latest_truncate(ctx: &SessionContext) -> Result<Option<i64>> {
     }))
 }
 
-fn session(memory_limit: usize) -> Result<SessionContext> {
+pub(crate) fn session(memory_limit: usize) -> Result<SessionContext> {
     let runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(FairSpillPool::new(memory_limit))).build_arc()?;
     // Every partition runs its own sorts and the fair pool splits the limit among them; under a
     // small limit one partition keeps each sort's share usable (its window sort then already

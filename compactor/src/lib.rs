@@ -1,15 +1,17 @@
 //! # floe-compactor
 //!
-//! Owns compaction: planning which files of a keyed table to rewrite ([`plan`]), executing the
-//! latest-record-per-key rewrite with DataFusion under a memory limit that spills to disk
-//! ([`execute`]), and committing it as one atomic `replace` snapshot through `floe-catalog`
+//! Owns compaction: planning which files of a keyed table to rewrite, in full or only what
+//! changed ([`plan`]), executing the latest-record-per-key rewrite with DataFusion under a
+//! memory limit that spills to disk ([`execute`], [`incremental`]), and committing it as one atomic `replace` snapshot through `floe-catalog`
 //! ([`compact`]). The ranking is the shared definition in `floe_catalog::layout`, so a compacted
 //! table answers the `_latest` view exactly as before.
 
 pub mod compact;
 pub mod error;
 pub mod execute;
+pub mod incremental;
 pub mod plan;
 
 pub use compact::{compact_table, CompactOptions, CompactionReport};
+pub use plan::{CompactionKind, PlanPolicy};
 pub use error::{CompactError, Result};

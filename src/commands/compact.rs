@@ -50,8 +50,10 @@ pub fn print_report(r: &CompactionReport) {
         return;
     }
     let verb = if r.dry_run { "would rewrite" } else { "rewrote" };
+    let kind = r.kind.map(|k| k.as_str()).unwrap_or("full");
+    let superseded = if r.rows_superseded > 0 { format!(", retired {} superseded rows", r.rows_superseded) } else { String::new() };
     println!(
-        "{}: {verb} {} files / {} rows / {} bytes{}",
+        "{}: {kind}: {verb} {} files / {} rows / {} bytes{}",
         r.table,
         r.files_in,
         r.rows_in,
@@ -60,7 +62,7 @@ pub fn print_report(r: &CompactionReport) {
             String::new()
         } else {
             format!(
-                " into {} files / {} rows / {} bytes in {} ms; expired {} snapshots, deleted {} files",
+                " into {} files / {} rows / {} bytes{superseded} in {} ms; expired {} snapshots, deleted {} files",
                 r.files_out, r.rows_out, r.bytes_out, r.duration_ms, r.expired_snapshots, r.files_deleted
             )
         }

@@ -70,9 +70,13 @@ fn compaction_history(snapshots: &[&floe_catalog::iceberg::spec::SnapshotRef]) -
         let p = &s.summary().additional_properties;
         let get = |k: &str| p.get(&format!("floe.compaction.{k}")).map(String::as_str).unwrap_or("?");
         let when = s.timestamp().map(|t| t.to_rfc3339()).unwrap_or_default();
+        let kind = p.get(floe_compactor::plan::SUMMARY_COMPACTION).map(String::as_str).unwrap_or("?");
         out += &format!(
-            "  {when}  rows {} → {}  files {} → {}  bytes {} → {}  {} ms\n",
-            get("rows-in"), get("rows-out"), get("files-in"), get("files-out"), get("bytes-in"), get("bytes-out"), get("duration-ms")
+            "  {when}  {kind:<11}  rows {} → {} (superseded {})  files {} → {}  bytes {} → {}  {} ms\n",
+            get("rows-in"),
+            get("rows-out"),
+            get("rows-superseded"),
+            get("files-in"), get("files-out"), get("bytes-in"), get("bytes-out"), get("duration-ms")
         );
     }
     out

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use floe_catalog::layout::split_at_latest_compaction;
-use floe_catalog::Catalog;
+use floe_catalog::layout::{paths, TableFiles};
+use floe_catalog::{Catalog, FloeTable};
 use iceberg_datafusion::IcebergStaticTableProvider;
 use tracing::debug;
 
@@ -31,6 +31,21 @@ fn internal_schema(ctx: &SessionContext) -> Result<Arc<dyn datafusion::catalog::
     Ok(catalog.schema(INTERNAL_SCHEMA).expect("just registered"))
 }
 
+/// The latest view of a table with compaction output, over scans of its compacted and delta
+/// files registered in [`INTERNAL_SCHEMA`].
+fn split_latest_view(ctx: &SessionContext, schema_name: &str, table: &FloeTable, files: &TableFiles) -> Result<Option<String>> {
+    let internal = internal_schema(ctx)?;
+    let partitions = ctx.copied_config().target_partitions();
+    let mut names = vec![];
+    for (part, files) in [("compacted", &files.compacted), ("delta", &files.delta)] {
+        let name = format!("{schema_name}.{}.{part}", table.ident().name());
+        let scan = ParallelSnapshotScan::new(table.iceberg_table()?, partitions)?.only_files(paths(files));
+        internal.register_table(name.clone(), Arc::new(scan))?;
+        names.push(format!("{}.{}", quote(INTERNAL_SCHEMA), quote(&name)));
+    }
+    Ok(latest_view_split_sql(&names[0], &names[1], table.current_schema()))
+}
+
 /// Builds a session with every table of `catalog` registered.
 pub async fn session(catalog: &dyn Catalog) -> Result<SessionContext> {
     let config = SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("floe", "public");
@@ -45,20 +60,11 @@ pub async fn session(catalog: &dyn Catalog) -> Result<SessionContext> {
             let provider = IcebergStaticTableProvider::try_new_from_table(table.iceberg_table()?).await?;
             schema_provider.register_table(ident.name().to_string(), Arc::new(provider))?;
             let qualified = format!("{}.{}", quote(&schema_name), quote(ident.name()));
-            let select = match split_at_latest_compaction(&table).await? {
-                Some((compacted, delta)) => {
-                    let internal = internal_schema(&ctx)?;
-                    let partitions = ctx.copied_config().target_partitions();
-                    let mut names = vec![];
-                    for (part, files) in [("compacted", compacted), ("delta", delta)] {
-                        let name = format!("{schema_name}.{}.{part}", ident.name());
-                        let scan = ParallelSnapshotScan::new(table.iceberg_table()?, partitions)?.only_files(files);
-                        internal.register_table(name.clone(), Arc::new(scan))?;
-                        names.push(format!("{}.{}", quote(INTERNAL_SCHEMA), quote(&name)));
-                    }
-                    latest_view_split_sql(&names[0], &names[1], table.current_schema())
-                }
-                None => latest_view_sql(&qualified, table.current_schema()),
+            let files = TableFiles::of(&table).await?;
+            let select = if files.compacted.is_empty() {
+                latest_view_sql(&qualified, table.current_schema())
+            } else {
+                split_latest_view(&ctx, &schema_name, &table, &files)?
             };
             if let Some(select) = select {
                 let view = format!("{}.{}", quote(&schema_name), quote(&format!("{}{LATEST_SUFFIX}", ident.name())));

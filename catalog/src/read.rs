@@ -1,0 +1,40 @@
+//! Reading columns of one Parquet file of a table in file order, so row `i` of the stream is
+//! position `i` of the file: what position deletes refer to. Iceberg's scan hides positions,
+//! so the compactor and the position-delete loader read through here.
+
+use futures::TryStreamExt;
+use iceberg::arrow::ArrowFileReader;
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask, PARQUET_FIELD_ID_META_KEY};
+
+use crate::error::{CatalogError, Result};
+use crate::table::FloeTable;
+
+/// The top-level columns of the Parquet file at `path` with the given Iceberg field ids, in
+/// file order. Columns appear in the order of `field_ids`; a field the file lacks is an error
+/// (the caller decides what an older file means).
+pub async fn read_columns(
+    table: &FloeTable,
+    path: &str,
+    field_ids: &[i32],
+) -> Result<Vec<arrow_array::RecordBatch>> {
+    let input = table.file_io().new_input(path)?;
+    let reader = ArrowFileReader::new(input.metadata().await?, input.reader().await?);
+    let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+    let arrow_fields = builder.schema().fields().clone();
+    let field_id = |f: &arrow_schema::Field| f.metadata().get(PARQUET_FIELD_ID_META_KEY).and_then(|v| v.parse::<i32>().ok());
+    let mut roots = Vec::with_capacity(field_ids.len());
+    for id in field_ids {
+        let index = arrow_fields
+            .iter()
+            .position(|f| field_id(f) == Some(*id))
+            .ok_or_else(|| CatalogError::Invalid(format!("{path} has no column with field id {id}")))?;
+        roots.push(index);
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.clone());
+    let batches: Vec<_> = builder.with_projection(mask).build()?.try_collect().await?;
+    // The projection keeps file order; put the columns in the caller's order.
+    let mut sorted = roots.clone();
+    sorted.sort_unstable();
+    let order: Vec<usize> = roots.iter().map(|r| sorted.binary_search(r).expect("projected")).collect();
+    batches.into_iter().map(|b| Ok(b.project(&order)?)).collect()
+}
