@@ -231,6 +231,7 @@ async fn compacted_table_is_readable_by_pyiceberg_and_duckdb_with_no_file_twice(
     let read = run_python_json("read_tables.py", &[&data_dir_arg(t.dir.path()), "prop.items"]);
     let ids: Vec<i64> = model.keys().copied().collect();
     assert_eq!(read["prop.items"]["pyiceberg"].as_array().unwrap().len(), model.len());
+    assert!(read["prop.items"]["delete_files"].as_u64().unwrap() > 0, "PyIceberg plans the position deletes");
     let duck: Vec<i64> = read["prop.items"]["duckdb_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     assert_eq!(duck, ids);
 }

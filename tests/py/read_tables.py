@@ -1,5 +1,6 @@
 """Reads floe tables with readers floe did not write: PyIceberg 0.12 (SqlCatalog over floe's
-SQLite catalog) and DuckDB (over the Parquet files PyIceberg plans).
+SQLite catalog) and DuckDB (over the Parquet files PyIceberg plans, applying their
+position-delete files itself: DuckDB's iceberg extension cannot be downloaded offline).
 
 usage: read_tables.py DATA_DIR NAMESPACE.TABLE...
 Prints one JSON object: {table: {"pyiceberg": [rows], "duckdb_ids": [ids], "files": n}}.
@@ -37,16 +38,30 @@ def rows_of(arrow_table):
 def read(catalog, name):
     table = catalog.load_table(name)
     scan = table.scan()
-    files = [task.file.file_path for task in scan.plan_files()]
-    out = {"pyiceberg": rows_of(scan.to_arrow()), "files": len(files)}
-    if files:
-        paths = [f.removeprefix("file://") for f in files]
-        con = duckdb.connect()
-        query = f"SELECT id FROM read_parquet({paths!r}, union_by_name=true) ORDER BY id"
-        out["duckdb_ids"] = [row[0] for row in con.sql(query).fetchall()]
-    else:
-        out["duckdb_ids"] = []
+    tasks = list(scan.plan_files())
+    files = [task.file.file_path for task in tasks]
+    deletes = sorted({d.file_path for task in tasks for d in task.delete_files})
+    out = {"pyiceberg": rows_of(scan.to_arrow()), "files": len(files), "delete_files": len(deletes)}
+    out["duckdb_ids"] = duckdb_ids(files, deletes) if files else []
     return out
+
+
+def local(path):
+    return path.removeprefix("file://")
+
+
+def duckdb_ids(files, deletes):
+    con = duckdb.connect()
+    data = f"read_parquet({[local(f) for f in files]!r}, union_by_name=true, filename=true, file_row_number=true)"
+    if not deletes:
+        return [row[0] for row in con.sql(f"SELECT id FROM {data} ORDER BY id").fetchall()]
+    # Position deletes name data files by their full URI and rows by position in the file.
+    query = f"""
+        SELECT d.id FROM {data} d
+        ANTI JOIN read_parquet({[local(f) for f in deletes]!r}) del
+          ON d.filename = replace(del.file_path, 'file://', '') AND d.file_row_number = del.pos
+        ORDER BY d.id"""
+    return [row[0] for row in con.sql(query).fetchall()]
 
 
 def main():
