@@ -62,10 +62,12 @@ async fn build_table(catalog: &SqlCatalog, keys: i64) -> TableIdent {
     ident
 }
 
-async fn change_one_percent(catalog: &SqlCatalog, ident: &TableIdent, keys: i64) {
+/// Changes 1% of the keys, spread over the whole key range; `day` picks which.
+async fn change_one_percent(catalog: &SqlCatalog, ident: &TableIdent, keys: i64, day: i64) {
     let table = catalog.load_table(ident).await.unwrap();
-    let ids: Vec<i64> = (0..keys / 100).map(|i| i * 100 + 1).collect();
-    let files = write_data_files(&table, [batch(&table, &ids, CHANGES_PER_KEY, CHANGES_PER_KEY * keys)]).await.unwrap();
+    let ids: Vec<i64> = (0..keys / 100).map(|i| i * 100 + day).collect();
+    let round = CHANGES_PER_KEY - 1 + day;
+    let files = write_data_files(&table, [batch(&table, &ids, round, round * keys)]).await.unwrap();
     append(catalog, ident, files, Default::default(), &RetryPolicy::default()).await.unwrap();
 }
 
@@ -77,16 +79,26 @@ fn children_peak_rss_kib() -> i64 {
 }
 
 /// Runs `floe compact` in a child; floe must be the first child so its peak RSS is readable.
-fn floe_compact(data_dir: &Path) -> (Duration, i64) {
+/// Checks the kind of compaction floe chose (`full` or `incremental`).
+fn floe_compact(data_dir: &Path, kind: &str) -> (Duration, i64) {
     let start = Instant::now();
-    let log = if std::env::var("FLOE_BENCH_VERBOSE").is_ok() { "floe_compactor=info" } else { "warn" };
-    let out = Command::new(env!("CARGO_BIN_EXE_floe"))
-        .args(["--data-dir", data_dir.to_str().unwrap(), "--log", log, "compact", "bench.items", "--snapshot-retention-secs", "86400"])
-        .output()
-        .unwrap();
+    // FLOE_BENCH_VERBOSE=1 shows floe's phases; any other value is a log filter.
+    let log = match std::env::var("FLOE_BENCH_VERBOSE") {
+        Ok(v) if v == "1" => "floe_compactor=info".to_string(),
+        Ok(filter) => filter,
+        Err(_) => "warn".to_string(),
+    };
+    let mut args = vec!["--data-dir", data_dir.to_str().unwrap(), "--log", &log, "compact", "bench.items", "--snapshot-retention-secs", "86400"];
+    if kind == "full" {
+        args.push("--full");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_floe")).args(args).output().unwrap();
+    let elapsed = start.elapsed();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    (start.elapsed(), children_peak_rss_kib())
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!(": {kind}: ")), "expected a {kind} compaction: {stdout}");
+    (elapsed, children_peak_rss_kib())
 }
 
 fn duckdb_compact(files: &[String], out_dir: &Path) -> (Duration, i64, u64) {
@@ -114,7 +126,7 @@ fn view_read(catalog: &SqlCatalog, runtime: &tokio::runtime::Runtime) -> Duratio
 
 async fn live_paths(catalog: &SqlCatalog, ident: &TableIdent) -> Vec<String> {
     let table = catalog.load_table(ident).await.unwrap();
-    table.live_files().await.unwrap().iter().map(|f| f.data_file.file_path().to_string()).collect()
+    table.live_files().await.unwrap().iter().filter(|f| f.is_data()).map(|f| f.path().to_string()).collect()
 }
 
 fn main() {
@@ -128,31 +140,42 @@ fn main() {
 
     let files = runtime.block_on(live_paths(&catalog, &ident));
     let view_before = view_read(&catalog, &runtime);
-    let (floe_full, floe_rss) = floe_compact(dir.path());
+    let (floe_full, floe_rss) = floe_compact(dir.path(), "full");
     let view_compacted = view_read(&catalog, &runtime);
     let (duck_full, duck_rss, duck_rows) = duckdb_compact(&files, dir.path());
     let rows_out = runtime.block_on(catalog.load_table(&ident)).unwrap().current_summary()["total-records"].parse::<u64>().unwrap();
     assert_eq!(rows_out, duck_rows, "floe and DuckDB keep the same rows");
 
-    runtime.block_on(change_one_percent(&catalog, &ident, keys));
+    // A day in which 1% of the keys changed: floe compacts only the change; DuckDB has no
+    // choice but to rewrite everything.
+    runtime.block_on(change_one_percent(&catalog, &ident, keys, 1));
     let files = runtime.block_on(live_paths(&catalog, &ident));
     let view_delta = view_read(&catalog, &runtime);
-    let (floe_incr, _) = floe_compact(dir.path());
+    let (floe_incr, _) = floe_compact(dir.path(), "incremental");
+    let view_incr = view_read(&catalog, &runtime);
     let (duck_incr, _, _) = duckdb_compact(&files, dir.path());
+    // The baseline an incremental compaction saves: a full rewrite of the same table after the
+    // same kind of change.
+    runtime.block_on(change_one_percent(&catalog, &ident, keys, 2));
+    let (floe_full_again, _) = floe_compact(dir.path(), "full");
 
     let rows = keys * CHANGES_PER_KEY;
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!("compaction: {rows} rows over {keys} keys ({CHANGES_PER_KEY} changes per key, 10% deleted) → {rows_out} rows");
     println!("  full         floe {:>9.2?} ({:>6} MiB peak)   DuckDB {:>9.2?} ({:>6} MiB peak)   time ratio floe/DuckDB {:.2}, memory ratio {:.2}",
-        floe_full, floe_rss / 1024, duck_full, duck_rss / 1024, floe_full.as_secs_f64() / duck_full.as_secs_f64(), floe_rss as f64 / duck_rss as f64);
-    println!("  after 1%     floe {:>9.2?}                  DuckDB {:>9.2?}                  time ratio floe/DuckDB {:.2}",
-        floe_incr, duck_incr, floe_incr.as_secs_f64() / duck_incr.as_secs_f64());
-    println!("  incremental / full (floe)  {:.3}", floe_incr.as_secs_f64() / floe_full.as_secs_f64());
+        floe_full, floe_rss / 1024, duck_full, duck_rss / 1024, ratio(floe_full, duck_full), floe_rss as f64 / duck_rss as f64);
+    println!("  after 1%     floe incremental {:>9.2?}   DuckDB full rewrite {:>9.2?}   time ratio floe/DuckDB {:.3}",
+        floe_incr, duck_incr, ratio(floe_incr, duck_incr));
+    println!("  incremental / full rewrite of the same table (floe {:.2?})  {:.3}", floe_full_again, ratio(floe_incr, floe_full_again));
+    println!("  incremental / first full compaction (floe)  {:.3}", ratio(floe_incr, floe_full));
     println!(
-        "  latest view read: uncompacted {:.2?}; compacted {:.2?} (ratio {:.2}); compacted + 1% new {:.2?} (ratio {:.2})",
+        "  latest view read: uncompacted {:.2?}; compacted {:.2?} (ratio {:.2}); + 1% new {:.2?} (ratio {:.2}); incrementally compacted {:.2?} (ratio {:.2})",
         view_before,
         view_compacted,
-        view_compacted.as_secs_f64() / view_before.as_secs_f64(),
+        ratio(view_compacted, view_before),
         view_delta,
-        view_delta.as_secs_f64() / view_before.as_secs_f64()
+        ratio(view_delta, view_before),
+        view_incr,
+        ratio(view_incr, view_before),
     );
 }

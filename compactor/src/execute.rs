@@ -13,7 +13,9 @@ use floe_catalog::iceberg::spec::DataFile;
 use floe_catalog::layout::{key_columns, latest_records_sql, latest_truncate_sql, quote, COMPACTED_FILE_PREFIX};
 use floe_catalog::writer::{table_arrow_schema, DataFileSink};
 use floe_catalog::FloeTable;
+use datafusion::physical_plan::{displayable, execute_stream};
 use futures::StreamExt;
+use tracing::debug;
 
 use crate::error::Result;
 use floe_views::scan::ParallelSnapshotScan;
@@ -44,7 +46,9 @@ pub struct RewriteOutput {
 pub async fn rewrite_full(table: &FloeTable, paths: HashSet<String>, options: &RewriteOptions) -> Result<RewriteOutput> {
     let ctx = session(options.memory_limit)?;
     register_scan(&ctx, table, "base", paths)?;
+    let started = std::time::Instant::now();
     let truncated_at = latest_truncate(&ctx, "base").await?;
+    debug!(elapsed_ms = started.elapsed().as_millis() as u64, ?truncated_at, "latest truncate read");
     let latest = latest_records_sql("\"base\"", table.current_schema(), options.keep_tombstones_after, Some(truncated_at))
         .unwrap_or_default();
     let (add, rows_out) = write_sorted(table, &ctx, &latest, options.target_file_size).await?;
@@ -63,7 +67,9 @@ pub(crate) fn register_scan(ctx: &SessionContext, table: &FloeTable, name: &str,
 pub(crate) async fn write_sorted(table: &FloeTable, ctx: &SessionContext, select: &str, target_file_size: usize) -> Result<(Vec<DataFile>, u64)> {
     let keys = key_columns(table.current_schema()).unwrap_or_default();
     let order = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-    let mut stream = ctx.sql(&format!("{select} ORDER BY {order}")).await?.execute_stream().await?;
+    let plan = ctx.sql(&format!("{select} ORDER BY {order}")).await?.create_physical_plan().await?;
+    debug!(plan = %displayable(plan.as_ref()).indent(true), "rewrite plan");
+    let mut stream = execute_stream(plan, ctx.task_ctx())?;
     let arrow_schema = table_arrow_schema(table)?;
     let mut sink = DataFileSink::named(table, None, target_file_size, COMPACTED_FILE_PREFIX).await?;
     let mut rows = 0u64;
