@@ -106,7 +106,7 @@ pub(crate) fn session(memory_limit: usize) -> Result<SessionContext> {
     // down so small limits still leave room for the sort itself.
     let spill_reservation = (memory_limit / (4 * partitions)).min(10 << 20);
     // Sorting a batch needs about twice its size at once; under small limits, smaller batches.
-    let batch_size = if memory_limit < (256 << 20) { 1024 } else { 8192 };
+    let batch_size = if memory_limit < (256 << 20) { 1024 } else { 32768 };
     let config = SessionConfig::new()
         .with_target_partitions(partitions)
         .with_batch_size(batch_size)
