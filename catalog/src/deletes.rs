@@ -34,8 +34,7 @@ fn position_delete_schema() -> Result<Schema> {
 /// Writes `deletes` into one position-delete file of `table`, sorted by path and position as
 /// the spec requires. `None` when there is nothing to delete.
 pub async fn write_position_deletes(table: &FloeTable, deletes: &PositionDeletes) -> Result<Option<DataFile>> {
-    let count: usize = deletes.values().map(BTreeSet::len).sum();
-    if count == 0 {
+    if deletes.values().all(BTreeSet::is_empty) {
         return Ok(None);
     }
     let schema = position_delete_schema()?;
@@ -61,8 +60,8 @@ pub async fn write_position_deletes(table: &FloeTable, deletes: &PositionDeletes
 
 /// The positions the given position-delete files remove, per data file path.
 pub async fn read_position_deletes(table: &FloeTable, files: &[LiveFile]) -> Result<HashMap<String, HashSet<i64>>> {
-    let loaded: Vec<Vec<RecordBatch>> = stream::iter(files.iter().filter(|f| f.data_file.content_type() == DataContentType::PositionDeletes))
-        .map(|f| read_columns(table, f.data_file.file_path(), &[FILE_PATH_FIELD_ID, POS_FIELD_ID]))
+    let loaded: Vec<Vec<RecordBatch>> = stream::iter(files)
+        .map(|f| read_columns(table, f.path(), &[FILE_PATH_FIELD_ID, POS_FIELD_ID]))
         .buffer_unordered(8)
         .try_collect()
         .await?;

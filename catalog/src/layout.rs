@@ -201,8 +201,8 @@ impl TableFiles {
 }
 
 /// Paths of `files`.
-pub fn paths(files: &[crate::LiveFile]) -> std::collections::HashSet<String> {
-    files.iter().map(|f| f.path().to_string()).collect()
+pub fn paths<'a>(files: impl IntoIterator<Item = &'a crate::LiveFile>) -> std::collections::HashSet<String> {
+    files.into_iter().map(|f| f.path().to_string()).collect()
 }
 
 /// The latest records of a table split into compaction output and delta ([`TableFiles`]):

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use floe_catalog::iceberg::TableIdent;
-use floe_catalog::layout::{committed_max_op_ts, committed_positions, SUMMARY_MAX_OP_TS, SUMMARY_POSITIONS};
+use floe_catalog::layout::{committed_max_op_ts, committed_positions, paths, SUMMARY_MAX_OP_TS, SUMMARY_POSITIONS};
 use floe_catalog::maintenance::{expire_snapshots, remove_unreferenced_files, ExpireOptions};
 use floe_catalog::iceberg::spec::DataContentType;
 use floe_catalog::replace::{prepare_replace, FileRewrite};
@@ -184,8 +184,7 @@ async fn rewrite(table: &FloeTable, plan: CompactionPlan, options: &RewriteOptio
         info!("the delta holds a truncate: rewriting in full");
     }
     let plan = plan.into_full();
-    let input = plan.input().iter().map(|f| f.path().to_string()).collect();
-    let output = rewrite_full(table, input, options).await?;
+    let output = rewrite_full(table, paths(plan.input()), options).await?;
     Ok((plan, output))
 }
 

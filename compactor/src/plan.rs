@@ -72,7 +72,7 @@ impl CompactionPlan {
     /// The files the commit removes.
     pub fn remove(&self) -> HashSet<String> {
         match self.kind {
-            CompactionKind::Full => self.files.data_files().chain(&self.files.deletes).map(|f| f.path().to_string()).collect(),
+            CompactionKind::Full => paths(self.files.data_files().chain(&self.files.deletes)),
             CompactionKind::Incremental => paths(&self.files.delta),
         }
     }
