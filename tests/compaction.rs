@@ -336,6 +336,7 @@ async fn a_table_larger_than_the_memory_limit_compacts() {
     let options = CompactOptions { memory_limit: memory_limit as usize, ..test_options() };
     let report = compact_table(&t.catalog, &ident(), &options).await.unwrap();
     assert_eq!(report.rows_out, 20_000);
+    assert!(report.spilled, "the winners alone exceed the limit: the spilling plan must have run");
     let rows = json_rows(&floe_views::query(&t.catalog, "SELECT id, name, score FROM prop.items_latest").await.unwrap());
     assert_eq!(rows, model_rows(&model));
 }

@@ -38,3 +38,29 @@ pub async fn read_columns(
     let order: Vec<usize> = roots.iter().map(|r| sorted.binary_search(r).expect("projected")).collect();
     batches.into_iter().map(|b| Ok(b.project(&order)?)).collect()
 }
+
+/// The current snapshot's scan tasks for `columns` (current-schema names), each data file with
+/// the delete files that apply to it; only the files in `only` when given.
+pub async fn scan_tasks(
+    table: &FloeTable,
+    columns: &[String],
+    only: Option<&std::collections::HashSet<String>>,
+) -> Result<Vec<iceberg::scan::FileScanTask>> {
+    let tasks: Vec<iceberg::scan::FileScanTask> =
+        table.iceberg_table()?.scan().select(columns.iter().cloned()).build()?.plan_files().await?.try_collect().await?;
+    Ok(tasks.into_iter().filter(|t| only.is_none_or(|o| o.contains(&t.data_file_path))).collect())
+}
+
+/// The rows of one scan task through iceberg's reader: schema evolution resolved by field id,
+/// deletes applied, in file order. Row `i` of the stream is the file's `i`-th row left after
+/// deletes, the same on every read.
+pub fn read_task(
+    table: &FloeTable,
+    task: iceberg::scan::FileScanTask,
+    batch_size: usize,
+) -> Result<futures::stream::BoxStream<'static, Result<arrow_array::RecordBatch>>> {
+    use futures::StreamExt;
+    let reader = table.iceberg_table()?.reader_builder().with_batch_size(batch_size).build();
+    let stream = reader.read(futures::stream::iter([Ok(task)]).boxed())?;
+    Ok(stream.stream().map_err(CatalogError::from).boxed())
+}

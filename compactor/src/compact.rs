@@ -75,6 +75,9 @@ pub struct CompactionReport {
     pub rows_out: u64,
     /// Compacted rows an incremental compaction retired with position deletes.
     pub rows_superseded: u64,
+    /// The table's latest rows did not fit in the memory limit, so DataFusion's spilling plan
+    /// rewrote it instead of the in-memory one.
+    pub spilled: bool,
     pub files_in: u64,
     pub files_out: u64,
     pub bytes_in: u64,
@@ -145,6 +148,7 @@ async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &Comp
     info!(elapsed_ms = started.elapsed().as_millis() as u64, rows_out = output.rows_out, superseded = output.rows_superseded, "rewritten");
     report.rows_out = output.rows_out;
     report.rows_superseded = output.rows_superseded;
+    report.spilled = output.spilled;
     let new_data = output.add.iter().filter(|f| f.content_type() == DataContentType::Data);
     report.files_out = new_data.clone().count() as u64;
     report.bytes_out = new_data.map(|f| f.file_size_in_bytes()).sum();

@@ -1,6 +1,11 @@
-//! The full rewrite: DataFusion reads the planned files, keeps each key's latest record with
-//! the shared SQL definition, sorts by key, and streams the result into new compacted Parquet
-//! files. A fair spill pool bounds memory; sorts spill to disk beyond it.
+//! The full rewrite, two ways:
+//! - **hashed** (first choice): index each key's latest row from the key and ranking columns
+//!   ([`crate::latest`]), then read only the winners in full and write them sorted by key
+//!   ([`crate::gather`]). It sorts one row per key instead of every change, but holds the index
+//!   and the winners in memory;
+//! - **spilling** (when that would exceed the memory limit): DataFusion keeps each key's latest
+//!   record with the shared SQL definition, sorts by key and streams the result into new
+//!   compacted files. A fair spill pool bounds memory; sorts spill to disk beyond it.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,9 +20,14 @@ use floe_catalog::writer::{table_arrow_schema, DataFileSink};
 use floe_catalog::FloeTable;
 use datafusion::physical_plan::{displayable, execute_stream};
 use futures::StreamExt;
-use tracing::debug;
+use tracing::{debug, info};
 
-use crate::error::Result;
+use crate::error::{CompactError, Result};
+use crate::gather::{gather, index_files, write_in_key_order, Budget};
+use crate::keys::KeyColumns;
+use crate::latest::INDEX_COLUMNS;
+use floe_catalog::iceberg::scan::FileScanTask;
+use floe_catalog::read::scan_tasks;
 use floe_views::scan::ParallelSnapshotScan;
 
 /// Knobs of one rewrite.
@@ -40,10 +50,49 @@ pub struct RewriteOutput {
     pub rows_superseded: u64,
     /// Data files the position deletes point into.
     pub require_live: HashSet<String>,
+    /// The in-memory rewrite did not fit: the spilling plan ran.
+    pub spilled: bool,
 }
 
 /// Rewrites the data files at `paths` (the whole table) to its latest records.
 pub async fn rewrite_full(table: &FloeTable, paths: HashSet<String>, options: &RewriteOptions) -> Result<RewriteOutput> {
+    match rewrite_hashed(table, &paths, options).await {
+        Err(CompactError::OverBudget(limit)) => {
+            info!(memory_limit = limit, "the in-memory rewrite does not fit: using the spilling plan");
+            rewrite_spilling(table, paths, options).await
+        }
+        done => done,
+    }
+}
+
+async fn rewrite_hashed(table: &FloeTable, paths: &HashSet<String>, options: &RewriteOptions) -> Result<RewriteOutput> {
+    let keys = Arc::new(KeyColumns::new(table)?);
+    let budget = Budget::new(options.memory_limit);
+    let (narrow, full) = input_tasks(table, &keys, paths).await?;
+    let started = std::time::Instant::now();
+    let index = index_files(table, keys, narrow, &budget).await?;
+    let winners = index.winners(options.keep_tombstones_after);
+    debug!(elapsed_ms = started.elapsed().as_millis() as u64, keys = index.keys(), winners = winners.len(), index_bytes = index.memory_size(), "latest rows indexed");
+    drop(index);
+    let gathered = gather(table, full, &winners, &budget).await?;
+    debug!(elapsed_ms = started.elapsed().as_millis() as u64, "winners read");
+    let (add, rows_out) = write_in_key_order(table, gathered, options.target_file_size).await?;
+    debug!(elapsed_ms = started.elapsed().as_millis() as u64, "written");
+    Ok(RewriteOutput { add, rows_out, ..Default::default() })
+}
+
+/// Scan tasks over the files at `paths`, twice in the same file order: reading the key and
+/// ranking columns, and reading every column.
+pub(crate) async fn input_tasks(table: &FloeTable, keys: &KeyColumns, paths: &HashSet<String>) -> Result<(Vec<FileScanTask>, Vec<FileScanTask>)> {
+    let columns: Vec<String> = keys.names.iter().cloned().chain(INDEX_COLUMNS.map(String::from)).collect();
+    let narrow = scan_tasks(table, &columns, Some(paths)).await?;
+    let all_fields: Vec<i32> = table.current_schema().as_struct().fields().iter().map(|f| f.id).collect();
+    let full = narrow.iter().map(|t| FileScanTask { project_field_ids: all_fields.clone(), ..t.clone() }).collect();
+    Ok((narrow, full))
+}
+
+/// The DataFusion plan, for tables whose index or winners do not fit in memory.
+async fn rewrite_spilling(table: &FloeTable, paths: HashSet<String>, options: &RewriteOptions) -> Result<RewriteOutput> {
     let ctx = session(options.memory_limit)?;
     register_scan(&ctx, table, "base", paths)?;
     let started = std::time::Instant::now();
@@ -52,7 +101,7 @@ pub async fn rewrite_full(table: &FloeTable, paths: HashSet<String>, options: &R
     let latest = latest_records_sql("\"base\"", table.current_schema(), options.keep_tombstones_after, Some(truncated_at))
         .unwrap_or_default();
     let (add, rows_out) = write_sorted(table, &ctx, &latest, options.target_file_size).await?;
-    Ok(RewriteOutput { add, rows_out, ..Default::default() })
+    Ok(RewriteOutput { add, rows_out, spilled: true, ..Default::default() })
 }
 
 /// Registers a scan of the data files at `paths` (deletes applied) as table `name`.

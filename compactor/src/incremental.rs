@@ -4,91 +4,57 @@
 //! of the compacted files, so the cost follows the change, not the table.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::DataType;
-use arrow::row::{RowConverter, Rows, SortField};
-use datafusion::error::DataFusionError;
-use datafusion::prelude::SessionContext;
+use arrow::array::RecordBatch;
 use floe_catalog::deletes::{read_position_deletes, write_position_deletes, PositionDeletes};
-use floe_catalog::layout::{key_columns, latest_records_sql, paths, quote, TableFiles};
+use floe_catalog::layout::{paths, TableFiles};
 use floe_catalog::read::read_columns;
-use floe_catalog::writer::table_arrow_schema;
 use floe_catalog::{FloeTable, LiveFile};
 use futures::stream::{self, StreamExt, TryStreamExt};
+use tracing::debug;
 
-use crate::error::Result;
-use crate::execute::{latest_truncate, register_scan, session, write_sorted, RewriteOptions, RewriteOutput};
+use crate::error::{CompactError, Result};
+use crate::execute::{input_tasks, RewriteOptions, RewriteOutput};
+use crate::gather::{gather, index_files, write_in_key_order, Budget};
+use crate::keys::KeyColumns;
+use crate::latest::LatestIndex;
 
 /// How many compacted files have their keys read at once.
 const KEY_READ_CONCURRENCY: usize = 4;
 
-/// Compacts `files.delta` onto `files.compacted`. `None` when the delta holds a truncate:
-/// that retires every compacted row, which a full rewrite does more cheaply.
+/// Compacts `files.delta` onto `files.compacted`. `None` when a full rewrite should do it
+/// instead: the delta holds a truncate (which retires every compacted row), or its index
+/// does not fit in memory.
 pub async fn rewrite_incremental(table: &FloeTable, files: &TableFiles, options: &RewriteOptions) -> Result<Option<RewriteOutput>> {
-    let ctx = session(options.memory_limit)?;
-    register_scan(&ctx, table, "delta", paths(&files.delta))?;
-    if latest_truncate(&ctx, "delta").await?.is_some() {
+    let started = std::time::Instant::now();
+    let keys = Arc::new(KeyColumns::new(table)?);
+    let budget = Budget::new(options.memory_limit);
+    let (narrow, full) = input_tasks(table, &keys, &paths(&files.delta)).await?;
+    let index = match index_files(table, keys.clone(), narrow, &budget).await {
+        Err(CompactError::OverBudget(_)) => return Ok(None),
+        index => index?,
+    };
+    if index.latest_truncate().is_some() {
         return Ok(None);
     }
-    let keys = KeySet::new(table)?;
-    let changed = keys.collect(&ctx).await?;
-    let superseded = superseded_rows(table, files, &keys, &changed).await?;
-
-    let latest = latest_records_sql("\"delta\"", table.current_schema(), options.keep_tombstones_after, Some(None))
-        .unwrap_or_default();
-    let (mut add, rows_out) = write_sorted(table, &ctx, &latest, options.target_file_size).await?;
+    let superseded = superseded_rows(table, files, &keys, &index).await?;
+    debug!(elapsed_ms = started.elapsed().as_millis() as u64, changed_keys = index.keys(), "superseded rows found");
+    let winners = index.winners(options.keep_tombstones_after);
+    let gathered = match gather(table, full, &winners, &budget).await {
+        Err(CompactError::OverBudget(_)) => return Ok(None),
+        gathered => gathered?,
+    };
+    let (mut add, rows_out) = write_in_key_order(table, gathered, options.target_file_size).await?;
     let rows_superseded = superseded.values().map(|p| p.len() as u64).sum();
     let require_live = superseded.keys().cloned().collect();
     add.extend(write_position_deletes(table, &superseded).await?);
-    Ok(Some(RewriteOutput { add, rows_out, rows_superseded, require_live }))
+    debug!(elapsed_ms = started.elapsed().as_millis() as u64, "written");
+    Ok(Some(RewriteOutput { add, rows_out, rows_superseded, require_live, spilled: false }))
 }
 
-/// The table's key columns and a byte encoding of key values that compares equal exactly when
-/// the keys do, whatever file (and file schema) they were read from.
-struct KeySet {
-    names: Vec<String>,
-    field_ids: Vec<i32>,
-    types: Vec<DataType>,
-    converter: RowConverter,
-}
-
-impl KeySet {
-    fn new(table: &FloeTable) -> Result<Self> {
-        let schema = table.current_schema();
-        let names = key_columns(schema).unwrap_or_default();
-        let arrow_schema = table_arrow_schema(table)?;
-        let mut field_ids = vec![];
-        let mut types = vec![];
-        for name in &names {
-            field_ids.push(schema.field_by_name(name).expect("key column exists").id);
-            types.push(arrow_schema.field_with_name(name).map_err(DataFusionError::from)?.data_type().clone());
-        }
-        let converter = RowConverter::new(types.iter().cloned().map(SortField::new).collect()).map_err(DataFusionError::from)?;
-        Ok(Self { names, field_ids, types, converter })
-    }
-
-    /// Encoded keys of the rows of `columns` (key columns, in key order).
-    fn encode(&self, columns: &[ArrayRef]) -> Result<Rows> {
-        let cast: Vec<ArrayRef> = columns.iter().zip(&self.types).map(|(c, t)| cast(c, t)).collect::<Result<_, _>>().map_err(DataFusionError::from)?;
-        Ok(self.converter.convert_columns(&cast).map_err(DataFusionError::from)?)
-    }
-
-    /// Every key the delta touches, whatever its latest operation.
-    async fn collect(&self, ctx: &SessionContext) -> Result<HashSet<Vec<u8>>> {
-        let columns = self.names.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-        let batches = ctx.sql(&format!("SELECT DISTINCT {columns} FROM \"delta\"")).await?.collect().await?;
-        let mut keys = HashSet::new();
-        for batch in batches {
-            keys.extend(self.encode(batch.columns())?.iter().map(|row| row.as_ref().to_vec()));
-        }
-        Ok(keys)
-    }
-}
-
-/// Positions of compacted rows whose key is in `changed`, leaving out rows already deleted.
-async fn superseded_rows(table: &FloeTable, files: &TableFiles, keys: &KeySet, changed: &HashSet<Vec<u8>>) -> Result<PositionDeletes> {
+/// Positions of compacted rows whose key the delta touches, leaving out rows already deleted.
+async fn superseded_rows(table: &FloeTable, files: &TableFiles, keys: &KeyColumns, changed: &LatestIndex) -> Result<PositionDeletes> {
     let deleted = read_position_deletes(table, &files.deletes).await?;
     let no_deletes = HashSet::new();
     let found: Vec<(String, Vec<i64>)> = stream::iter(&files.compacted)
@@ -105,10 +71,11 @@ async fn superseded_rows(table: &FloeTable, files: &TableFiles, keys: &KeySet, c
 async fn matching_positions(
     table: &FloeTable,
     file: &LiveFile,
-    keys: &KeySet,
-    changed: &HashSet<Vec<u8>>,
+    keys: &KeyColumns,
+    changed: &LatestIndex,
     already_deleted: &HashSet<i64>,
 ) -> Result<(String, Vec<i64>)> {
+    // Raw file order: position deletes count every row of the file, deleted or not.
     let batches: Vec<RecordBatch> = read_columns(table, file.path(), &keys.field_ids).await?;
     let mut positions = vec![];
     let mut offset = 0i64;
@@ -123,4 +90,3 @@ async fn matching_positions(
     }
     Ok((file.path().to_string(), positions))
 }
-

@@ -9,7 +9,10 @@
 pub mod compact;
 pub mod error;
 pub mod execute;
+mod gather;
 pub mod incremental;
+mod keys;
+mod latest;
 pub mod plan;
 
 pub use compact::{compact_table, CompactOptions, CompactionReport};

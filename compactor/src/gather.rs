@@ -1,0 +1,184 @@
+//! The two reads of a hashed rewrite, each spread over the cores one file per task:
+//! 1. [`index_files`] reads the key and ranking columns of every input file into a
+//!    [`LatestIndex`];
+//! 2. [`gather`] reads the winning rows in full, and [`write_in_key_order`] writes them sorted
+//!    by key into new compacted files.
+//!
+//! Both stop with [`CompactError::OverBudget`] once they would hold more than the memory limit;
+//! the caller then falls back to the spilling DataFusion plan.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, UInt32Array};
+use arrow::compute::{interleave_record_batch, take_record_batch};
+use datafusion::error::DataFusionError;
+use floe_catalog::iceberg::scan::FileScanTask;
+use floe_catalog::iceberg::spec::DataFile;
+use floe_catalog::layout::COMPACTED_FILE_PREFIX;
+use floe_catalog::read::read_task;
+use floe_catalog::writer::{table_arrow_schema, DataFileSink};
+use floe_catalog::FloeTable;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use tokio::sync::mpsc;
+
+use crate::error::{CompactError, Result};
+use crate::keys::KeyColumns;
+use crate::latest::{LatestIndex, Winner};
+
+/// Rows per batch read and written.
+pub(crate) const BATCH_ROWS: usize = 32 * 1024;
+
+/// How many files are read at once: one per core.
+fn read_concurrency() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+/// Memory a hashed rewrite may hold, shared by its concurrent readers.
+#[derive(Debug, Clone)]
+pub(crate) struct Budget {
+    limit: usize,
+    used: Arc<AtomicUsize>,
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Self {
+        Self { limit, used: Arc::default() }
+    }
+
+    fn reserve(&self, bytes: usize) -> Result<()> {
+        let used = self.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if used > self.limit {
+            return Err(CompactError::OverBudget(self.limit));
+        }
+        Ok(())
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> CompactError {
+    CompactError::Invalid(format!("reader task failed: {e}"))
+}
+
+/// Reads the key and [`INDEX_COLUMNS`](crate::latest::INDEX_COLUMNS) of every task (planned
+/// with those columns); file `i` of the index is `tasks[i]`.
+pub(crate) async fn index_files(table: &FloeTable, keys: Arc<KeyColumns>, tasks: Vec<FileScanTask>, budget: &Budget) -> Result<LatestIndex> {
+    let (sender, mut receiver) = mpsc::channel(read_concurrency() * 2);
+    let table = table.clone();
+    let readers = tokio::spawn(
+        stream::iter(tasks.into_iter().enumerate())
+            .map(move |(file, task)| {
+                let (table, keys, sender) = (table.clone(), keys.clone(), sender.clone());
+                tokio::spawn(send_key_batches(table, keys, file as u32, task, sender))
+            })
+            .buffer_unordered(read_concurrency())
+            .map(|joined| joined.map_err(join_error)?)
+            .try_collect::<()>(),
+    );
+    let mut index = LatestIndex::default();
+    // Readers encode keys in parallel; one consumer owns the index.
+    while let Some((file, first_pos, rows, batch)) = receiver.recv().await {
+        index.add(file, first_pos, &rows, &batch)?;
+        if index.memory_size() > budget.limit {
+            readers.abort();
+            return Err(CompactError::OverBudget(budget.limit));
+        }
+    }
+    readers.await.map_err(join_error)??;
+    Ok(index)
+}
+
+type KeyBatch = (u32, u64, arrow::row::Rows, RecordBatch);
+
+async fn send_key_batches(table: FloeTable, keys: Arc<KeyColumns>, file: u32, task: FileScanTask, sender: mpsc::Sender<KeyBatch>) -> Result<()> {
+    let mut batches = read_task(&table, task, BATCH_ROWS)?;
+    let mut first_pos = 0u64;
+    while let Some(batch) = batches.try_next().await? {
+        let key_columns: Vec<_> = keys.names.iter().map(|k| batch.column_by_name(k).cloned().ok_or_else(|| CompactError::Invalid(format!("batch lacks key {k}")))).collect::<Result<_>>()?;
+        let rows = keys.encode(&key_columns)?;
+        let n = batch.num_rows() as u64;
+        if sender.send((file, first_pos, rows, batch)).await.is_err() {
+            return Ok(()); // the consumer stopped (over budget or failed)
+        }
+        first_pos += n;
+    }
+    Ok(())
+}
+
+/// The winning rows read in full; output row `i` (key order) is `batches[locations[i]]`.
+pub(crate) struct Gathered {
+    batches: Vec<RecordBatch>,
+    locations: Vec<(usize, usize)>,
+}
+
+/// Reads the `winners` (in key order) from `tasks` (planned with every column).
+pub(crate) async fn gather(table: &FloeTable, tasks: Vec<FileScanTask>, winners: &[Winner], budget: &Budget) -> Result<Gathered> {
+    // Per file, (position, output row) sorted by position: the order the file yields them.
+    let mut selections: Vec<Vec<(u32, u32)>> = vec![vec![]; tasks.len()];
+    for (out, w) in winners.iter().enumerate() {
+        selections[w.file as usize].push((w.pos, out as u32));
+    }
+    selections.iter_mut().for_each(|s| s.sort_unstable());
+    let selections: Vec<Arc<Vec<(u32, u32)>>> = selections.into_iter().map(Arc::new).collect();
+
+    let per_file: Vec<Vec<RecordBatch>> = stream::iter(tasks.into_iter().zip(selections.clone()))
+        .map(|(task, selection)| tokio::spawn(read_selected(table.clone(), task, selection, budget.clone())))
+        .buffered(read_concurrency())
+        .map(|joined| joined.map_err(join_error)?)
+        .try_collect()
+        .await?;
+
+    let mut gathered = Gathered { batches: vec![], locations: vec![(0, 0); winners.len()] };
+    for (batches, selection) in per_file.into_iter().zip(selections) {
+        let mut outs = selection.iter().map(|&(_, out)| out as usize);
+        for batch in batches {
+            let b = gathered.batches.len();
+            for (row, out) in (0..batch.num_rows()).zip(outs.by_ref()) {
+                gathered.locations[out] = (b, row);
+            }
+            gathered.batches.push(batch);
+        }
+    }
+    Ok(gathered)
+}
+
+/// The rows of one file at the selected positions, in position order.
+async fn read_selected(table: FloeTable, task: FileScanTask, selection: Arc<Vec<(u32, u32)>>, budget: Budget) -> Result<Vec<RecordBatch>> {
+    if selection.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut batches = read_task(&table, task, BATCH_ROWS)?;
+    let (mut first_pos, mut next) = (0u32, 0usize);
+    let mut out = vec![];
+    while let Some(batch) = batches.try_next().await? {
+        let end = first_pos + batch.num_rows() as u32;
+        let start = next;
+        while next < selection.len() && selection[next].0 < end {
+            next += 1;
+        }
+        if next > start {
+            let indices = UInt32Array::from_iter_values(selection[start..next].iter().map(|&(pos, _)| pos - first_pos));
+            let taken = take_record_batch(&batch, &indices).map_err(DataFusionError::from)?;
+            budget.reserve(taken.get_array_memory_size())?;
+            out.push(taken);
+        }
+        first_pos = end;
+        if next == selection.len() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the gathered rows in key order into new compacted files of about `target_file_size`.
+pub(crate) async fn write_in_key_order(table: &FloeTable, gathered: Gathered, target_file_size: usize) -> Result<(Vec<DataFile>, u64)> {
+    let schema = table_arrow_schema(table)?;
+    let batches: Vec<&RecordBatch> = gathered.batches.iter().collect();
+    let mut sink = DataFileSink::named(table, None, target_file_size, COMPACTED_FILE_PREFIX).await?;
+    for chunk in gathered.locations.chunks(BATCH_ROWS) {
+        let rows = interleave_record_batch(&batches, chunk).map_err(DataFusionError::from)?;
+        // The reader's batches may lack the field-id metadata the Parquet writer matches by.
+        let rows = RecordBatch::try_new(schema.clone(), rows.columns().to_vec()).map_err(DataFusionError::from)?;
+        sink.write(rows).await?;
+    }
+    Ok((sink.finish().await?, gathered.locations.len() as u64))
+}
