@@ -20,11 +20,12 @@ use floe_catalog::read::read_task;
 use floe_catalog::writer::{table_arrow_schema, DataFileSink};
 use floe_catalog::FloeTable;
 use futures::stream::{self, StreamExt, TryStreamExt};
+use hashbrown::DefaultHashBuilder;
 use tokio::sync::mpsc;
 
 use crate::error::{CompactError, Result};
 use crate::keys::KeyColumns;
-use crate::latest::{LatestIndex, Winner};
+use crate::latest::{KeyBatch, LatestIndex, Shard, Winner};
 
 /// Rows per batch read and written.
 pub(crate) const BATCH_ROWS: usize = 32 * 1024;
@@ -60,44 +61,64 @@ fn join_error(e: tokio::task::JoinError) -> CompactError {
 }
 
 /// Reads the key and [`INDEX_COLUMNS`](crate::latest::INDEX_COLUMNS) of every task (planned
-/// with those columns); file `i` of the index is `tasks[i]`.
+/// with those columns); file `i` of the index is `tasks[i]`. Readers decode, encode and hash
+/// in parallel; each shard of the index has one owner task.
 pub(crate) async fn index_files(table: &FloeTable, keys: Arc<KeyColumns>, tasks: Vec<FileScanTask>, budget: &Budget) -> Result<LatestIndex> {
-    let (sender, mut receiver) = mpsc::channel(read_concurrency() * 2);
-    let table = table.clone();
-    let readers = tokio::spawn(
-        stream::iter(tasks.into_iter().enumerate())
-            .map(move |(file, task)| {
-                let (table, keys, sender) = (table.clone(), keys.clone(), sender.clone());
-                tokio::spawn(send_key_batches(table, keys, file as u32, task, sender))
-            })
-            .buffer_unordered(read_concurrency())
-            .map(|joined| joined.map_err(join_error)?)
-            .try_collect::<()>(),
-    );
-    let mut index = LatestIndex::default();
-    // Readers encode keys in parallel; one consumer owns the index.
-    while let Some((file, first_pos, rows, batch)) = receiver.recv().await {
-        index.add(file, first_pos, &rows, &batch)?;
-        if index.memory_size() > budget.limit {
-            readers.abort();
-            return Err(CompactError::OverBudget(budget.limit));
-        }
+    let shards = read_concurrency();
+    let hasher = DefaultHashBuilder::default();
+    // Every file of a full compaction usually holds most keys: size for the largest one, within budget.
+    let expected_keys = tasks.iter().filter_map(|t| t.record_count).max().unwrap_or(0) as usize;
+    let per_shard = (expected_keys / shards).min(budget.limit / 4 / shards / 64);
+    let (senders, owners): (Vec<_>, Vec<_>) = (0..shards)
+        .map(|_| {
+            let (sender, receiver) = mpsc::channel(4);
+            (sender, tokio::spawn(own_shard(Shard::with_capacity(per_shard), receiver, budget.clone())))
+        })
+        .unzip();
+    let (table, reader_hasher) = (table.clone(), hasher.clone());
+    let readers = stream::iter(tasks.into_iter().enumerate())
+        .map(move |(file, task)| {
+            let (table, keys, hasher, senders) = (table.clone(), keys.clone(), reader_hasher.clone(), senders.clone());
+            tokio::spawn(send_key_batches(table, keys, hasher, file as u32, task, senders))
+        })
+        .buffer_unordered(read_concurrency())
+        .map(|joined| joined.map_err(join_error)?)
+        .try_collect::<()>()
+        .await;
+    // The readers' senders are gone now, so the owners finish; a reader failing because an
+    // owner stopped over budget reports the owner's error.
+    let mut index = vec![];
+    for owner in owners {
+        index.push(owner.await.map_err(join_error)??);
     }
-    readers.await.map_err(join_error)??;
-    Ok(index)
+    readers?;
+    Ok(LatestIndex::new(hasher, index))
 }
 
-type KeyBatch = (u32, u64, arrow::row::Rows, RecordBatch);
+type ShardWork = (Arc<KeyBatch>, Vec<u32>);
 
-async fn send_key_batches(table: FloeTable, keys: Arc<KeyColumns>, file: u32, task: FileScanTask, sender: mpsc::Sender<KeyBatch>) -> Result<()> {
+async fn own_shard(mut shard: Shard, mut work: mpsc::Receiver<ShardWork>, budget: Budget) -> Result<Shard> {
+    let mut reserved = 0;
+    while let Some((batch, indices)) = work.recv().await {
+        shard.add(&batch, &indices);
+        let size = shard.memory_size();
+        budget.reserve(size.saturating_sub(reserved))?;
+        reserved = reserved.max(size);
+    }
+    Ok(shard)
+}
+
+async fn send_key_batches(table: FloeTable, keys: Arc<KeyColumns>, hasher: DefaultHashBuilder, file: u32, task: FileScanTask, shards: Vec<mpsc::Sender<ShardWork>>) -> Result<()> {
     let mut batches = read_task(&table, task, BATCH_ROWS)?;
     let mut first_pos = 0u64;
     while let Some(batch) = batches.try_next().await? {
         let key_columns: Vec<_> = keys.names.iter().map(|k| batch.column_by_name(k).cloned().ok_or_else(|| CompactError::Invalid(format!("batch lacks key {k}")))).collect::<Result<_>>()?;
-        let rows = keys.encode(&key_columns)?;
         let n = batch.num_rows() as u64;
-        if sender.send((file, first_pos, rows, batch)).await.is_err() {
-            return Ok(()); // the consumer stopped (over budget or failed)
+        let key_batch = Arc::new(KeyBatch::new(file, first_pos, keys.encode(&key_columns)?, &batch, &hasher)?);
+        for (indices, shard) in key_batch.split(shards.len()).into_iter().zip(&shards) {
+            if shard.send((key_batch.clone(), indices)).await.is_err() {
+                return Err(CompactError::Invalid("an index shard stopped".into()));
+            }
         }
         first_pos += n;
     }
@@ -169,16 +190,34 @@ async fn read_selected(table: FloeTable, task: FileScanTask, selection: Arc<Vec<
     Ok(out)
 }
 
+/// Below this many rows per writer, more writers only make more small files.
+const MIN_ROWS_PER_WRITER: usize = 256 * 1024;
+
 /// Writes the gathered rows in key order into new compacted files of about `target_file_size`.
+/// Large outputs are cut into consecutive key ranges written in parallel, one file set each.
 pub(crate) async fn write_in_key_order(table: &FloeTable, gathered: Gathered, target_file_size: usize) -> Result<(Vec<DataFile>, u64)> {
-    let schema = table_arrow_schema(table)?;
+    let rows = gathered.locations.len();
+    let writers = (rows / MIN_ROWS_PER_WRITER).clamp(1, read_concurrency());
+    let gathered = Arc::new(gathered);
+    let ranges: Vec<_> = (0..writers).map(|w| rows * w / writers..rows * (w + 1) / writers).collect();
+    let parts: Vec<Vec<DataFile>> = stream::iter(ranges)
+        .map(|range| tokio::spawn(write_range(table.clone(), gathered.clone(), range, target_file_size)))
+        .buffered(writers)
+        .map(|joined| joined.map_err(join_error)?)
+        .try_collect()
+        .await?;
+    Ok((parts.into_iter().flatten().collect(), rows as u64))
+}
+
+async fn write_range(table: FloeTable, gathered: Arc<Gathered>, range: std::ops::Range<usize>, target_file_size: usize) -> Result<Vec<DataFile>> {
+    let schema = table_arrow_schema(&table)?;
     let batches: Vec<&RecordBatch> = gathered.batches.iter().collect();
-    let mut sink = DataFileSink::named(table, None, target_file_size, COMPACTED_FILE_PREFIX).await?;
-    for chunk in gathered.locations.chunks(BATCH_ROWS) {
+    let mut sink = DataFileSink::named(&table, None, target_file_size, COMPACTED_FILE_PREFIX).await?;
+    for chunk in gathered.locations[range].chunks(BATCH_ROWS) {
         let rows = interleave_record_batch(&batches, chunk).map_err(DataFusionError::from)?;
         // The reader's batches may lack the field-id metadata the Parquet writer matches by.
         let rows = RecordBatch::try_new(schema.clone(), rows.columns().to_vec()).map_err(DataFusionError::from)?;
         sink.write(rows).await?;
     }
-    Ok((sink.finish().await?, gathered.locations.len() as u64))
+    Ok(sink.finish().await?)
 }
