@@ -71,6 +71,16 @@ async fn change_one_percent(catalog: &SqlCatalog, ident: &TableIdent, keys: i64,
     append(catalog, ident, files, Default::default(), &RetryPolicy::default()).await.unwrap();
 }
 
+/// With FLOE_BENCH_DIR, a copy of the table directory as it is now, in `<dir>.<name>`, to
+/// replay and profile one compaction.
+fn keep_copy(dir: &Path, name: &str) {
+    if std::env::var("FLOE_BENCH_DIR").is_ok() {
+        let copy = format!("{}.{name}", dir.display());
+        let status = Command::new("cp").args(["-a", &dir.display().to_string(), &copy]).status().unwrap();
+        assert!(status.success(), "copying {} to {copy}", dir.display());
+    }
+}
+
 /// Peak RSS (KiB) over the children waited for so far.
 fn children_peak_rss_kib() -> i64 {
     let mut usage = unsafe { std::mem::zeroed::<libc::rusage>() };
@@ -134,15 +144,19 @@ fn main() {
     let default = if std::env::args().any(|a| a == "--bench") { 200_000 } else { 2_000 };
     let keys: i64 = std::env::var("FLOE_BENCH_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = runtime.block_on(SqlCatalog::open_embedded(dir.path())).unwrap();
+    // FLOE_BENCH_DIR keeps the table in that (empty) directory, to profile `floe compact` on it.
+    let kept = std::env::var("FLOE_BENCH_DIR").ok();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = kept.as_deref().map(Path::new).unwrap_or(temp.path());
+    let catalog = runtime.block_on(SqlCatalog::open_embedded(dir)).unwrap();
     let ident = runtime.block_on(build_table(&catalog, keys));
 
     let files = runtime.block_on(live_paths(&catalog, &ident));
     let view_before = view_read(&catalog, &runtime);
-    let (floe_full, floe_rss) = floe_compact(dir.path(), "full");
+    keep_copy(dir, "before-full");
+    let (floe_full, floe_rss) = floe_compact(dir, "full");
     let view_compacted = view_read(&catalog, &runtime);
-    let (duck_full, duck_rss, duck_rows) = duckdb_compact(&files, dir.path());
+    let (duck_full, duck_rss, duck_rows) = duckdb_compact(&files, dir);
     let rows_out = runtime.block_on(catalog.load_table(&ident)).unwrap().current_summary()["total-records"].parse::<u64>().unwrap();
     assert_eq!(rows_out, duck_rows, "floe and DuckDB keep the same rows");
 
@@ -151,13 +165,14 @@ fn main() {
     runtime.block_on(change_one_percent(&catalog, &ident, keys, 1));
     let files = runtime.block_on(live_paths(&catalog, &ident));
     let view_delta = view_read(&catalog, &runtime);
-    let (floe_incr, _) = floe_compact(dir.path(), "incremental");
+    keep_copy(dir, "before-incremental");
+    let (floe_incr, _) = floe_compact(dir, "incremental");
     let view_incr = view_read(&catalog, &runtime);
-    let (duck_incr, _, _) = duckdb_compact(&files, dir.path());
+    let (duck_incr, _, _) = duckdb_compact(&files, dir);
     // The baseline an incremental compaction saves: a full rewrite of the same table after the
     // same kind of change.
     runtime.block_on(change_one_percent(&catalog, &ident, keys, 2));
-    let (floe_full_again, _) = floe_compact(dir.path(), "full");
+    let (floe_full_again, _) = floe_compact(dir, "full");
 
     let rows = keys * CHANGES_PER_KEY;
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();

@@ -31,7 +31,8 @@ pub async fn read_columns(
         roots.push(index);
     }
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots.clone());
-    let batches: Vec<_> = builder.with_projection(mask).build()?.try_collect().await?;
+    // Large batches: these reads feed tight per-row loops, not a pipeline.
+    let batches: Vec<_> = builder.with_projection(mask).with_batch_size(64 * 1024).build()?.try_collect().await?;
     // The projection keeps file order; put the columns in the caller's order.
     let mut sorted = roots.clone();
     sorted.sort_unstable();

@@ -68,17 +68,19 @@ pub(crate) async fn index_files(table: &FloeTable, keys: Arc<KeyColumns>, tasks:
     let hasher = DefaultHashBuilder::default();
     // Every file of a full compaction usually holds most keys: size for the largest one, within budget.
     let expected_keys = tasks.iter().filter_map(|t| t.record_count).max().unwrap_or(0) as usize;
-    let per_shard = (expected_keys / shards).min(budget.limit / 4 / shards / 64);
+    let per_shard = (expected_keys / shards + expected_keys / 16).min(budget.limit / 4 / shards / 64);
     let (senders, owners): (Vec<_>, Vec<_>) = (0..shards)
         .map(|_| {
             let (sender, receiver) = mpsc::channel(4);
-            (sender, tokio::spawn(own_shard(Shard::with_capacity(per_shard), receiver, budget.clone())))
+            let (shard, budget) = (Shard::with_capacity(per_shard), budget.clone());
+            // Own threads: on the runtime, wake-ups would keep the owners on their readers' worker.
+            (sender, tokio::task::spawn_blocking(move || own_shard(shard, receiver, budget)))
         })
         .unzip();
-    let (table, reader_hasher) = (table.clone(), hasher.clone());
+    let table = table.clone();
     let readers = stream::iter(tasks.into_iter().enumerate())
         .map(move |(file, task)| {
-            let (table, keys, hasher, senders) = (table.clone(), keys.clone(), reader_hasher.clone(), senders.clone());
+            let (table, keys, hasher, senders) = (table.clone(), keys.clone(), hasher.clone(), senders.clone());
             tokio::spawn(send_key_batches(table, keys, hasher, file as u32, task, senders))
         })
         .buffer_unordered(read_concurrency())
@@ -92,14 +94,14 @@ pub(crate) async fn index_files(table: &FloeTable, keys: Arc<KeyColumns>, tasks:
         index.push(owner.await.map_err(join_error)??);
     }
     readers?;
-    Ok(LatestIndex::new(hasher, index))
+    Ok(LatestIndex::new(index))
 }
 
 type ShardWork = (Arc<KeyBatch>, Vec<u32>);
 
-async fn own_shard(mut shard: Shard, mut work: mpsc::Receiver<ShardWork>, budget: Budget) -> Result<Shard> {
+fn own_shard(mut shard: Shard, mut work: mpsc::Receiver<ShardWork>, budget: Budget) -> Result<Shard> {
     let mut reserved = 0;
-    while let Some((batch, indices)) = work.recv().await {
+    while let Some((batch, indices)) = work.blocking_recv() {
         shard.add(&batch, &indices);
         let size = shard.memory_size();
         budget.reserve(size.saturating_sub(reserved))?;

@@ -54,38 +54,67 @@ pub async fn rewrite_incremental(table: &FloeTable, files: &TableFiles, options:
 }
 
 /// Positions of compacted rows whose key the delta touches, leaving out rows already deleted.
-async fn superseded_rows(table: &FloeTable, files: &TableFiles, keys: &KeyColumns, changed: &LatestIndex) -> Result<PositionDeletes> {
+/// Each compacted file is searched on its own task.
+async fn superseded_rows(table: &FloeTable, files: &TableFiles, keys: &Arc<KeyColumns>, changed: &LatestIndex) -> Result<PositionDeletes> {
     let deleted = read_position_deletes(table, &files.deletes).await?;
-    let no_deletes = HashSet::new();
+    let changed = Arc::new(ChangedKeys { sorted: changed.sorted_keys() });
     let found: Vec<(String, Vec<i64>)> = stream::iter(&files.compacted)
         .map(|file| {
-            let already = deleted.get(file.path()).unwrap_or(&no_deletes);
-            matching_positions(table, file, keys, changed, already)
+            let already = deleted.get(file.path()).cloned().unwrap_or_default();
+            let (table, file, keys, changed) = (table.clone(), file.clone(), keys.clone(), changed.clone());
+            tokio::spawn(async move { matching_positions(&table, &file, &keys, &changed, &already).await })
         })
         .buffer_unordered(KEY_READ_CONCURRENCY)
+        .map(|joined| joined.map_err(|e| CompactError::Invalid(format!("key search failed: {e}")))?)
         .try_collect()
         .await?;
     Ok(found.into_iter().filter(|(_, p)| !p.is_empty()).map(|(path, p)| (path, p.into_iter().collect())).collect())
+}
+
+/// The delta's keys, encoded and sorted, to walk alongside a compacted file's sorted keys.
+struct ChangedKeys {
+    sorted: Vec<Vec<u8>>,
+}
+
+impl ChangedKeys {
+    fn contains(&self, key: &[u8]) -> bool {
+        self.sorted.binary_search_by(|k| k.as_slice().cmp(key)).is_ok()
+    }
 }
 
 async fn matching_positions(
     table: &FloeTable,
     file: &LiveFile,
     keys: &KeyColumns,
-    changed: &LatestIndex,
+    changed: &ChangedKeys,
     already_deleted: &HashSet<i64>,
 ) -> Result<(String, Vec<i64>)> {
     // Raw file order: position deletes count every row of the file, deleted or not.
     let batches: Vec<RecordBatch> = read_columns(table, file.path(), &keys.field_ids).await?;
     let mut positions = vec![];
     let mut offset = 0i64;
+    // Compacted files are sorted by key, so one forward walk over the changed keys finds the
+    // matches; should a file turn out not to be sorted, the rest is looked up key by key.
+    let (mut next, mut sorted, mut last_key): (usize, bool, Option<Vec<u8>>) = (0, true, None);
     for batch in batches {
-        for (i, key) in keys.encode(batch.columns())?.iter().enumerate() {
+        let rows = keys.encode(batch.columns())?;
+        for (i, key) in rows.iter().enumerate() {
+            let key = key.as_ref();
+            sorted &= if i > 0 { rows.row(i - 1).as_ref() <= key } else { last_key.as_deref().is_none_or(|p| p <= key) };
+            let matched = if sorted {
+                while next < changed.sorted.len() && changed.sorted[next].as_slice() < key {
+                    next += 1;
+                }
+                changed.sorted.get(next).is_some_and(|k| k == key)
+            } else {
+                changed.contains(key)
+            };
             let position = offset + i as i64;
-            if changed.contains(key.as_ref()) && !already_deleted.contains(&position) {
+            if matched && !already_deleted.contains(&position) {
                 positions.push(position);
             }
         }
+        last_key = rows.iter().last().map(|r| r.as_ref().to_vec());
         offset += batch.num_rows() as i64;
     }
     Ok((file.path().to_string(), positions))

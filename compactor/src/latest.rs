@@ -199,25 +199,17 @@ pub(crate) struct Winner {
 
 /// Key → location of its latest row, over all shards.
 pub(crate) struct LatestIndex {
-    hasher: DefaultHashBuilder,
     shards: Vec<Shard>,
 }
 
 impl LatestIndex {
-    pub fn new(hasher: DefaultHashBuilder, shards: Vec<Shard>) -> Self {
-        Self { hasher, shards }
+    pub fn new(shards: Vec<Shard>) -> Self {
+        Self { shards }
     }
 
     /// The `_op_ts` of the latest truncate seen.
     pub fn latest_truncate(&self) -> Option<i64> {
         self.shards.iter().filter_map(|s| s.latest_truncate).max()
-    }
-
-    /// Whether any row had this encoded key.
-    pub fn contains(&self, key: &[u8]) -> bool {
-        let hash = self.hasher.hash_one(key);
-        let shard = &self.shards[shard_of(hash, self.shards.len())];
-        shard.entries.find(hash, |e| shard.key(e) == key).is_some()
     }
 
     pub fn keys(&self) -> usize {
@@ -226,6 +218,13 @@ impl LatestIndex {
 
     pub fn memory_size(&self) -> usize {
         self.shards.iter().map(Shard::memory_size).sum()
+    }
+
+    /// Every key seen, encoded, in key order.
+    pub fn sorted_keys(&self) -> Vec<Vec<u8>> {
+        let mut keys: Vec<Vec<u8>> = self.shards.iter().flat_map(|s| s.entries.iter().map(move |e| s.key(e).to_vec())).collect();
+        keys.sort_unstable();
+        keys
     }
 
     /// The rows that survive, in key order. Tombstones newer than `keep_tombstones_after`
@@ -244,5 +243,185 @@ impl LatestIndex {
             .collect();
         kept.sort_unstable_by(|a, b| a.0.cmp(b.0));
         kept.into_iter().map(|(_, w)| w).collect()
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::DataType;
+    use arrow::row::{RowConverter, SortField};
+
+    use super::*;
+
+    /// (key, op, op_ts, offset); partition is 0.
+    type Row<'a> = (&'a str, Option<&'a str>, Option<i64>, i64);
+
+    /// An index over `files`, spread over two shards as the compactor does.
+    fn index(files: &[&[Row]]) -> LatestIndex {
+        let hasher = DefaultHashBuilder::default();
+        let converter = RowConverter::new(vec![SortField::new(DataType::Utf8)]).unwrap();
+        let mut shards = vec![Shard::default(), Shard::default()];
+        for (file, rows) in files.iter().enumerate() {
+            let keys: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0)));
+            let columns: Vec<(&str, ArrayRef)> = vec![
+                (OP, Arc::new(StringArray::from_iter(rows.iter().map(|r| r.1)))),
+                (OP_TS, Arc::new(TimestampMicrosecondArray::from_iter(rows.iter().map(|r| r.2)))),
+                (SRC_PARTITION, Arc::new(Int32Array::from_iter_values(rows.iter().map(|_| 0)))),
+                (SRC_OFFSET, Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.3)))),
+            ];
+            let batch = RecordBatch::try_from_iter(columns).unwrap();
+            let encoded = converter.convert_columns(&[keys]).unwrap();
+            let key_batch = KeyBatch::new(file as u32, 0, encoded, &batch, &hasher).unwrap();
+            for (shard, indices) in shards.iter_mut().zip(key_batch.split(2)) {
+                shard.add(&key_batch, &indices);
+            }
+        }
+        LatestIndex::new(shards)
+    }
+
+    fn locations(winners: &[Winner]) -> Vec<(u32, u32)> {
+        winners.iter().map(|w| (w.file, w.pos)).collect()
+    }
+
+    const LONG: &str = "a key much longer than sixteen bytes, kept in the arena";
+
+    #[test]
+    fn each_keys_latest_row_wins_in_key_order_short_and_long_keys() {
+        let first: &[Row] = &[("b", Some("c"), Some(10), 1), (LONG, Some("c"), Some(11), 2), ("a", Some("c"), Some(12), 3)];
+        let second: &[Row] = &[(LONG, Some("u"), Some(20), 4), ("b", Some("u"), Some(5), 5), ("c", Some("c"), Some(21), 6)];
+        let index = index(&[first, second]);
+        assert_eq!(index.keys(), 4);
+        // "a" (file 0), LONG (file 1, newer), "b" (file 0: the file-1 row is older), "c".
+        assert_eq!(locations(&index.winners(None)), vec![(0, 2), (1, 0), (0, 0), (1, 2)]);
+        assert_eq!(index.sorted_keys().len(), 4);
+    }
+
+    #[test]
+    fn equal_op_ts_is_decided_by_source_offset() {
+        let rows: &[Row] = &[("k", Some("u"), Some(7), 9), ("k", Some("u"), Some(7), 3)];
+        assert_eq!(locations(&index(&[rows]).winners(None)), vec![(0, 0)]);
+    }
+
+    #[test]
+    fn deleted_keys_drop_unless_the_delete_is_newer_than_the_tombstone_horizon() {
+        let rows: &[Row] = &[("old", Some("c"), Some(1), 1), ("old", Some("d"), Some(2), 2), ("new", Some("c"), Some(3), 3), ("new", Some("d"), Some(9), 4)];
+        let index = index(&[rows]);
+        assert!(index.winners(None).is_empty());
+        assert_eq!(locations(&index.winners(Some(5))), vec![(0, 3)], "only the delete after the horizon is kept");
+    }
+
+    #[test]
+    fn rows_older_than_the_latest_truncate_are_dropped() {
+        let rows: &[Row] = &[("a", Some("c"), Some(1), 1), ("", Some("t"), Some(5), 2), ("b", Some("c"), Some(6), 3), ("", Some("t"), Some(4), 4)];
+        let index = index(&[rows]);
+        assert_eq!(index.latest_truncate(), Some(5));
+        assert_eq!(locations(&index.winners(None)), vec![(0, 2)]);
+    }
+
+    #[test]
+    fn a_null_op_ts_ranks_first_and_drops_its_key_like_the_sql_definition() {
+        let rows: &[Row] = &[("k", Some("u"), Some(7), 1), ("k", Some("u"), None, 2), ("j", None, Some(3), 3)];
+        assert!(index(&[rows]).winners(None).is_empty(), "NULL _op_ts wins (DESC NULLS FIRST), then fails the truncate filter; NULL _op is no live row");
+    }
+}
+
+/// The index against the SQL definition it restates, on random change streams.
+#[cfg(test)]
+mod same_as_sql {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::DataType;
+    use arrow::row::{RowConverter, SortField};
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::SessionContext;
+    use floe_catalog::iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
+    use floe_catalog::layout::{latest_records_sql, metadata_fields, SOURCE_TS};
+
+    use super::*;
+
+    /// A small deterministic generator (xorshift), so failures replay.
+    struct Random(u64);
+    impl Random {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    /// One file of random rows; `_src_offset` numbers every row of the stream uniquely.
+    fn random_file(random: &mut Random, rows: usize, next_offset: &mut i64) -> RecordBatch {
+        let ops = [Some("c"), Some("u"), Some("u"), Some("d"), Some("r"), Some("t"), None];
+        let mut columns: (Vec<String>, Vec<Option<&str>>, Vec<Option<i64>>, Vec<i32>, Vec<i64>) = Default::default();
+        for _ in 0..rows {
+            columns.0.push(format!("key-{}", random.below(12)).repeat(1 + random.below(4) as usize * 3));
+            columns.1.push(ops[random.below(ops.len() as u64) as usize]);
+            columns.2.push((random.below(20) > 0).then(|| random.below(30) as i64 - 2));
+            columns.3.push(random.below(2) as i32);
+            columns.4.push(*next_offset);
+            *next_offset += 1;
+        }
+        let ts = |v: Vec<Option<i64>>| Arc::new(TimestampMicrosecondArray::from(v).with_timezone("+00:00")) as ArrayRef;
+        RecordBatch::try_from_iter_with_nullable(vec![
+            ("id", Arc::new(StringArray::from(columns.0)) as ArrayRef, false),
+            (OP, Arc::new(StringArray::from(columns.1)), true),
+            (OP_TS, ts(columns.2.clone()), true),
+            (SOURCE_TS, ts(columns.2), true),
+            (SRC_PARTITION, Arc::new(Int32Array::from(columns.3)), false),
+            (SRC_OFFSET, Arc::new(Int64Array::from(columns.4)), false),
+        ])
+        .unwrap()
+    }
+
+    fn offsets_by_index(files: &[RecordBatch], keep_after: Option<i64>) -> BTreeSet<i64> {
+        let hasher = DefaultHashBuilder::default();
+        let converter = RowConverter::new(vec![SortField::new(DataType::Utf8)]).unwrap();
+        let mut shards = vec![Shard::default(), Shard::default(), Shard::default()];
+        for (file, batch) in files.iter().enumerate() {
+            let keys = converter.convert_columns(&[batch.column(0).clone()]).unwrap();
+            let key_batch = KeyBatch::new(file as u32, 0, keys, batch, &hasher).unwrap();
+            for (shard, indices) in shards.iter_mut().zip(key_batch.split(3)) {
+                shard.add(&key_batch, &indices);
+            }
+        }
+        let offset = |w: &Winner| files[w.file as usize].column(5).as_primitive::<Int64Type>().value(w.pos as usize);
+        LatestIndex::new(shards).winners(keep_after).iter().map(offset).collect()
+    }
+
+    async fn offsets_by_sql(files: &[RecordBatch], keep_after: Option<i64>) -> BTreeSet<i64> {
+        let mut fields = vec![Arc::new(NestedField::required(1, "id", Type::Primitive(PrimitiveType::String)))];
+        fields.extend(metadata_fields(&mut 2));
+        let schema = Schema::builder().with_fields(fields).with_identifier_field_ids(vec![1]).build().unwrap();
+        let ctx = SessionContext::new();
+        let table = MemTable::try_new(files[0].schema(), vec![files.to_vec()]).unwrap();
+        ctx.register_table("t", Arc::new(table)).unwrap();
+        let sql = latest_records_sql("t", &schema, keep_after, None).unwrap();
+        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        batches.iter().flat_map(|b| b.column_by_name(SRC_OFFSET).unwrap().as_primitive::<Int64Type>().values().to_vec()).collect()
+    }
+
+    #[tokio::test]
+    async fn the_index_keeps_exactly_the_rows_the_sql_definition_keeps() {
+        for seed in 1..=40u64 {
+            let mut random = Random(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut next_offset = 0;
+            let files: Vec<RecordBatch> = (0..3)
+                .map(|_| {
+                    let rows = 1 + random.below(40) as usize;
+                    random_file(&mut random, rows, &mut next_offset)
+                })
+                .collect();
+            for keep_after in [None, Some(15)] {
+                let (by_index, by_sql) = (offsets_by_index(&files, keep_after), offsets_by_sql(&files, keep_after).await);
+                assert_eq!(by_index, by_sql, "seed {seed}, tombstones kept after {keep_after:?}");
+            }
+        }
     }
 }
