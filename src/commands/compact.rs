@@ -51,7 +51,10 @@ pub fn print_report(r: &CompactionReport) {
     }
     let verb = if r.dry_run { "would rewrite" } else { "rewrote" };
     let kind = r.kind.map(|k| k.as_str()).unwrap_or("full");
-    let superseded = if r.rows_superseded > 0 { format!(", retired {} superseded rows", r.rows_superseded) } else { String::new() };
+    let mut superseded = if r.rows_superseded > 0 { format!(", retired {} superseded rows", r.rows_superseded) } else { String::new() };
+    if r.spilled {
+        superseded.push_str(" (spilled: over the memory limit)");
+    }
     println!(
         "{}: {kind}: {verb} {} files / {} rows / {} bytes{}",
         r.table,
