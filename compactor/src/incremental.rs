@@ -114,7 +114,7 @@ async fn matching_positions(
                 positions.push(position);
             }
         }
-        last_key = rows.iter().last().map(|r| r.as_ref().to_vec());
+        last_key = rows.num_rows().checked_sub(1).map(|i| rows.row(i).as_ref().to_vec());
         offset += batch.num_rows() as i64;
     }
     Ok((file.path().to_string(), positions))

@@ -356,10 +356,13 @@ mod same_as_sql {
         }
     }
 
+    /// Columns of a random file: key, `_op`, `_op_ts`, `_src_partition`, `_src_offset`.
+    type Columns<'a> = (Vec<String>, Vec<Option<&'a str>>, Vec<Option<i64>>, Vec<i32>, Vec<i64>);
+
     /// One file of random rows; `_src_offset` numbers every row of the stream uniquely.
     fn random_file(random: &mut Random, rows: usize, next_offset: &mut i64) -> RecordBatch {
         let ops = [Some("c"), Some("u"), Some("u"), Some("d"), Some("r"), Some("t"), None];
-        let mut columns: (Vec<String>, Vec<Option<&str>>, Vec<Option<i64>>, Vec<i32>, Vec<i64>) = Default::default();
+        let mut columns: Columns = Default::default();
         for _ in 0..rows {
             columns.0.push(format!("key-{}", random.below(12)).repeat(1 + random.below(4) as usize * 3));
             columns.1.push(ops[random.below(ops.len() as u64) as usize]);
