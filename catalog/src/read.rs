@@ -43,12 +43,12 @@ pub async fn read_columns(
 /// The current snapshot's scan tasks for `columns` (current-schema names), each data file with
 /// the delete files that apply to it; only the files in `only` when given.
 pub async fn scan_tasks(
-    table: &FloeTable,
+    table: &iceberg::table::Table,
     columns: &[String],
     only: Option<&std::collections::HashSet<String>>,
 ) -> Result<Vec<iceberg::scan::FileScanTask>> {
     let tasks: Vec<iceberg::scan::FileScanTask> =
-        table.iceberg_table()?.scan().select(columns.iter().cloned()).build()?.plan_files().await?.try_collect().await?;
+        table.scan().select(columns.iter().cloned()).build()?.plan_files().await?.try_collect().await?;
     Ok(tasks.into_iter().filter(|t| only.is_none_or(|o| o.contains(&t.data_file_path))).collect())
 }
 

@@ -53,6 +53,8 @@ pub(crate) fn rolling_parquet(
 /// Writes record batches of one partition into data files of `table`.
 pub struct DataFileSink {
     inner: Box<dyn IcebergWriter>,
+    /// The table's Arrow schema with field ids, which the Parquet writer matches columns by.
+    schema: ArrowSchemaRef,
 }
 
 impl DataFileSink {
@@ -71,11 +73,14 @@ impl DataFileSink {
     ) -> Result<Self> {
         let rolling = rolling_parquet(table, table.current_schema().clone(), target_file_size, name_prefix)?;
         let inner = DataFileWriterBuilder::new(rolling).build(partition).await?;
-        Ok(Self { inner: Box::new(inner) })
+        Ok(Self { inner: Box::new(inner), schema: table_arrow_schema(table)? })
     }
 
+    /// Writes `batch`, whose columns are the table's. Its schema may lack the field-id metadata
+    /// (DataFusion and iceberg's reader drop it); the table's is put back.
     pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         if batch.num_rows() > 0 {
+            let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?;
             self.inner.write(batch).await?;
         }
         Ok(())

@@ -183,14 +183,14 @@ fn rewrite_options(options: &CompactOptions) -> RewriteOptions {
     }
 }
 
-/// Runs the planned rewrite. An incremental plan whose delta holds a truncate becomes a full
-/// one; the plan actually carried out is returned with the output.
+/// Runs the planned rewrite. An incremental plan whose delta holds a truncate, or does not fit
+/// in memory, becomes a full one; the plan actually carried out is returned with the output.
 async fn rewrite(table: &FloeTable, plan: CompactionPlan, options: &RewriteOptions) -> Result<(CompactionPlan, RewriteOutput)> {
     if plan.kind == CompactionKind::Incremental {
         if let Some(output) = rewrite_incremental(table, &plan.files, options).await? {
             return Ok((plan, output));
         }
-        info!("the delta holds a truncate: rewriting in full");
+        info!("the delta holds a truncate, or its index does not fit in memory: rewriting in full");
     }
     let plan = plan.into_full();
     let output = rewrite_full(table, paths(plan.input()), options).await?;

@@ -16,18 +16,14 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use floe_catalog::iceberg::spec::DataFile;
 use floe_catalog::layout::{key_columns, latest_records_sql, latest_truncate_sql, quote, COMPACTED_FILE_PREFIX};
-use floe_catalog::writer::{table_arrow_schema, DataFileSink};
+use floe_catalog::writer::DataFileSink;
 use floe_catalog::FloeTable;
 use datafusion::physical_plan::{displayable, execute_stream};
 use futures::StreamExt;
 use tracing::{debug, info};
 
 use crate::error::{CompactError, Result};
-use crate::gather::{gather, index_files, write_in_key_order, Budget};
-use crate::keys::KeyColumns;
-use crate::latest::INDEX_COLUMNS;
-use floe_catalog::iceberg::scan::FileScanTask;
-use floe_catalog::read::scan_tasks;
+use crate::gather::IndexedInput;
 use floe_views::scan::ParallelSnapshotScan;
 
 /// Knobs of one rewrite.
@@ -66,29 +62,9 @@ pub async fn rewrite_full(table: &FloeTable, paths: HashSet<String>, options: &R
 }
 
 async fn rewrite_hashed(table: &FloeTable, paths: &HashSet<String>, options: &RewriteOptions) -> Result<RewriteOutput> {
-    let keys = Arc::new(KeyColumns::new(table)?);
-    let budget = Budget::new(options.memory_limit);
-    let (narrow, full) = input_tasks(table, &keys, paths).await?;
-    let started = std::time::Instant::now();
-    let index = index_files(table, keys, narrow, &budget).await?;
-    let winners = index.winners(options.keep_tombstones_after);
-    debug!(elapsed_ms = started.elapsed().as_millis() as u64, keys = index.keys(), winners = winners.len(), index_bytes = index.memory_size(), "latest rows indexed");
-    drop(index);
-    let gathered = gather(table, full, &winners, &budget).await?;
-    debug!(elapsed_ms = started.elapsed().as_millis() as u64, "winners read");
-    let (add, rows_out) = write_in_key_order(table, gathered, options.target_file_size).await?;
-    debug!(elapsed_ms = started.elapsed().as_millis() as u64, "written");
+    let indexed = IndexedInput::build(table, paths, options.memory_limit).await?;
+    let (add, rows_out) = indexed.write_latest(table, options).await?;
     Ok(RewriteOutput { add, rows_out, ..Default::default() })
-}
-
-/// Scan tasks over the files at `paths`, twice in the same file order: reading the key and
-/// ranking columns, and reading every column.
-pub(crate) async fn input_tasks(table: &FloeTable, keys: &KeyColumns, paths: &HashSet<String>) -> Result<(Vec<FileScanTask>, Vec<FileScanTask>)> {
-    let columns: Vec<String> = keys.names.iter().cloned().chain(INDEX_COLUMNS.map(String::from)).collect();
-    let narrow = scan_tasks(table, &columns, Some(paths)).await?;
-    let all_fields: Vec<i32> = table.current_schema().as_struct().fields().iter().map(|f| f.id).collect();
-    let full = narrow.iter().map(|t| FileScanTask { project_field_ids: all_fields.clone(), ..t.clone() }).collect();
-    Ok((narrow, full))
 }
 
 /// The DataFusion plan, for tables whose index or winners do not fit in memory.
@@ -105,7 +81,7 @@ async fn rewrite_spilling(table: &FloeTable, paths: HashSet<String>, options: &R
 }
 
 /// Registers a scan of the data files at `paths` (deletes applied) as table `name`.
-pub(crate) fn register_scan(ctx: &SessionContext, table: &FloeTable, name: &str, paths: HashSet<String>) -> Result<()> {
+fn register_scan(ctx: &SessionContext, table: &FloeTable, name: &str, paths: HashSet<String>) -> Result<()> {
     let partitions = ctx.copied_config().target_partitions();
     let provider = ParallelSnapshotScan::new(table.iceberg_table()?, partitions)?.only_files(paths);
     ctx.register_table(name, Arc::new(provider))?;
@@ -113,21 +89,17 @@ pub(crate) fn register_scan(ctx: &SessionContext, table: &FloeTable, name: &str,
 }
 
 /// Runs `select` ordered by the table's key and streams the rows into new compacted files.
-pub(crate) async fn write_sorted(table: &FloeTable, ctx: &SessionContext, select: &str, target_file_size: usize) -> Result<(Vec<DataFile>, u64)> {
+async fn write_sorted(table: &FloeTable, ctx: &SessionContext, select: &str, target_file_size: usize) -> Result<(Vec<DataFile>, u64)> {
     let keys = key_columns(table.current_schema()).unwrap_or_default();
     let order = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
     let plan = ctx.sql(&format!("{select} ORDER BY {order}")).await?.create_physical_plan().await?;
     debug!(plan = %displayable(plan.as_ref()).indent(true), "rewrite plan");
     let mut stream = execute_stream(plan, ctx.task_ctx())?;
-    let arrow_schema = table_arrow_schema(table)?;
     let mut sink = DataFileSink::named(table, None, target_file_size, COMPACTED_FILE_PREFIX).await?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows += batch.num_rows() as u64;
-        // DataFusion drops the field-id metadata the Parquet writer matches columns by.
-        let batch = arrow::record_batch::RecordBatch::try_new(arrow_schema.clone(), batch.columns().to_vec())
-            .map_err(datafusion::error::DataFusionError::from)?;
         sink.write(batch).await?;
     }
     Ok((sink.finish().await?, rows))
@@ -135,7 +107,7 @@ pub(crate) async fn write_sorted(table: &FloeTable, ctx: &SessionContext, select
 
 /// The latest truncate's `_op_ts` in registered table `name`, read first so the rewrite's plan
 /// needs no join.
-pub(crate) async fn latest_truncate(ctx: &SessionContext, name: &str) -> Result<Option<i64>> {
+async fn latest_truncate(ctx: &SessionContext, name: &str) -> Result<Option<i64>> {
     let batches = ctx.sql(&latest_truncate_sql(&quote(name))).await?.collect().await?;
     let column = batches.first().map(|b| b.column(0).clone());
     Ok(column.and_then(|c| {
@@ -144,7 +116,7 @@ pub(crate) async fn latest_truncate(ctx: &SessionContext, name: &str) -> Result<
     }))
 }
 
-pub(crate) fn session(memory_limit: usize) -> Result<SessionContext> {
+fn session(memory_limit: usize) -> Result<SessionContext> {
     let runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(FairSpillPool::new(memory_limit))).build_arc()?;
     // Every partition runs its own sorts and the fair pool splits the limit among them; under a
     // small limit one partition keeps each sort's share usable (its window sort then already

@@ -7,6 +7,7 @@
 //! Both stop with [`CompactError::OverBudget`] once they would hold more than the memory limit;
 //! the caller then falls back to the spilling DataFusion plan.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -16,16 +17,65 @@ use datafusion::error::DataFusionError;
 use floe_catalog::iceberg::scan::FileScanTask;
 use floe_catalog::iceberg::spec::DataFile;
 use floe_catalog::layout::COMPACTED_FILE_PREFIX;
-use floe_catalog::read::read_task;
-use floe_catalog::writer::{table_arrow_schema, DataFileSink};
+use floe_catalog::read::{read_task, scan_tasks};
+use floe_catalog::writer::DataFileSink;
 use floe_catalog::FloeTable;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use hashbrown::DefaultHashBuilder;
 use tokio::sync::mpsc;
+use tracing::debug;
 
 use crate::error::{CompactError, Result};
 use crate::keys::KeyColumns;
-use crate::latest::{KeyBatch, LatestIndex, Shard, Winner};
+use crate::execute::RewriteOptions;
+use crate::latest::{KeyBatch, LatestIndex, Shard, Winner, INDEX_COLUMNS};
+
+/// The first read of a hashed rewrite done: the index over the input files, and what the
+/// second read needs.
+pub(crate) struct IndexedInput {
+    pub index: LatestIndex,
+    pub keys: Arc<KeyColumns>,
+    /// The same files as the index's, planned with every column.
+    full_tasks: Vec<FileScanTask>,
+    budget: Budget,
+}
+
+impl IndexedInput {
+    /// Indexes the data files at `paths`, holding at most `memory_limit` bytes.
+    pub async fn build(table: &FloeTable, paths: &HashSet<String>, memory_limit: usize) -> Result<Self> {
+        let started = std::time::Instant::now();
+        let keys = Arc::new(KeyColumns::new(table)?);
+        let budget = Budget::new(memory_limit);
+        let (narrow, full_tasks) = input_tasks(table, &keys, paths).await?;
+        let index = index_files(table, keys.clone(), narrow, &budget).await?;
+        debug!(elapsed_ms = started.elapsed().as_millis() as u64, keys = index.keys(), index_bytes = index.memory_size(), "latest rows indexed");
+        Ok(Self { index, keys, full_tasks, budget })
+    }
+
+    /// Reads the surviving rows in full and writes them, in key order, into new compacted
+    /// files. Returns the files and their row count.
+    pub async fn write_latest(self, table: &FloeTable, options: &RewriteOptions) -> Result<(Vec<DataFile>, u64)> {
+        let started = std::time::Instant::now();
+        let winners = self.index.winners(options.keep_tombstones_after);
+        // The index is done with; its memory goes to the rows.
+        drop(self.index);
+        let gathered = gather(table, self.full_tasks, &winners, &self.budget).await?;
+        debug!(elapsed_ms = started.elapsed().as_millis() as u64, winners = winners.len(), "winners read");
+        let written = write_in_key_order(table, gathered, options.target_file_size).await?;
+        debug!(elapsed_ms = started.elapsed().as_millis() as u64, "written");
+        Ok(written)
+    }
+}
+
+/// Scan tasks over the files at `paths`, twice in the same file order: reading the key and
+/// ranking columns, and reading every column.
+async fn input_tasks(table: &FloeTable, keys: &KeyColumns, paths: &HashSet<String>) -> Result<(Vec<FileScanTask>, Vec<FileScanTask>)> {
+    let columns: Vec<String> = keys.names.iter().cloned().chain(INDEX_COLUMNS.map(String::from)).collect();
+    let narrow = scan_tasks(&table.iceberg_table()?, &columns, Some(paths)).await?;
+    let all_fields: Vec<i32> = table.current_schema().as_struct().fields().iter().map(|f| f.id).collect();
+    let full = narrow.iter().map(|t| FileScanTask { project_field_ids: all_fields.clone(), ..t.clone() }).collect();
+    Ok((narrow, full))
+}
 
 /// Rows per batch read and written.
 pub(crate) const BATCH_ROWS: usize = 32 * 1024;
@@ -37,7 +87,7 @@ fn read_concurrency() -> usize {
 
 /// Memory a hashed rewrite may hold, shared by its concurrent readers.
 #[derive(Debug, Clone)]
-pub(crate) struct Budget {
+struct Budget {
     limit: usize,
     used: Arc<AtomicUsize>,
 }
@@ -63,7 +113,7 @@ fn join_error(e: tokio::task::JoinError) -> CompactError {
 /// Reads the key and [`INDEX_COLUMNS`](crate::latest::INDEX_COLUMNS) of every task (planned
 /// with those columns); file `i` of the index is `tasks[i]`. Readers decode, encode and hash
 /// in parallel; each shard of the index has one owner task.
-pub(crate) async fn index_files(table: &FloeTable, keys: Arc<KeyColumns>, tasks: Vec<FileScanTask>, budget: &Budget) -> Result<LatestIndex> {
+async fn index_files(table: &FloeTable, keys: Arc<KeyColumns>, tasks: Vec<FileScanTask>, budget: &Budget) -> Result<LatestIndex> {
     let shards = read_concurrency();
     let hasher = DefaultHashBuilder::default();
     // Every file of a full compaction usually holds most keys: size for the largest one, within budget.
@@ -128,13 +178,13 @@ async fn send_key_batches(table: FloeTable, keys: Arc<KeyColumns>, hasher: Defau
 }
 
 /// The winning rows read in full; output row `i` (key order) is `batches[locations[i]]`.
-pub(crate) struct Gathered {
+struct Gathered {
     batches: Vec<RecordBatch>,
     locations: Vec<(usize, usize)>,
 }
 
 /// Reads the `winners` (in key order) from `tasks` (planned with every column).
-pub(crate) async fn gather(table: &FloeTable, tasks: Vec<FileScanTask>, winners: &[Winner], budget: &Budget) -> Result<Gathered> {
+async fn gather(table: &FloeTable, tasks: Vec<FileScanTask>, winners: &[Winner], budget: &Budget) -> Result<Gathered> {
     // Per file, (position, output row) sorted by position: the order the file yields them.
     let mut selections: Vec<Vec<(u32, u32)>> = vec![vec![]; tasks.len()];
     for (out, w) in winners.iter().enumerate() {
@@ -197,7 +247,7 @@ const MIN_ROWS_PER_WRITER: usize = 256 * 1024;
 
 /// Writes the gathered rows in key order into new compacted files of about `target_file_size`.
 /// Large outputs are cut into consecutive key ranges written in parallel, one file set each.
-pub(crate) async fn write_in_key_order(table: &FloeTable, gathered: Gathered, target_file_size: usize) -> Result<(Vec<DataFile>, u64)> {
+async fn write_in_key_order(table: &FloeTable, gathered: Gathered, target_file_size: usize) -> Result<(Vec<DataFile>, u64)> {
     let rows = gathered.locations.len();
     let writers = (rows / MIN_ROWS_PER_WRITER).clamp(1, read_concurrency());
     let gathered = Arc::new(gathered);
@@ -212,14 +262,10 @@ pub(crate) async fn write_in_key_order(table: &FloeTable, gathered: Gathered, ta
 }
 
 async fn write_range(table: FloeTable, gathered: Arc<Gathered>, range: std::ops::Range<usize>, target_file_size: usize) -> Result<Vec<DataFile>> {
-    let schema = table_arrow_schema(&table)?;
     let batches: Vec<&RecordBatch> = gathered.batches.iter().collect();
     let mut sink = DataFileSink::named(&table, None, target_file_size, COMPACTED_FILE_PREFIX).await?;
     for chunk in gathered.locations[range].chunks(BATCH_ROWS) {
-        let rows = interleave_record_batch(&batches, chunk).map_err(DataFusionError::from)?;
-        // The reader's batches may lack the field-id metadata the Parquet writer matches by.
-        let rows = RecordBatch::try_new(schema.clone(), rows.columns().to_vec()).map_err(DataFusionError::from)?;
-        sink.write(rows).await?;
+        sink.write(interleave_record_batch(&batches, chunk).map_err(DataFusionError::from)?).await?;
     }
     Ok(sink.finish().await?)
 }

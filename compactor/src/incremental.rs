@@ -12,11 +12,10 @@ use floe_catalog::layout::{paths, TableFiles};
 use floe_catalog::read::read_columns;
 use floe_catalog::{FloeTable, LiveFile};
 use futures::stream::{self, StreamExt, TryStreamExt};
-use tracing::debug;
 
 use crate::error::{CompactError, Result};
-use crate::execute::{input_tasks, RewriteOptions, RewriteOutput};
-use crate::gather::{gather, index_files, write_in_key_order, Budget};
+use crate::execute::{RewriteOptions, RewriteOutput};
+use crate::gather::IndexedInput;
 use crate::keys::KeyColumns;
 use crate::latest::LatestIndex;
 
@@ -27,29 +26,21 @@ const KEY_READ_CONCURRENCY: usize = 4;
 /// instead: the delta holds a truncate (which retires every compacted row), or its index
 /// does not fit in memory.
 pub async fn rewrite_incremental(table: &FloeTable, files: &TableFiles, options: &RewriteOptions) -> Result<Option<RewriteOutput>> {
-    let started = std::time::Instant::now();
-    let keys = Arc::new(KeyColumns::new(table)?);
-    let budget = Budget::new(options.memory_limit);
-    let (narrow, full) = input_tasks(table, &keys, &paths(&files.delta)).await?;
-    let index = match index_files(table, keys.clone(), narrow, &budget).await {
+    let indexed = match IndexedInput::build(table, &paths(&files.delta), options.memory_limit).await {
         Err(CompactError::OverBudget(_)) => return Ok(None),
-        index => index?,
+        indexed => indexed?,
     };
-    if index.latest_truncate().is_some() {
+    if indexed.index.latest_truncate().is_some() {
         return Ok(None);
     }
-    let superseded = superseded_rows(table, files, &keys, &index).await?;
-    debug!(elapsed_ms = started.elapsed().as_millis() as u64, changed_keys = index.keys(), "superseded rows found");
-    let winners = index.winners(options.keep_tombstones_after);
-    let gathered = match gather(table, full, &winners, &budget).await {
+    let superseded = superseded_rows(table, files, &indexed.keys, &indexed.index).await?;
+    let (mut add, rows_out) = match indexed.write_latest(table, options).await {
         Err(CompactError::OverBudget(_)) => return Ok(None),
-        gathered => gathered?,
+        written => written?,
     };
-    let (mut add, rows_out) = write_in_key_order(table, gathered, options.target_file_size).await?;
     let rows_superseded = superseded.values().map(|p| p.len() as u64).sum();
     let require_live = superseded.keys().cloned().collect();
     add.extend(write_position_deletes(table, &superseded).await?);
-    debug!(elapsed_ms = started.elapsed().as_millis() as u64, "written");
     Ok(Some(RewriteOutput { add, rows_out, rows_superseded, require_live, spilled: false }))
 }
 

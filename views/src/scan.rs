@@ -22,6 +22,7 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 use floe_catalog::iceberg::scan::FileScanTask;
+use floe_catalog::read::scan_tasks;
 use floe_catalog::iceberg::table::Table;
 use futures::{StreamExt, TryStreamExt};
 
@@ -77,22 +78,9 @@ impl TableProvider for ParallelSnapshotScan {
             None => self.schema.clone(),
         };
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let tasks: Vec<FileScanTask> = self
-            .table
-            .scan()
-            .select(columns)
-            .build()
-            .map_err(external)?
-            .plan_files()
+        let tasks = scan_tasks(&self.table, &columns, self.only_files.as_deref())
             .await
-            .map_err(external)?
-            .try_filter(|task| {
-                let keep = self.only_files.as_ref().is_none_or(|only| only.contains(&task.data_file_path));
-                std::future::ready(keep)
-            })
-            .try_collect()
-            .await
-            .map_err(external)?;
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(Arc::new(ParallelScanExec::new(self.table.clone(), balance(tasks, self.partitions), schema)))
     }
 }
