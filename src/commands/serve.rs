@@ -9,6 +9,7 @@ use std::str::FromStr;
 use anyhow::{Context, Result};
 use floe_catalog::Catalog;
 use floe_compactor::{compact_table, CompactOptions};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info};
 
 use super::compact::{keyed_tables, print_report};
@@ -21,13 +22,16 @@ pub async fn run(catalog: &dyn Catalog, schedule: &str, metrics_addr: SocketAddr
         .install()
         .with_context(|| format!("serving metrics on {metrics_addr}"))?;
     println!("floe serve: metrics on http://{metrics_addr}/metrics, compaction schedule '{schedule}' (UTC)");
+    // Listen once, before the first run: a signal that arrives during a compaction is then kept
+    // for the next wait instead of lost (a listener only sees signals after it exists).
+    let mut shutdown = Shutdown::listen()?;
     loop {
         let next = schedule.upcoming(chrono::Utc).next().context("the schedule has no future run")?;
         info!(%next, "next compaction run");
         let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = shutdown() => break,
+            _ = shutdown.requested() => break,
         }
         run_once(catalog, options).await;
     }
@@ -48,11 +52,21 @@ async fn run_once(catalog: &dyn Catalog, options: &CompactOptions) {
     }
 }
 
-async fn shutdown() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
+/// Ctrl-C or SIGTERM.
+struct Shutdown {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Shutdown {
+    fn listen() -> Result<Self> {
+        Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+    }
+
+    async fn requested(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }
