@@ -1,8 +1,9 @@
-//! The two reads of a hashed rewrite, each spread over the cores one file per task:
-//! 1. [`index_files`] reads the key and ranking columns of every input file into a
-//!    [`LatestIndex`];
-//! 2. [`gather`] reads the winning rows in full, and [`write_in_key_order`] writes them sorted
-//!    by key into new compacted files.
+//! The two reads of a hashed rewrite (full or incremental), each spread over the cores one file
+//! per task:
+//! 1. [`IndexedInput::build`] reads the key and ranking columns of every input file into a
+//!    [`LatestIndex`] ([`index_files`]);
+//! 2. [`IndexedInput::write_latest`] reads the winning rows in full ([`gather`]) and writes them
+//!    sorted by key into new compacted files ([`write_in_key_order`]).
 //!
 //! Both stop with [`CompactError::OverBudget`] once they would hold more than the memory limit;
 //! the caller then falls back to the spilling DataFusion plan.
