@@ -155,6 +155,7 @@ pub enum Format {
     Table,
     Csv,
     Json,
+    Ndjson,
 }
 
 impl From<Format> for floe_views::OutputFormat {
@@ -163,6 +164,7 @@ impl From<Format> for floe_views::OutputFormat {
             Format::Table => floe_views::OutputFormat::Table,
             Format::Csv => floe_views::OutputFormat::Csv,
             Format::Json => floe_views::OutputFormat::Json,
+            Format::Ndjson => floe_views::OutputFormat::Ndjson,
         }
     }
 }

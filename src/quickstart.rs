@@ -32,7 +32,7 @@ pub async fn run(data_dir: &Path) -> Result<ExitCode> {
     for (title, sql) in QUERIES {
         println!("== {title}\n   floe sql \"{sql}\"");
         let batches = floe_views::query(&catalog, sql).await?;
-        println!("{}\n", floe_views::render(&batches, OutputFormat::Table)?);
+        println!("{}", floe_views::render(&batches, OutputFormat::Table)?);
     }
     let dir = std::fs::canonicalize(data_dir)?;
     println!("== where the data lives");

@@ -4,18 +4,23 @@
 //! end, each table writes its rows and commits them with the input positions they cover, then
 //! the dead-letter table commits. A record whose position a table has committed is skipped, so
 //! re-running the same input changes nothing, and a crash at any point is repaired by re-running.
+//!
+//! Tables fail alone. When creating, evolving or committing one table fails, that table stops
+//! taking records for the rest of the run (its uncommitted records are re-read by the next run,
+//! since its positions were not committed) and every other table goes on.
 
 use std::collections::{BTreeMap, HashMap};
 
 use floe_catalog::layout::{OP, OP_TS, SOURCE_TS, SRC_OFFSET, SRC_PARTITION};
 use floe_catalog::Catalog;
 use serde_json::{Map, Value};
-use tracing::warn;
+use tracing::error;
 
 use crate::config::SinkConfig;
 use crate::dead_letter::{dead_letter_row, dead_letter_schema};
+use crate::diagnostics::{DeadLetterCounts, DeadLetterLog};
 use crate::decode::{decode_debezium_json, ChangeEvent, Kind, Op, SchemaCache};
-use crate::error::Result;
+use crate::error::{Result, SinkError};
 use crate::schema_sync::{new_table_schema, plan_schema_sync, SyncPlan};
 use crate::source::SourceRecord;
 use crate::table_sink::TableSink;
@@ -27,6 +32,12 @@ pub struct IngestReport {
     pub already_committed: u64,
     pub tombstones: u64,
     pub dead_letters: u64,
+    /// Dead letters by (table, reason class).
+    pub dead_letter_reasons: DeadLetterCounts,
+    /// Records not taken because their table had failed earlier in the run.
+    pub skipped_failed_table: u64,
+    /// Tables that failed, with the error. Their other records were left for the next run.
+    pub failed_tables: BTreeMap<String, String>,
     /// Rows committed per table (`schema.table`).
     pub rows: BTreeMap<String, u64>,
     pub commits: u64,
@@ -42,6 +53,8 @@ pub struct Ingestor<'a> {
     report: IngestReport,
     buffered: usize,
     schemas: SchemaCache,
+    dead_letter_log: DeadLetterLog,
+    failed: BTreeMap<String, String>,
 }
 
 impl<'a> Ingestor<'a> {
@@ -55,6 +68,8 @@ impl<'a> Ingestor<'a> {
             report: IngestReport::default(),
             buffered: 0,
             schemas: SchemaCache::default(),
+            dead_letter_log: DeadLetterLog::default(),
+            failed: BTreeMap::new(),
         }
     }
 
@@ -81,7 +96,14 @@ impl<'a> Ingestor<'a> {
             Ok(message) => message.clone(),
             Err(reason) => return self.dead_letter(&record, None, reason).await,
         };
-        let table_name = self.table_for(&message.topic).await?;
+        let table_name = match self.table_for(&message.topic).await {
+            Ok(name) => name,
+            Err((name, e)) => return self.fail_table(&name, e),
+        };
+        if self.failed.contains_key(&table_name) {
+            self.report.skipped_failed_table += 1;
+            return Ok(());
+        }
         let position = record.position_key();
         let sink = self.tables.get_mut(&table_name).expect("table_for opened it");
         if sink.is_committed(&position, record.offset) {
@@ -97,9 +119,10 @@ impl<'a> Ingestor<'a> {
                 sink.note_position(&position, record.offset);
                 Ok(())
             }
-            Ok(Some(event)) => match self.prepare_table(&table_name, &event).await? {
-                Err(reason) => self.dead_letter(&record, Some(table_name), &reason).await,
-                Ok(()) => {
+            Ok(Some(event)) => match self.prepare_table(&table_name, &event).await {
+                Err(e) => self.fail_table(&table_name, e),
+                Ok(Err(reason)) => self.dead_letter(&record, Some(table_name), &reason).await,
+                Ok(Ok(())) => {
                     let sink = self.tables.get_mut(&table_name).expect("opened");
                     let row = build_row(sink, event, &record);
                     sink.push(row, &position, record.offset);
@@ -110,15 +133,31 @@ impl<'a> Ingestor<'a> {
         }
     }
 
-    /// Opens (once) the sink for `topic`'s table, returning the table's name.
-    async fn table_for(&mut self, topic: &str) -> Result<String> {
+    /// Takes `table` out of this run after `error`: what it buffered is dropped uncommitted (the
+    /// next run reads it again) and its later records are skipped. Other tables go on.
+    fn fail_table(&mut self, table: &str, error: SinkError) -> Result<()> {
+        error!(table, %error, "table failed; its records are left for the next run, other tables go on");
+        if let Some(mut sink) = self.tables.remove(table) {
+            self.buffered = self.buffered.saturating_sub(sink.pending_rows());
+            sink.discard_pending();
+            self.report.rows.insert(table.to_string(), sink.rows_committed);
+            self.report.commits += sink.commits;
+            self.report.schema_changes += sink.schema_changes;
+        }
+        self.failed.insert(table.to_string(), error.to_string());
+        Ok(())
+    }
+
+    /// Opens (once) the sink for `topic`'s table, returning the table's name, or the name and
+    /// why it could not be opened.
+    async fn table_for(&mut self, topic: &str) -> std::result::Result<String, (String, SinkError)> {
         if let Some(name) = self.topics.get(topic) {
             return Ok(name.clone());
         }
         let route = self.config.route(topic);
         let name = route.ident.to_string();
-        if !self.tables.contains_key(&name) {
-            let sink = TableSink::open(self.catalog, route.ident, route.hints).await?;
+        if !self.tables.contains_key(&name) && !self.failed.contains_key(&name) {
+            let sink = TableSink::open(self.catalog, route.ident, route.hints).await.map_err(|e| (name.clone(), e))?;
             self.tables.insert(name.clone(), sink);
         }
         self.topics.insert(topic.to_string(), name.clone());
@@ -145,7 +184,6 @@ impl<'a> Ingestor<'a> {
                 Ok(Ok(()))
             }
             SyncPlan::Incompatible(reason) => {
-                warn!(table = name, %reason, "incompatible schema change; record sent to dead letters");
                 Ok(Err(format!("incompatible schema change: {reason}")))
             }
         }
@@ -166,17 +204,24 @@ impl<'a> Ingestor<'a> {
             self.report.already_committed += 1;
             return Ok(());
         }
-        warn!(stream = %record.stream, offset = record.offset, %reason, "dead letter");
+        self.dead_letter_log.record(table.as_deref(), reason);
         sink.push(dead_letter_row(record, table, reason), &position, record.offset);
         self.report.dead_letters += 1;
         self.buffered += 1;
         Ok(())
     }
 
-    /// Writes and commits everything buffered: data tables first, dead letters last.
+    /// Writes and commits everything buffered: data tables first, dead letters last. A table
+    /// whose commit fails is taken out of the run; the others still commit.
     pub async fn flush(&mut self) -> Result<()> {
-        for sink in self.tables.values_mut() {
-            sink.flush(self.catalog).await?;
+        let mut failures = Vec::new();
+        for (name, sink) in self.tables.iter_mut() {
+            if let Err(e) = sink.flush(self.catalog).await {
+                failures.push((name.clone(), e));
+            }
+        }
+        for (name, e) in failures {
+            self.fail_table(&name, e)?;
         }
         if let Some(sink) = self.dead_letters.as_mut() {
             sink.flush(self.catalog).await?;
@@ -194,6 +239,8 @@ impl<'a> Ingestor<'a> {
         if let Some(sink) = &self.dead_letters {
             self.report.commits += sink.commits;
         }
+        self.report.dead_letter_reasons = self.dead_letter_log.finish();
+        self.report.failed_tables = self.failed;
         self.report
     }
 }

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod dead_letter;
 pub mod decode;
+pub mod diagnostics;
 pub mod error;
 pub mod ingest;
 pub mod schema_sync;

@@ -86,6 +86,12 @@ impl TableSink {
         self.pending_rows.len()
     }
 
+    /// Forgets what is buffered, uncommitted: the next run reads those records again.
+    pub fn discard_pending(&mut self) {
+        self.pending_rows.clear();
+        self.pending.clear();
+    }
+
     pub async fn create(&mut self, catalog: &dyn Catalog, schema: Schema) -> Result<()> {
         if !catalog.namespace_exists(self.ident.namespace()).await? {
             match catalog.create_namespace(self.ident.namespace()).await {
@@ -111,7 +117,16 @@ impl TableSink {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let table = self.table.clone().ok_or_else(|| SinkError::Internal(format!("{} flushed before creation", self.ident)))?;
+        let Some(table) = self.table.clone() else {
+            if !self.pending_rows.is_empty() {
+                return Err(SinkError::Internal(format!("{} has rows but was never created", self.ident)));
+            }
+            // Only tombstones (or records that all went to dead letters) for a table that does
+            // not exist: there is no table to record their positions in, and re-reading them
+            // changes nothing.
+            self.pending.clear();
+            return Ok(());
+        };
         let files = self.write_files(&table).await?;
         let mut positions = self.committed.clone();
         for (key, (_, last)) in &self.pending {

@@ -23,6 +23,11 @@ pub async fn run(
     let report = Ingestor::new(catalog, config).run(source, &|n| progress.set_position(n)).await?;
     progress.finish_and_clear();
     print_report(&report);
+    if !report.failed_tables.is_empty() {
+        let names: Vec<&str> = report.failed_tables.keys().map(String::as_str).collect();
+        eprintln!("error: {} table(s) failed and were left for the next run: {}", names.len(), names.join(", "));
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(if report.dead_letters > 0 { ExitCode::from(EXIT_DEAD_LETTERS) } else { ExitCode::SUCCESS })
 }
 
@@ -45,4 +50,13 @@ fn print_report(report: &IngestReport) {
     println!("commits:            {}", report.commits);
     println!("schema changes:     {}", report.schema_changes);
     println!("dead letters:       {}", report.dead_letters);
+    for ((table, reason), count) in &report.dead_letter_reasons {
+        println!("  {count:>8}  {table}: {reason}");
+    }
+    if report.skipped_failed_table > 0 {
+        println!("left for next run:  {} (their table failed)", report.skipped_failed_table);
+    }
+    for (table, error) in &report.failed_tables {
+        println!("failed table:       {table}: {error}");
+    }
 }

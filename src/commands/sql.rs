@@ -8,6 +8,6 @@ use floe_views::OutputFormat;
 
 pub async fn run(catalog: &dyn Catalog, query: &str, format: OutputFormat) -> Result<ExitCode> {
     let batches = floe_views::query(catalog, query).await?;
-    println!("{}", floe_views::render(&batches, format)?);
+    print!("{}", floe_views::render(&batches, format)?);
     Ok(ExitCode::SUCCESS)
 }

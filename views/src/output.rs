@@ -1,6 +1,19 @@
-//! Query results as text: an aligned table, CSV with a header, or JSON (an array of objects).
+//! Query results as text: an aligned table, CSV with a header, JSON (an array of objects) or
+//! NDJSON (one object per line). Every rendering ends with exactly one newline.
+//!
+//! JSON spells out every column of every row, nulls included, so a reader can tell a null from
+//! a missing column. Non-finite floats are the strings `"NaN"`, `"Infinity"` and `"-Infinity"`,
+//! as Debezium and PostgreSQL's `to_jsonb` write them: JSON has no number for them, and writing
+//! `null` would lose them.
 
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, FieldRef, Float32Type, Float64Type};
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
+use arrow_json::writer::{Encoder, EncoderFactory, EncoderOptions, JsonArray, JsonFormat, LineDelimited, NullableEncoder};
+use arrow_json::WriterBuilder;
 
 use crate::error::Result;
 
@@ -9,10 +22,11 @@ pub enum OutputFormat {
     Table,
     Csv,
     Json,
+    Ndjson,
 }
 
 pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
-    Ok(match format {
+    let text = match format {
         OutputFormat::Table => arrow::util::pretty::pretty_format_batches(batches)?.to_string(),
         OutputFormat::Csv => {
             let mut buf = Vec::new();
@@ -25,13 +39,135 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
             String::from_utf8_lossy(&buf).into_owned()
         }
         OutputFormat::Json => {
-            let mut writer = arrow_json::ArrayWriter::new(Vec::new());
-            for batch in batches {
-                writer.write(batch)?;
-            }
-            writer.finish()?;
-            let buf = writer.into_inner();
-            if buf.is_empty() { "[]".to_string() } else { String::from_utf8_lossy(&buf).into_owned() }
+            let text = json::<JsonArray>(batches)?;
+            if text.is_empty() { "[]".to_string() } else { text }
         }
-    })
+        OutputFormat::Ndjson => json::<LineDelimited>(batches)?,
+    };
+    Ok(if text.is_empty() || text.ends_with('\n') { text } else { text + "\n" })
+}
+
+fn json<F: JsonFormat>(batches: &[RecordBatch]) -> Result<String> {
+    let mut writer = WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .with_encoder_factory(Arc::new(NonFiniteAsStrings))
+        .build::<_, F>(Vec::new());
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    writer.finish()?;
+    Ok(String::from_utf8_lossy(&writer.into_inner()).into_owned())
+}
+
+/// Encodes float columns (at any depth) with NaN and the infinities as strings.
+#[derive(Debug)]
+struct NonFiniteAsStrings;
+
+impl EncoderFactory for NonFiniteAsStrings {
+    fn make_default_encoder<'a>(
+        &self,
+        _field: &'a FieldRef,
+        array: &'a dyn Array,
+        _options: &'a EncoderOptions,
+    ) -> std::result::Result<Option<NullableEncoder<'a>>, ArrowError> {
+        let encoder: Box<dyn Encoder + 'a> = match array.data_type() {
+            DataType::Float32 => Box::new(FloatEncoder(array.as_primitive::<Float32Type>().values().as_ref())),
+            DataType::Float64 => Box::new(FloatEncoder(array.as_primitive::<Float64Type>().values().as_ref())),
+            _ => return Ok(None),
+        };
+        Ok(Some(NullableEncoder::new(encoder, array.nulls().cloned())))
+    }
+}
+
+struct FloatEncoder<'a, T>(&'a [T]);
+
+impl<T: Float> Encoder for FloatEncoder<'_, T> {
+    fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.0[idx].json().as_bytes());
+    }
+}
+
+/// JSON text of a float: the shortest digits that read back to the same value (`Debug` keeps
+/// an `f32` as `1.1`, not `1.100000023841858`), or a string for the non-finite ones.
+trait Float: Copy + std::fmt::Debug {
+    fn json(self) -> String;
+}
+
+macro_rules! float_json {
+    ($t:ty) => {
+        impl Float for $t {
+            fn json(self) -> String {
+                if self.is_nan() {
+                    "\"NaN\"".into()
+                } else if self.is_infinite() {
+                    if self > 0.0 { "\"Infinity\"".into() } else { "\"-Infinity\"".into() }
+                } else {
+                    format!("{self:?}")
+                }
+            }
+        }
+    };
+}
+float_json!(f32);
+float_json!(f64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float32Array, Float64Array, Int32Array, ListArray};
+    use arrow::datatypes::{Field, Int32Type, Schema};
+
+    fn batch() -> RecordBatch {
+        let list = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(vec![Some(1), None]), None, Some(vec![])]);
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int32, false),
+            Field::new("f", DataType::Float64, true),
+            Field::new("r", DataType::Float32, true),
+            Field::new("l", list.data_type().clone(), true),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int32Array::from(vec![1, 2, 3])),
+                Arc::new(Float64Array::from(vec![Some(f64::NAN), Some(f64::NEG_INFINITY), None])),
+                Arc::new(Float32Array::from(vec![Some(1.1), Some(f32::INFINITY), Some(-0.0)])),
+                Arc::new(list),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn json_spells_out_nulls_and_non_finite_floats() {
+        let text = render(&[batch()], OutputFormat::Json).unwrap();
+        let rows: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            rows,
+            serde_json::json!([
+                {"id": 1, "f": "NaN", "r": 1.1, "l": [1, null]},
+                {"id": 2, "f": "-Infinity", "r": "Infinity", "l": null},
+                {"id": 3, "f": null, "r": -0.0, "l": []},
+            ])
+        );
+        assert!(text.ends_with("]\n"), "{text:?}");
+    }
+
+    #[test]
+    fn ndjson_is_one_object_per_line() {
+        let text = render(&[batch()], OutputFormat::Ndjson).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(serde_json::from_str::<serde_json::Value>(lines[1]).unwrap()["f"], "-Infinity");
+    }
+
+    #[test]
+    fn every_format_ends_with_one_newline() {
+        // CSV has no nested types: the flat columns only.
+        let flat = batch().project(&[0, 1, 2]).unwrap();
+        for format in [OutputFormat::Table, OutputFormat::Csv, OutputFormat::Json, OutputFormat::Ndjson] {
+            let text = render(std::slice::from_ref(&flat), format).unwrap();
+            assert!(text.ends_with('\n') && !text.ends_with("\n\n"), "{format:?}: {text:?}");
+        }
+        assert_eq!(render(&[], OutputFormat::Json).unwrap(), "[]\n");
+    }
 }

@@ -4,13 +4,15 @@
 //! envelope is split without building a tree for the schema, and the fields a schema maps to
 //! are cached by its raw text, so an unchanged schema costs one hash lookup.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use floe_catalog::iceberg::spec::Schema;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use tracing::warn;
 
+use super::connect::Fallback;
 use super::infer::{infer_fields, ColumnHints};
 use super::value::canonical_struct;
 use super::{connect, ChangeEvent, DecodeError, Field, Op};
@@ -106,16 +108,18 @@ pub struct SchemaCache {
     before: HashMap<String, Arc<Vec<Field>>>,
     after: HashMap<String, Arc<Vec<Field>>>,
     key: HashMap<String, Arc<Vec<Field>>>,
+    /// Columns of unknown type already warned about, by schema name and column path.
+    warned: HashSet<(String, Fallback)>,
 }
 
 impl SchemaCache {
     fn image_fields(&mut self, schema: &RawValue, image: &str) -> Result<Arc<Vec<Field>>, DecodeError> {
         let map = if image == "before" { &mut self.before } else { &mut self.after };
-        cached(map, schema, |parsed| image_fields(parsed, image))
+        cached(map, &mut self.warned, schema, |parsed| image_fields(parsed, image))
     }
 
     fn key_fields(&mut self, schema: &RawValue) -> Result<Arc<Vec<Field>>, DecodeError> {
-        cached(&mut self.key, schema, connect::struct_fields)
+        cached(&mut self.key, &mut self.warned, schema, connect::struct_fields)
     }
 }
 
@@ -124,14 +128,27 @@ const MAX_CACHED_SCHEMAS: usize = 256;
 
 fn cached(
     map: &mut HashMap<String, Arc<Vec<Field>>>,
+    warned: &mut HashSet<(String, Fallback)>,
     raw: &RawValue,
-    convert: impl FnOnce(&Value) -> Result<Vec<Field>, DecodeError>,
+    convert: impl FnOnce(&Value) -> Result<(Vec<Field>, Vec<Fallback>), DecodeError>,
 ) -> Result<Arc<Vec<Field>>, DecodeError> {
     if let Some(fields) = map.get(raw.get()) {
         return Ok(fields.clone());
     }
     let parsed: Value = serde_json::from_str(raw.get()).map_err(|e| invalid_json("schema", e))?;
-    let fields = Arc::new(convert(&parsed)?);
+    let (fields, fallbacks) = convert(&parsed)?;
+    let schema_name = parsed.get("name").and_then(Value::as_str).unwrap_or("(unnamed schema)");
+    for fallback in fallbacks {
+        if warned.insert((schema_name.to_string(), fallback.clone())) {
+            warn!(
+                schema = schema_name,
+                column = %fallback.column,
+                connect_type = %fallback.connect_type,
+                "unknown Kafka Connect type: the column is stored as the value's JSON text"
+            );
+        }
+    }
+    let fields = Arc::new(fields);
     if map.len() >= MAX_CACHED_SCHEMAS {
         map.clear();
     }
@@ -140,7 +157,7 @@ fn cached(
 }
 
 /// The fields of the `before`/`after` struct in a Debezium value schema.
-fn image_fields(value_schema: &Value, image: &str) -> Result<Vec<Field>, DecodeError> {
+fn image_fields(value_schema: &Value, image: &str) -> Result<(Vec<Field>, Vec<Fallback>), DecodeError> {
     let image_schema = value_schema
         .get("fields")
         .and_then(Value::as_array)

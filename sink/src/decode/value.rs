@@ -48,12 +48,7 @@ pub fn canonical(value: &Value, kind: &Kind) -> Result<Value, DecodeError> {
             value.as_array().ok_or_else(mismatch)?.iter().map(|v| canonical(v, &element.kind)).collect::<Result<_, _>>()?,
         ),
         Kind::Struct(fields) => Value::Object(canonical_struct(value.as_object().ok_or_else(mismatch)?, fields)?),
-        Kind::Map(_, v) => match value {
-            Value::Object(map) => {
-                Value::Object(map.iter().map(|(k, x)| Ok((k.clone(), canonical(x, &v.kind)?))).collect::<Result<_, DecodeError>>()?)
-            }
-            _ => return Err(mismatch()),
-        },
+        Kind::Map(k, v) => Value::Object(canonical_map(value, &k.kind, &v.kind).ok_or_else(mismatch)??),
     })
 }
 
@@ -66,6 +61,30 @@ pub fn canonical_struct(object: &Map<String, Value>, fields: &[Field]) -> Result
         out.insert(field.name.clone(), converted);
     }
     Ok(out)
+}
+
+/// JsonConverter writes a map with required string keys as a JSON object, and any other map as
+/// an array of `[key, value]` pairs. Both become an object keyed by the canonical key's text,
+/// which is how arrow-json reads a map.
+fn canonical_map(value: &Value, key: &Kind, item: &Kind) -> Option<Result<Map<String, Value>, DecodeError>> {
+    let entry = |k: &Value, x: &Value| -> Result<(String, Value), DecodeError> {
+        let k = match canonical(k, key)? {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        Ok((k, canonical(x, item)?))
+    };
+    Some(match value {
+        Value::Object(map) => map.iter().map(|(k, x)| entry(&Value::String(k.clone()), x)).collect(),
+        Value::Array(pairs) => pairs
+            .iter()
+            .map(|pair| match pair.as_array().map(Vec::as_slice) {
+                Some([k, x]) => entry(k, x),
+                _ => Err(DecodeError::new(format!("map entry is not a [key, value] pair: {pair}"))),
+            })
+            .collect(),
+        _ => return None,
+    })
 }
 
 /// Debezium encodes NaN and infinities as strings.
@@ -168,6 +187,15 @@ mod tests {
         assert_eq!(canonical(&json!("1970-01-01T01:00:00+01:00"), &Kind::TimestampTz).unwrap(), json!(0));
         assert_eq!(canonical(&json!("1970-01-11"), &Kind::Date).unwrap(), json!(10));
         assert_eq!(canonical(&json!(2), &Kind::Time(TimeUnit::Millis)).unwrap(), json!(2000));
+    }
+
+    #[test]
+    fn maps_arrive_as_objects_or_as_key_value_pairs() {
+        let kind = Kind::Map(Box::new(Field::new("key", Kind::Int, false)), Box::new(Field::new("value", Kind::String, true)));
+        assert_eq!(canonical(&json!([[1, "a"], [2, null]]), &kind).unwrap(), json!({"1": "a", "2": null}));
+        let kind = Kind::Map(Box::new(Field::new("key", Kind::String, false)), Box::new(Field::new("value", Kind::Long, true)));
+        assert_eq!(canonical(&json!({"x": 1}), &kind).unwrap(), json!({"x": 1}));
+        assert!(canonical(&json!([[1]]), &kind).is_err());
     }
 
     #[test]
