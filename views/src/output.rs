@@ -4,12 +4,14 @@
 //! JSON spells out every column of every row, nulls included, so a reader can tell a null from
 //! a missing column. Non-finite floats are the strings `"NaN"`, `"Infinity"` and `"-Infinity"`,
 //! as Debezium and PostgreSQL's `to_jsonb` write them: JSON has no number for them, and writing
-//! `null` would lose them.
+//! `null` would lose them. Dates and timestamps at the extremes of their integer are PostgreSQL's
+//! `infinity` and `-infinity` (the sink stores them so, as DuckDB does) and are written so.
 
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, FieldRef, Float32Type, Float64Type};
+use arrow::datatypes::{DataType, Date32Type, FieldRef, Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType};
+use chrono::{DateTime, NaiveDate, SecondsFormat};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use arrow_json::writer::{Encoder, EncoderFactory, EncoderOptions, JsonArray, JsonFormat, LineDelimited, NullableEncoder};
@@ -50,7 +52,7 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
 fn json<F: JsonFormat>(batches: &[RecordBatch]) -> Result<String> {
     let mut writer = WriterBuilder::new()
         .with_explicit_nulls(true)
-        .with_encoder_factory(Arc::new(NonFiniteAsStrings))
+        .with_encoder_factory(Arc::new(PostgresJson))
         .build::<_, F>(Vec::new());
     for batch in batches {
         writer.write(batch)?;
@@ -59,11 +61,12 @@ fn json<F: JsonFormat>(batches: &[RecordBatch]) -> Result<String> {
     Ok(String::from_utf8_lossy(&writer.into_inner()).into_owned())
 }
 
-/// Encodes float columns (at any depth) with NaN and the infinities as strings.
+/// Encodes floats (at any depth) with NaN and the infinities as strings, and dates and
+/// microsecond timestamps with `infinity` and `-infinity`.
 #[derive(Debug)]
-struct NonFiniteAsStrings;
+struct PostgresJson;
 
-impl EncoderFactory for NonFiniteAsStrings {
+impl EncoderFactory for PostgresJson {
     fn make_default_encoder<'a>(
         &self,
         _field: &'a FieldRef,
@@ -73,9 +76,54 @@ impl EncoderFactory for NonFiniteAsStrings {
         let encoder: Box<dyn Encoder + 'a> = match array.data_type() {
             DataType::Float32 => Box::new(FloatEncoder(array.as_primitive::<Float32Type>().values().as_ref())),
             DataType::Float64 => Box::new(FloatEncoder(array.as_primitive::<Float64Type>().values().as_ref())),
+            DataType::Date32 => Box::new(DateEncoder(array.as_primitive::<Date32Type>().values().as_ref())),
+            DataType::Timestamp(TimeUnit::Microsecond, zone) => Box::new(TimestampEncoder {
+                micros: array.as_primitive::<TimestampMicrosecondType>().values().as_ref(),
+                utc: zone.is_some(),
+            }),
             _ => return Ok(None),
         };
         Ok(Some(NullableEncoder::new(encoder, array.nulls().cloned())))
+    }
+}
+
+/// Days since 1970-01-01 → `"YYYY-MM-DD"`, `"infinity"`, `"-infinity"`.
+struct DateEncoder<'a>(&'a [i32]);
+
+impl Encoder for DateEncoder<'_> {
+    fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
+        const UNIX_EPOCH_FROM_CE: i32 = 719_163;
+        let text = match self.0[idx] {
+            i32::MAX => "infinity".to_string(),
+            days if days == -i32::MAX => "-infinity".to_string(),
+            days => match days.checked_add(UNIX_EPOCH_FROM_CE).and_then(NaiveDate::from_num_days_from_ce_opt) {
+                Some(date) => date.format("%Y-%m-%d").to_string(),
+                None => return out.extend_from_slice(days.to_string().as_bytes()),
+            },
+        };
+        out.extend_from_slice(format!("\"{text}\"").as_bytes());
+    }
+}
+
+/// Microseconds since epoch → ISO 8601 (with `Z` for a zoned column), `"infinity"`, `"-infinity"`.
+/// A value beyond what a calendar can show is written as its number.
+struct TimestampEncoder<'a> {
+    micros: &'a [i64],
+    utc: bool,
+}
+
+impl Encoder for TimestampEncoder<'_> {
+    fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
+        let text = match self.micros[idx] {
+            i64::MAX => "infinity".to_string(),
+            micros if micros == -i64::MAX => "-infinity".to_string(),
+            micros => match DateTime::from_timestamp_micros(micros) {
+                Some(t) if self.utc => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                Some(t) => t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f").to_string(),
+                None => return out.extend_from_slice(micros.to_string().as_bytes()),
+            },
+        };
+        out.extend_from_slice(format!("\"{text}\"").as_bytes());
     }
 }
 

@@ -6,9 +6,10 @@
 
 use base64::Engine;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use num_bigint::{BigInt, Sign};
 use serde_json::{Map, Value};
 
-use super::kind::{Field, Kind};
+use super::kind::{Field, Kind, TimeUnit};
 use super::DecodeError;
 
 const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
@@ -31,17 +32,17 @@ pub fn canonical(value: &Value, kind: &Kind) -> Result<Value, DecodeError> {
         Kind::Bytes => Value::String(hex(&base64_bytes(value).ok_or_else(mismatch)?)),
         Kind::Decimal { scale, .. } => Value::String(decimal(value, *scale).ok_or_else(mismatch)?),
         Kind::VariableDecimal => Value::String(variable_decimal(value).ok_or_else(mismatch)?),
-        Kind::Date => Value::from(date_days(value).ok_or_else(mismatch)?),
+        Kind::Date => Value::from(infinite_date(date_days(value).ok_or_else(mismatch)?)),
         Kind::Time(unit) => match value {
             Value::String(s) => Value::from(time_micros(s).ok_or_else(mismatch)?),
             _ => Value::from(unit.to_micros(value.as_i64().ok_or_else(mismatch)?)),
         },
         Kind::Timestamp(unit) => match value {
             Value::String(s) => Value::from(naive_timestamp_micros(s).ok_or_else(mismatch)?),
-            _ => Value::from(unit.to_micros(value.as_i64().ok_or_else(mismatch)?)),
+            _ => Value::from(timestamp_micros(*unit, value.as_i64().ok_or_else(mismatch)?)),
         },
         Kind::TimestampTz => match value {
-            Value::String(s) => Value::from(DateTime::parse_from_rfc3339(s).map_err(|_| mismatch())?.timestamp_micros()),
+            Value::String(s) => Value::from(timestamptz_micros(s).ok_or_else(mismatch)?),
             _ => Value::from(value.as_i64().ok_or_else(mismatch)?),
         },
         Kind::List(element) => Value::Array(
@@ -119,19 +120,15 @@ fn variable_decimal(value: &Value) -> Option<String> {
     decimal(value.get("value")?, scale)
 }
 
-fn unscaled(bytes: &[u8]) -> Option<i128> {
-    if bytes.is_empty() || bytes.len() > 16 {
-        return None;
-    }
-    let fill = if bytes[0] & 0x80 != 0 { 0xff } else { 0 };
-    let mut buf = [fill; 16];
-    buf[16 - bytes.len()..].copy_from_slice(bytes);
-    Some(i128::from_be_bytes(buf))
+/// Big-endian two's complement of any length: PostgreSQL's `numeric` has up to 131072 digits,
+/// far beyond `i128`.
+fn unscaled(bytes: &[u8]) -> Option<BigInt> {
+    (!bytes.is_empty()).then(|| BigInt::from_signed_bytes_be(bytes))
 }
 
-fn scaled(unscaled: &i128, scale: u32) -> String {
-    let digits = unscaled.unsigned_abs().to_string();
-    let sign = if *unscaled < 0 { "-" } else { "" };
+fn scaled(unscaled: &BigInt, scale: u32) -> String {
+    let digits = unscaled.magnitude().to_string();
+    let sign = if unscaled.sign() == Sign::Minus { "-" } else { "" };
     if scale == 0 {
         return format!("{sign}{digits}");
     }
@@ -145,6 +142,42 @@ fn date_days(value: &Value) -> Option<i64> {
     match value {
         Value::String(s) => Some((NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()? - EPOCH).num_days()),
         _ => value.as_i64(),
+    }
+}
+
+// PostgreSQL's ±infinity dates and timestamps. Iceberg has no infinity, so floe stores the
+// values DuckDB uses for them (the extremes of the integer, which DuckDB reads back as
+// `infinity`), whatever Debezium made of them: for `timestamp` a value near the integer's limit
+// (in the column's unit), for `timestamptz` the strings `infinity` and `-infinity`, and for
+// `date` day counts that no PostgreSQL date has, which differ between snapshot and streaming.
+
+/// `infinity` of a date column: days since epoch.
+pub const INFINITE_DATE: i32 = i32::MAX;
+/// `infinity` of a timestamp column: microseconds since epoch; `-infinity` is its negation.
+pub const INFINITE_TIMESTAMP: i64 = i64::MAX;
+
+fn infinite_date(days: i64) -> i64 {
+    match days {
+        -622_191_234 | -2_147_472_692 => INFINITE_DATE as i64,
+        -625_821_272 | -2_147_472_691 => -INFINITE_DATE as i64,
+        days => days,
+    }
+}
+
+fn timestamp_micros(unit: TimeUnit, count: i64) -> i64 {
+    match (unit, count) {
+        (TimeUnit::Micros, 9_223_372_036_825_200_000) | (TimeUnit::Millis, 9_223_372_036_825_200) => INFINITE_TIMESTAMP,
+        (TimeUnit::Micros, -9_223_372_036_832_400_000) | (TimeUnit::Millis, -9_223_372_036_832_400) => -INFINITE_TIMESTAMP,
+        _ => unit.to_micros(count),
+    }
+}
+
+/// Debezium's `ZonedTimestamp` text, or `infinity`/`-infinity`.
+fn timestamptz_micros(s: &str) -> Option<i64> {
+    match s {
+        "infinity" => Some(INFINITE_TIMESTAMP),
+        "-infinity" => Some(-INFINITE_TIMESTAMP),
+        _ => Some(DateTime::parse_from_rfc3339(s).ok()?.timestamp_micros()),
     }
 }
 
@@ -163,7 +196,6 @@ fn naive_timestamp_micros(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::kind::TimeUnit;
     use serde_json::json;
 
     #[test]
@@ -177,6 +209,10 @@ mod tests {
         assert_eq!(canonical(&json!(b64), &Kind::Decimal { precision: 5, scale: 3 }).unwrap(), json!("-0.005"));
         let var = json!({"scale": 1, "value": base64::engine::general_purpose::STANDARD.encode([0x01, 0x00])});
         assert_eq!(canonical(&var, &Kind::VariableDecimal).unwrap(), json!("25.6"));
+        // Wider than i128: numeric '12345678901234567890.123456789012345678901234567890'.
+        let big: BigInt = "12345678901234567890123456789012345678901234567890".parse().unwrap();
+        let var = json!({"scale": 30, "value": base64::engine::general_purpose::STANDARD.encode(big.to_signed_bytes_be())});
+        assert_eq!(canonical(&var, &Kind::VariableDecimal).unwrap(), json!("12345678901234567890.123456789012345678901234567890"));
     }
 
     #[test]
@@ -187,6 +223,16 @@ mod tests {
         assert_eq!(canonical(&json!("1970-01-01T01:00:00+01:00"), &Kind::TimestampTz).unwrap(), json!(0));
         assert_eq!(canonical(&json!("1970-01-11"), &Kind::Date).unwrap(), json!(10));
         assert_eq!(canonical(&json!(2), &Kind::Time(TimeUnit::Millis)).unwrap(), json!(2000));
+    }
+
+    #[test]
+    fn infinities_become_the_integer_extremes() {
+        let ts = Kind::Timestamp(TimeUnit::Micros);
+        assert_eq!(canonical(&json!(9_223_372_036_825_200_000i64), &ts).unwrap(), json!(i64::MAX));
+        assert_eq!(canonical(&json!(-9_223_372_036_832_400i64), &Kind::Timestamp(TimeUnit::Millis)).unwrap(), json!(-i64::MAX));
+        assert_eq!(canonical(&json!("-infinity"), &Kind::TimestampTz).unwrap(), json!(-i64::MAX));
+        assert_eq!(canonical(&json!(-2_147_472_692), &Kind::Date).unwrap(), json!(i32::MAX));
+        assert_eq!(canonical(&json!(-625_821_272), &Kind::Date).unwrap(), json!(-i32::MAX));
     }
 
     #[test]
