@@ -128,3 +128,4 @@ pub fn assert_matches_truth(rows: &[Value], truth: &[Value], key: &[&str]) {
 pub fn read_json(path: &Path) -> Vec<Value> {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
+pub mod pg_truth;

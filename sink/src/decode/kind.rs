@@ -131,9 +131,12 @@ impl Kind {
 
     /// Parses a column type from configuration: `boolean`, `int`, `long`, `float`, `double`,
     /// `string`, `binary`, `date`, `time`, `timestamp`, `timestamp_ms`, `timestamptz`,
-    /// `decimal(P,S)`, `variable_decimal`, `json`, `uuid`.
+    /// `decimal(P,S)`, `variable_decimal`, `json`, `uuid`, and `list<T>` of any of these.
     pub fn parse(text: &str) -> Option<Kind> {
         let t = text.trim().to_ascii_lowercase();
+        if let Some(element) = t.strip_prefix("list<").and_then(|rest| rest.strip_suffix('>')) {
+            return Some(Kind::List(Box::new(Field::new("element", Kind::parse(element)?, true))));
+        }
         Some(match t.as_str() {
             "boolean" | "bool" => Kind::Boolean,
             "int" | "int32" | "integer" => Kind::Int,
