@@ -18,7 +18,7 @@ fn columns() -> Vec<Column> {
         Column::new("name", "string"),
         Column::new("status", "string"),
         Column::new("score", "int32"),
-        Column::new("amount", "float64"),
+        Column::new("amount", "double"),
         Column::new("active", "boolean"),
     ]
 }
