@@ -98,7 +98,8 @@ fn floe_compact(data_dir: &Path, kind: &str) -> (Duration, i64) {
         Ok(filter) => filter,
         Err(_) => "warn".to_string(),
     };
-    let mut args = vec!["--data-dir", data_dir.to_str().unwrap(), "--log", &log, "compact", "bench.items", "--snapshot-retention-secs", "86400"];
+    let mut args =
+        vec!["--data-dir", data_dir.to_str().unwrap(), "--log", &log, "compact", "bench.items", "--snapshot-retention-secs", "86400"];
     if kind == "full" {
         args.push("--full");
     }
@@ -179,8 +180,12 @@ fn main() {
     println!("compaction: {rows} rows over {keys} keys ({CHANGES_PER_KEY} changes per key, 10% deleted) → {rows_out} rows");
     println!("  full         floe {:>9.2?} ({:>6} MiB peak)   DuckDB {:>9.2?} ({:>6} MiB peak)   time ratio floe/DuckDB {:.2}, memory ratio {:.2}",
         floe_full, floe_rss / 1024, duck_full, duck_rss / 1024, ratio(floe_full, duck_full), floe_rss as f64 / duck_rss as f64);
-    println!("  after 1%     floe incremental {:>9.2?}   DuckDB full rewrite {:>9.2?}   time ratio floe/DuckDB {:.3}",
-        floe_incr, duck_incr, ratio(floe_incr, duck_incr));
+    println!(
+        "  after 1%     floe incremental {:>9.2?}   DuckDB full rewrite {:>9.2?}   time ratio floe/DuckDB {:.3}",
+        floe_incr,
+        duck_incr,
+        ratio(floe_incr, duck_incr)
+    );
     println!("  incremental / full rewrite of the same table (floe {:.2?})  {:.3}", floe_full_again, ratio(floe_incr, floe_full_again));
     println!("  incremental / first full compaction (floe)  {:.3}", ratio(floe_incr, floe_full));
     println!(

@@ -24,7 +24,13 @@ fn columns() -> Vec<Column> {
 }
 
 fn values(i: usize) -> Vec<Value> {
-    vec![json!(format!("customer {i}")), json!(["new", "active", "churned"][i % 3]), json!(i as i64 % 10_000), json!(i as f64 * 0.25), json!(i.is_multiple_of(2))]
+    vec![
+        json!(format!("customer {i}")),
+        json!(["new", "active", "churned"][i % 3]),
+        json!(i as i64 % 10_000),
+        json!(i as f64 * 0.25),
+        json!(i.is_multiple_of(2)),
+    ]
 }
 
 /// N events over N/4 keys: creates, then updates.

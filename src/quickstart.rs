@@ -15,9 +15,18 @@ use floe_views::OutputFormat;
 const SAMPLE: &str = include_str!("quickstart/sample.jsonl");
 
 const QUERIES: [(&str, &str); 3] = [
-    ("Current state of every customer (the latest record per key):", "SELECT id, name, balance, tier, _op_ts FROM shop.customers_latest ORDER BY id"),
-    ("Every change the sink appended, against the current state:", "SELECT (SELECT count(*) FROM shop.customers) AS changes, (SELECT count(*) FROM shop.customers_latest) AS live_customers"),
-    ("Orders with a composite key (customer_id, line):", "SELECT customer_id, line, sku, qty FROM shop.orders_latest ORDER BY customer_id, line"),
+    (
+        "Current state of every customer (the latest record per key):",
+        "SELECT id, name, balance, tier, _op_ts FROM shop.customers_latest ORDER BY id",
+    ),
+    (
+        "Every change the sink appended, against the current state:",
+        "SELECT (SELECT count(*) FROM shop.customers) AS changes, (SELECT count(*) FROM shop.customers_latest) AS live_customers",
+    ),
+    (
+        "Orders with a composite key (customer_id, line):",
+        "SELECT customer_id, line, sku, qty FROM shop.orders_latest ORDER BY customer_id, line",
+    ),
 ];
 
 pub async fn run(data_dir: &Path) -> Result<ExitCode> {

@@ -82,12 +82,7 @@ async fn replaced_named(catalog: &SqlCatalog, name: &str) -> FloeTable {
 #[tokio::test]
 async fn pyiceberg_and_duckdb_read_what_floe_writes() {
     let t = test_catalog().await;
-    let tables = vec![
-        appended(&t.catalog).await,
-        replaced(&t.catalog).await,
-        evolved(&t.catalog).await,
-        expired(&t.catalog).await,
-    ];
+    let tables = vec![appended(&t.catalog).await, replaced(&t.catalog).await, evolved(&t.catalog).await, expired(&t.catalog).await];
     let names: Vec<String> = tables.iter().map(|t| t.ident().to_string()).collect();
     let mut args = vec![data_dir_arg(t.dir.path())];
     args.extend(names.iter().cloned());

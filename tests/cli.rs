@@ -53,7 +53,14 @@ fn readme_pyiceberg_snippet_opens_floe_tables() {
 #[test]
 fn every_command_has_help() {
     let dir = tempfile::tempdir().unwrap();
-    for command in [vec!["--help"], vec!["ingest", "--help"], vec!["sql", "--help"], vec!["tables", "--help"], vec!["describe", "--help"], vec!["quickstart", "--help"]] {
+    for command in [
+        vec!["--help"],
+        vec!["ingest", "--help"],
+        vec!["sql", "--help"],
+        vec!["tables", "--help"],
+        vec!["describe", "--help"],
+        vec!["quickstart", "--help"],
+    ] {
         let out = stdout(&floe(dir.path(), &command));
         assert!(out.contains("Usage: floe"), "{command:?}: {out}");
     }

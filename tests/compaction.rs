@@ -153,9 +153,17 @@ async fn latest_view_is_identical_before_and_after_rounds_of_compaction() {
             assert_eq!(after, before, "seed {seed} round {round}: compaction changed the view");
             // From now on the view reads the compaction output apart from later appends (when the
             // compaction wrote any rows: a stream ending in a truncate leaves none).
-            let split = floe_views::query(&t.catalog, "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'floe_internal'").await.unwrap();
+            let split =
+                floe_views::query(&t.catalog, "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'floe_internal'")
+                    .await
+                    .unwrap();
             let expected = if report.rows_out > 0 { 2 } else { 0 };
-            assert_eq!(json_rows(&split)[0]["n"], json!(expected), "the latest view uses the compacted/delta split: {report:?}, {} live keys", model.len());
+            assert_eq!(
+                json_rows(&split)[0]["n"],
+                json!(expected),
+                "the latest view uses the compacted/delta split: {report:?}, {} live keys",
+                model.len()
+            );
             assert_one_row_per_live_key(&t.catalog, &model, &format!("seed {seed} round {round}")).await;
         }
     }

@@ -28,7 +28,8 @@ const TOAST: &str = "unchanged TOASTed value: Debezium sends a placeholder, floe
 const NO_EVENT: &str = "PostgreSQL changed the row without an event (DDL default, rename or generated column)";
 
 /// Debezium's `decimal.handling.mode=precise` (the default) cannot carry a numeric NaN.
-const PRECISE_NAN: &[Divergence] = &[("lab.samples", "5", "c_numeric_any", NUMERIC_NAN), ("lab.samples", "105", "c_numeric_any", NUMERIC_NAN)];
+const PRECISE_NAN: &[Divergence] =
+    &[("lab.samples", "5", "c_numeric_any", NUMERIC_NAN), ("lab.samples", "105", "c_numeric_any", NUMERIC_NAN)];
 
 const TYPES_DIVERGENCES: &[Divergence] = &[
     ("lab.samples", "2", "c_note", DEFAULT_REPLACED),
@@ -106,14 +107,10 @@ fn differences(dir: &Path, capture: &Path, meta: &Value) -> Vec<(String, String,
 fn assert_views_equal_truth(dir: &Path, capture: &Path, meta: &Value, divergences: &[Divergence], when: &str) {
     let found = differences(dir, capture, meta);
     let listed = |t: &str, k: &str, c: &str| divergences.iter().any(|d| d.0 == t && d.1 == k && d.2 == c);
-    let unexplained: Vec<String> = found
-        .iter()
-        .filter(|(t, k, c, _)| !listed(t, k, c))
-        .map(|(t, k, c, detail)| format!("{t} key {k} column {c}: {detail}"))
-        .collect();
+    let unexplained: Vec<String> =
+        found.iter().filter(|(t, k, c, _)| !listed(t, k, c)).map(|(t, k, c, detail)| format!("{t} key {k} column {c}: {detail}")).collect();
     assert!(unexplained.is_empty(), "{when}: the view differs from PostgreSQL:\n{}", unexplained.join("\n"));
-    let stale: Vec<_> =
-        divergences.iter().filter(|d| !found.iter().any(|(t, k, c, _)| t == d.0 && k == d.1 && c == d.2)).collect();
+    let stale: Vec<_> = divergences.iter().filter(|d| !found.iter().any(|(t, k, c, _)| t == d.0 && k == d.1 && c == d.2)).collect();
     assert!(stale.is_empty(), "{when}: listed divergences that no longer differ: {stale:?}");
 }
 

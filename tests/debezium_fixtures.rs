@@ -120,7 +120,8 @@ fn garbage_lines(events: &[String]) -> Vec<String> {
 #[test]
 fn garbage_goes_to_dead_letters_and_every_good_row_lands() {
     let dir = tempfile::tempdir().unwrap();
-    let events: Vec<String> = std::fs::read_to_string(capture("pg-studio-s1").join("events.jsonl")).unwrap().lines().map(String::from).collect();
+    let events: Vec<String> =
+        std::fs::read_to_string(capture("pg-studio-s1").join("events.jsonl")).unwrap().lines().map(String::from).collect();
     let garbage = garbage_lines(&events);
     let path = dir.path().join("mixed.jsonl");
     let mut file = std::fs::File::create(&path).unwrap();
@@ -143,7 +144,10 @@ fn garbage_goes_to_dead_letters_and_every_good_row_lands() {
     assert_eq!(code, 3, "exit code says dead letters were written: {report}");
     assert!(report.contains("dead letters:       1000"), "{report}");
     assert_views_equal_truth(dir.path(), &capture("pg-studio-s1"));
-    let letters = floe_sql(dir.path(), "SELECT count(*) AS n, count(DISTINCT \"offset\") AS positions, min(length(reason)) AS reason FROM floe.dead_letters");
+    let letters = floe_sql(
+        dir.path(),
+        "SELECT count(*) AS n, count(DISTINCT \"offset\") AS positions, min(length(reason)) AS reason FROM floe.dead_letters",
+    );
     assert_eq!(letters[0]["n"], 1000);
     assert_eq!(letters[0]["positions"], 1000);
     assert!(letters[0]["reason"].as_i64().unwrap() > 5);

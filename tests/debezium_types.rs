@@ -31,7 +31,12 @@ fn all_types_event() -> String {
         field("double", "nan", None, None),
         field("boolean", "flag", None, None),
         field("bytes", "blob", None, None),
-        field("bytes", "price", Some("org.apache.kafka.connect.data.Decimal"), Some(json!({"scale": "2", "connect.decimal.precision": "10"}))),
+        field(
+            "bytes",
+            "price",
+            Some("org.apache.kafka.connect.data.Decimal"),
+            Some(json!({"scale": "2", "connect.decimal.precision": "10"})),
+        ),
         json!({"type": "struct", "optional": true, "field": "vprice", "name": "io.debezium.data.VariableScaleDecimal",
                "fields": [{"type": "int32", "optional": false, "field": "scale"}, {"type": "bytes", "optional": false, "field": "value"}]}),
         field("int32", "day", Some("io.debezium.time.Date"), None),

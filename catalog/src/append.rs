@@ -39,19 +39,15 @@ impl MergePolicy {
         let get = |key: &str| props.get(key).and_then(|v| v.parse::<i64>().ok());
         Self {
             enabled: props.get(MERGE_ENABLED).map(|v| v != "false").unwrap_or(true),
-            min_count_to_merge: get(MIN_COUNT_TO_MERGE)
-                .map(|v| v.max(2) as usize)
-                .unwrap_or(DEFAULT_MIN_COUNT_TO_MERGE),
+            min_count_to_merge: get(MIN_COUNT_TO_MERGE).map(|v| v.max(2) as usize).unwrap_or(DEFAULT_MIN_COUNT_TO_MERGE),
             target_size_bytes: get(TARGET_MANIFEST_SIZE).unwrap_or(DEFAULT_TARGET_MANIFEST_SIZE),
         }
     }
 
     /// Groups of small data manifests to merge into one each; empty when no merge is due.
     fn plan(&self, manifests: &[ManifestFile]) -> Vec<Vec<ManifestFile>> {
-        let mut small: Vec<&ManifestFile> = manifests
-            .iter()
-            .filter(|m| m.content == ManifestContentType::Data && m.manifest_length < self.target_size_bytes)
-            .collect();
+        let mut small: Vec<&ManifestFile> =
+            manifests.iter().filter(|m| m.content == ManifestContentType::Data && m.manifest_length < self.target_size_bytes).collect();
         if !self.enabled || small.len() < self.min_count_to_merge {
             return vec![];
         }
@@ -73,11 +69,7 @@ impl MergePolicy {
 
 /// The change that appends `files` to the table's current snapshot. With no files, the snapshot
 /// only records `properties` (used to advance source positions past records that produced no rows).
-pub async fn prepare_append(
-    table: &FloeTable,
-    files: Vec<DataFile>,
-    properties: HashMap<String, String>,
-) -> Result<TableChange> {
+pub async fn prepare_append(table: &FloeTable, files: Vec<DataFile>, properties: HashMap<String, String>) -> Result<TableChange> {
     let mut writer = SnapshotWriter::new(table)?;
     let existing = match table.current_snapshot() {
         Some(snapshot) => table.manifests(&snapshot.clone()).await?,
@@ -99,12 +91,8 @@ pub async fn prepare_append(
 /// Snapshots to drop so that, with the one being added, at most `floe.append.retain-snapshots`
 /// remain. Their files stay until cleanup finds them unreferenced past its grace period.
 fn snapshots_beyond_retention(table: &FloeTable) -> Vec<i64> {
-    let retain = table
-        .metadata()
-        .properties()
-        .get(RETAIN_SNAPSHOTS)
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(DEFAULT_RETAIN_SNAPSHOTS);
+    let retain =
+        table.metadata().properties().get(RETAIN_SNAPSHOTS).and_then(|v| v.parse::<usize>().ok()).unwrap_or(DEFAULT_RETAIN_SNAPSHOTS);
     if retain == 0 || table.metadata().snapshots().len() < retain {
         return vec![];
     }
@@ -121,10 +109,8 @@ async fn merge_small_manifests(
     if groups.is_empty() {
         return Ok(manifests);
     }
-    let merged_paths: std::collections::HashSet<String> =
-        groups.iter().flatten().map(|m| m.manifest_path.clone()).collect();
-    let mut result: Vec<ManifestFile> =
-        manifests.into_iter().filter(|m| !merged_paths.contains(&m.manifest_path)).collect();
+    let merged_paths: std::collections::HashSet<String> = groups.iter().flatten().map(|m| m.manifest_path.clone()).collect();
+    let mut result: Vec<ManifestFile> = manifests.into_iter().filter(|m| !merged_paths.contains(&m.manifest_path)).collect();
     for group in groups {
         let entries = table
             .manifest_entries(&group)

@@ -40,25 +40,16 @@ pub struct StagedMetadata {
 
 /// Checks `change.requirements` against `current` and applies the updates.
 /// A failed requirement is a [`CatalogError::Conflict`]: the table moved under the caller.
-pub fn stage_change(
-    ident: &TableIdent,
-    current: &TableMetadata,
-    current_location: &str,
-    change: TableChange,
-) -> Result<StagedMetadata> {
+pub fn stage_change(ident: &TableIdent, current: &TableMetadata, current_location: &str, change: TableChange) -> Result<StagedMetadata> {
     for requirement in &change.requirements {
-        requirement
-            .check(Some(current))
-            .map_err(|e| CatalogError::conflict(ident, e.message().to_string()))?;
+        requirement.check(Some(current)).map_err(|e| CatalogError::conflict(ident, e.message().to_string()))?;
     }
     let mut builder = current.clone().into_builder(Some(current_location.to_string()));
     for update in change.updates {
         builder = update.apply(builder)?;
     }
     let metadata = builder.build()?.metadata;
-    let location = MetadataLocation::from_str(current_location)?
-        .with_next_version()
-        .with_new_metadata(&metadata);
+    let location = MetadataLocation::from_str(current_location)?.with_next_version().with_new_metadata(&metadata);
     Ok(StagedMetadata { metadata, location })
 }
 
@@ -72,11 +63,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            initial_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_secs(2),
-        }
+        Self { max_attempts: 8, initial_backoff: Duration::from_millis(20), max_backoff: Duration::from_secs(2) }
     }
 }
 

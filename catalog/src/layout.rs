@@ -82,9 +82,7 @@ pub fn latest_summary_value(table: &crate::FloeTable, key: &str) -> Option<Strin
 
 /// Positions committed to `table` so far.
 pub fn committed_positions(table: &crate::FloeTable) -> Positions {
-    latest_summary_value(table, SUMMARY_POSITIONS)
-        .and_then(|v| serde_json::from_str(&v).ok())
-        .unwrap_or_default()
+    latest_summary_value(table, SUMMARY_POSITIONS).and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default()
 }
 
 /// The greatest `_op_ts` (microseconds) committed to `table`, if any.

@@ -35,12 +35,7 @@ pub fn snapshots_beyond_newest(table: &FloeTable, keep: usize) -> Vec<(i64, i64)
     let current = metadata.current_snapshot_id();
     let mut by_age: Vec<_> = metadata.snapshots().collect();
     by_age.sort_by_key(|s| std::cmp::Reverse(s.timestamp_ms()));
-    by_age
-        .into_iter()
-        .skip(keep.max(1))
-        .filter(|s| Some(s.snapshot_id()) != current)
-        .map(|s| (s.snapshot_id(), s.timestamp_ms()))
-        .collect()
+    by_age.into_iter().skip(keep.max(1)).filter(|s| Some(s.snapshot_id()) != current).map(|s| (s.snapshot_id(), s.timestamp_ms())).collect()
 }
 
 /// Snapshot ids `options` expires in `table`: beyond the newest `retain_last` and older than
@@ -58,10 +53,7 @@ pub fn prepare_expire(table: &FloeTable, options: &ExpireOptions) -> Option<Tabl
     Some(TableChange::new(
         vec![
             TableRequirement::UuidMatch { uuid: table.metadata().uuid() },
-            TableRequirement::RefSnapshotIdMatch {
-                r#ref: MAIN_BRANCH.to_string(),
-                snapshot_id: table.current_snapshot_id(),
-            },
+            TableRequirement::RefSnapshotIdMatch { r#ref: MAIN_BRANCH.to_string(), snapshot_id: table.current_snapshot_id() },
         ],
         vec![TableUpdate::RemoveSnapshots { snapshot_ids: expired }],
     ))
@@ -75,10 +67,7 @@ pub async fn expire_snapshots(
     policy: &RetryPolicy,
 ) -> Result<(FloeTable, usize)> {
     let before = catalog.load_table(ident).await?.metadata().snapshots().len();
-    let committed = commit_with_retry(catalog, ident, policy, |table| async move {
-        Ok(prepare_expire(&table, options))
-    })
-    .await?;
+    let committed = commit_with_retry(catalog, ident, policy, |table| async move { Ok(prepare_expire(&table, options)) }).await?;
     let table = match committed {
         Some(table) => table,
         None => catalog.load_table(ident).await?,
@@ -105,12 +94,7 @@ pub async fn referenced_files(table: &FloeTable) -> Result<HashSet<PathBuf>> {
         let manifests = table.manifests(snapshot).await?;
         paths.extend(manifests.iter().map(|m| m.manifest_path.clone()));
         for (_, entries) in table.manifest_entries(&manifests).await? {
-            paths.extend(
-                entries
-                    .iter()
-                    .filter(|e| e.status() != ManifestStatus::Deleted)
-                    .map(|e| e.file_path().to_string()),
-            );
+            paths.extend(entries.iter().filter(|e| e.status() != ManifestStatus::Deleted).map(|e| e.file_path().to_string()));
         }
     }
     Ok(paths.iter().map(|p| local_path(p)).collect())

@@ -12,11 +12,7 @@ use crate::table::FloeTable;
 /// The top-level columns of the Parquet file at `path` with the given Iceberg field ids, in
 /// file order. Columns appear in the order of `field_ids`; a field the file lacks is an error
 /// (the caller decides what an older file means).
-pub async fn read_columns(
-    table: &FloeTable,
-    path: &str,
-    field_ids: &[i32],
-) -> Result<Vec<arrow_array::RecordBatch>> {
+pub async fn read_columns(table: &FloeTable, path: &str, field_ids: &[i32]) -> Result<Vec<arrow_array::RecordBatch>> {
     let input = table.file_io().new_input(path)?;
     let reader = ArrowFileReader::new(input.metadata().await?, input.reader().await?);
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;

@@ -36,11 +36,7 @@ impl FileRewrite {
 }
 
 /// The change that applies `rewrite` to the table's current snapshot.
-pub async fn prepare_replace(
-    table: &FloeTable,
-    rewrite: &FileRewrite,
-    properties: HashMap<String, String>,
-) -> Result<TableChange> {
+pub async fn prepare_replace(table: &FloeTable, rewrite: &FileRewrite, properties: HashMap<String, String>) -> Result<TableChange> {
     let Some(snapshot) = table.current_snapshot().cloned() else {
         return Err(CatalogError::final_conflict(table.ident(), "table has no snapshot to replace files in"));
     };

@@ -23,13 +23,28 @@ use crate::table::FloeTable;
 pub enum SchemaChange {
     /// Adds an optional column under `parent` (a struct path; `None` for top level). Ids inside
     /// `field_type` are placeholders and are reassigned.
-    AddColumn { parent: Option<String>, name: String, field_type: Type, doc: Option<String> },
+    AddColumn {
+        parent: Option<String>,
+        name: String,
+        field_type: Type,
+        doc: Option<String>,
+    },
     /// Widens a primitive column.
-    Widen { path: String, to: PrimitiveType },
+    Widen {
+        path: String,
+        to: PrimitiveType,
+    },
     /// Makes a required column optional.
-    MakeOptional { path: String },
-    Rename { path: String, new_name: String },
-    Drop { path: String },
+    MakeOptional {
+        path: String,
+    },
+    Rename {
+        path: String,
+        new_name: String,
+    },
+    Drop {
+        path: String,
+    },
 }
 
 /// Whether Iceberg allows promoting `from` to `to` (equal types count as allowed).
@@ -44,23 +59,14 @@ pub fn can_widen(from: &PrimitiveType, to: &PrimitiveType) -> bool {
 }
 
 /// Applies `changes` in order to `schema`. `last_column_id` is the table's last assigned id.
-pub fn evolve_schema(
-    schema: &Schema,
-    last_column_id: i32,
-    protected_ids: &HashSet<i32>,
-    changes: &[SchemaChange],
-) -> Result<Schema> {
+pub fn evolve_schema(schema: &Schema, last_column_id: i32, protected_ids: &HashSet<i32>, changes: &[SchemaChange]) -> Result<Schema> {
     let mut next_id = last_column_id.max(schema.highest_field_id()) + 1;
     let identifier_ids: HashSet<i32> = schema.identifier_field_ids().collect();
     let mut fields = schema.as_struct().fields().to_vec();
     for change in changes {
         fields = apply_change(&fields, change, &mut next_id, &identifier_ids, protected_ids)?;
     }
-    Ok(Schema::builder()
-        .with_schema_id(schema.schema_id() + 1)
-        .with_fields(fields)
-        .with_identifier_field_ids(identifier_ids)
-        .build()?)
+    Ok(Schema::builder().with_schema_id(schema.schema_id() + 1).with_fields(fields).with_identifier_field_ids(identifier_ids).build()?)
 }
 
 fn apply_change(
@@ -192,11 +198,7 @@ fn edit_at(
     Ok(out)
 }
 
-fn edit_leaf(
-    fields: &[NestedFieldRef],
-    path: &str,
-    mut edit: impl FnMut(&mut NestedField) -> Result<()>,
-) -> Result<Vec<NestedFieldRef>> {
+fn edit_leaf(fields: &[NestedFieldRef], path: &str, mut edit: impl FnMut(&mut NestedField) -> Result<()>) -> Result<Vec<NestedFieldRef>> {
     let (parent, leaf) = split_parent(path)?;
     edit_at(fields, &parent, &mut |siblings| {
         let idx = position(siblings, leaf)?;
@@ -241,10 +243,8 @@ fn all_ids(field: &NestedFieldRef) -> Vec<i32> {
 pub fn prepare_schema_update(table: &FloeTable, changes: &[SchemaChange]) -> Result<Option<TableChange>> {
     let metadata = table.metadata();
     let current = metadata.current_schema();
-    let partition_sources: HashSet<i32> = metadata
-        .partition_specs_iter()
-        .flat_map(|spec| spec.fields().iter().map(|f| f.source_id).collect::<Vec<_>>())
-        .collect();
+    let partition_sources: HashSet<i32> =
+        metadata.partition_specs_iter().flat_map(|spec| spec.fields().iter().map(|f| f.source_id).collect::<Vec<_>>()).collect();
     let evolved = evolve_schema(current, metadata.last_column_id(), &partition_sources, changes)?;
     if evolved.as_struct() == current.as_struct() {
         return Ok(None);
@@ -260,16 +260,8 @@ pub fn prepare_schema_update(table: &FloeTable, changes: &[SchemaChange]) -> Res
 }
 
 /// Evolves `ident`'s schema, re-validating `changes` against the newest schema on conflict.
-pub async fn update_schema(
-    catalog: &dyn Catalog,
-    ident: &TableIdent,
-    changes: &[SchemaChange],
-    policy: &RetryPolicy,
-) -> Result<FloeTable> {
-    let committed = commit_with_retry(catalog, ident, policy, |table| async move {
-        prepare_schema_update(&table, changes)
-    })
-    .await?;
+pub async fn update_schema(catalog: &dyn Catalog, ident: &TableIdent, changes: &[SchemaChange], policy: &RetryPolicy) -> Result<FloeTable> {
+    let committed = commit_with_retry(catalog, ident, policy, |table| async move { prepare_schema_update(&table, changes) }).await?;
     match committed {
         Some(table) => Ok(table),
         None => catalog.load_table(ident).await,

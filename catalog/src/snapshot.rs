@@ -7,8 +7,7 @@ use std::collections::HashMap;
 
 use iceberg::spec::{
     DataContentType, DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriter,
-    ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention,
-    SnapshotSummaryCollector, Summary, MAIN_BRANCH,
+    ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary, MAIN_BRANCH,
 };
 use iceberg::{TableRequirement, TableUpdate};
 use uuid::Uuid;
@@ -61,10 +60,7 @@ pub(crate) struct SnapshotWriter<'a> {
 impl<'a> SnapshotWriter<'a> {
     pub(crate) fn new(table: &'a FloeTable) -> Result<Self> {
         if table.metadata().format_version() != FormatVersion::V2 {
-            return Err(CatalogError::Invalid(format!(
-                "{}: floe writes format-version 2 tables only",
-                table.ident()
-            )));
+            return Err(CatalogError::Invalid(format!("{}: floe writes format-version 2 tables only", table.ident())));
         }
         Ok(Self {
             table,
@@ -78,13 +74,7 @@ impl<'a> SnapshotWriter<'a> {
 
     fn new_manifest_writer(&mut self, content: ManifestContentType) -> Result<ManifestWriter> {
         let metadata = self.table.metadata();
-        let path = format!(
-            "{}/metadata/{}-m{}.{}",
-            metadata.location(),
-            self.commit_uuid,
-            self.manifests_written,
-            DataFileFormat::Avro
-        );
+        let path = format!("{}/metadata/{}-m{}.{}", metadata.location(), self.commit_uuid, self.manifests_written, DataFileFormat::Avro);
         self.manifests_written += 1;
         let output = self.table.file_io().new_output(path)?;
         let builder = ManifestWriterBuilder::new(
@@ -102,8 +92,7 @@ impl<'a> SnapshotWriter<'a> {
     /// Writes `entries` into manifests, one for data files and one for delete files (Iceberg
     /// keeps the two apart), and counts added and removed files in the summary.
     pub(crate) async fn write_manifests(&mut self, entries: Vec<EntryWrite>) -> Result<Vec<ManifestFile>> {
-        let (data, deletes): (Vec<_>, Vec<_>) =
-            entries.into_iter().partition(|e| e.data_file().content_type() == DataContentType::Data);
+        let (data, deletes): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.data_file().content_type() == DataContentType::Data);
         let mut manifests = vec![];
         for (content, entries) in [(ManifestContentType::Data, data), (ManifestContentType::Deletes, deletes)] {
             if !entries.is_empty() {
@@ -124,19 +113,12 @@ impl<'a> SnapshotWriter<'a> {
                     // A negative sequence number means "inherit from the manifest list".
                     writer.add_file(file, -1)?;
                 }
-                EntryWrite::Existing(live) => writer.add_existing_file(
-                    live.data_file,
-                    live.snapshot_id,
-                    live.sequence_number,
-                    live.file_sequence_number,
-                )?,
+                EntryWrite::Existing(live) => {
+                    writer.add_existing_file(live.data_file, live.snapshot_id, live.sequence_number, live.file_sequence_number)?
+                }
                 EntryWrite::Deleted(live) => {
                     self.summary.remove_file(&live.data_file, schema.clone(), spec.clone());
-                    writer.add_delete_file(
-                        live.data_file,
-                        live.sequence_number,
-                        live.file_sequence_number,
-                    )?
+                    writer.add_delete_file(live.data_file, live.sequence_number, live.file_sequence_number)?
                 }
             }
         }
@@ -153,13 +135,8 @@ impl<'a> SnapshotWriter<'a> {
     ) -> Result<TableChange> {
         let metadata = self.table.metadata();
         let parent = metadata.current_snapshot_id();
-        let list_path = format!(
-            "{}/metadata/snap-{}-0-{}.{}",
-            metadata.location(),
-            self.snapshot_id,
-            self.commit_uuid,
-            DataFileFormat::Avro
-        );
+        let list_path =
+            format!("{}/metadata/snap-{}-0-{}.{}", metadata.location(), self.snapshot_id, self.commit_uuid, DataFileFormat::Avro);
         let output = self.table.file_io().new_output(&list_path)?.writer().await?;
         let mut list = ManifestListWriter::v2(output, self.snapshot_id, parent, self.sequence_number);
         list.add_manifests(manifests.into_iter())?;
@@ -197,9 +174,7 @@ impl<'a> SnapshotWriter<'a> {
         let metrics = self.summary.build();
         let count = |key: &str| metrics.get(key).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
         let previous = self.table.current_snapshot().map(|s| s.summary().additional_properties.clone());
-        let previous_total = |key: &str| {
-            previous.as_ref().and_then(|p| p.get(key)).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0)
-        };
+        let previous_total = |key: &str| previous.as_ref().and_then(|p| p.get(key)).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
         for (total, added, removed) in TOTAL_PAIRS {
             let value = previous_total(total) + count(added) - count(removed);
             props.insert(total.to_string(), value.max(0).to_string());

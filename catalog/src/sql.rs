@@ -115,9 +115,7 @@ impl SqlCatalog {
         self.pool.execute(CREATE_NAMESPACES_SQL).await?;
         // Databases created by PyIceberg lack `iceberg_type`; Java's JDBC catalog wants it.
         if self.pool.execute("SELECT iceberg_type FROM iceberg_tables WHERE 1 = 0").await.is_err() {
-            self.pool
-                .execute("ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)")
-                .await?;
+            self.pool.execute("ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)").await?;
         }
         Ok(())
     }
@@ -218,10 +216,7 @@ impl Catalog for SqlCatalog {
         .bind(&self.name)
         .fetch_all(&self.pool)
         .await?;
-        let mut namespaces = rows
-            .iter()
-            .map(|r| namespace_from_key(&r.try_get::<String, _>(0)?))
-            .collect::<Result<Vec<_>>>()?;
+        let mut namespaces = rows.iter().map(|r| namespace_from_key(&r.try_get::<String, _>(0)?)).collect::<Result<Vec<_>>>()?;
         namespaces.sort_by_key(namespace_key);
         Ok(namespaces)
     }
@@ -275,9 +270,7 @@ impl Catalog for SqlCatalog {
         .bind(namespace_key(namespace))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| Ok(TableIdent::new(namespace.clone(), r.try_get::<String, _>(0)?)))
-            .collect()
+        rows.iter().map(|r| Ok(TableIdent::new(namespace.clone(), r.try_get::<String, _>(0)?))).collect()
     }
 
     async fn table_exists(&self, table: &TableIdent) -> Result<bool> {
@@ -317,10 +310,7 @@ impl Catalog for SqlCatalog {
     }
 
     async fn load_table(&self, ident: &TableIdent) -> Result<FloeTable> {
-        let location = self
-            .metadata_location_of(ident)
-            .await?
-            .ok_or_else(|| CatalogError::TableNotFound(ident.to_string()))?;
+        let location = self.metadata_location_of(ident).await?.ok_or_else(|| CatalogError::TableNotFound(ident.to_string()))?;
         self.read_table(ident, location).await
     }
 
@@ -349,14 +339,12 @@ impl Catalog for SqlCatalog {
     }
 
     async fn drop_table(&self, ident: &TableIdent) -> Result<()> {
-        let result = sqlx::query(
-            "DELETE FROM iceberg_tables WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3",
-        )
-        .bind(&self.name)
-        .bind(namespace_key(ident.namespace()))
-        .bind(ident.name())
-        .execute(&self.pool)
-        .await?;
+        let result = sqlx::query("DELETE FROM iceberg_tables WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3")
+            .bind(&self.name)
+            .bind(namespace_key(ident.namespace()))
+            .bind(ident.name())
+            .execute(&self.pool)
+            .await?;
         if result.rows_affected() == 0 {
             return Err(CatalogError::TableNotFound(ident.to_string()));
         }
@@ -365,10 +353,7 @@ impl Catalog for SqlCatalog {
 
     async fn commit_table(&self, base: &FloeTable, change: TableChange) -> Result<FloeTable> {
         let ident = base.ident();
-        let current_location = self
-            .metadata_location_of(ident)
-            .await?
-            .ok_or_else(|| CatalogError::TableNotFound(ident.to_string()))?;
+        let current_location = self.metadata_location_of(ident).await?.ok_or_else(|| CatalogError::TableNotFound(ident.to_string()))?;
         let current = if current_location == base.metadata_location() {
             base.clone()
         } else {

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataFile, ManifestEntryRef, ManifestFile, ManifestList, ManifestStatus, SchemaRef, SnapshotRef,
-    TableMetadata, TableMetadataRef,
+    DataFile, ManifestEntryRef, ManifestFile, ManifestList, ManifestStatus, SchemaRef, SnapshotRef, TableMetadata, TableMetadataRef,
 };
 use iceberg::table::Table;
 use iceberg::TableIdent;
@@ -47,12 +46,7 @@ impl LiveFile {
 }
 
 impl FloeTable {
-    pub fn new(
-        ident: TableIdent,
-        metadata: TableMetadata,
-        metadata_location: String,
-        file_io: FileIO,
-    ) -> Self {
+    pub fn new(ident: TableIdent, metadata: TableMetadata, metadata_location: String, file_io: FileIO) -> Self {
         Self { ident, metadata: Arc::new(metadata), metadata_location, file_io }
     }
 
@@ -86,9 +80,7 @@ impl FloeTable {
 
     /// Summary properties of the current snapshot (empty before the first commit).
     pub fn current_summary(&self) -> HashMap<String, String> {
-        self.current_snapshot()
-            .map(|s| s.summary().additional_properties.clone())
-            .unwrap_or_default()
+        self.current_snapshot().map(|s| s.summary().additional_properties.clone()).unwrap_or_default()
     }
 
     /// A read-only iceberg-rust `Table`, for scans and readers. Must be called inside a tokio runtime.
@@ -111,10 +103,7 @@ impl FloeTable {
     }
 
     /// Entries of the given manifests, loaded concurrently, in manifest order.
-    pub async fn manifest_entries(
-        &self,
-        manifests: &[ManifestFile],
-    ) -> Result<Vec<(ManifestFile, Vec<ManifestEntryRef>)>> {
+    pub async fn manifest_entries(&self, manifests: &[ManifestFile]) -> Result<Vec<(ManifestFile, Vec<ManifestEntryRef>)>> {
         let file_io = &self.file_io;
         stream::iter(manifests.iter().cloned())
             .map(|manifest| async move {

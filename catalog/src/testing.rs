@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
-use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
-use iceberg::{NamespaceIdent, TableCreation, TableIdent};
 use crate::writer::{table_arrow_schema, write_data_files};
 use crate::{Catalog, FloeTable, SqlCatalog};
+use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
+use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
+use iceberg::{NamespaceIdent, TableCreation, TableIdent};
 
 pub struct TestCatalog {
     pub dir: tempfile::TempDir,

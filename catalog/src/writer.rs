@@ -31,15 +31,9 @@ pub fn table_arrow_schema(table: &FloeTable) -> Result<ArrowSchemaRef> {
 /// How floe's Parquet files roll over in the table's data directory: zstd, named
 /// `{name_prefix}{uuid}-{n}.parquet`, written for `schema` (data files use the table's schema,
 /// delete files their own).
-pub(crate) type RollingParquet =
-    RollingFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+pub(crate) type RollingParquet = RollingFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
-pub(crate) fn rolling_parquet(
-    table: &FloeTable,
-    schema: SchemaRef,
-    target_file_size: usize,
-    name_prefix: &str,
-) -> Result<RollingParquet> {
+pub(crate) fn rolling_parquet(table: &FloeTable, schema: SchemaRef, target_file_size: usize, name_prefix: &str) -> Result<RollingParquet> {
     let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
     Ok(RollingFileWriterBuilder::new(
         ParquetWriterBuilder::new(props, schema),
@@ -65,12 +59,7 @@ impl DataFileSink {
 
     /// As [`DataFileSink::new`], with file names starting with `name_prefix` (the compactor marks
     /// its output this way, see [`crate::layout::COMPACTED_FILE_PREFIX`]).
-    pub async fn named(
-        table: &FloeTable,
-        partition: Option<PartitionKey>,
-        target_file_size: usize,
-        name_prefix: &str,
-    ) -> Result<Self> {
+    pub async fn named(table: &FloeTable, partition: Option<PartitionKey>, target_file_size: usize, name_prefix: &str) -> Result<Self> {
         let rolling = rolling_parquet(table, table.current_schema().clone(), target_file_size, name_prefix)?;
         let inner = DataFileWriterBuilder::new(rolling).build(partition).await?;
         Ok(Self { inner: Box::new(inner), schema: table_arrow_schema(table)? })

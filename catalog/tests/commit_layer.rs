@@ -2,11 +2,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use floe_catalog::testing::*;
 use floe_catalog::append::{append, prepare_append};
 use floe_catalog::commit::stage_change;
 use floe_catalog::iceberg::spec::Operation;
 use floe_catalog::replace::{prepare_replace, replace};
+use floe_catalog::testing::*;
 use floe_catalog::{Catalog, CatalogError, RetryPolicy};
 
 #[tokio::test]
@@ -14,10 +14,9 @@ async fn namespaces_and_tables_lifecycle() {
     let t = test_catalog().await;
     let table = create_people(&t.catalog, "people").await;
     assert_eq!(t.catalog.list_tables(table.ident().namespace()).await.unwrap(), vec![table.ident().clone()]);
-    let again = t.catalog.create_table(
-        table.ident(),
-        floe_catalog::iceberg::TableCreation::builder().name("people".into()).schema(people_schema()).build(),
-    );
+    let again = t
+        .catalog
+        .create_table(table.ident(), floe_catalog::iceberg::TableCreation::builder().name("people".into()).schema(people_schema()).build());
     assert!(matches!(again.await, Err(CatalogError::TableAlreadyExists(_))));
 
     let renamed = ident("shop", "customers");
@@ -25,10 +24,7 @@ async fn namespaces_and_tables_lifecycle() {
     assert!(!t.catalog.table_exists(table.ident()).await.unwrap());
     assert_eq!(t.catalog.load_table(&renamed).await.unwrap().metadata().uuid(), table.metadata().uuid());
 
-    assert!(matches!(
-        t.catalog.drop_namespace(renamed.namespace()).await,
-        Err(CatalogError::NamespaceNotEmpty(_))
-    ));
+    assert!(matches!(t.catalog.drop_namespace(renamed.namespace()).await, Err(CatalogError::NamespaceNotEmpty(_))));
     t.catalog.drop_table(&renamed).await.unwrap();
     assert!(matches!(t.catalog.load_table(&renamed).await, Err(CatalogError::TableNotFound(_))));
     t.catalog.drop_namespace(renamed.namespace()).await.unwrap();
@@ -84,9 +80,7 @@ async fn racing_appends_with_retry_lose_nothing() {
         tasks.push(tokio::spawn(async move {
             for round in 0..5i64 {
                 let files = write_people(&base, &[writer * 100 + round]).await;
-                append(&catalog, &ident, files, no_props(), &RetryPolicy { max_attempts: 50, ..Default::default() })
-                    .await
-                    .unwrap();
+                append(&catalog, &ident, files, no_props(), &RetryPolicy { max_attempts: 50, ..Default::default() }).await.unwrap();
             }
         }));
     }
@@ -116,12 +110,11 @@ async fn replace_keeps_files_appended_after_its_base() {
     let remove: HashSet<String> = old.iter().map(|f| f.file_path().to_string()).collect();
     let rewritten = write_people(&base, &[1, 2]).await;
     // Staged against the stale base: the pointer moved, so it is a conflict...
-    let stale = prepare_replace(&base, &floe_catalog::replace::FileRewrite::new(remove.clone(), rewritten.clone()), no_props()).await.unwrap();
+    let stale =
+        prepare_replace(&base, &floe_catalog::replace::FileRewrite::new(remove.clone(), rewritten.clone()), no_props()).await.unwrap();
     assert!(t.catalog.commit_table(&base, stale).await.unwrap_err().is_retryable());
     // ...and the retrying producer rebuilds it on the current snapshot.
-    let table = replace(&t.catalog, base.ident(), remove.clone(), rewritten, no_props(), &RetryPolicy::default())
-        .await
-        .unwrap();
+    let table = replace(&t.catalog, base.ident(), remove.clone(), rewritten, no_props(), &RetryPolicy::default()).await.unwrap();
     assert_eq!(read_ids(&table).await, vec![1, 2, 3]);
     let snapshot = table.current_snapshot().unwrap();
     assert_eq!(snapshot.summary().operation, Operation::Replace);
@@ -155,9 +148,7 @@ async fn two_replaces_of_the_same_files_one_wins() {
 async fn crash_between_metadata_write_and_swap_leaves_previous_snapshot() {
     let t = test_catalog().await;
     let table = create_people(&t.catalog, "people").await;
-    let table = append(&t.catalog, table.ident(), write_people(&table, &[1]).await, no_props(), &RetryPolicy::default())
-        .await
-        .unwrap();
+    let table = append(&t.catalog, table.ident(), write_people(&table, &[1]).await, no_props(), &RetryPolicy::default()).await.unwrap();
     // Do everything a commit does except the pointer swap, as if the process died there.
     let change = prepare_append(&table, write_people(&table, &[2]).await, no_props()).await.unwrap();
     let staged = stage_change(table.ident(), table.metadata(), table.metadata_location(), change).unwrap();

@@ -4,12 +4,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow_array::{Array, Int64Array};
-use floe_catalog::testing::*;
 use floe_catalog::append::{append, MIN_COUNT_TO_MERGE};
 use floe_catalog::iceberg::spec::{NestedField, PrimitiveType, StructType, Type};
 use floe_catalog::maintenance::{expire_snapshots, local_path, remove_unreferenced_files, ExpireOptions};
 use floe_catalog::replace::replace;
 use floe_catalog::schema_update::{update_schema, SchemaChange};
+use floe_catalog::testing::*;
 use floe_catalog::{Catalog, CatalogError, RetryPolicy};
 
 fn long() -> Type {
@@ -20,9 +20,7 @@ fn long() -> Type {
 async fn schema_changes_keep_old_data_readable_and_never_reuse_ids() {
     let t = test_catalog().await;
     let table = create_people(&t.catalog, "people").await;
-    let table = append(&t.catalog, table.ident(), write_people(&table, &[1, 2]).await, no_props(), &RetryPolicy::default())
-        .await
-        .unwrap();
+    let table = append(&t.catalog, table.ident(), write_people(&table, &[1, 2]).await, no_props(), &RetryPolicy::default()).await.unwrap();
     let address = Type::Struct(StructType::new(vec![
         Arc::new(NestedField::optional(0, "city", Type::Primitive(PrimitiveType::String))),
         Arc::new(NestedField::optional(0, "zip", Type::Primitive(PrimitiveType::Int))),

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use floe_catalog::iceberg::spec::DataContentType;
 use floe_catalog::iceberg::TableIdent;
 use floe_catalog::layout::{committed_max_op_ts, committed_positions, paths, SUMMARY_MAX_OP_TS, SUMMARY_POSITIONS};
 use floe_catalog::maintenance::{expire_snapshots, remove_unreferenced_files, ExpireOptions};
-use floe_catalog::iceberg::spec::DataContentType;
 use floe_catalog::replace::{prepare_replace, FileRewrite};
 use floe_catalog::writer::DEFAULT_TARGET_FILE_SIZE;
 use floe_catalog::{commit_with_retry, Catalog, FloeTable, RetryPolicy};
@@ -156,7 +156,14 @@ async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &Comp
 
     let table = commit(catalog, &table, &plan, output, compaction_summary(&report)).await?;
     report.snapshot_id = table.current_snapshot_id();
-    info!(elapsed_ms = started.elapsed().as_millis() as u64, rows_in = report.rows_in, rows_out = report.rows_out, files_in = report.files_in, files_out = report.files_out, "committed");
+    info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        rows_in = report.rows_in,
+        rows_out = report.rows_out,
+        files_in = report.files_in,
+        files_out = report.files_out,
+        "committed"
+    );
 
     let now = Utc::now();
     let expire = ExpireOptions { older_than: now - options.snapshot_retention, retain_last: 1 };
@@ -199,7 +206,13 @@ async fn rewrite(table: &FloeTable, plan: CompactionPlan, options: &RewriteOptio
 
 /// Commits the rewrite as one `replace` snapshot on whatever the table's current snapshot is
 /// by then, carrying the sink's progress forward.
-async fn commit(catalog: &dyn Catalog, base: &FloeTable, plan: &CompactionPlan, output: RewriteOutput, summary: HashMap<String, String>) -> Result<FloeTable> {
+async fn commit(
+    catalog: &dyn Catalog,
+    base: &FloeTable,
+    plan: &CompactionPlan,
+    output: RewriteOutput,
+    summary: HashMap<String, String>,
+) -> Result<FloeTable> {
     let rewrite = FileRewrite { remove: plan.remove(), add: output.add, require_live: output.require_live };
     let committed = commit_with_retry(catalog, base.ident(), &RetryPolicy::default(), |current| {
         let (rewrite, mut properties) = (&rewrite, summary.clone());

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use arrow::array::Array;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::{displayable, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use floe_catalog::iceberg::spec::DataFile;
 use floe_catalog::layout::{key_columns, latest_records_sql, latest_truncate_sql, quote, COMPACTED_FILE_PREFIX};
 use floe_catalog::writer::DataFileSink;
 use floe_catalog::FloeTable;
-use datafusion::physical_plan::{displayable, execute_stream};
 use futures::StreamExt;
 use tracing::{debug, info};
 
@@ -74,8 +74,8 @@ async fn rewrite_spilling(table: &FloeTable, paths: HashSet<String>, options: &R
     let started = std::time::Instant::now();
     let truncated_at = latest_truncate(&ctx, "base").await?;
     debug!(elapsed_ms = started.elapsed().as_millis() as u64, ?truncated_at, "latest truncate read");
-    let latest = latest_records_sql("\"base\"", table.current_schema(), options.keep_tombstones_after, Some(truncated_at))
-        .unwrap_or_default();
+    let latest =
+        latest_records_sql("\"base\"", table.current_schema(), options.keep_tombstones_after, Some(truncated_at)).unwrap_or_default();
     let (add, rows_out) = write_sorted(table, &ctx, &latest, options.target_file_size).await?;
     Ok(RewriteOutput { add, rows_out, spilled: true, ..Default::default() })
 }

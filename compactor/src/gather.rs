@@ -27,8 +27,8 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::error::{CompactError, Result};
-use crate::keys::KeyColumns;
 use crate::execute::RewriteOptions;
+use crate::keys::KeyColumns;
 use crate::latest::{KeyBatch, LatestIndex, Shard, Winner, INDEX_COLUMNS};
 
 /// The first read of a hashed rewrite done: the index over the input files, and what the
@@ -49,7 +49,12 @@ impl IndexedInput {
         let budget = Budget::new(memory_limit);
         let (narrow, full_tasks) = input_tasks(table, &keys, paths).await?;
         let index = index_files(table, keys.clone(), narrow, &budget).await?;
-        debug!(elapsed_ms = started.elapsed().as_millis() as u64, keys = index.keys(), index_bytes = index.memory_size(), "latest rows indexed");
+        debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            keys = index.keys(),
+            index_bytes = index.memory_size(),
+            "latest rows indexed"
+        );
         Ok(Self { index, keys, full_tasks, budget })
     }
 
@@ -161,11 +166,22 @@ fn own_shard(mut shard: Shard, mut work: mpsc::Receiver<ShardWork>, budget: Budg
     Ok(shard)
 }
 
-async fn send_key_batches(table: FloeTable, keys: Arc<KeyColumns>, hasher: DefaultHashBuilder, file: u32, task: FileScanTask, shards: Vec<mpsc::Sender<ShardWork>>) -> Result<()> {
+async fn send_key_batches(
+    table: FloeTable,
+    keys: Arc<KeyColumns>,
+    hasher: DefaultHashBuilder,
+    file: u32,
+    task: FileScanTask,
+    shards: Vec<mpsc::Sender<ShardWork>>,
+) -> Result<()> {
     let mut batches = read_task(&table, task, BATCH_ROWS)?;
     let mut first_pos = 0u64;
     while let Some(batch) = batches.try_next().await? {
-        let key_columns: Vec<_> = keys.names.iter().map(|k| batch.column_by_name(k).cloned().ok_or_else(|| CompactError::Invalid(format!("batch lacks key {k}")))).collect::<Result<_>>()?;
+        let key_columns: Vec<_> = keys
+            .names
+            .iter()
+            .map(|k| batch.column_by_name(k).cloned().ok_or_else(|| CompactError::Invalid(format!("batch lacks key {k}"))))
+            .collect::<Result<_>>()?;
         let n = batch.num_rows() as u64;
         let key_batch = Arc::new(KeyBatch::new(file, first_pos, keys.encode(&key_columns)?, &batch, &hasher)?);
         for (indices, shard) in key_batch.split(shards.len()).into_iter().zip(&shards) {
@@ -262,7 +278,12 @@ async fn write_in_key_order(table: &FloeTable, gathered: Gathered, target_file_s
     Ok((parts.into_iter().flatten().collect(), rows as u64))
 }
 
-async fn write_range(table: FloeTable, gathered: Arc<Gathered>, range: std::ops::Range<usize>, target_file_size: usize) -> Result<Vec<DataFile>> {
+async fn write_range(
+    table: FloeTable,
+    gathered: Arc<Gathered>,
+    range: std::ops::Range<usize>,
+    target_file_size: usize,
+) -> Result<Vec<DataFile>> {
     let batches: Vec<&RecordBatch> = gathered.batches.iter().collect();
     let mut sink = DataFileSink::named(&table, None, target_file_size, COMPACTED_FILE_PREFIX).await?;
     for chunk in gathered.locations[range].chunks(BATCH_ROWS) {

@@ -38,7 +38,8 @@ impl KeyColumns {
     /// Encoded keys of the rows of `columns` (key columns, in key order), cast to the table's
     /// current key types first (an older file may hold a narrower type).
     pub fn encode(&self, columns: &[ArrayRef]) -> Result<Rows> {
-        let cast: Vec<ArrayRef> = columns.iter().zip(&self.types).map(|(c, t)| cast(c, t)).collect::<Result<_, _>>().map_err(DataFusionError::from)?;
+        let cast: Vec<ArrayRef> =
+            columns.iter().zip(&self.types).map(|(c, t)| cast(c, t)).collect::<Result<_, _>>().map_err(DataFusionError::from)?;
         Ok(self.converter.convert_columns(&cast).map_err(DataFusionError::from)?)
     }
 }

@@ -72,7 +72,11 @@ impl KeyBatch {
         let offset = column(SRC_OFFSET)?.as_primitive::<Int64Type>();
         let rank = |i: usize| {
             let or_null = |valid: bool, v: i64| if valid { v } else { NULL_RANK };
-            [or_null(op_ts.is_valid(i), op_ts.value(i)), or_null(partition.is_valid(i), partition.value(i) as i64), or_null(offset.is_valid(i), offset.value(i))]
+            [
+                or_null(op_ts.is_valid(i), op_ts.value(i)),
+                or_null(partition.is_valid(i), partition.value(i) as i64),
+                or_null(offset.is_valid(i), offset.value(i)),
+            ]
         };
         let op_of = |i: usize| match op.is_valid(i).then(|| op.value(i)) {
             None => Op::Missing,
@@ -80,7 +84,8 @@ impl KeyBatch {
             Some(OP_TRUNCATE) => Op::Truncate,
             Some(_) => Op::Live,
         };
-        let rows = keys.iter().enumerate().map(|(i, key)| RowRank { hash: hasher.hash_one(key.as_ref()), rank: rank(i), op: op_of(i) }).collect();
+        let rows =
+            keys.iter().enumerate().map(|(i, key)| RowRank { hash: hasher.hash_one(key.as_ref()), rank: rank(i), op: op_of(i) }).collect();
         Ok(Self { file, first_pos: first_pos as u32, keys, rows })
     }
 
@@ -147,7 +152,15 @@ impl Shard {
             if row.op == Op::Truncate && row.rank[0] != NULL_RANK {
                 self.latest_truncate = self.latest_truncate.max(Some(row.rank[0]));
             }
-            let candidate = Entry { hash: row.hash, rank: row.rank, file: batch.file, pos: batch.first_pos + i, key: [0; INLINE_KEY], key_len: 0, op: row.op };
+            let candidate = Entry {
+                hash: row.hash,
+                rank: row.rank,
+                file: batch.file,
+                pos: batch.first_pos + i,
+                key: [0; INLINE_KEY],
+                key_len: 0,
+                op: row.op,
+            };
             self.upsert(batch.keys.row(i as usize).as_ref(), candidate);
         }
     }
@@ -246,7 +259,6 @@ impl LatestIndex {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -308,7 +320,12 @@ mod tests {
 
     #[test]
     fn deleted_keys_drop_unless_the_delete_is_newer_than_the_tombstone_horizon() {
-        let rows: &[Row] = &[("old", Some("c"), Some(1), 1), ("old", Some("d"), Some(2), 2), ("new", Some("c"), Some(3), 3), ("new", Some("d"), Some(9), 4)];
+        let rows: &[Row] = &[
+            ("old", Some("c"), Some(1), 1),
+            ("old", Some("d"), Some(2), 2),
+            ("new", Some("c"), Some(3), 3),
+            ("new", Some("d"), Some(9), 4),
+        ];
         let index = index(&[rows]);
         assert!(index.winners(None).is_empty());
         assert_eq!(locations(&index.winners(Some(5))), vec![(0, 3)], "only the delete after the horizon is kept");
@@ -316,7 +333,8 @@ mod tests {
 
     #[test]
     fn rows_older_than_the_latest_truncate_are_dropped() {
-        let rows: &[Row] = &[("a", Some("c"), Some(1), 1), ("", Some("t"), Some(5), 2), ("b", Some("c"), Some(6), 3), ("", Some("t"), Some(4), 4)];
+        let rows: &[Row] =
+            &[("a", Some("c"), Some(1), 1), ("", Some("t"), Some(5), 2), ("b", Some("c"), Some(6), 3), ("", Some("t"), Some(4), 4)];
         let index = index(&[rows]);
         assert_eq!(index.latest_truncate(), Some(5));
         assert_eq!(locations(&index.winners(None)), vec![(0, 2)]);
@@ -325,7 +343,10 @@ mod tests {
     #[test]
     fn a_null_op_ts_ranks_first_and_drops_its_key_like_the_sql_definition() {
         let rows: &[Row] = &[("k", Some("u"), Some(7), 1), ("k", Some("u"), None, 2), ("j", None, Some(3), 3)];
-        assert!(index(&[rows]).winners(None).is_empty(), "NULL _op_ts wins (DESC NULLS FIRST), then fails the truncate filter; NULL _op is no live row");
+        assert!(
+            index(&[rows]).winners(None).is_empty(),
+            "NULL _op_ts wins (DESC NULLS FIRST), then fails the truncate filter; NULL _op is no live row"
+        );
     }
 }
 

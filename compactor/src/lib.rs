@@ -16,5 +16,5 @@ mod latest;
 pub mod plan;
 
 pub use compact::{compact_table, CompactOptions, CompactionReport};
-pub use plan::{CompactionKind, PlanPolicy};
 pub use error::{CompactError, Result};
+pub use plan::{CompactionKind, PlanPolicy};

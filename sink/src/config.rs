@@ -108,7 +108,11 @@ impl SinkConfig {
             return Err(err("sink.batch_rows".into(), "must be at least 1".into(), "set batch_rows = 50000 (the default)"));
         }
         parse_table_name(&self.sink.dead_letter_table).ok_or_else(|| {
-            err("sink.dead_letter_table".into(), format!("'{}' is not namespace.table", self.sink.dead_letter_table), "use a name like \"floe.dead_letters\"")
+            err(
+                "sink.dead_letter_table".into(),
+                format!("'{}' is not namespace.table", self.sink.dead_letter_table),
+                "use a name like \"floe.dead_letters\"",
+            )
         })?;
         for (topic, table) in &self.tables {
             if let Some(name) = &table.name {
@@ -132,13 +136,8 @@ impl SinkConfig {
     /// The route for `topic`: configured, or `prefix.schema.table` → `schema.table`.
     pub fn route(&self, topic: &str) -> TableRoute {
         let table = self.tables.get(topic);
-        let ident = table
-            .and_then(|t| t.name.as_deref())
-            .and_then(parse_table_name)
-            .unwrap_or_else(|| default_table(topic));
-        let hints = table
-            .map(|t| t.columns.iter().filter_map(|(c, ty)| Some((c.clone(), Kind::parse(ty)?))).collect())
-            .unwrap_or_default();
+        let ident = table.and_then(|t| t.name.as_deref()).and_then(parse_table_name).unwrap_or_else(|| default_table(topic));
+        let hints = table.map(|t| t.columns.iter().filter_map(|(c, ty)| Some((c.clone(), Kind::parse(ty)?))).collect()).unwrap_or_default();
         TableRoute { ident, hints }
     }
 
@@ -171,7 +170,8 @@ fn key_of(text: &str, error: &toml::de::Error) -> String {
     let Some(span) = error.span() else { return "-".into() };
     let line_start = text[..span.start].rfind('\n').map(|i| i + 1).unwrap_or(0);
     let line = text[line_start..].lines().next().unwrap_or("").trim();
-    let section = text[..line_start].lines().rev().find(|l| l.trim_start().starts_with('[')).map(|l| l.trim().trim_matches(|c| c == '[' || c == ']'));
+    let section =
+        text[..line_start].lines().rev().find(|l| l.trim_start().starts_with('[')).map(|l| l.trim().trim_matches(|c| c == '[' || c == ']'));
     let key = line.split('=').next().unwrap_or(line).trim();
     match section {
         Some(section) if !line.starts_with('[') => format!("{section}.{key}"),

@@ -77,7 +77,10 @@ mod tests {
     #[test]
     fn reasons_are_classed_without_values_or_positions() {
         assert_eq!(reason_class("column n: expected Long, got \"x\""), "column n: expected Long");
-        assert_eq!(reason_class("line is not valid JSON: key must be a string at line 1 column 2"), "line is not valid JSON: key must be a string");
+        assert_eq!(
+            reason_class("line is not valid JSON: key must be a string at line 1 column 2"),
+            "line is not valid JSON: key must be a string"
+        );
         assert_eq!(reason_class("record has no key"), "record has no key");
         assert_eq!(reason_class(&"x".repeat(500)).len(), 200);
     }

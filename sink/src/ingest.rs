@@ -18,8 +18,8 @@ use tracing::error;
 
 use crate::config::SinkConfig;
 use crate::dead_letter::{dead_letter_row, dead_letter_schema};
-use crate::diagnostics::{DeadLetterCounts, DeadLetterLog};
 use crate::decode::{decode_debezium_json, ChangeEvent, Kind, Op, SchemaCache};
+use crate::diagnostics::{DeadLetterCounts, DeadLetterLog};
 use crate::error::{Result, SinkError};
 use crate::schema_sync::{new_table_schema, plan_schema_sync, SyncPlan};
 use crate::source::SourceRecord;
@@ -110,8 +110,7 @@ impl<'a> Ingestor<'a> {
             self.report.already_committed += 1;
             return Ok(());
         }
-        let decoded =
-            decode_debezium_json(message.key.as_deref(), message.value.as_deref(), sink.schema(), &sink.hints, &mut self.schemas);
+        let decoded = decode_debezium_json(message.key.as_deref(), message.value.as_deref(), sink.schema(), &sink.hints, &mut self.schemas);
         match decoded {
             Err(e) => self.dead_letter(&record, Some(table_name), &e.to_string()).await,
             Ok(None) => {
@@ -183,9 +182,7 @@ impl<'a> Ingestor<'a> {
                 sink.evolve(self.catalog, &changes).await?;
                 Ok(Ok(()))
             }
-            SyncPlan::Incompatible(reason) => {
-                Ok(Err(format!("incompatible schema change: {reason}")))
-            }
+            SyncPlan::Incompatible(reason) => Ok(Err(format!("incompatible schema change: {reason}"))),
         }
     }
 

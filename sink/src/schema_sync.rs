@@ -28,12 +28,7 @@ pub fn plan_schema_sync(table: &Schema, event: &ChangeEvent) -> SyncPlan {
     for column in &event.columns {
         let iceberg = column.kind.iceberg_type(&mut 1);
         match table.as_struct().field_by_name(&column.name) {
-            None => changes.push(SchemaChange::AddColumn {
-                parent: None,
-                name: column.name.clone(),
-                field_type: iceberg,
-                doc: None,
-            }),
+            None => changes.push(SchemaChange::AddColumn { parent: None, name: column.name.clone(), field_type: iceberg, doc: None }),
             Some(existing) => {
                 if let Err(reason) = compare(&column.name, &existing.field_type, &iceberg, &mut changes) {
                     return SyncPlan::Incompatible(reason);
@@ -118,4 +113,3 @@ pub fn new_table_schema(event: &ChangeEvent) -> Result<Schema, String> {
         .build()
         .map_err(|e| format!("invalid key for an Iceberg table: {e}"))
 }
-

@@ -144,7 +144,10 @@ impl TableSink {
                 // Re-check on every attempt: another writer must not have committed these records.
                 let theirs = committed_positions(&current);
                 if let Some((key, _)) = pending.iter().find(|(k, (first, _))| theirs.get(*k).is_some_and(|d| d >= first)) {
-                    return Err(CatalogError::final_conflict(current.ident(), format!("positions of {key} were committed by another writer")));
+                    return Err(CatalogError::final_conflict(
+                        current.ident(),
+                        format!("positions of {key} were committed by another writer"),
+                    ));
                 }
                 prepare_append(&current, files, properties).await.map(Some)
             }

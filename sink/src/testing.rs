@@ -50,7 +50,8 @@ impl TableEvents {
                         "fields": [{"type": "int64", "optional": false, "field": "ts_ms"}]},
                        {"type": "string", "optional": false, "field": "op"}]
         });
-        json!({"schema": schema, "payload": {"before": before, "after": after, "op": op, "source": {"ts_ms": 1_700_000_000_000i64}}}).to_string()
+        json!({"schema": schema, "payload": {"before": before, "after": after, "op": op, "source": {"ts_ms": 1_700_000_000_000i64}}})
+            .to_string()
     }
 
     fn row(&self, id: i64, values: &[Value]) -> Value {

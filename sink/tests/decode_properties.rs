@@ -84,12 +84,10 @@ fn primitive() -> impl Strategy<Value = Sample> {
         }),
         (-700_000i32..3_000_000).prop_map(|d| leaf(json!({"type": "int32", "name": "io.debezium.time.Date"}), json!(d), json!(d))),
         (0i64..86_400_000_000).prop_map(|t| leaf(json!({"type": "int64", "name": "io.debezium.time.MicroTime"}), json!(t), json!(t))),
-        (-62_135_596_800_000_000i64..253_402_300_799_999_999).prop_map(|t| {
-            leaf(json!({"type": "int64", "name": "io.debezium.time.MicroTimestamp"}), json!(t), json!(t))
-        }),
-        (-62_135_596_800_000i64..253_402_300_799_999).prop_map(|t| {
-            leaf(json!({"type": "int64", "name": "io.debezium.time.Timestamp"}), json!(t), json!(t * 1000))
-        }),
+        (-62_135_596_800_000_000i64..253_402_300_799_999_999)
+            .prop_map(|t| { leaf(json!({"type": "int64", "name": "io.debezium.time.MicroTimestamp"}), json!(t), json!(t)) }),
+        (-62_135_596_800_000i64..253_402_300_799_999)
+            .prop_map(|t| { leaf(json!({"type": "int64", "name": "io.debezium.time.Timestamp"}), json!(t), json!(t * 1000)) }),
         (-62_135_596_800_000_000i64..253_402_300_799_999_999).prop_map(|t| {
             let text = chrono::DateTime::from_timestamp_micros(t).unwrap().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
             leaf(json!({"type": "string", "name": "io.debezium.time.ZonedTimestamp"}), json!(text), json!(t))

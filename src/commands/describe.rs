@@ -33,7 +33,8 @@ fn describe_text(table: &FloeTable) -> String {
     let get = |k: &str| summary.get(k).cloned().unwrap_or_else(|| "0".into());
     let mut out = format!("table:     {}\nlocation:  {}\nmetadata:  {}\n", table.ident(), metadata.location(), table.metadata_location());
     out += &format!("key:       {}\n", if keys.is_empty() { "(none)".into() } else { keys.join(", ") });
-    out += &format!("rows:      {}\nfiles:     {}\nbytes:     {}\n", get("total-records"), get("total-data-files"), get("total-files-size"));
+    out +=
+        &format!("rows:      {}\nfiles:     {}\nbytes:     {}\n", get("total-records"), get("total-data-files"), get("total-files-size"));
     out += &format!("\nschema (id {}):\n", schema.schema_id());
     for field in schema.as_struct().fields() {
         let required = if field.required { "required" } else { "optional" };
@@ -47,7 +48,12 @@ fn describe_text(table: &FloeTable) -> String {
         let added = props.get("added-records").map(String::as_str).unwrap_or("0");
         let deleted = props.get("deleted-records").map(String::as_str).unwrap_or("0");
         let when = s.timestamp().map(|t| t.to_rfc3339()).unwrap_or_default();
-        out += &format!("  {:>4}  {:<20} {:<8} +{added} -{deleted}  {when}\n", s.sequence_number(), s.snapshot_id(), s.summary().operation.as_str());
+        out += &format!(
+            "  {:>4}  {:<20} {:<8} +{added} -{deleted}  {when}\n",
+            s.sequence_number(),
+            s.snapshot_id(),
+            s.summary().operation.as_str()
+        );
     }
     if snapshots.len() > 20 {
         out += &format!("  … {} older\n", snapshots.len() - 20);
@@ -58,10 +64,8 @@ fn describe_text(table: &FloeTable) -> String {
 
 /// Compactions among the retained snapshots, newest first, from their summaries.
 fn compaction_history(snapshots: &[&floe_catalog::iceberg::spec::SnapshotRef]) -> String {
-    let compactions: Vec<_> = snapshots
-        .iter()
-        .filter(|s| s.summary().additional_properties.contains_key(floe_compactor::plan::SUMMARY_COMPACTION))
-        .collect();
+    let compactions: Vec<_> =
+        snapshots.iter().filter(|s| s.summary().additional_properties.contains_key(floe_compactor::plan::SUMMARY_COMPACTION)).collect();
     if compactions.is_empty() {
         return "\ncompactions: none retained\n".into();
     }
@@ -76,7 +80,11 @@ fn compaction_history(snapshots: &[&floe_catalog::iceberg::spec::SnapshotRef]) -
             get("rows-in"),
             get("rows-out"),
             get("rows-superseded"),
-            get("files-in"), get("files-out"), get("bytes-in"), get("bytes-out"), get("duration-ms")
+            get("files-in"),
+            get("files-out"),
+            get("bytes-in"),
+            get("bytes-out"),
+            get("duration-ms")
         );
     }
     out

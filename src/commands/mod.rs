@@ -2,8 +2,8 @@
 
 mod compact;
 mod describe;
-mod serve;
 mod ingest;
+mod serve;
 mod sql;
 
 use std::process::ExitCode;
@@ -19,15 +19,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
     let catalog = open_catalog(&cli).await?;
     match cli.command {
-        Command::Ingest { input, config, source_name } => {
-            ingest::run(&catalog, &cli.data_dir, &input, config, source_name).await
-        }
+        Command::Ingest { input, config, source_name } => ingest::run(&catalog, &cli.data_dir, &input, config, source_name).await,
         Command::Sql { query, format } => sql::run(&catalog, &query, format.into()).await,
         Command::Tables => describe::tables(&catalog).await,
         Command::Describe { table } => describe::describe(&catalog, &table).await,
-        Command::Compact { table, all, dry_run, compaction } => {
-            compact::run(&catalog, table, all, &compaction.options(dry_run)).await
-        }
+        Command::Compact { table, all, dry_run, compaction } => compact::run(&catalog, table, all, &compaction.options(dry_run)).await,
         Command::Serve { schedule, metrics_addr, compaction } => {
             serve::run(&catalog, &schedule, metrics_addr, &compaction.options(false)).await
         }

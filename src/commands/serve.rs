@@ -15,8 +15,9 @@ use tracing::{error, info};
 use super::compact::{keyed_tables, print_report};
 
 pub async fn run(catalog: &dyn Catalog, schedule: &str, metrics_addr: SocketAddr, options: &CompactOptions) -> Result<ExitCode> {
-    let schedule = cron::Schedule::from_str(schedule)
-        .with_context(|| format!("--schedule '{schedule}' is not a cron expression (sec min hour day month weekday), e.g. '0 0 3 * * *'"))?;
+    let schedule = cron::Schedule::from_str(schedule).with_context(|| {
+        format!("--schedule '{schedule}' is not a cron expression (sec min hour day month weekday), e.g. '0 0 3 * * *'")
+    })?;
     metrics_exporter_prometheus::PrometheusBuilder::new()
         .with_http_listener(metrics_addr)
         .install()

@@ -64,19 +64,12 @@ pub fn data_dir_arg(dir: &Path) -> String {
 
 /// `../shared/fixtures/debezium` beside the repo, or `$FLOE_FIXTURES`.
 pub fn fixtures_dir() -> PathBuf {
-    std::env::var("FLOE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join("../shared/fixtures/debezium"))
+    std::env::var("FLOE_FIXTURES").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("../shared/fixtures/debezium"))
 }
 
 /// Runs the `floe` binary with `--data-dir dir` and `args`.
 pub fn floe(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_floe"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("floe runs")
+    Command::new(env!("CARGO_BIN_EXE_floe")).arg("--data-dir").arg(dir).args(args).output().expect("floe runs")
 }
 
 /// Runs `floe sql QUERY --format json` and returns the rows.
@@ -99,12 +92,10 @@ pub fn same_value(ours: &Value, truth: &Value) -> bool {
             };
             ours.zip(t.as_f64()).is_some_and(|(o, t)| (o - t).abs() <= 1e-9 * t.abs().max(1.0))
         }
-        (Value::String(o), Value::String(t)) => {
-            match (chrono::DateTime::parse_from_rfc3339(o), chrono::DateTime::parse_from_rfc3339(t)) {
-                (Ok(o), Ok(t)) => o == t,
-                _ => o == t,
-            }
-        }
+        (Value::String(o), Value::String(t)) => match (chrono::DateTime::parse_from_rfc3339(o), chrono::DateTime::parse_from_rfc3339(t)) {
+            (Ok(o), Ok(t)) => o == t,
+            _ => o == t,
+        },
         _ => ours == truth,
     }
 }

@@ -259,7 +259,10 @@ fn iso_duration_micros(text: &str) -> Option<i64> {
     let body = text.strip_prefix('P')?;
     let (date, time) = body.split_once('T').unwrap_or((body, ""));
     let mut total = 0f64;
-    for (part, units) in [(date, [('Y', 365.25 * MICROS_PER_DAY), ('M', 30.4375 * MICROS_PER_DAY), ('D', MICROS_PER_DAY)]), (time, [('H', 3.6e9), ('M', 6e7), ('S', 1e6)])] {
+    for (part, units) in [
+        (date, [('Y', 365.25 * MICROS_PER_DAY), ('M', 30.4375 * MICROS_PER_DAY), ('D', MICROS_PER_DAY)]),
+        (time, [('H', 3.6e9), ('M', 6e7), ('S', 1e6)]),
+    ] {
         let mut number = String::new();
         for c in part.chars() {
             match units.iter().find(|(u, _)| *u == c) {

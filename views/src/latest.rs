@@ -22,12 +22,7 @@ pub fn latest_view_split_sql(compacted: &str, delta: &str, schema: &Schema) -> O
 }
 
 fn visible(schema: &Schema, latest: &str) -> Option<String> {
-    let visible: Vec<String> = schema
-        .as_struct()
-        .fields()
-        .iter()
-        .filter(|f| !is_metadata_column(&f.name) || f.name == OP_TS)
-        .map(|f| quote(&f.name))
-        .collect();
+    let visible: Vec<String> =
+        schema.as_struct().fields().iter().filter(|f| !is_metadata_column(&f.name) || f.name == OP_TS).map(|f| quote(&f.name)).collect();
     Some(format!("SELECT {} FROM ({latest}) latest", visible.join(", ")))
 }

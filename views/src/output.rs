@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Date32Type, FieldRef, Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType};
-use chrono::{DateTime, NaiveDate, SecondsFormat};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use arrow_json::writer::{Encoder, EncoderFactory, EncoderOptions, JsonArray, JsonFormat, LineDelimited, NullableEncoder};
 use arrow_json::WriterBuilder;
+use chrono::{DateTime, NaiveDate, SecondsFormat};
 
 use crate::error::Result;
 
@@ -42,7 +42,11 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
         }
         OutputFormat::Json => {
             let text = json::<JsonArray>(batches)?;
-            if text.is_empty() { "[]".to_string() } else { text }
+            if text.is_empty() {
+                "[]".to_string()
+            } else {
+                text
+            }
         }
         OutputFormat::Ndjson => json::<LineDelimited>(batches)?,
     };
@@ -50,10 +54,7 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
 }
 
 fn json<F: JsonFormat>(batches: &[RecordBatch]) -> Result<String> {
-    let mut writer = WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .with_encoder_factory(Arc::new(PostgresJson))
-        .build::<_, F>(Vec::new());
+    let mut writer = WriterBuilder::new().with_explicit_nulls(true).with_encoder_factory(Arc::new(PostgresJson)).build::<_, F>(Vec::new());
     for batch in batches {
         writer.write(batch)?;
     }
@@ -148,7 +149,11 @@ macro_rules! float_json {
                 if self.is_nan() {
                     "\"NaN\"".into()
                 } else if self.is_infinite() {
-                    if self > 0.0 { "\"Infinity\"".into() } else { "\"-Infinity\"".into() }
+                    if self > 0.0 {
+                        "\"Infinity\"".into()
+                    } else {
+                        "\"-Infinity\"".into()
+                    }
                 } else {
                     format!("{self:?}")
                 }

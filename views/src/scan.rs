@@ -22,8 +22,8 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 use floe_catalog::iceberg::scan::FileScanTask;
-use floe_catalog::read::scan_tasks;
 use floe_catalog::iceberg::table::Table;
+use floe_catalog::read::scan_tasks;
 use futures::{StreamExt, TryStreamExt};
 
 fn external(e: floe_catalog::iceberg::Error) -> DataFusionError {
@@ -78,9 +78,8 @@ impl TableProvider for ParallelSnapshotScan {
             None => self.schema.clone(),
         };
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let tasks = scan_tasks(&self.table, &columns, self.only_files.as_deref())
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let tasks =
+            scan_tasks(&self.table, &columns, self.only_files.as_deref()).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(Arc::new(ParallelScanExec::new(self.table.clone(), balance(tasks, self.partitions), schema)))
     }
 }
@@ -147,11 +146,7 @@ impl ExecutionPlan for ParallelScanExec {
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DFResult<SendableRecordBatchStream> {
         let tasks = self.groups.get(partition).cloned().unwrap_or_default();
         let reader = self.table.reader_builder().with_batch_size(context.session_config().batch_size()).build();
-        let batches = reader
-            .read(futures::stream::iter(tasks.into_iter().map(Ok)).boxed())
-            .map_err(external)?
-            .stream()
-            .map_err(external);
+        let batches = reader.read(futures::stream::iter(tasks.into_iter().map(Ok)).boxed()).map_err(external)?.stream().map_err(external);
         Ok(Box::pin(RecordBatchStreamAdapter::new(self.properties.eq_properties.schema().clone(), batches)))
     }
 }

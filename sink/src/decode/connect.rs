@@ -31,18 +31,13 @@ pub fn struct_fields(schema: &Value) -> Result<(Vec<Field>, Vec<Fallback>), Deco
 }
 
 fn fields_of(schema: &Value, path: &str, fallbacks: &mut Vec<Fallback>) -> Result<Vec<Field>, DecodeError> {
-    let fields = schema
-        .get("fields")
-        .and_then(Value::as_array)
-        .ok_or_else(|| DecodeError::new("connect schema: struct without 'fields'"))?;
+    let fields =
+        schema.get("fields").and_then(Value::as_array).ok_or_else(|| DecodeError::new("connect schema: struct without 'fields'"))?;
     fields.iter().map(|f| field(f, path, fallbacks)).collect()
 }
 
 fn field(schema: &Value, parent: &str, fallbacks: &mut Vec<Fallback>) -> Result<Field, DecodeError> {
-    let name = schema
-        .get("field")
-        .and_then(Value::as_str)
-        .ok_or_else(|| DecodeError::new("connect schema: field without a name"))?;
+    let name = schema.get("field").and_then(Value::as_str).ok_or_else(|| DecodeError::new("connect schema: field without a name"))?;
     let path = if parent.is_empty() { name.to_string() } else { format!("{parent}.{name}") };
     Ok(Field::new(name, kind(schema, &path, fallbacks)?, optional(schema)))
 }
@@ -62,9 +57,8 @@ fn kind(schema: &Value, path: &str, fallbacks: &mut Vec<Fallback>) -> Result<Kin
         }
     }
     let physical = schema.get("type").and_then(Value::as_str).unwrap_or("");
-    let nested = |key: &str| {
-        schema.get(key).ok_or_else(|| DecodeError::new(format!("connect schema: {physical} of {path} without '{key}'")))
-    };
+    let nested =
+        |key: &str| schema.get(key).ok_or_else(|| DecodeError::new(format!("connect schema: {physical} of {path} without '{key}'")));
     Ok(match physical {
         "boolean" => Kind::Boolean,
         "int8" | "int16" | "int32" => Kind::Int,

@@ -37,14 +37,7 @@ pub fn decode_debezium_json(
     let op = Op::parse(code).ok_or_else(|| DecodeError::new(format!("unsupported op '{code}'")))?;
     let source_ts_micros = source_ts(&payload);
     if op == Op::Truncate {
-        return Ok(Some(ChangeEvent {
-            op,
-            columns: vec![],
-            complete_schema: false,
-            key: vec![],
-            row: Map::new(),
-            source_ts_micros,
-        }));
+        return Ok(Some(ChangeEvent { op, columns: vec![], complete_schema: false, key: vec![], row: Map::new(), source_ts_micros }));
     }
 
     let image_name = if op == Op::Delete { "before" } else { "after" };
@@ -75,14 +68,7 @@ pub fn decode_debezium_json(
     let mut row = canonical_struct(&image, &columns)?;
     row.extend(canonical_struct(&key_values, &key_fields)?);
     let columns = merge_key_fields(columns, &key_fields);
-    Ok(Some(ChangeEvent {
-        op,
-        columns,
-        complete_schema,
-        key: key_fields.iter().map(|f| f.name.clone()).collect(),
-        row,
-        source_ts_micros,
-    }))
+    Ok(Some(ChangeEvent { op, columns, complete_schema, key: key_fields.iter().map(|f| f.name.clone()).collect(), row, source_ts_micros }))
 }
 
 fn invalid_json(what: &str, e: serde_json::Error) -> DecodeError {
@@ -179,8 +165,5 @@ fn merge_key_fields(mut columns: Vec<Field>, key_fields: &[Field]) -> Vec<Field>
 
 fn source_ts(payload: &Map<String, Value>) -> Option<i64> {
     let source = payload.get("source")?;
-    source
-        .get("ts_us")
-        .and_then(Value::as_i64)
-        .or_else(|| source.get("ts_ms").and_then(Value::as_i64).map(|ms| ms * 1_000))
+    source.get("ts_us").and_then(Value::as_i64).or_else(|| source.get("ts_ms").and_then(Value::as_i64).map(|ms| ms * 1_000))
 }

@@ -16,11 +16,7 @@ use super::DecodeError;
 /// Configured column types of one table, by column name.
 pub type ColumnHints = HashMap<String, Kind>;
 
-pub fn infer_fields(
-    object: &Map<String, Value>,
-    table_schema: Option<&Schema>,
-    hints: &ColumnHints,
-) -> Result<Vec<Field>, DecodeError> {
+pub fn infer_fields(object: &Map<String, Value>, table_schema: Option<&Schema>, hints: &ColumnHints) -> Result<Vec<Field>, DecodeError> {
     let mut fields = Vec::with_capacity(object.len());
     for (name, value) in object {
         let known = hints.get(name).cloned().or_else(|| {

@@ -37,7 +37,10 @@ pub enum Kind {
     /// Base64 in JSON.
     Bytes,
     /// Base64 big-endian unscaled bytes (Debezium `precise`), or a JSON number/decimal string.
-    Decimal { precision: u32, scale: u32 },
+    Decimal {
+        precision: u32,
+        scale: u32,
+    },
     /// Debezium `VariableScaleDecimal` `{scale, value}`: kept exactly, as a decimal string.
     VariableDecimal,
     /// Days since epoch (or an ISO date string).
@@ -94,9 +97,7 @@ impl Kind {
             Kind::Timestamp(_) => p(P::Timestamp),
             Kind::TimestampTz => p(P::Timestamptz),
             Kind::List(element) => Type::List(ListType::new(Arc::new(element.iceberg_field(next_id)))),
-            Kind::Struct(fields) => {
-                Type::Struct(StructType::new(fields.iter().map(|f| Arc::new(f.iceberg_field(next_id))).collect()))
-            }
+            Kind::Struct(fields) => Type::Struct(StructType::new(fields.iter().map(|f| Arc::new(f.iceberg_field(next_id))).collect())),
             Kind::Map(key, value) => {
                 let key = Arc::new(key.iceberg_field(next_id));
                 Type::Map(MapType::new(key, Arc::new(value.iceberg_field(next_id))))

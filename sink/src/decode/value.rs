@@ -45,9 +45,9 @@ pub fn canonical(value: &Value, kind: &Kind) -> Result<Value, DecodeError> {
             Value::String(s) => Value::from(timestamptz_micros(s).ok_or_else(mismatch)?),
             _ => Value::from(value.as_i64().ok_or_else(mismatch)?),
         },
-        Kind::List(element) => Value::Array(
-            value.as_array().ok_or_else(mismatch)?.iter().map(|v| canonical(v, &element.kind)).collect::<Result<_, _>>()?,
-        ),
+        Kind::List(element) => {
+            Value::Array(value.as_array().ok_or_else(mismatch)?.iter().map(|v| canonical(v, &element.kind)).collect::<Result<_, _>>()?)
+        }
         Kind::Struct(fields) => Value::Object(canonical_struct(value.as_object().ok_or_else(mismatch)?, fields)?),
         Kind::Map(k, v) => Value::Object(canonical_map(value, &k.kind, &v.kind).ok_or_else(mismatch)??),
     })
