@@ -23,7 +23,6 @@ type Divergence = (&'static str, &'static str, &'static str, &'static str);
 const DEFAULT_REPLACED: &str = "JsonConverter replace.null.with.default wrote the column default for NULL";
 const NUMERIC_NAN: &str = "numeric NaN: Debezium sends null in precise mode";
 const JSON_NULL: &str = "the JSON document 'null' is text in the events; to_jsonb shows it as null";
-const INTERVAL_SATURATED: &str = "178000000 years: Debezium saturates the microseconds at i64::MAX";
 const TOAST: &str = "unchanged TOASTed value: Debezium sends a placeholder, floe does not resolve it yet";
 const NO_EVENT: &str = "PostgreSQL changed the row without an event (DDL default, rename or generated column)";
 

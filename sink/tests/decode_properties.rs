@@ -146,7 +146,7 @@ fn with_name(schema: &Value, name: &str) -> Value {
 }
 
 fn column() -> impl Strategy<Value = (Sample, bool)> {
-    let sample = primitive().prop_recursive(2, 16, 4, |inner| nested(inner));
+    let sample = primitive().prop_recursive(2, 16, 4, nested);
     (sample, proptest::bool::weighted(0.15)).prop_map(|(mut s, null)| {
         s.schema["optional"] = json!(true);
         if null {

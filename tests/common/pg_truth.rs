@@ -109,7 +109,7 @@ fn same_text(ours: &str, truth: &str, precision: Precision) -> bool {
 }
 
 fn hex_text(hex: &str) -> Option<String> {
-    if hex.len() % 2 != 0 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+    if !hex.len().is_multiple_of(2) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect();
