@@ -224,3 +224,63 @@ fn evolution_without_schemas() {
 fn extras_ranges_arrays_geometry_key_change_and_a_table_without_key() {
     check_capture("extras-s1", None, &[("shop.extras", "00000000-0000-0000-0000-000000000001", "j_arr", JSON_NULL)]);
 }
+
+/// Every Connect type and logical name in a capture's row schemas, recursively.
+fn schema_names(schema: &Value, into: &mut BTreeSet<String>) {
+    for key in ["type", "name"] {
+        if let Some(name) = schema.get(key).and_then(Value::as_str) {
+            into.insert(name.to_string());
+        }
+    }
+    for key in ["items", "keys", "values"] {
+        if let Some(inner) = schema.get(key) {
+            schema_names(inner, into);
+        }
+    }
+    for field in schema.get("fields").and_then(Value::as_array).into_iter().flatten() {
+        schema_names(field, into);
+    }
+}
+
+#[test]
+fn readme_type_table_names_every_type_the_captures_contain() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let table = readme.split("## Type mapping").nth(1).unwrap().split("\n## ").next().unwrap();
+    let mut names = BTreeSet::new();
+    for capture in std::fs::read_dir(captures_dir()).unwrap().flatten().filter(|e| e.path().join("events.jsonl").exists()) {
+        for line in std::fs::read_to_string(capture.path().join("events.jsonl")).unwrap().lines() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            let Some(value) = record["value"].as_str() else { continue };
+            let value: Value = serde_json::from_str(value).unwrap();
+            for row in value["schema"]["fields"].as_array().into_iter().flatten().filter(|f| f["field"] == "after") {
+                for column in row["fields"].as_array().unwrap() {
+                    schema_names(column, &mut names);
+                }
+            }
+        }
+    }
+    assert!(names.contains("double") && names.contains("io.debezium.time.MicroTimestamp"), "no schemas found: {names:?}");
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !table.contains(&format!("`{n}`")) && !table.contains(&format!("`{}`", n.trim_start_matches("org.apache.kafka."))))
+        .collect();
+    assert!(missing.is_empty(), "README's type table does not name {missing:?}");
+}
+
+#[test]
+fn a_table_whose_every_event_fails_leaves_the_other_tables_committed() {
+    // shop.audit has no primary key: Debezium sends its records without a key, and its deletes'
+    // tombstones too. Every one of its events is a dead letter; the run still commits the rest.
+    let capture = captures_dir().join("extras-s1");
+    let dir = tempfile::tempdir().unwrap();
+    let out = floe(dir.path(), &["ingest", &capture.join("events.jsonl").display().to_string()]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "exit code 3: finished with dead letters\n{report}");
+    assert!(report.contains("shop.audit: record has no key"), "{report}");
+    for (table, rows) in [("shop.extras", 3), ("shop.lines", 3)] {
+        let n = floe_sql(dir.path(), &format!("SELECT count(*) AS n FROM {table}_latest"))[0]["n"].as_i64();
+        assert_eq!(n, Some(rows), "{table}");
+    }
+    let letters = floe_sql(dir.path(), "SELECT target_table, count(*) AS n FROM floe.dead_letters GROUP BY target_table");
+    assert_eq!(letters, vec![serde_json::json!({"target_table": "shop.audit", "n": 5})]);
+}

@@ -140,8 +140,14 @@ fn garbage_goes_to_dead_letters_and_every_good_row_lands() {
     }
     drop(file);
 
-    let (code, report) = ingest(dir.path(), &path, None);
+    let out = floe(dir.path(), &["ingest", &path.display().to_string()]);
+    let (code, report) = (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout));
     assert_eq!(code, 3, "exit code says dead letters were written: {report}");
+    // Logged once per reason and summarised, not once per record; no colour codes in a file.
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.lines().count() < 30, "{} log lines for 1000 dead letters:\n{log}", log.lines().count());
+    assert!(!log.contains('\u{1b}'), "ANSI escapes in a log that is not a terminal:\n{log}");
+    assert!(report.contains("line is not valid JSON"), "the report counts dead letters by reason: {report}");
     assert!(report.contains("dead letters:       1000"), "{report}");
     assert_views_equal_truth(dir.path(), &capture("pg-studio-s1"));
     let letters = floe_sql(
