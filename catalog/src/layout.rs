@@ -42,6 +42,13 @@ pub const SUMMARY_COMPACTION: &str = "floe.compaction";
 /// Snapshot summary key holding the greatest `_op_ts` (microseconds) written so far.
 pub const SUMMARY_MAX_OP_TS: &str = "floe.max-op-ts";
 
+/// PostgreSQL's `infinity` in a date column, in days since epoch; `-infinity` is its negation.
+/// Iceberg has no infinity, so floe stores the extremes of the integer, as DuckDB does (DuckDB
+/// reads them back as `infinity`).
+pub const INFINITE_DATE_DAYS: i32 = i32::MAX;
+/// PostgreSQL's `infinity` in a timestamp column, in microseconds; `-infinity` is its negation.
+pub const INFINITE_TIMESTAMP_MICROS: i64 = i64::MAX;
+
 /// Whether a column is one of floe's metadata columns rather than a source column.
 pub fn is_metadata_column(name: &str) -> bool {
     [OP, OP_TS, SOURCE_TS, SRC_PARTITION, SRC_OFFSET].contains(&name)

@@ -44,6 +44,15 @@ pub struct IngestReport {
     pub schema_changes: u64,
 }
 
+impl IngestReport {
+    /// Adds what `sink` committed for `table` during the run.
+    fn add_table(&mut self, table: &str, sink: &TableSink) {
+        self.rows.insert(table.to_string(), sink.rows_committed);
+        self.commits += sink.commits;
+        self.schema_changes += sink.schema_changes;
+    }
+}
+
 pub struct Ingestor<'a> {
     catalog: &'a dyn Catalog,
     config: SinkConfig,
@@ -139,9 +148,7 @@ impl<'a> Ingestor<'a> {
         if let Some(mut sink) = self.tables.remove(table) {
             self.buffered = self.buffered.saturating_sub(sink.pending_rows());
             sink.discard_pending();
-            self.report.rows.insert(table.to_string(), sink.rows_committed);
-            self.report.commits += sink.commits;
-            self.report.schema_changes += sink.schema_changes;
+            self.report.add_table(table, &sink);
         }
         self.failed.insert(table.to_string(), error.to_string());
         Ok(())
@@ -229,9 +236,7 @@ impl<'a> Ingestor<'a> {
 
     fn finish(mut self) -> IngestReport {
         for (name, sink) in &self.tables {
-            self.report.rows.insert(name.clone(), sink.rows_committed);
-            self.report.commits += sink.commits;
-            self.report.schema_changes += sink.schema_changes;
+            self.report.add_table(name, sink);
         }
         if let Some(sink) = &self.dead_letters {
             self.report.commits += sink.commits;

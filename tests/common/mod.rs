@@ -1,6 +1,8 @@
 //! Shared helpers of floe's end-to-end tests.
 #![allow(dead_code)]
 
+pub mod pg_truth;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -80,24 +82,9 @@ pub fn floe_sql(dir: &Path, query: &str) -> Vec<Value> {
 }
 
 /// Whether a value from floe equals a value from a truth file, after the documented type
-/// mapping: decimals may come back as strings, timestamps in any RFC 3339 spelling.
+/// mapping (see [`pg_truth`]).
 pub fn same_value(ours: &Value, truth: &Value) -> bool {
-    match (ours, truth) {
-        (Value::Null, Value::Null) => true,
-        (_, Value::Number(t)) => {
-            let ours = match ours {
-                Value::Number(n) => n.as_f64(),
-                Value::String(s) => s.parse::<f64>().ok(),
-                _ => None,
-            };
-            ours.zip(t.as_f64()).is_some_and(|(o, t)| (o - t).abs() <= 1e-9 * t.abs().max(1.0))
-        }
-        (Value::String(o), Value::String(t)) => match (chrono::DateTime::parse_from_rfc3339(o), chrono::DateTime::parse_from_rfc3339(t)) {
-            (Ok(o), Ok(t)) => o == t,
-            _ => o == t,
-        },
-        _ => ours == truth,
-    }
+    pg_truth::same(ours, truth, pg_truth::Precision::default())
 }
 
 /// Asserts that `rows` (a latest view) equals `truth` row for row, in every truth column.
@@ -119,4 +106,3 @@ pub fn assert_matches_truth(rows: &[Value], truth: &[Value], key: &[&str]) {
 pub fn read_json(path: &Path) -> Vec<Value> {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
-pub mod pg_truth;

@@ -89,10 +89,10 @@ fn same_text(ours: &str, truth: &str, precision: Precision) -> bool {
         return ours == to_hex(&bit_set_bytes(truth));
     }
     if let (Some(o), Some(t)) = (timestamp(ours), timestamp(truth)) {
-        return o == t || (precision.millis && o == t.with_nanosecond_floor_millis());
+        return o == t || (precision.millis && o == floor_millis(t));
     }
     if let (Some(o), Some(t)) = (time(ours), time_in_utc(truth)) {
-        return o == t || (precision.millis && o == t.with_nanosecond_floor_millis());
+        return o == t || (precision.millis && o == floor_millis(t));
     }
     if let Some(micros) = interval_micros(truth) {
         return iso_duration_micros(ours) == Some(micros);
@@ -141,22 +141,10 @@ fn same_numbers_and_punctuation(a: &str, b: &str) -> bool {
     !a.contains(&Err('?')) && a == b
 }
 
-trait FloorMillis {
-    fn with_nanosecond_floor_millis(self) -> Self;
-}
-
-impl FloorMillis for NaiveDateTime {
-    fn with_nanosecond_floor_millis(self) -> Self {
-        use chrono::Timelike;
-        self.with_nanosecond(self.nanosecond() / 1_000_000 * 1_000_000).unwrap()
-    }
-}
-
-impl FloorMillis for NaiveTime {
-    fn with_nanosecond_floor_millis(self) -> Self {
-        use chrono::Timelike;
-        self.with_nanosecond(self.nanosecond() / 1_000_000 * 1_000_000).unwrap()
-    }
+/// The same instant with its digits below a millisecond dropped.
+fn floor_millis<T: chrono::Timelike>(t: T) -> T {
+    let nanos = t.nanosecond() / 1_000_000 * 1_000_000;
+    t.with_nanosecond(nanos).expect("fewer nanoseconds are valid")
 }
 
 fn to_hex(bytes: &[u8]) -> String {

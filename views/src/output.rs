@@ -16,6 +16,7 @@ use arrow::record_batch::RecordBatch;
 use arrow_json::writer::{Encoder, EncoderFactory, EncoderOptions, JsonArray, JsonFormat, LineDelimited, NullableEncoder};
 use arrow_json::WriterBuilder;
 use chrono::{DateTime, NaiveDate, SecondsFormat};
+use floe_catalog::layout::{INFINITE_DATE_DAYS, INFINITE_TIMESTAMP_MICROS};
 
 use crate::error::Result;
 
@@ -88,16 +89,25 @@ impl EncoderFactory for PostgresJson {
     }
 }
 
+/// `infinity` or `-infinity` when `value` is the layout's `infinite` or its negation.
+fn infinity(value: i64, infinite: i64) -> Option<&'static str> {
+    match value {
+        v if v == infinite => Some("infinity"),
+        v if v == -infinite => Some("-infinity"),
+        _ => None,
+    }
+}
+
 /// Days since 1970-01-01 → `"YYYY-MM-DD"`, `"infinity"`, `"-infinity"`.
 struct DateEncoder<'a>(&'a [i32]);
 
 impl Encoder for DateEncoder<'_> {
     fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
         const UNIX_EPOCH_FROM_CE: i32 = 719_163;
-        let text = match self.0[idx] {
-            i32::MAX => "infinity".to_string(),
-            days if days == -i32::MAX => "-infinity".to_string(),
-            days => match days.checked_add(UNIX_EPOCH_FROM_CE).and_then(NaiveDate::from_num_days_from_ce_opt) {
+        let days = self.0[idx];
+        let text = match infinity(days.into(), INFINITE_DATE_DAYS.into()) {
+            Some(text) => text.to_string(),
+            None => match days.checked_add(UNIX_EPOCH_FROM_CE).and_then(NaiveDate::from_num_days_from_ce_opt) {
                 Some(date) => date.format("%Y-%m-%d").to_string(),
                 None => return out.extend_from_slice(days.to_string().as_bytes()),
             },
@@ -115,10 +125,10 @@ struct TimestampEncoder<'a> {
 
 impl Encoder for TimestampEncoder<'_> {
     fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
-        let text = match self.micros[idx] {
-            i64::MAX => "infinity".to_string(),
-            micros if micros == -i64::MAX => "-infinity".to_string(),
-            micros => match DateTime::from_timestamp_micros(micros) {
+        let micros = self.micros[idx];
+        let text = match infinity(micros, INFINITE_TIMESTAMP_MICROS) {
+            Some(text) => text.to_string(),
+            None => match DateTime::from_timestamp_micros(micros) {
                 Some(t) if self.utc => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
                 Some(t) => t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f").to_string(),
                 None => return out.extend_from_slice(micros.to_string().as_bytes()),

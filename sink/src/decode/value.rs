@@ -6,6 +6,7 @@
 
 use base64::Engine;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use floe_catalog::layout::{INFINITE_DATE_DAYS, INFINITE_TIMESTAMP_MICROS};
 use num_bigint::{BigInt, Sign};
 use serde_json::{Map, Value};
 
@@ -49,7 +50,7 @@ pub fn canonical(value: &Value, kind: &Kind) -> Result<Value, DecodeError> {
             Value::Array(value.as_array().ok_or_else(mismatch)?.iter().map(|v| canonical(v, &element.kind)).collect::<Result<_, _>>()?)
         }
         Kind::Struct(fields) => Value::Object(canonical_struct(value.as_object().ok_or_else(mismatch)?, fields)?),
-        Kind::Map(k, v) => Value::Object(canonical_map(value, &k.kind, &v.kind).ok_or_else(mismatch)??),
+        Kind::Map(k, v) => Value::Object(canonical_map(value, &k.kind, &v.kind)?),
     })
 }
 
@@ -67,7 +68,7 @@ pub fn canonical_struct(object: &Map<String, Value>, fields: &[Field]) -> Result
 /// JsonConverter writes a map with required string keys as a JSON object, and any other map as
 /// an array of `[key, value]` pairs. Both become an object keyed by the canonical key's text,
 /// which is how arrow-json reads a map.
-fn canonical_map(value: &Value, key: &Kind, item: &Kind) -> Option<Result<Map<String, Value>, DecodeError>> {
+fn canonical_map(value: &Value, key: &Kind, item: &Kind) -> Result<Map<String, Value>, DecodeError> {
     let entry = |k: &Value, x: &Value| -> Result<(String, Value), DecodeError> {
         let k = match canonical(k, key)? {
             Value::String(s) => s,
@@ -75,7 +76,7 @@ fn canonical_map(value: &Value, key: &Kind, item: &Kind) -> Option<Result<Map<St
         };
         Ok((k, canonical(x, item)?))
     };
-    Some(match value {
+    match value {
         Value::Object(map) => map.iter().map(|(k, x)| entry(&Value::String(k.clone()), x)).collect(),
         Value::Array(pairs) => pairs
             .iter()
@@ -84,8 +85,8 @@ fn canonical_map(value: &Value, key: &Kind, item: &Kind) -> Option<Result<Map<St
                 _ => Err(DecodeError::new(format!("map entry is not a [key, value] pair: {pair}"))),
             })
             .collect(),
-        _ => return None,
-    })
+        other => Err(DecodeError::new(format!("expected a map, got {other}"))),
+    }
 }
 
 /// Debezium encodes NaN and infinities as strings.
@@ -145,29 +146,23 @@ fn date_days(value: &Value) -> Option<i64> {
     }
 }
 
-// PostgreSQL's ±infinity dates and timestamps. Iceberg has no infinity, so floe stores the
-// values DuckDB uses for them (the extremes of the integer, which DuckDB reads back as
-// `infinity`), whatever Debezium made of them: for `timestamp` a value near the integer's limit
-// (in the column's unit), for `timestamptz` the strings `infinity` and `-infinity`, and for
-// `date` day counts that no PostgreSQL date has, which differ between snapshot and streaming.
-
-/// `infinity` of a date column: days since epoch.
-pub const INFINITE_DATE: i32 = i32::MAX;
-/// `infinity` of a timestamp column: microseconds since epoch; `-infinity` is its negation.
-pub const INFINITE_TIMESTAMP: i64 = i64::MAX;
+// PostgreSQL's ±infinity dates and timestamps become the layout's infinities, whatever Debezium
+// made of them: for `timestamp` a value near the integer's limit (in the column's unit), for
+// `timestamptz` the strings `infinity` and `-infinity`, and for `date` day counts that no
+// PostgreSQL date has, which differ between snapshot and streaming.
 
 fn infinite_date(days: i64) -> i64 {
     match days {
-        -622_191_234 | -2_147_472_692 => INFINITE_DATE as i64,
-        -625_821_272 | -2_147_472_691 => -INFINITE_DATE as i64,
+        -622_191_234 | -2_147_472_692 => INFINITE_DATE_DAYS as i64,
+        -625_821_272 | -2_147_472_691 => -INFINITE_DATE_DAYS as i64,
         days => days,
     }
 }
 
 fn timestamp_micros(unit: TimeUnit, count: i64) -> i64 {
     match (unit, count) {
-        (TimeUnit::Micros, 9_223_372_036_825_200_000) | (TimeUnit::Millis, 9_223_372_036_825_200) => INFINITE_TIMESTAMP,
-        (TimeUnit::Micros, -9_223_372_036_832_400_000) | (TimeUnit::Millis, -9_223_372_036_832_400) => -INFINITE_TIMESTAMP,
+        (TimeUnit::Micros, 9_223_372_036_825_200_000) | (TimeUnit::Millis, 9_223_372_036_825_200) => INFINITE_TIMESTAMP_MICROS,
+        (TimeUnit::Micros, -9_223_372_036_832_400_000) | (TimeUnit::Millis, -9_223_372_036_832_400) => -INFINITE_TIMESTAMP_MICROS,
         _ => unit.to_micros(count),
     }
 }
@@ -175,8 +170,8 @@ fn timestamp_micros(unit: TimeUnit, count: i64) -> i64 {
 /// Debezium's `ZonedTimestamp` text, or `infinity`/`-infinity`.
 fn timestamptz_micros(s: &str) -> Option<i64> {
     match s {
-        "infinity" => Some(INFINITE_TIMESTAMP),
-        "-infinity" => Some(-INFINITE_TIMESTAMP),
+        "infinity" => Some(INFINITE_TIMESTAMP_MICROS),
+        "-infinity" => Some(-INFINITE_TIMESTAMP_MICROS),
         _ => Some(DateTime::parse_from_rfc3339(s).ok()?.timestamp_micros()),
     }
 }
