@@ -61,3 +61,22 @@ pub fn read_task(
     let stream = reader.read(futures::stream::iter([Ok(task)]).boxed())?;
     Ok(stream.stream().map_err(CatalogError::from).boxed())
 }
+
+/// The rows of the current snapshot matching `filter` (all rows without one), `columns` only
+/// (current-schema names), deletes applied. Files whose statistics rule the filter out are not
+/// read. Empty for a table without a snapshot.
+pub async fn scan_rows(
+    table: &FloeTable,
+    columns: &[String],
+    filter: Option<iceberg::expr::Predicate>,
+) -> Result<Vec<arrow_array::RecordBatch>> {
+    if table.current_snapshot().is_none() {
+        return Ok(vec![]);
+    }
+    let table = table.iceberg_table()?;
+    let mut scan = table.scan().select(columns.iter().cloned());
+    if let Some(filter) = filter {
+        scan = scan.with_filter(filter);
+    }
+    Ok(scan.build()?.to_arrow().await?.try_collect().await?)
+}

@@ -4,6 +4,7 @@
 //! [sink]
 //! batch_rows = 50000                  # rows buffered before files are written and committed
 //! dead_letter_table = "floe.dead_letters"
+//! unavailable_value_placeholder = "__debezium_unavailable_value"  # Debezium's, if changed there
 //!
 //! [tables."pg.studio.movies"]         # one section per topic (all optional)
 //! name = "studio.movies"              # Iceberg table; default: the topic's last two segments
@@ -47,12 +48,24 @@ pub struct SinkSettings {
     pub batch_rows: usize,
     #[serde(default = "default_dead_letter_table")]
     pub dead_letter_table: String,
+    /// Debezium's `unavailable.value.placeholder`: the value it sends for an unchanged TOASTed
+    /// column, which floe replaces with the previous value.
+    #[serde(default = "default_placeholder")]
+    pub unavailable_value_placeholder: String,
 }
 
 impl Default for SinkSettings {
     fn default() -> Self {
-        Self { batch_rows: DEFAULT_BATCH_ROWS, dead_letter_table: DEFAULT_DEAD_LETTER_TABLE.into() }
+        Self {
+            batch_rows: DEFAULT_BATCH_ROWS,
+            dead_letter_table: DEFAULT_DEAD_LETTER_TABLE.into(),
+            unavailable_value_placeholder: default_placeholder(),
+        }
     }
+}
+
+fn default_placeholder() -> String {
+    crate::unavailable::DEFAULT_PLACEHOLDER.into()
 }
 
 fn default_batch_rows() -> usize {

@@ -24,6 +24,7 @@ use crate::error::{Result, SinkError};
 use crate::schema_sync::{new_table_schema, plan_schema_sync, SyncPlan};
 use crate::source::SourceRecord;
 use crate::table_sink::TableSink;
+use crate::unavailable::Placeholder;
 
 /// What an ingest did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,13 +65,13 @@ pub struct Ingestor<'a> {
     schemas: SchemaCache,
     dead_letter_log: DeadLetterLog,
     failed: BTreeMap<String, String>,
+    placeholder: Placeholder,
 }
 
 impl<'a> Ingestor<'a> {
     pub fn new(catalog: &'a dyn Catalog, config: SinkConfig) -> Self {
         Self {
             catalog,
-            config,
             tables: HashMap::new(),
             topics: HashMap::new(),
             dead_letters: None,
@@ -79,6 +80,8 @@ impl<'a> Ingestor<'a> {
             schemas: SchemaCache::default(),
             dead_letter_log: DeadLetterLog::default(),
             failed: BTreeMap::new(),
+            placeholder: Placeholder::new(&config.sink.unavailable_value_placeholder),
+            config,
         }
     }
 
@@ -132,8 +135,10 @@ impl<'a> Ingestor<'a> {
                 Ok(Err(reason)) => self.dead_letter(&record, Some(table_name), &reason).await,
                 Ok(Ok(())) => {
                     let sink = self.tables.get_mut(&table_name).expect("opened");
+                    let unavailable = self.placeholder.columns(&event);
                     let row = build_row(sink, event, &record);
                     sink.push(row, &position, record.offset);
+                    sink.mark_unavailable(unavailable);
                     self.buffered += 1;
                     Ok(())
                 }

@@ -23,6 +23,8 @@ pub struct TableSink {
     pub hints: ColumnHints,
     committed: Positions,
     pending_rows: Vec<Value>,
+    /// Pending rows with unchanged TOASTed columns to fill: (row index, columns).
+    partial: Vec<(usize, Vec<String>)>,
     /// Per input partition: (first, last) offset among pending records.
     pending: HashMap<String, (i64, i64)>,
     last_op_ts: i64,
@@ -47,6 +49,7 @@ impl TableSink {
             hints,
             committed,
             pending_rows: vec![],
+            partial: vec![],
             pending: HashMap::new(),
             last_op_ts,
             rows_committed: 0,
@@ -82,6 +85,13 @@ impl TableSink {
         self.note_position(position_key, offset);
     }
 
+    /// Marks `columns` of the row pushed last as unchanged TOASTed values, filled at flush.
+    pub fn mark_unavailable(&mut self, columns: Vec<String>) {
+        if !columns.is_empty() {
+            self.partial.push((self.pending_rows.len() - 1, columns));
+        }
+    }
+
     pub fn pending_rows(&self) -> usize {
         self.pending_rows.len()
     }
@@ -89,6 +99,7 @@ impl TableSink {
     /// Forgets what is buffered, uncommitted: the next run reads those records again.
     pub fn discard_pending(&mut self) {
         self.pending_rows.clear();
+        self.partial.clear();
         self.pending.clear();
     }
 
@@ -127,6 +138,9 @@ impl TableSink {
             self.pending.clear();
             return Ok(());
         };
+        if !self.partial.is_empty() {
+            crate::unavailable::fill(&table, &mut self.pending_rows, &self.partial).await?;
+        }
         let files = self.write_files(&table).await?;
         let mut positions = self.committed.clone();
         for (key, (_, last)) in &self.pending {
@@ -159,6 +173,7 @@ impl TableSink {
         self.table = committed;
         self.committed = positions;
         self.pending_rows.clear();
+        self.partial.clear();
         self.pending.clear();
         Ok(())
     }
