@@ -3,6 +3,8 @@
 //! ```toml
 //! [sink]
 //! batch_rows = 50000                  # rows buffered before files are written and committed
+//! batch_bytes = "128MiB"              # or this much input, whichever comes first
+//! commit_interval = "10s"             # and at least this often, so a quiet stream is committed
 //! dead_letter_table = "floe.dead_letters"
 //! unavailable_value_placeholder = "__debezium_unavailable_value"  # Debezium's, if changed there
 //!
@@ -13,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use floe_catalog::iceberg::{NamespaceIdent, TableIdent};
 use serde::Deserialize;
@@ -21,6 +24,8 @@ use crate::decode::infer::ColumnHints;
 use crate::decode::Kind;
 
 pub const DEFAULT_BATCH_ROWS: usize = 50_000;
+pub const DEFAULT_BATCH_BYTES: usize = 128 << 20;
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_DEAD_LETTER_TABLE: &str = "floe.dead_letters";
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +51,12 @@ pub struct SinkConfig {
 pub struct SinkSettings {
     #[serde(default = "default_batch_rows")]
     pub batch_rows: usize,
+    /// Input bytes buffered before a flush (`"64MiB"`, `"1GB"` or a number of bytes).
+    #[serde(default = "default_batch_bytes", deserialize_with = "bytes_setting")]
+    pub batch_bytes: usize,
+    /// Longest time between flushes (`"10s"`, `"500ms"`, `"2m"`).
+    #[serde(default = "default_commit_interval", with = "humantime_serde")]
+    pub commit_interval: Duration,
     #[serde(default = "default_dead_letter_table")]
     pub dead_letter_table: String,
     /// Debezium's `unavailable.value.placeholder`: the value it sends for an unchanged TOASTed
@@ -58,6 +69,8 @@ impl Default for SinkSettings {
     fn default() -> Self {
         Self {
             batch_rows: DEFAULT_BATCH_ROWS,
+            batch_bytes: DEFAULT_BATCH_BYTES,
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
             dead_letter_table: DEFAULT_DEAD_LETTER_TABLE.into(),
             unavailable_value_placeholder: default_placeholder(),
         }
@@ -70,6 +83,31 @@ fn default_placeholder() -> String {
 
 fn default_batch_rows() -> usize {
     DEFAULT_BATCH_ROWS
+}
+
+fn default_batch_bytes() -> usize {
+    DEFAULT_BATCH_BYTES
+}
+
+fn default_commit_interval() -> Duration {
+    DEFAULT_COMMIT_INTERVAL
+}
+
+/// A byte size: a number, or text with a unit (`"128MiB"`, `"1GB"`).
+fn bytes_setting<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Number(usize),
+        Text(String),
+    }
+    match Size::deserialize(deserializer)? {
+        Size::Number(n) => Ok(n),
+        Size::Text(text) => text
+            .parse::<bytesize::ByteSize>()
+            .map(|size| size.as_u64() as usize)
+            .map_err(|e| serde::de::Error::custom(format!("invalid size {text:?} ({e}); write e.g. \"128MiB\""))),
+    }
 }
 
 fn default_dead_letter_table() -> String {
@@ -119,6 +157,12 @@ impl SinkConfig {
         let err = |key: String, problem: String, fix: &str| ConfigError { file: file.into(), key, problem, fix: fix.into() };
         if self.sink.batch_rows == 0 {
             return Err(err("sink.batch_rows".into(), "must be at least 1".into(), "set batch_rows = 50000 (the default)"));
+        }
+        if self.sink.batch_bytes == 0 {
+            return Err(err("sink.batch_bytes".into(), "must be more than 0".into(), "set batch_bytes = \"128MiB\" (the default)"));
+        }
+        if self.sink.commit_interval.is_zero() {
+            return Err(err("sink.commit_interval".into(), "must be more than 0".into(), "set commit_interval = \"10s\" (the default)"));
         }
         parse_table_name(&self.sink.dead_letter_table).ok_or_else(|| {
             err(

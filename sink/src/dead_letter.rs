@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use floe_catalog::iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
-use serde_json::{json, Value};
+
+use crate::decode::Cell;
 
 use crate::source::SourceRecord;
 
@@ -35,23 +36,20 @@ pub fn dead_letter_schema() -> Schema {
         .expect("dead-letter schema is valid")
 }
 
-/// The dead-letter row for `record`.
-pub fn dead_letter_row(record: &SourceRecord, target_table: Option<String>, reason: &str) -> Value {
+/// The dead-letter row for `record`, by column name.
+pub fn dead_letter_row(record: &SourceRecord, target_table: Option<String>, reason: &str) -> Vec<(&'static str, Cell)> {
     let message = record.message.as_ref().ok();
-    json!({
-        "stream": record.stream,
-        "partition": record.partition,
-        "offset": record.offset,
-        "topic": message.map(|m| m.topic.clone()),
-        "target_table": target_table,
-        "key": message.and_then(|m| m.key.as_deref()).map(hex),
-        "value": message.and_then(|m| m.value.as_deref()).map(hex),
-        "raw": hex(&record.raw),
-        "reason": reason,
-        "failed_at": chrono::Utc::now().timestamp_micros(),
-    })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let bytes = |b: Option<&[u8]>| b.map_or(Cell::Null, |b| Cell::Bytes(b.to_vec()));
+    vec![
+        ("stream", Cell::Text(record.stream.clone())),
+        ("partition", Cell::Int(record.partition.into())),
+        ("offset", Cell::Int(record.offset)),
+        ("topic", message.map_or(Cell::Null, |m| Cell::Text(m.topic.clone()))),
+        ("target_table", target_table.map_or(Cell::Null, Cell::Text)),
+        ("key", bytes(message.and_then(|m| m.key.as_deref()))),
+        ("value", bytes(message.and_then(|m| m.value.as_deref()))),
+        ("raw", Cell::Bytes(record.raw.clone())),
+        ("reason", Cell::Text(reason.to_string())),
+        ("failed_at", Cell::Int(chrono::Utc::now().timestamp_micros())),
+    ]
 }

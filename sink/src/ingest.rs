@@ -1,29 +1,35 @@
-//! The ingest loop: source → decode → schema sync → buffer → write → commit.
+//! The ingest loop: source → decode → schema sync → columnar batch → write → commit.
 //!
-//! Records are routed by topic to a [`TableSink`]. Every `batch_rows` buffered rows, and at the
-//! end, each table writes its rows and commits them with the input positions they cover, then
-//! the dead-letter table commits. A record whose position a table has committed is skipped, so
-//! re-running the same input changes nothing, and a crash at any point is repaired by re-running.
+//! Records are routed by topic to a [`TableSink`]. A flush happens when the buffered rows reach
+//! `batch_rows` or `batch_bytes`, when `commit_interval` has passed (so a quiet stream is still
+//! committed), and at the end of input or on shutdown. Each flush takes every table's batch and
+//! writes the Parquet files on another task while the loop decodes the next batch; the commits
+//! follow on the loop, data tables first, then the dead-letter table. A record whose position a
+//! table has handled is skipped, so re-running the same input changes nothing, and a crash at
+//! any point is repaired by re-running.
 //!
 //! Tables fail alone. When creating, evolving or committing one table fails, that table stops
 //! taking records for the rest of the run (its uncommitted records are re-read by the next run,
-//! since its positions were not committed) and every other table goes on.
+//! since its positions were not committed) and every other table goes on. An operator (or the
+//! Kafka sink) can also pause a table through [`IngestControl`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use floe_catalog::layout::{OP, OP_TS, SOURCE_TS, SRC_OFFSET, SRC_PARTITION};
+use floe_catalog::layout::{identifier_columns, OP, OP_TS, SOURCE_TS, SRC_OFFSET, SRC_PARTITION};
 use floe_catalog::Catalog;
-use serde_json::{Map, Value};
-use tracing::error;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
 
 use crate::config::SinkConfig;
 use crate::dead_letter::{dead_letter_row, dead_letter_schema};
-use crate::decode::{decode_debezium_json, ChangeEvent, Kind, Op, SchemaCache};
+use crate::decode::{cell, Cell, ChangeEvent, DebeziumJson, DecodeError, Decoded, Decoder, Kind, Op, TableState};
 use crate::diagnostics::{DeadLetterCounts, DeadLetterLog};
 use crate::error::{Result, SinkError};
 use crate::schema_sync::{new_table_schema, plan_schema_sync, SyncPlan};
-use crate::source::SourceRecord;
-use crate::table_sink::TableSink;
+use crate::source::{Positions, Source, SourceRecord};
+use crate::table_sink::{write_batch, Batch, TableSink, WrittenBatch};
 use crate::unavailable::Placeholder;
 
 /// What an ingest did.
@@ -37,6 +43,8 @@ pub struct IngestReport {
     pub dead_letter_reasons: DeadLetterCounts,
     /// Records not taken because their table had failed earlier in the run.
     pub skipped_failed_table: u64,
+    /// Records not taken because their table was paused (they are read again on resume).
+    pub skipped_paused_table: u64,
     /// Tables that failed, with the error. Their other records were left for the next run.
     pub failed_tables: BTreeMap<String, String>,
     /// Rows committed per table (`schema.table`).
@@ -48,115 +56,326 @@ pub struct IngestReport {
 impl IngestReport {
     /// Adds what `sink` committed for `table` during the run.
     fn add_table(&mut self, table: &str, sink: &TableSink) {
-        self.rows.insert(table.to_string(), sink.rows_committed);
+        *self.rows.entry(table.to_string()).or_default() += sink.rows_committed;
         self.commits += sink.commits;
         self.schema_changes += sink.schema_changes;
     }
 }
 
+/// Requests to a running ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Stop taking records for this table (`schema.table`); what it buffered is dropped.
+    Pause(String),
+    /// Take them again, from the table's committed positions.
+    Resume(String),
+    /// Commit everything read and stop.
+    Shutdown,
+}
+
+/// Sends [`Control`] requests to the ingest it came from.
+#[derive(Debug, Clone)]
+pub struct IngestControl(mpsc::UnboundedSender<Control>);
+
+impl IngestControl {
+    /// Sends `request`; false when the ingest has ended.
+    pub fn send(&self, request: Control) -> bool {
+        self.0.send(request).is_ok()
+    }
+}
+
+/// Where a batch of a flush round goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Table(String),
+    DeadLetters,
+}
+
+type Round = Vec<(Target, Result<WrittenBatch>)>;
+
 pub struct Ingestor<'a> {
     catalog: &'a dyn Catalog,
     config: SinkConfig,
+    decoder: Box<dyn Decoder>,
     tables: HashMap<String, TableSink>,
     topics: HashMap<String, String>,
     dead_letters: Option<TableSink>,
     report: IngestReport,
-    buffered: usize,
-    schemas: SchemaCache,
+    buffered_rows: usize,
+    buffered_bytes: usize,
     dead_letter_log: DeadLetterLog,
     failed: BTreeMap<String, String>,
     placeholder: Placeholder,
+    /// The flush round whose files are being written.
+    in_flight: Option<JoinHandle<Round>>,
+    /// Partitions each data table has taken records from in this run.
+    partitions: HashMap<String, BTreeSet<String>>,
+    /// Paused tables, with the partitions paused at the source for them.
+    paused: HashMap<String, Vec<String>>,
+    control: Option<mpsc::UnboundedReceiver<Control>>,
+    /// Whether commits happened that the source has not been told of.
+    unannounced: bool,
 }
 
 impl<'a> Ingestor<'a> {
     pub fn new(catalog: &'a dyn Catalog, config: SinkConfig) -> Self {
         Self {
             catalog,
+            decoder: Box::new(DebeziumJson::default()),
             tables: HashMap::new(),
             topics: HashMap::new(),
             dead_letters: None,
             report: IngestReport::default(),
-            buffered: 0,
-            schemas: SchemaCache::default(),
+            buffered_rows: 0,
+            buffered_bytes: 0,
             dead_letter_log: DeadLetterLog::default(),
             failed: BTreeMap::new(),
             placeholder: Placeholder::new(&config.sink.unavailable_value_placeholder),
+            in_flight: None,
+            partitions: HashMap::new(),
+            paused: HashMap::new(),
+            control: None,
+            unannounced: false,
             config,
         }
     }
 
-    /// Ingests every record of `source`, calling `progress` after each, then flushes.
-    pub async fn run(
-        mut self,
-        source: impl Iterator<Item = std::io::Result<SourceRecord>>,
-        progress: &dyn Fn(u64),
-    ) -> Result<IngestReport> {
-        for record in source {
-            self.ingest(record?).await?;
-            progress(self.report.events_read);
-            if self.buffered >= self.config.sink.batch_rows {
-                self.flush().await?;
+    /// Decodes with `decoder` instead of Debezium JSON.
+    pub fn with_decoder(mut self, decoder: Box<dyn Decoder>) -> Self {
+        self.decoder = decoder;
+        self
+    }
+
+    /// A handle to pause, resume or stop this ingest while it runs.
+    pub fn control(&mut self) -> IngestControl {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.control = Some(receiver);
+        IngestControl(sender)
+    }
+
+    /// Ingests `source` until its input ends or a shutdown is requested, calling `progress`
+    /// with the records read so far, then commits everything read.
+    pub async fn run(mut self, mut source: impl Source, progress: &dyn Fn(u64)) -> Result<IngestReport> {
+        self.seek_known(&mut source).await?;
+        let interval = self.config.sink.commit_interval;
+        let mut deadline = Instant::now() + interval;
+        let mut control = self.control.take();
+        loop {
+            tokio::select! {
+                request = next_request(&mut control) => match request {
+                    Control::Shutdown => {
+                        info!("shutdown requested: committing what was read");
+                        break;
+                    }
+                    Control::Pause(table) => self.pause(&table, &mut source).await?,
+                    Control::Resume(table) => self.resume(&table, &mut source).await?,
+                },
+                round = wait(&mut self.in_flight) => self.commit_round(round?).await?,
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.flush().await?;
+                    deadline = Instant::now() + interval;
+                }
+                batch = source.next_batch() => {
+                    let Some(records) = batch? else { break };
+                    for record in records {
+                        self.ingest(record).await?;
+                        if self.buffered_rows >= self.config.sink.batch_rows || self.buffered_bytes >= self.config.sink.batch_bytes {
+                            self.flush().await?;
+                            deadline = Instant::now() + interval;
+                        }
+                    }
+                    progress(self.report.events_read);
+                }
+            }
+            if std::mem::take(&mut self.unannounced) {
+                source.committed(&self.committed_positions()).await;
             }
         }
         self.flush().await?;
+        self.settle().await?;
+        source.committed(&self.committed_positions()).await;
         Ok(self.finish())
+    }
+
+    /// Opens the tables of the topics the source names up front and seeks it to their positions.
+    async fn seek_known(&mut self, source: &mut impl Source) -> Result<()> {
+        for topic in source.topics().unwrap_or_default() {
+            if let Err((name, e)) = self.table_for(&topic).await {
+                self.fail_table(&name, e);
+            }
+        }
+        source.seek(&self.committed_positions()).await?;
+        Ok(())
+    }
+
+    /// Positions committed by the data tables; where several hold one key, the lowest.
+    fn committed_positions(&self) -> Positions {
+        let mut positions = Positions::new();
+        for sink in self.tables.values() {
+            for (key, offset) in sink.committed() {
+                let entry = positions.entry(key.clone()).or_insert(*offset);
+                *entry = (*entry).min(*offset);
+            }
+        }
+        positions
     }
 
     pub async fn ingest(&mut self, record: SourceRecord) -> Result<()> {
         self.report.events_read += 1;
         let message = match &record.message {
-            Ok(message) => message.clone(),
+            Ok(message) => message,
             Err(reason) => return self.dead_letter(&record, None, reason).await,
         };
         let table_name = match self.table_for(&message.topic).await {
             Ok(name) => name,
-            Err((name, e)) => return self.fail_table(&name, e),
+            Err((name, e)) => {
+                self.fail_table(&name, e);
+                return Ok(());
+            }
         };
         if self.failed.contains_key(&table_name) {
             self.report.skipped_failed_table += 1;
             return Ok(());
         }
+        if self.paused.contains_key(&table_name) {
+            self.report.skipped_paused_table += 1;
+            return Ok(());
+        }
         let position = record.position_key();
+        self.partitions.entry(table_name.clone()).or_default().insert(position.clone());
         let sink = self.tables.get_mut(&table_name).expect("table_for opened it");
         if sink.is_committed(&position, record.offset) {
             self.report.already_committed += 1;
             return Ok(());
         }
-        let decoded = decode_debezium_json(message.key.as_deref(), message.value.as_deref(), sink.schema(), &sink.hints, &mut self.schemas);
+        let decoded = self.decoder.decode(message, TableState { schema: sink.schema(), hints: &sink.hints });
         match decoded {
-            Err(e) => self.dead_letter(&record, Some(table_name), &e.to_string()).await,
-            Ok(None) => {
+            Decoded::DeadLetter(e) => self.dead_letter(&record, Some(table_name), &e.to_string()).await,
+            Decoded::Tombstone => {
                 self.report.tombstones += 1;
                 sink.note_position(&position, record.offset);
                 Ok(())
             }
-            Ok(Some(event)) => match self.prepare_table(&table_name, &event).await {
-                Err(e) => self.fail_table(&table_name, e),
-                Ok(Err(reason)) => self.dead_letter(&record, Some(table_name), &reason).await,
-                Ok(Ok(())) => {
-                    let sink = self.tables.get_mut(&table_name).expect("opened");
-                    let unavailable = self.placeholder.columns(&event);
-                    let row = build_row(sink, event, &record);
-                    sink.push(row, &position, record.offset);
-                    sink.mark_unavailable(unavailable);
-                    self.buffered += 1;
+            Decoded::Change(event) => match self.prepare_table(&table_name, &event).await {
+                Err(e) => {
+                    self.fail_table(&table_name, e);
                     Ok(())
                 }
+                Ok(Err(reason)) => self.dead_letter(&record, Some(table_name), &reason).await,
+                Ok(Ok(())) => match self.push_change(&table_name, event, &record) {
+                    Err(e) => {
+                        self.fail_table(&table_name, e);
+                        Ok(())
+                    }
+                    Ok(Err(reason)) => self.dead_letter(&record, Some(table_name), &reason.to_string()).await,
+                    Ok(Ok(())) => Ok(()),
+                },
             },
         }
     }
 
+    /// Converts `event` into the table's columns and appends it; `Ok(Err)`: a value does not fit.
+    fn push_change(&mut self, table: &str, event: ChangeEvent, record: &SourceRecord) -> Result<std::result::Result<(), DecodeError>> {
+        let sink = self.tables.get_mut(table).expect("opened");
+        let truncate_key = if event.op == Op::Truncate { truncate_key(sink) } else { vec![] };
+        let op_ts = sink.next_op_ts();
+        let rows = sink.rows()?;
+        let mut cells = vec![Cell::Null; rows.width()];
+        let mut unavailable = vec![];
+        for (field, value) in event.columns.iter().zip(event.values) {
+            let Some(i) = rows.index_of(&field.name) else {
+                return Ok(Err(DecodeError::new("not a column of the table").in_column(&field.name)));
+            };
+            let c = match cell(value, &field.kind) {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(e.in_column(&field.name))),
+            };
+            if self.placeholder.is_placeholder(event.op, &field.kind, &c) {
+                unavailable.push(i);
+            }
+            cells[i] = c;
+        }
+        for (name, zero) in truncate_key {
+            cells[rows.index_of(&name).expect("key column")] = zero;
+        }
+        let metadata = [
+            (OP, Cell::Text(event.op.code().into())),
+            (OP_TS, Cell::Int(op_ts)),
+            (SOURCE_TS, event.source_ts_micros.map_or(Cell::Null, Cell::Int)),
+            (SRC_PARTITION, Cell::Int(record.partition.into())),
+            (SRC_OFFSET, Cell::Int(record.offset)),
+        ];
+        for (name, value) in metadata {
+            cells[rows.index_of(name).expect("metadata column")] = value;
+        }
+        let pushed = sink.push(cells, record.raw.len(), unavailable, &record.position_key(), record.offset)?;
+        if pushed.is_ok() {
+            self.buffered_rows += 1;
+            self.buffered_bytes += record.raw.len();
+        }
+        Ok(pushed)
+    }
+
     /// Takes `table` out of this run after `error`: what it buffered is dropped uncommitted (the
     /// next run reads it again) and its later records are skipped. Other tables go on.
-    fn fail_table(&mut self, table: &str, error: SinkError) -> Result<()> {
+    fn fail_table(&mut self, table: &str, error: SinkError) {
         error!(table, %error, "table failed; its records are left for the next run, other tables go on");
         if let Some(mut sink) = self.tables.remove(table) {
-            self.buffered = self.buffered.saturating_sub(sink.pending_rows());
+            self.forget_buffered(&sink);
             sink.discard_pending();
             self.report.add_table(table, &sink);
         }
         self.failed.insert(table.to_string(), error.to_string());
+    }
+
+    fn forget_buffered(&mut self, sink: &TableSink) {
+        self.buffered_rows = self.buffered_rows.saturating_sub(sink.pending_rows());
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(sink.pending_bytes());
+    }
+
+    /// Pauses `table`: its buffered rows are dropped (they are read again on resume), and the
+    /// partitions that feed only it are paused at the source. A partition shared with other
+    /// tables keeps flowing; the paused table's records in it are skipped.
+    async fn pause(&mut self, table: &str, source: &mut impl Source) -> Result<()> {
+        if self.paused.contains_key(table) || !self.tables.contains_key(table) {
+            return Ok(());
+        }
+        let own = self.own_partitions(table);
+        let sink = self.tables.remove(table).expect("checked");
+        self.forget_buffered(&sink);
+        let mut sink = sink;
+        sink.discard_pending();
+        self.tables.insert(table.to_string(), sink);
+        source.pause(&own);
+        info!(table, partitions = ?own, "table paused");
+        self.paused.insert(table.to_string(), own);
         Ok(())
+    }
+
+    /// Resumes `table` from its committed positions. Only partitions paused for it can be
+    /// rewound; when the table shared a partition with others, it resumes at the next run.
+    async fn resume(&mut self, table: &str, source: &mut impl Source) -> Result<()> {
+        let Some(own) = self.paused.get(table).cloned() else { return Ok(()) };
+        let shared = self.partitions.get(table).is_some_and(|all| all.len() > own.len());
+        if shared {
+            warn!(table, "the table shares input partitions with other tables: it resumes at the next run");
+            return Ok(());
+        }
+        // Settle first, so the positions it resumes from include every commit under way.
+        self.settle().await?;
+        let committed = self.tables.get(table).map(|s| s.committed().clone()).unwrap_or_default();
+        let from: Positions = own.iter().filter_map(|p| Some((p.clone(), *committed.get(p)?))).collect();
+        source.resume(&own, &from).await?;
+        self.paused.remove(table);
+        info!(table, from = ?from, "table resumed");
+        Ok(())
+    }
+
+    /// Partitions that have fed `table` and no other data table in this run.
+    fn own_partitions(&self, table: &str) -> Vec<String> {
+        let Some(mine) = self.partitions.get(table) else { return vec![] };
+        let shared = |p: &String| self.partitions.iter().any(|(other, theirs)| other != table && theirs.contains(p));
+        mine.iter().filter(|p| !shared(p)).cloned().collect()
     }
 
     /// Opens (once) the sink for `topic`'s table, returning the table's name, or the name and
@@ -177,7 +396,7 @@ impl<'a> Ingestor<'a> {
 
     /// Creates or evolves the table so `event` fits. `Ok(Err(reason))`: the event cannot be
     /// taken (incompatible change) and goes to the dead-letter table.
-    async fn prepare_table(&mut self, name: &str, event: &ChangeEvent) -> Result<Result<(), String>> {
+    async fn prepare_table(&mut self, name: &str, event: &ChangeEvent) -> Result<std::result::Result<(), String>> {
         let sink = self.tables.get_mut(name).expect("opened");
         let Some(schema) = sink.schema() else {
             if event.op == Op::Truncate {
@@ -188,9 +407,19 @@ impl<'a> Ingestor<'a> {
                 Err(reason) => Ok(Err(reason)),
             };
         };
+        if sink.synced_with(event) {
+            return Ok(Ok(()));
+        }
         match plan_schema_sync(schema, event) {
-            SyncPlan::Unchanged => Ok(Ok(())),
+            SyncPlan::Unchanged => {
+                sink.remember_synced(event);
+                Ok(Ok(()))
+            }
             SyncPlan::Evolve(changes) => {
+                // Buffered rows are typed by the old schema: commit them first.
+                self.flush().await?;
+                self.settle().await?;
+                let Some(sink) = self.tables.get_mut(name) else { return Ok(Err("table failed while flushing".into())) };
                 sink.evolve(self.catalog, &changes).await?;
                 Ok(Ok(()))
             }
@@ -214,28 +443,83 @@ impl<'a> Ingestor<'a> {
             return Ok(());
         }
         self.dead_letter_log.record(table.as_deref(), reason);
-        sink.push(dead_letter_row(record, table, reason), &position, record.offset);
+        let rows = sink.rows()?;
+        let mut cells = vec![Cell::Null; rows.width()];
+        for (name, value) in dead_letter_row(record, table, reason) {
+            if let Some(i) = rows.index_of(name) {
+                cells[i] = value;
+            }
+        }
+        if let Err(e) = sink.push(cells, record.raw.len(), vec![], &position, record.offset)? {
+            return Err(SinkError::Internal(format!("dead-letter row refused: {e}")));
+        }
         self.report.dead_letters += 1;
-        self.buffered += 1;
+        self.buffered_rows += 1;
+        self.buffered_bytes += record.raw.len();
         Ok(())
     }
 
-    /// Writes and commits everything buffered: data tables first, dead letters last. A table
-    /// whose commit fails is taken out of the run; the others still commit.
+    /// Hands every table's batch to a writer task, after committing the previous round. A
+    /// table whose batch cannot be taken is taken out of the run; the others go on.
     pub async fn flush(&mut self) -> Result<()> {
-        let mut failures = Vec::new();
+        self.settle().await?;
+        let mut batches: Vec<(Target, Batch)> = vec![];
+        let mut failures = vec![];
         for (name, sink) in self.tables.iter_mut() {
-            if let Err(e) = sink.flush(self.catalog).await {
-                failures.push((name.clone(), e));
+            match sink.take_batch() {
+                Ok(Some(batch)) => batches.push((Target::Table(name.clone()), batch)),
+                Ok(None) => {}
+                Err(e) => failures.push((name.clone(), e)),
             }
         }
         for (name, e) in failures {
-            self.fail_table(&name, e)?;
+            self.fail_table(&name, e);
         }
-        if let Some(sink) = self.dead_letters.as_mut() {
-            sink.flush(self.catalog).await?;
+        if let Some(batch) = self.dead_letters.as_mut().map(TableSink::take_batch).transpose()?.flatten() {
+            batches.push((Target::DeadLetters, batch));
         }
-        self.buffered = 0;
+        self.buffered_rows = 0;
+        self.buffered_bytes = 0;
+        if !batches.is_empty() {
+            self.in_flight = Some(tokio::spawn(write_round(batches)));
+        }
+        Ok(())
+    }
+
+    /// Waits for the round under way, if any, and commits it.
+    async fn settle(&mut self) -> Result<()> {
+        if self.in_flight.is_some() {
+            let round = wait(&mut self.in_flight).await?;
+            self.commit_round(round).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits a written round: data tables first, the dead-letter table last.
+    async fn commit_round(&mut self, round: Round) -> Result<()> {
+        self.in_flight = None;
+        let mut dead_letters = None;
+        for (target, written) in round {
+            let name = match target {
+                Target::DeadLetters => {
+                    dead_letters = Some(written);
+                    continue;
+                }
+                Target::Table(name) => name,
+            };
+            let Some(sink) = self.tables.get_mut(&name) else { continue }; // failed meanwhile
+            let committed = match written {
+                Ok(written) => sink.commit(self.catalog, written).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = committed {
+                self.fail_table(&name, e);
+            }
+        }
+        if let (Some(written), Some(sink)) = (dead_letters, self.dead_letters.as_mut()) {
+            sink.commit(self.catalog, written?).await?;
+        }
+        self.unannounced = true;
         Ok(())
     }
 
@@ -252,31 +536,50 @@ impl<'a> Ingestor<'a> {
     }
 }
 
-/// The table row of `event`: source columns plus floe's metadata columns.
-fn build_row(sink: &mut TableSink, event: ChangeEvent, record: &SourceRecord) -> Value {
-    let mut row: Map<String, Value> = event.row;
-    if event.op == Op::Truncate {
-        // Key columns are required; a truncate has no key, so it carries zero values. Its rank
-        // makes every older row of every key dead, whatever key it carries.
-        let schema = sink.schema().expect("table exists").clone();
-        for name in floe_catalog::layout::identifier_columns(&schema) {
-            let field = schema.field_by_name(&name).expect("key column exists");
-            row.insert(name, zero_value(&Kind::from_iceberg(&field.field_type)));
-        }
+/// Writes a round's batches one after another, beside the ingest loop.
+async fn write_round(batches: Vec<(Target, Batch)>) -> Round {
+    let mut written = Vec::with_capacity(batches.len());
+    for (target, batch) in batches {
+        written.push((target, write_batch(batch).await));
     }
-    row.insert(OP.into(), Value::from(event.op.code()));
-    row.insert(OP_TS.into(), Value::from(sink.next_op_ts()));
-    row.insert(SOURCE_TS.into(), event.source_ts_micros.map(Value::from).unwrap_or(Value::Null));
-    row.insert(SRC_PARTITION.into(), Value::from(record.partition));
-    row.insert(SRC_OFFSET.into(), Value::from(record.offset));
-    Value::Object(row)
+    written
 }
 
-fn zero_value(kind: &Kind) -> Value {
-    match kind {
-        Kind::Boolean => Value::Bool(false),
-        Kind::String | Kind::Bytes | Kind::VariableDecimal => Value::from(""),
-        Kind::Decimal { .. } => Value::from("0"),
-        _ => Value::from(0),
+/// The round under way, once written; never, when there is none.
+async fn wait(in_flight: &mut Option<JoinHandle<Round>>) -> Result<Round> {
+    match in_flight.as_mut() {
+        Some(handle) => handle.await.map_err(|e| SinkError::Internal(format!("writer task: {e}"))),
+        None => std::future::pending().await,
     }
+}
+
+/// The next control request; never, without a control handle. A dropped handle asks nothing.
+async fn next_request(control: &mut Option<mpsc::UnboundedReceiver<Control>>) -> Control {
+    if let Some(receiver) = control.as_mut() {
+        if let Some(request) = receiver.recv().await {
+            return request;
+        }
+        *control = None;
+    }
+    std::future::pending().await
+}
+
+/// Key columns are required; a truncate has no key, so it carries zero values. Its rank makes
+/// every older row of every key dead, whatever key it carries.
+fn truncate_key(sink: &TableSink) -> Vec<(String, Cell)> {
+    let schema = sink.schema().expect("table exists");
+    identifier_columns(schema)
+        .into_iter()
+        .map(|name| {
+            let field = schema.field_by_name(&name).expect("key column exists");
+            let zero = match Kind::from_iceberg(&field.field_type) {
+                Kind::Boolean => Cell::Bool(false),
+                Kind::String | Kind::VariableDecimal => Cell::Text(String::new()),
+                Kind::Bytes => Cell::Bytes(vec![]),
+                Kind::Decimal { .. } => Cell::Decimal("0".into()),
+                _ => Cell::Int(0),
+            };
+            (name, zero)
+        })
+        .collect()
 }

@@ -9,6 +9,7 @@
 //!
 //! The sink only appends. It writes metadata exclusively through `floe-catalog`.
 
+pub mod columnar;
 pub mod config;
 pub mod dead_letter;
 pub mod decode;
@@ -24,4 +25,4 @@ pub mod unavailable;
 
 pub use config::SinkConfig;
 pub use error::{Result, SinkError};
-pub use ingest::{IngestReport, Ingestor};
+pub use ingest::{Control, IngestControl, IngestReport, Ingestor};

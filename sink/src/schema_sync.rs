@@ -25,7 +25,7 @@ pub fn plan_schema_sync(table: &Schema, event: &ChangeEvent) -> SyncPlan {
         return SyncPlan::Incompatible(format!("key changed from {table_key:?} to {:?}", event.key));
     }
     let mut changes = vec![];
-    for column in &event.columns {
+    for column in event.columns.iter() {
         let iceberg = column.kind.iceberg_type(&mut 1);
         match table.as_struct().field_by_name(&column.name) {
             None => changes.push(SchemaChange::AddColumn { parent: None, name: column.name.clone(), field_type: iceberg, doc: None }),

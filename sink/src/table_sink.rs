@@ -1,20 +1,27 @@
-//! One destination table during an ingest: its buffered rows, the input positions they cover,
-//! and the commit that makes both visible at once. A restart resumes from the positions in the
-//! table's snapshot summaries, so nothing is lost or written twice.
+//! One destination table during an ingest: the rows of its next batch (in Arrow builders typed
+//! by its schema), the input positions they cover, and the commit that makes both visible at
+//! once. A restart resumes from the positions in the table's snapshot summaries, so nothing is
+//! lost or written twice.
+//!
+//! A flush is three steps so that the ingest loop can overlap them with decoding:
+//! [`TableSink::take_batch`] (on the loop), [`write_batch`] (anywhere: Parquet encoding, no
+//! catalog), then [`TableSink::commit`] (on the loop, through the catalog's commit layer).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use floe_catalog::append::prepare_append;
-use floe_catalog::iceberg::spec::Schema;
+use floe_catalog::iceberg::spec::{DataFile, Schema};
 use floe_catalog::iceberg::{TableCreation, TableIdent};
 use floe_catalog::layout::{committed_max_op_ts, committed_positions, Positions, SUMMARY_MAX_OP_TS, SUMMARY_POSITIONS};
 use floe_catalog::schema_update::{update_schema, SchemaChange};
 use floe_catalog::writer::{table_arrow_schema, DataFileSink, DEFAULT_TARGET_FILE_SIZE};
 use floe_catalog::{commit_with_retry, Catalog, CatalogError, FloeTable, RetryPolicy};
-use serde_json::Value;
 use tracing::{debug, info};
 
+use crate::columnar::RowBuilder;
 use crate::decode::infer::ColumnHints;
+use crate::decode::{Cell, ChangeEvent, DecodeError, Field};
 use crate::error::{Result, SinkError};
 
 pub struct TableSink {
@@ -22,15 +29,35 @@ pub struct TableSink {
     pub table: Option<FloeTable>,
     pub hints: ColumnHints,
     committed: Positions,
-    pending_rows: Vec<Value>,
-    /// Pending rows with unchanged TOASTed columns to fill: (row index, columns).
-    partial: Vec<(usize, Vec<String>)>,
-    /// Per input partition: (first, last) offset among pending records.
+    /// The next batch's rows, typed by the schema with id `builder_schema`.
+    rows: Option<RowBuilder>,
+    builder_schema: i32,
+    /// Rows of the next batch with unchanged TOASTed columns to fill: (row, column indices).
+    partial: Vec<(usize, Vec<usize>)>,
+    /// Per input partition: (first, last) offset among the next batch's records.
     pending: HashMap<String, (i64, i64)>,
     last_op_ts: i64,
+    /// The last column and key lists found to fit the schema with this id (schema sync is
+    /// skipped for records that share them).
+    synced: Option<(Arc<Vec<Field>>, Arc<Vec<String>>, i32)>,
     pub rows_committed: u64,
     pub commits: u64,
     pub schema_changes: u64,
+}
+
+/// A table's batch on its way to a commit.
+pub struct Batch {
+    table: FloeTable,
+    rows: arrow::record_batch::RecordBatch,
+    partial: Vec<(usize, Vec<usize>)>,
+    pending: HashMap<String, (i64, i64)>,
+    last_op_ts: i64,
+}
+
+/// A batch whose data files are written, ready to commit.
+pub struct WrittenBatch {
+    batch: Batch,
+    files: Vec<DataFile>,
 }
 
 impl TableSink {
@@ -48,10 +75,12 @@ impl TableSink {
             table,
             hints,
             committed,
-            pending_rows: vec![],
+            rows: None,
+            builder_schema: -1,
             partial: vec![],
             pending: HashMap::new(),
             last_op_ts,
+            synced: None,
             rows_committed: 0,
             commits: 0,
             schema_changes: 0,
@@ -62,9 +91,29 @@ impl TableSink {
         self.table.as_ref().map(|t| t.current_schema().as_ref())
     }
 
+    /// Whether `event`'s columns and key are the ones last found to fit the current schema.
+    pub fn synced_with(&self, event: &ChangeEvent) -> bool {
+        let current = self.schema().map(Schema::schema_id);
+        self.synced
+            .as_ref()
+            .is_some_and(|(columns, key, id)| Arc::ptr_eq(columns, &event.columns) && Arc::ptr_eq(key, &event.key) && Some(*id) == current)
+    }
+
+    /// Remembers that `event`'s columns and key fit the current schema.
+    pub fn remember_synced(&mut self, event: &ChangeEvent) {
+        if let Some(id) = self.schema().map(Schema::schema_id) {
+            self.synced = Some((event.columns.clone(), event.key.clone(), id));
+        }
+    }
+
     /// Whether the record at `offset` of `position_key` is already committed here.
     pub fn is_committed(&self, position_key: &str, offset: i64) -> bool {
         self.committed.get(position_key).is_some_and(|done| offset <= *done)
+    }
+
+    /// What this table has committed, per position key.
+    pub fn committed(&self) -> &Positions {
+        &self.committed
     }
 
     /// The next `_op_ts`: now, but strictly after every earlier one, across restarts too.
@@ -80,25 +129,56 @@ impl TableSink {
         entry.1 = entry.1.max(offset);
     }
 
-    pub fn push(&mut self, row: Value, position_key: &str, offset: i64) {
-        self.pending_rows.push(row);
-        self.note_position(position_key, offset);
+    /// The builder for the next batch's rows, typed by the table's current schema.
+    pub fn rows(&mut self) -> Result<&mut RowBuilder> {
+        let table = self.table.as_ref().ok_or_else(|| SinkError::Internal(format!("{} has rows but was never created", self.ident)))?;
+        let schema_id = table.current_schema().schema_id();
+        if self.rows.is_none() || self.builder_schema != schema_id {
+            if self.rows.as_ref().is_some_and(|r| r.rows() > 0) {
+                return Err(SinkError::Internal(format!("{}: schema changed under unflushed rows", self.ident)));
+            }
+            self.rows = Some(RowBuilder::new(table_arrow_schema(table)?));
+            self.builder_schema = schema_id;
+        }
+        Ok(self.rows.as_mut().expect("just made"))
     }
 
-    /// Marks `columns` of the row pushed last as unchanged TOASTed values, filled at flush.
-    pub fn mark_unavailable(&mut self, columns: Vec<String>) {
-        if !columns.is_empty() {
-            self.partial.push((self.pending_rows.len() - 1, columns));
+    /// Appends one row (`cells` by column index of [`Self::rows`]) read from `bytes` input bytes
+    /// at `offset` of `position_key`; `unavailable` lists its columns to fill from the key's
+    /// previous row. A row that does not fit the table is refused, and nothing is recorded.
+    pub fn push(
+        &mut self,
+        cells: Vec<Cell>,
+        bytes: usize,
+        unavailable: Vec<usize>,
+        position_key: &str,
+        offset: i64,
+    ) -> Result<std::result::Result<(), DecodeError>> {
+        let rows = self.rows()?;
+        if let Err(reason) = rows.append(cells, bytes) {
+            return Ok(Err(reason));
         }
+        let row = rows.rows() - 1;
+        if !unavailable.is_empty() {
+            self.partial.push((row, unavailable));
+        }
+        self.note_position(position_key, offset);
+        Ok(Ok(()))
     }
 
     pub fn pending_rows(&self) -> usize {
-        self.pending_rows.len()
+        self.rows.as_ref().map_or(0, RowBuilder::rows)
     }
 
-    /// Forgets what is buffered, uncommitted: the next run reads those records again.
+    pub fn pending_bytes(&self) -> usize {
+        self.rows.as_ref().map_or(0, RowBuilder::bytes)
+    }
+
+    /// Forgets what is buffered, uncommitted: those records are read again.
     pub fn discard_pending(&mut self) {
-        self.pending_rows.clear();
+        if let Some(rows) = self.rows.as_mut() {
+            let _ = rows.finish();
+        }
         self.partial.clear();
         self.pending.clear();
     }
@@ -123,35 +203,37 @@ impl TableSink {
         Ok(())
     }
 
-    /// Writes pending rows and commits them with the positions they cover.
-    pub async fn flush(&mut self, catalog: &dyn Catalog) -> Result<()> {
+    /// The next batch, taken out of the sink; `None` when nothing is pending.
+    pub fn take_batch(&mut self) -> Result<Option<Batch>> {
         if self.pending.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let Some(table) = self.table.clone() else {
-            if !self.pending_rows.is_empty() {
-                return Err(SinkError::Internal(format!("{} has rows but was never created", self.ident)));
-            }
             // Only tombstones (or records that all went to dead letters) for a table that does
             // not exist: there is no table to record their positions in, and re-reading them
             // changes nothing.
             self.pending.clear();
-            return Ok(());
+            return Ok(None);
         };
-        if !self.partial.is_empty() {
-            crate::unavailable::fill(&table, &mut self.pending_rows, &self.partial).await?;
-        }
-        let files = self.write_files(&table).await?;
+        let rows = self.rows()?.finish()?;
+        let (partial, pending) = (std::mem::take(&mut self.partial), std::mem::take(&mut self.pending));
+        Ok(Some(Batch { table, rows, partial, pending, last_op_ts: self.last_op_ts }))
+    }
+
+    /// Commits `written` with the positions it covers. Fenced: if another writer committed any
+    /// of these positions, nothing is committed and the error says so.
+    pub async fn commit(&mut self, catalog: &dyn Catalog, written: WrittenBatch) -> Result<()> {
+        let WrittenBatch { batch, files } = written;
         let mut positions = self.committed.clone();
-        for (key, (_, last)) in &self.pending {
+        for (key, (_, last)) in &batch.pending {
             let done = positions.entry(key.clone()).or_insert(*last);
             *done = (*done).max(*last);
         }
         let properties = HashMap::from([
             (SUMMARY_POSITIONS.to_string(), serde_json::to_string(&positions).expect("positions serialize")),
-            (SUMMARY_MAX_OP_TS.to_string(), self.last_op_ts.to_string()),
+            (SUMMARY_MAX_OP_TS.to_string(), batch.last_op_ts.to_string()),
         ]);
-        let pending = &self.pending;
+        let pending = &batch.pending;
         let committed = commit_with_retry(catalog, &self.ident, &RetryPolicy::default(), |current| {
             let (files, properties) = (files.clone(), properties.clone());
             async move {
@@ -167,30 +249,39 @@ impl TableSink {
             }
         })
         .await?;
-        debug!(table = %self.ident, rows = self.pending_rows.len(), "committed");
-        self.rows_committed += self.pending_rows.len() as u64;
+        let rows = batch.rows.num_rows() as u64;
+        debug!(table = %self.ident, rows, "committed");
+        self.rows_committed += rows;
         self.commits += 1;
-        self.table = committed;
-        self.committed = positions;
-        self.pending_rows.clear();
-        self.partial.clear();
-        self.pending.clear();
-        Ok(())
-    }
-
-    async fn write_files(&self, table: &FloeTable) -> Result<Vec<floe_catalog::iceberg::spec::DataFile>> {
-        if self.pending_rows.is_empty() {
-            return Ok(vec![]);
-        }
-        let schema = table_arrow_schema(table)?;
-        let mut decoder = arrow_json::ReaderBuilder::new(schema).with_batch_size(8192).build_decoder()?;
-        let mut sink = DataFileSink::new(table, None, DEFAULT_TARGET_FILE_SIZE).await?;
-        for chunk in self.pending_rows.chunks(8192) {
-            decoder.serialize(chunk)?;
-            if let Some(batch) = decoder.flush()? {
-                sink.write(batch).await?;
+        // A schema change made while this batch was written is newer than the commit's base.
+        if let Some(table) = committed {
+            let evolved = self.table.as_ref().is_some_and(|t| t.current_schema().schema_id() != table.current_schema().schema_id());
+            if !evolved {
+                self.table = Some(table);
             }
         }
-        Ok(sink.finish().await?)
+        self.committed = positions;
+        Ok(())
     }
+}
+
+impl Batch {
+    pub fn rows(&self) -> usize {
+        self.rows.num_rows()
+    }
+}
+
+/// Fills the batch's unchanged TOASTed values and writes its data files. Needs no catalog, so it
+/// runs beside the ingest loop.
+pub async fn write_batch(mut batch: Batch) -> Result<WrittenBatch> {
+    if !batch.partial.is_empty() {
+        batch.rows = crate::unavailable::fill(&batch.table, batch.rows, &batch.partial).await?;
+    }
+    if batch.rows.num_rows() == 0 {
+        return Ok(WrittenBatch { batch, files: vec![] });
+    }
+    let mut sink = DataFileSink::new(&batch.table, None, DEFAULT_TARGET_FILE_SIZE).await?;
+    sink.write(batch.rows.clone()).await?;
+    let files = sink.finish().await?;
+    Ok(WrittenBatch { batch, files })
 }

@@ -10,8 +10,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::compute::{cast, interleave};
 use arrow::datatypes::TimestampMicrosecondType;
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 use floe_catalog::iceberg::expr::{Predicate, Reference};
 use floe_catalog::iceberg::spec::{Datum, PrimitiveType, Schema, Type};
 use floe_catalog::layout::{identifier_columns, OP_TS};
@@ -19,8 +22,8 @@ use floe_catalog::{read, FloeTable};
 use serde_json::Value;
 use tracing::warn;
 
-use crate::decode::{ChangeEvent, Kind, Op};
-use crate::error::{Result, SinkError};
+use crate::decode::{Cell, Kind, Op};
+use crate::error::Result;
 
 /// Debezium's default `unavailable.value.placeholder`.
 pub const DEFAULT_PLACEHOLDER: &str = "__debezium_unavailable_value";
@@ -29,128 +32,140 @@ pub const DEFAULT_PLACEHOLDER: &str = "__debezium_unavailable_value";
 #[derive(Debug, Clone)]
 pub struct Placeholder {
     text: String,
-    /// Binary columns decode to hex.
-    hex: String,
 }
 
 impl Placeholder {
     pub fn new(text: &str) -> Self {
-        Self { text: text.to_string(), hex: text.bytes().map(|b| format!("{b:02x}")).collect() }
+        Self { text: text.to_string() }
     }
 
-    /// The columns of `event` whose value is the placeholder. Only updates carry one.
-    pub fn columns(&self, event: &ChangeEvent) -> Vec<String> {
-        if event.op != Op::Update {
-            return vec![];
+    /// Whether the cell of an `op` change in a column of `kind` is the placeholder. Only
+    /// updates carry one.
+    pub fn is_placeholder(&self, op: Op, kind: &Kind, cell: &Cell) -> bool {
+        if op != Op::Update {
+            return false;
         }
-        let is_placeholder = |kind: &Kind, value: &Value| match (kind, value) {
-            (Kind::String, Value::String(s)) => *s == self.text,
-            (Kind::Bytes, Value::String(s)) => *s == self.hex,
-            (Kind::List(element), Value::Array(items)) => {
+        match (kind, cell) {
+            (Kind::String, Cell::Text(s)) => *s == self.text,
+            (Kind::Bytes, Cell::Bytes(b)) => *b == self.text.as_bytes(),
+            (Kind::List(element), Cell::Nested(Value::Array(items))) => {
                 element.kind == Kind::String && items.len() == 1 && items[0].as_str() == Some(self.text.as_str())
             }
             _ => false,
-        };
-        let columns = event.columns.iter().filter(|c| event.row.get(&c.name).is_some_and(|v| is_placeholder(&c.kind, v)));
-        columns.map(|c| c.name.clone()).collect()
+        }
     }
 }
 
-/// Replaces the placeholders of `rows` (canonical table rows, in input order) listed in
-/// `partial` as (row index, columns) with the key's previous values.
-pub async fn fill(table: &FloeTable, rows: &mut [Value], partial: &[(usize, Vec<String>)]) -> Result<()> {
+/// Replaces the placeholders of `batch` (rows in input order) listed in `partial` as (row,
+/// column indices) with the key's previous values.
+pub async fn fill(table: &FloeTable, batch: RecordBatch, partial: &[(usize, Vec<usize>)]) -> Result<RecordBatch> {
     let key = identifier_columns(table.current_schema());
-    let key_of = |row: &Value| key.iter().map(|k| row[k].to_string()).collect::<Vec<_>>().join("\u{1f}");
-    let wanted: HashMap<usize, &Vec<String>> = partial.iter().map(|(i, columns)| (*i, columns)).collect();
-    let keys: HashSet<String> = partial.iter().map(|(i, _)| key_of(&rows[*i])).collect();
+    let keys = row_keys(&batch, &key)?;
+    let marked: HashMap<usize, &Vec<usize>> = partial.iter().map(|(i, columns)| (*i, columns)).collect();
+    let wanted: HashSet<&str> = partial.iter().map(|(i, _)| keys[*i].as_str()).collect();
 
     // A key's first row in the batch takes its previous values from the table.
-    let mut first: HashMap<String, usize> = HashMap::new();
-    for (i, row) in rows.iter().enumerate() {
-        let k = key_of(row);
-        if keys.contains(&k) {
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        if wanted.contains(k.as_str()) {
             first.entry(k).or_insert(i);
         }
     }
-    let from_table: Vec<usize> = first.values().copied().filter(|i| wanted.contains_key(i)).collect();
-    if !from_table.is_empty() {
-        let mut columns: Vec<String> = from_table.iter().flat_map(|i| wanted[i].iter().cloned()).collect();
-        columns.sort();
-        columns.dedup();
-        let lookup: Vec<&Value> = from_table.iter().map(|i| &rows[*i]).collect();
-        let committed = latest_committed(table, &key, &columns, &lookup, key_of).await?;
-        for i in from_table {
-            match committed.get(&key_of(&rows[i])) {
-                Some(previous) => wanted[&i].iter().for_each(|c| rows[i][c] = previous[c].clone()),
-                None => {
-                    warn!(table = %table.ident(), key = %key_of(&rows[i]), "unchanged TOASTed value without an earlier row: the placeholder is kept")
+    let from_table: Vec<&str> = first.iter().filter(|(_, i)| marked.contains_key(i)).map(|(k, _)| *k).collect();
+    let mut columns: Vec<usize> = partial.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+    columns.sort_unstable();
+    columns.dedup();
+    let names: Vec<String> = columns.iter().map(|c| batch.schema().field(*c).name().clone()).collect();
+    let committed = if from_table.is_empty() { Committed::default() } else { latest_committed(table, &key, &names, &from_table).await? };
+    let missing: HashSet<&str> = from_table.iter().filter(|k| !committed.latest.contains_key(**k)).copied().collect();
+    for k in &missing {
+        warn!(table = %table.ident(), key = %k, "unchanged TOASTed value without an earlier row: the placeholder is kept");
+    }
+
+    let mut arrays = batch.columns().to_vec();
+    for (column, name) in columns.iter().zip(&names) {
+        let own = batch.column(*column).clone();
+        let mut sources: Vec<ArrayRef> = vec![own.clone()];
+        for scanned in &committed.batches {
+            let array = scanned.column_by_name(name).expect("selected");
+            sources.push(cast(array, own.data_type())?);
+        }
+        // Later rows take them from the key's previous row in the batch, already whole.
+        let mut picks: Vec<(usize, usize)> = (0..batch.num_rows()).map(|r| (0, r)).collect();
+        let mut last: HashMap<&str, usize> = HashMap::new();
+        for (r, k) in keys.iter().enumerate() {
+            if !wanted.contains(k.as_str()) {
+                continue;
+            }
+            if marked.get(&r).is_some_and(|c| c.contains(column)) {
+                match last.get(k.as_str()) {
+                    Some(&previous) => picks[r] = picks[previous],
+                    None => {
+                        if let Some(&(b, row)) = committed.latest.get(k.as_str()) {
+                            picks[r] = (b + 1, row);
+                        }
+                    }
                 }
             }
+            last.insert(k, r);
         }
+        let refs: Vec<&dyn Array> = sources.iter().map(|a| a.as_ref()).collect();
+        arrays[*column] = interleave(&refs, &picks)?;
     }
-
-    // Later rows take them from the key's previous row in the batch, already whole.
-    let mut last: HashMap<String, usize> = HashMap::new();
-    for i in 0..rows.len() {
-        let k = key_of(&rows[i]);
-        if !keys.contains(&k) {
-            continue;
-        }
-        if let (Some(columns), Some(&previous)) = (wanted.get(&i), last.get(&k)) {
-            for c in columns.iter() {
-                rows[i][c] = rows[previous][c].clone();
-            }
-        }
-        last.insert(k, i);
-    }
-    Ok(())
+    Ok(RecordBatch::try_new(batch.schema(), arrays)?)
 }
 
-/// The latest committed values of `columns` for the keys of `rows`, by key text.
-async fn latest_committed(
-    table: &FloeTable,
-    key: &[String],
-    columns: &[String],
-    rows: &[&Value],
-    key_of: impl Fn(&Value) -> String,
-) -> Result<HashMap<String, Value>> {
-    let wanted: HashSet<String> = rows.iter().map(|r| key_of(r)).collect();
+/// Each row's key as text (key columns joined), the same for batch and table rows.
+fn row_keys(batch: &RecordBatch, key: &[String]) -> Result<Vec<String>> {
+    let options = FormatOptions::default();
+    let formatters = key
+        .iter()
+        .map(|k| ArrayFormatter::try_new(batch.column_by_name(k).expect("key column").as_ref(), &options))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((0..batch.num_rows()).map(|r| formatters.iter().map(|f| f.value(r).to_string()).collect::<Vec<_>>().join("\u{1f}")).collect())
+}
+
+/// Scanned table rows, and where each wanted key's latest one is: (batch, row).
+#[derive(Default)]
+struct Committed {
+    batches: Vec<RecordBatch>,
+    latest: HashMap<String, (usize, usize)>,
+}
+
+/// The latest committed rows (key, `_op_ts` and `columns`) of the keys `wanted`.
+async fn latest_committed(table: &FloeTable, key: &[String], columns: &[String], wanted: &[&str]) -> Result<Committed> {
     let mut select: Vec<String> = key.to_vec();
     select.push(OP_TS.to_string());
     select.extend(columns.iter().filter(|c| !key.contains(c)).cloned());
-    let filter = key_filter(table.current_schema(), &key[0], rows);
-    let mut latest: HashMap<String, (i64, Value)> = HashMap::new();
-    for batch in read::scan_rows(table, &select, filter).await? {
-        let op_ts = batch.column_by_name(OP_TS).expect("selected").as_primitive::<TimestampMicrosecondType>().clone();
-        let mut writer = arrow_json::ArrayWriter::new(Vec::new());
-        writer.write(&batch)?;
-        writer.finish()?;
-        let json: Vec<Value> = serde_json::from_slice(&writer.into_inner())
-            .map_err(|e| SinkError::Internal(format!("reading back {}: {e}", table.ident())))?;
-        for (i, row) in json.into_iter().enumerate() {
-            let k = key_of(&row);
-            let ts = if op_ts.is_null(i) { i64::MIN } else { op_ts.value(i) };
-            if wanted.contains(&k) && latest.get(&k).is_none_or(|(best, _)| ts > *best) {
-                latest.insert(k, (ts, row));
+    let filter = if key.len() == 1 { key_filter(table.current_schema(), &key[0], wanted) } else { None };
+    let batches = read::scan_rows(table, &select, filter).await?;
+    let wanted: HashSet<&str> = wanted.iter().copied().collect();
+    let mut best: HashMap<String, (i64, usize, usize)> = HashMap::new();
+    for (b, scanned) in batches.iter().enumerate() {
+        let op_ts = scanned.column_by_name(OP_TS).expect("selected").as_primitive::<TimestampMicrosecondType>();
+        for (row, k) in row_keys(scanned, key)?.into_iter().enumerate() {
+            let ts = if op_ts.is_null(row) { i64::MIN } else { op_ts.value(row) };
+            if wanted.contains(k.as_str()) && best.get(&k).is_none_or(|(t, ..)| ts > *t) {
+                best.insert(k, (ts, b, row));
             }
         }
     }
-    Ok(latest.into_iter().map(|(k, (_, row))| (k, row)).collect())
+    Ok(Committed { batches, latest: best.into_iter().map(|(k, (_, b, row))| (k, (b, row))).collect() })
 }
 
-/// `first_key IN (…)` when the column is an int, long or string, so that files whose
-/// statistics exclude every key are skipped; `None` (read everything) for other key types.
-fn key_filter(schema: &Schema, column: &str, rows: &[&Value]) -> Option<Predicate> {
+/// `key IN (…)` when the key is one int, long or string column, so that files whose statistics
+/// exclude every key are skipped; `None` (read everything) for other key types.
+fn key_filter(schema: &Schema, column: &str, keys: &[&str]) -> Option<Predicate> {
     let ty = &schema.field_by_name(column)?.field_type;
-    let datum = |v: &Value| -> Option<Datum> {
+    let datum = |k: &str| -> Option<Datum> {
         match ty.as_ref() {
-            Type::Primitive(PrimitiveType::Int) => Some(Datum::int(i32::try_from(v.as_i64()?).ok()?)),
-            Type::Primitive(PrimitiveType::Long) => Some(Datum::long(v.as_i64()?)),
-            Type::Primitive(PrimitiveType::String) => Some(Datum::string(v.as_str()?)),
+            Type::Primitive(PrimitiveType::Int) => Some(Datum::int(k.parse::<i32>().ok()?)),
+            Type::Primitive(PrimitiveType::Long) => Some(Datum::long(k.parse::<i64>().ok()?)),
+            Type::Primitive(PrimitiveType::String) => Some(Datum::string(k)),
             _ => None,
         }
     };
-    let datums: Option<Vec<Datum>> = rows.iter().map(|r| datum(&r[column])).collect();
+    let datums: Option<Vec<Datum>> = keys.iter().map(|k| datum(k)).collect();
     Some(Reference::new(column).is_in(datums?))
 }
 
@@ -160,32 +175,18 @@ mod tests {
     use crate::decode::Field;
     use serde_json::json;
 
-    fn event(op: Op, row: Value) -> ChangeEvent {
-        let text_list = Kind::List(Box::new(Field::new("element", Kind::String, true)));
-        let columns = vec![
-            Field::new("id", Kind::Long, false),
-            Field::new("doc", Kind::String, true),
-            Field::new("blob", Kind::Bytes, true),
-            Field::new("tags", text_list, true),
-            Field::new("note", Kind::String, true),
-        ];
-        ChangeEvent {
-            op,
-            columns,
-            complete_schema: true,
-            key: vec!["id".into()],
-            row: row.as_object().unwrap().clone(),
-            source_ts_micros: None,
-        }
-    }
-
     #[test]
     fn finds_the_placeholder_as_each_kind_carries_it() {
         let p = Placeholder::new("__x");
-        let row = json!({"id": 1, "doc": "__x", "blob": "5f5f78", "tags": ["__x"], "note": "kept"});
-        assert_eq!(p.columns(&event(Op::Update, row.clone())), vec!["doc", "blob", "tags"]);
-        assert!(p.columns(&event(Op::Create, row)).is_empty(), "only updates leave values unchanged");
-        let row = json!({"id": 1, "doc": "__x ", "blob": "5f5f", "tags": ["__x", "__x"], "note": null});
-        assert!(p.columns(&event(Op::Update, row)).is_empty());
+        let text_list = Kind::List(Box::new(Field::new("element", Kind::String, true)));
+        let update = Op::Update;
+        assert!(p.is_placeholder(update, &Kind::String, &Cell::Text("__x".into())));
+        assert!(p.is_placeholder(update, &Kind::Bytes, &Cell::Bytes(b"__x".to_vec())));
+        assert!(p.is_placeholder(update, &text_list, &Cell::Nested(json!(["__x"]))));
+        assert!(!p.is_placeholder(Op::Create, &Kind::String, &Cell::Text("__x".into())), "only updates leave values unchanged");
+        assert!(!p.is_placeholder(update, &Kind::String, &Cell::Text("__x ".into())));
+        assert!(!p.is_placeholder(update, &Kind::Bytes, &Cell::Bytes(b"__".to_vec())));
+        assert!(!p.is_placeholder(update, &text_list, &Cell::Nested(json!(["__x", "__x"]))));
+        assert!(!p.is_placeholder(update, &Kind::String, &Cell::Null));
     }
 }

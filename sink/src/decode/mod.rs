@@ -1,16 +1,53 @@
 //! Decoding: raw key/value bytes of one source record → a [`ChangeEvent`] with typed columns
-//! and canonical values, or a [`DecodeError`] that sends the record to the dead-letter table.
+//! and the source's values, or a [`DecodeError`] that sends the record to the dead-letter table.
+//!
+//! Every wire format implements [`Decoder`]; Debezium JSON ([`DebeziumJson`], with and without
+//! the Connect schema envelope) is the first. A decoder only reads: the values are converted
+//! into the table's Arrow columns by [`crate::columnar`], typed by the columns' [`Kind`]s.
 
 pub mod connect;
 pub mod debezium;
 pub mod infer;
+pub mod json_object;
 pub mod kind;
 pub mod value;
 
+use std::sync::Arc;
+
+use floe_catalog::iceberg::spec::Schema;
 use serde_json::{Map, Value};
 
-pub use debezium::{decode_debezium_json, SchemaCache};
+pub use debezium::{decode_debezium_json, DebeziumJson, SchemaCache};
+pub use infer::ColumnHints;
 pub use kind::{Field, Kind, TimeUnit};
+pub use value::{canonical, cell, Cell};
+
+use crate::source::Message;
+
+/// What a decoder knows of the destination table: schemaless records are typed by it.
+#[derive(Debug, Clone, Copy)]
+pub struct TableState<'a> {
+    /// The table's current schema, if it exists yet.
+    pub schema: Option<&'a Schema>,
+    /// Column types configured for the table.
+    pub hints: &'a ColumnHints,
+}
+
+/// What one message decodes to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    Change(ChangeEvent),
+    /// A Kafka tombstone (no value, or a null payload): it carries no change.
+    Tombstone,
+    /// The message cannot become a row; the reason goes to the dead-letter table.
+    DeadLetter(DecodeError),
+}
+
+/// A wire format: one message → a change, a tombstone or a dead letter. Decoders keep state
+/// across messages (schema caches), so each ingest owns one.
+pub trait Decoder: Send {
+    fn decode(&mut self, message: &Message, table: TableState<'_>) -> Decoded;
+}
 
 /// Why a record could not be decoded. Becomes the `reason` of its dead letter.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -64,16 +101,36 @@ impl Op {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangeEvent {
     pub op: Op,
-    /// Columns the source declared (or that were inferred) for this record.
-    pub columns: Vec<Field>,
+    /// Columns the source declared (or that were inferred) for this record. Records under one
+    /// Connect schema share one list, so work keyed by it (schema sync) is done once.
+    pub columns: Arc<Vec<Field>>,
     /// Whether `columns` is the source's complete schema, so a table column missing from it
     /// has vanished from the source (false for schemaless records, whose nulls are simply absent).
     pub complete_schema: bool,
     /// Names of the key columns, in key order (empty for truncates).
-    pub key: Vec<String>,
-    /// Canonical values by column name: the after-image, or for deletes the before-image
-    /// overlaid with the key.
-    pub row: Map<String, Value>,
+    pub key: Arc<Vec<String>>,
+    /// The source's values, one per column of `columns`, as the source encoded them: the
+    /// after-image, or for deletes the before-image overlaid with the key.
+    pub values: Vec<Value>,
     /// The source's change time, microseconds since epoch.
     pub source_ts_micros: Option<i64>,
+}
+
+impl ChangeEvent {
+    /// A change without columns: a truncate.
+    pub fn truncate(source_ts_micros: Option<i64>) -> Self {
+        let (columns, key) = (Arc::default(), Arc::default());
+        Self { op: Op::Truncate, columns, complete_schema: false, key, values: vec![], source_ts_micros }
+    }
+
+    /// The source value of column `name`.
+    pub fn value(&self, name: &str) -> Option<&Value> {
+        self.columns.iter().position(|c| c.name == name).map(|i| &self.values[i])
+    }
+
+    /// Every value in its canonical JSON form (what [`canonical`] makes of it), by column name.
+    pub fn canonical_row(&self) -> Result<Map<String, Value>, DecodeError> {
+        let pairs = self.columns.iter().zip(&self.values);
+        pairs.map(|(c, v)| Ok((c.name.clone(), canonical(v, &c.kind).map_err(|e| e.in_column(&c.name))?))).collect()
+    }
 }

@@ -1,8 +1,9 @@
-//! Source JSON value + its [`Kind`] → the canonical JSON that arrow-json decodes into the
-//! table's Arrow type: integers for dates (days), times and timestamps (microseconds, UTC),
-//! decimal strings for decimals, hex for binary. Canonical values are independent of how the
-//! source encoded them, so rows decoded under an older, narrower schema still load into a
-//! widened table.
+//! Source JSON value + its [`Kind`] → the value stored in the table: a [`Cell`] that an Arrow
+//! builder takes directly, or (for nested columns, and for tests) the canonical JSON that
+//! arrow-json decodes into the table's Arrow type: integers for dates (days), times and
+//! timestamps (microseconds, UTC), decimal strings for decimals, hex for binary. Both are
+//! independent of how the source encoded the value, so values decoded under an older, narrower
+//! schema still load into a widened table.
 
 use base64::Engine;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
@@ -14,6 +15,54 @@ use super::kind::{Field, Kind, TimeUnit};
 use super::DecodeError;
 
 const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+
+/// One value converted for its column, ready for an Arrow builder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Bool(bool),
+    /// Integers, and dates (days), times and timestamps (microseconds).
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bytes(Vec<u8>),
+    /// An exact decimal string, scaled into the column's decimal type by the builder.
+    Decimal(String),
+    /// A list, struct or map in canonical JSON.
+    Nested(Value),
+}
+
+/// Converts `value` of kind `kind` into a [`Cell`]; the same conversion as [`canonical`].
+pub fn cell(value: Value, kind: &Kind) -> Result<Cell, DecodeError> {
+    if value.is_null() {
+        return Ok(Cell::Null);
+    }
+    Ok(match kind {
+        Kind::String => match value {
+            Value::String(s) => Cell::Text(s),
+            other => Cell::Text(other.to_string()),
+        },
+        Kind::Bytes => Cell::Bytes(base64_bytes(&value).ok_or_else(|| mismatch(kind, &value))?),
+        Kind::List(_) | Kind::Struct(_) | Kind::Map(..) => Cell::Nested(canonical(&value, kind)?),
+        _ => match canonical(&value, kind)? {
+            Value::Bool(b) => Cell::Bool(b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) if !matches!(kind, Kind::Float | Kind::Double) => Cell::Int(i),
+                _ => Cell::Float(n.as_f64().expect("serde_json numbers are finite")),
+            },
+            Value::String(s) => match kind {
+                Kind::Float | Kind::Double => Cell::Float(s.parse().map_err(|_| mismatch(kind, &value))?),
+                Kind::Decimal { .. } => Cell::Decimal(s),
+                _ => Cell::Text(s),
+            },
+            _ => return Err(mismatch(kind, &value)),
+        },
+    })
+}
+
+fn mismatch(kind: &Kind, value: &Value) -> DecodeError {
+    DecodeError::new(format!("expected {kind:?}, got {value}"))
+}
 
 /// Converts `value` of kind `kind`. `Null` stays `Null`; nullability is checked by the writer.
 pub fn canonical(value: &Value, kind: &Kind) -> Result<Value, DecodeError> {

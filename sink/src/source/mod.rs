@@ -1,8 +1,13 @@
-//! Sources of change records. Each record carries its position in the input stream, which is
-//! stored with every row (`_src_partition`, `_src_offset`) and in every commit, so a restart
-//! skips exactly what was committed.
+//! Sources of change records: the [`Source`] seam every input implements, one module per
+//! connector ([`file`]: NDJSON files and stdin). Each record carries its position in the input
+//! stream, which is stored with every row (`_src_partition`, `_src_offset`) and in every commit,
+//! so a restart skips exactly what was committed.
 
 pub mod file;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
 
 /// One record as read, before decoding.
 #[derive(Debug, Clone)]
@@ -28,6 +33,47 @@ pub struct Message {
 impl SourceRecord {
     /// Key under which this record's position is recorded in snapshot summaries.
     pub fn position_key(&self) -> String {
-        format!("{}/{}", self.stream, self.partition)
+        position_key(&self.stream, self.partition)
     }
+}
+
+/// `<stream>/<partition>`: how positions are keyed in snapshot summaries and [`Positions`].
+pub fn position_key(stream: &str, partition: i32) -> String {
+    format!("{stream}/{partition}")
+}
+
+/// Last handled offset per position key.
+pub type Positions = BTreeMap<String, i64>;
+
+/// An input of change records.
+///
+/// The ingest loop asks for records batch by batch, tells the source where the tables it feeds
+/// have committed, and pauses the partitions of a table that must stop without stopping the
+/// others. Sources never decide what is committed: the tables' snapshots do.
+#[async_trait]
+pub trait Source: Send {
+    /// The topics this source will deliver, when it knows them up front (Kafka does, a file
+    /// does not). Their tables are opened before the first record, and the source is seeked to
+    /// their committed positions.
+    fn topics(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    /// Continue each listed partition after its committed offset. Partitions not listed start
+    /// where the source starts. Records at or before a table's position are skipped anyway, so
+    /// a source that cannot seek (stdin) only reads more.
+    async fn seek(&mut self, committed: &Positions) -> std::io::Result<()>;
+
+    /// The next records, waiting until some arrive. `Ok(None)`: the input has ended.
+    async fn next_batch(&mut self) -> std::io::Result<Option<Vec<SourceRecord>>>;
+
+    /// Stop delivering records of these partitions (position keys) until resumed.
+    fn pause(&mut self, partitions: &[String]);
+
+    /// Deliver these partitions again, from their offsets in `from` (re-reading what was
+    /// delivered but not committed while they were paused).
+    async fn resume(&mut self, partitions: &[String], from: &Positions) -> std::io::Result<()>;
+
+    /// Positions now committed in the tables (Kafka commits its group offsets here).
+    async fn committed(&mut self, _positions: &Positions) {}
 }

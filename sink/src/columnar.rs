@@ -1,0 +1,295 @@
+//! Rows appended straight into Arrow builders typed by the table's schema: no JSON row, no
+//! second conversion. One [`RowBuilder`] per table holds the rows of the next batch; a row is
+//! checked whole before any column takes it, so a bad value rejects the row and nothing else.
+//!
+//! Primitive columns have their own builders. Lists, structs and maps (rare in CDC tables) keep
+//! their canonical JSON and are decoded by arrow-json when the batch is finished.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
+    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Decimal128Type, FieldRef, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use serde_json::Value;
+
+use crate::decode::{Cell, DecodeError};
+
+/// The rows of one batch, column by column.
+pub struct RowBuilder {
+    schema: SchemaRef,
+    columns: Vec<Column>,
+    by_name: HashMap<String, usize>,
+    rows: usize,
+    /// Raw bytes the rows came from: the batch's size as the input counts it.
+    bytes: usize,
+}
+
+impl RowBuilder {
+    pub fn new(schema: SchemaRef) -> Self {
+        let columns = schema.fields().iter().map(|f| Column::new(f.clone())).collect();
+        let by_name = schema.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
+        Self { schema, columns, by_name, rows: 0, bytes: 0 }
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    pub fn width(&self) -> usize {
+        self.columns.len()
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Appends one row, `cells[i]` to column `i`, and counts `bytes` of input for it. Either
+    /// every column takes its value or none does.
+    pub fn append(&mut self, cells: Vec<Cell>, bytes: usize) -> Result<(), DecodeError> {
+        debug_assert_eq!(cells.len(), self.columns.len());
+        let ready = self.columns.iter().zip(cells).map(|(column, cell)| column.check(cell)).collect::<Result<Vec<_>, _>>()?;
+        for (column, cell) in self.columns.iter_mut().zip(ready) {
+            column.push(cell);
+        }
+        self.rows += 1;
+        self.bytes += bytes;
+        Ok(())
+    }
+
+    /// The rows appended since the last finish, as one batch; the builder starts empty again.
+    pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let arrays = self.columns.iter_mut().map(Column::finish).collect::<Result<Vec<_>, _>>()?;
+        self.rows = 0;
+        self.bytes = 0;
+        RecordBatch::try_new(self.schema.clone(), arrays)
+    }
+}
+
+/// A cell a column has accepted: converted to the column's physical value.
+enum Ready {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bytes(Vec<u8>),
+    Decimal(i128),
+    Json(Value),
+}
+
+struct Column {
+    field: FieldRef,
+    builder: Builder,
+}
+
+enum Builder {
+    Boolean(BooleanBuilder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Float32(Float32Builder),
+    Float64(Float64Builder),
+    Utf8(StringBuilder),
+    Binary(BinaryBuilder),
+    Decimal(Decimal128Builder, u8, i8),
+    Date(Date32Builder),
+    Time(Time64MicrosecondBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
+    /// Any other type: canonical JSON values, decoded by arrow-json at finish.
+    Json(Vec<Value>),
+}
+
+impl Column {
+    fn new(field: FieldRef) -> Self {
+        let builder = match field.data_type() {
+            DataType::Boolean => Builder::Boolean(BooleanBuilder::new()),
+            DataType::Int32 => Builder::Int32(Int32Builder::new()),
+            DataType::Int64 => Builder::Int64(Int64Builder::new()),
+            DataType::Float32 => Builder::Float32(Float32Builder::new()),
+            DataType::Float64 => Builder::Float64(Float64Builder::new()),
+            DataType::Utf8 => Builder::Utf8(StringBuilder::new()),
+            DataType::Binary => Builder::Binary(BinaryBuilder::new()),
+            DataType::Decimal128(p, s) => Builder::Decimal(Decimal128Builder::new(), *p, *s),
+            DataType::Date32 => Builder::Date(Date32Builder::new()),
+            DataType::Time64(TimeUnit::Microsecond) => Builder::Time(Time64MicrosecondBuilder::new()),
+            DataType::Timestamp(TimeUnit::Microsecond, _) => Builder::Timestamp(TimestampMicrosecondBuilder::new()),
+            _ => Builder::Json(Vec::new()),
+        };
+        Self { field, builder }
+    }
+
+    /// Whether this column takes `cell`, and in which form. Reasons name the column.
+    fn check(&self, cell: Cell) -> Result<Ready, DecodeError> {
+        let name = self.field.name();
+        let wrong = |cell: &Cell| DecodeError::new(format!("value {cell:?} does not fit type {}", self.field.data_type())).in_column(name);
+        if cell == Cell::Null {
+            if !self.field.is_nullable() {
+                return Err(DecodeError::new("null in a required column").in_column(name));
+            }
+            return Ok(Ready::Null);
+        }
+        Ok(match (&self.builder, cell) {
+            (Builder::Boolean(_), Cell::Bool(b)) => Ready::Bool(b),
+            (Builder::Int32(_) | Builder::Date(_), Cell::Int(i)) => {
+                Ready::Int(i32::try_from(i).map_err(|_| DecodeError::new(format!("{i} is out of range for int")).in_column(name))? as i64)
+            }
+            (Builder::Int64(_) | Builder::Time(_) | Builder::Timestamp(_), Cell::Int(i)) => Ready::Int(i),
+            (Builder::Float32(_) | Builder::Float64(_), Cell::Float(f)) => Ready::Float(f),
+            (Builder::Float32(_) | Builder::Float64(_), Cell::Int(i)) => Ready::Float(i as f64),
+            (Builder::Utf8(_), Cell::Text(s)) => Ready::Text(s),
+            (Builder::Binary(_), Cell::Bytes(b)) => Ready::Bytes(b),
+            (Builder::Decimal(_, p, s), Cell::Decimal(text)) => {
+                Ready::Decimal(parse_decimal(&text, *p, *s).map_err(|e| e.in_column(name))?)
+            }
+            (Builder::Decimal(_, p, s), Cell::Int(i)) => {
+                Ready::Decimal(parse_decimal(&i.to_string(), *p, *s).map_err(|e| e.in_column(name))?)
+            }
+            (Builder::Json(_), cell) => Ready::Json(cell_json(cell)),
+            (_, cell) => return Err(wrong(&cell)),
+        })
+    }
+
+    fn push(&mut self, cell: Ready) {
+        match (&mut self.builder, cell) {
+            (Builder::Json(values), Ready::Json(v)) => values.push(v),
+            (Builder::Json(values), Ready::Null) => values.push(Value::Null),
+            (Builder::Boolean(b), Ready::Bool(v)) => b.append_value(v),
+            (Builder::Int32(b), Ready::Int(v)) => b.append_value(v as i32),
+            (Builder::Date(b), Ready::Int(v)) => b.append_value(v as i32),
+            (Builder::Int64(b), Ready::Int(v)) => b.append_value(v),
+            (Builder::Time(b), Ready::Int(v)) => b.append_value(v),
+            (Builder::Timestamp(b), Ready::Int(v)) => b.append_value(v),
+            (Builder::Float32(b), Ready::Float(v)) => b.append_value(v as f32),
+            (Builder::Float64(b), Ready::Float(v)) => b.append_value(v),
+            (Builder::Utf8(b), Ready::Text(v)) => b.append_value(v),
+            (Builder::Binary(b), Ready::Bytes(v)) => b.append_value(v),
+            (Builder::Decimal(b, ..), Ready::Decimal(v)) => b.append_value(v),
+            (builder, Ready::Null) => builder.append_null(),
+            _ => unreachable!("check admits only what push takes"),
+        }
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        let data_type = self.field.data_type().clone();
+        Ok(match &mut self.builder {
+            Builder::Boolean(b) => Arc::new(b.finish()),
+            Builder::Int32(b) => Arc::new(b.finish()),
+            Builder::Int64(b) => Arc::new(b.finish()),
+            Builder::Float32(b) => Arc::new(b.finish()),
+            Builder::Float64(b) => Arc::new(b.finish()),
+            Builder::Utf8(b) => Arc::new(b.finish()),
+            Builder::Binary(b) => Arc::new(b.finish()),
+            Builder::Decimal(b, ..) => Arc::new(b.finish().with_data_type(data_type)),
+            Builder::Date(b) => Arc::new(b.finish()),
+            Builder::Time(b) => Arc::new(b.finish()),
+            Builder::Timestamp(b) => Arc::new(b.finish().with_data_type(data_type)),
+            Builder::Json(values) => json_array(&self.field, std::mem::take(values))?,
+        })
+    }
+}
+
+impl Builder {
+    fn append_null(&mut self) {
+        match self {
+            Builder::Boolean(b) => b.append_null(),
+            Builder::Int32(b) => b.append_null(),
+            Builder::Int64(b) => b.append_null(),
+            Builder::Float32(b) => b.append_null(),
+            Builder::Float64(b) => b.append_null(),
+            Builder::Utf8(b) => b.append_null(),
+            Builder::Binary(b) => b.append_null(),
+            Builder::Decimal(b, ..) => b.append_null(),
+            Builder::Date(b) => b.append_null(),
+            Builder::Time(b) => b.append_null(),
+            Builder::Timestamp(b) => b.append_null(),
+            Builder::Json(values) => values.push(Value::Null),
+        }
+    }
+}
+
+/// The decimal string `text` as the unscaled value of a `decimal(precision, scale)`, by the
+/// rules arrow-json applies to the same text.
+fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128, DecodeError> {
+    arrow::compute::kernels::cast_utils::parse_decimal::<Decimal128Type>(text, precision, scale)
+        .map_err(|e| DecodeError::new(format!("decimal {text}: {e}")))
+}
+
+/// A cell as the canonical JSON value arrow-json reads.
+fn cell_json(cell: Cell) -> Value {
+    match cell {
+        Cell::Null => Value::Null,
+        Cell::Bool(b) => Value::Bool(b),
+        Cell::Int(i) => Value::from(i),
+        Cell::Float(f) if f.is_finite() => Value::from(f),
+        Cell::Float(f) => Value::String(if f.is_nan() {
+            "NaN".into()
+        } else if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }),
+        Cell::Text(s) | Cell::Decimal(s) => Value::String(s),
+        Cell::Bytes(b) => Value::String(b.iter().map(|x| format!("{x:02x}")).collect()),
+        Cell::Nested(v) => v,
+    }
+}
+
+/// One column of canonical JSON values, decoded by arrow-json into the field's type.
+fn json_array(field: &FieldRef, values: Vec<Value>) -> Result<ArrayRef, ArrowError> {
+    let schema = Arc::new(Schema::new(vec![field.clone()]));
+    let rows: Vec<Value> = values.into_iter().map(|v| Value::Object([(field.name().clone(), v)].into_iter().collect())).collect();
+    let mut decoder = arrow_json::ReaderBuilder::new(schema.clone()).with_batch_size(rows.len().max(1)).build_decoder()?;
+    decoder.serialize(&rows)?;
+    let batch = decoder.flush()?.unwrap_or_else(|| RecordBatch::new_empty(schema));
+    Ok(batch.column(0).clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray, Int64Array};
+    use arrow::datatypes::{Field, Int32Type};
+
+    fn builder() -> RowBuilder {
+        let list = DataType::List(Arc::new(Field::new("element", DataType::Int32, true)));
+        RowBuilder::new(Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("n", DataType::Int32, true),
+            Field::new("price", DataType::Decimal128(8, 2), true),
+            Field::new("tags", list, true),
+        ])))
+    }
+
+    #[test]
+    fn a_row_that_does_not_fit_is_rejected_whole() {
+        let mut rows = builder();
+        rows.append(vec![Cell::Int(1), Cell::Int(5), Cell::Decimal("1.5".into()), Cell::Nested(serde_json::json!([1, 2]))], 10).unwrap();
+        let too_big = rows.append(vec![Cell::Int(2), Cell::Int(1 << 40), Cell::Null, Cell::Null], 10).unwrap_err();
+        assert!(too_big.to_string().contains("column n"), "{too_big}");
+        let no_key = rows.append(vec![Cell::Null, Cell::Null, Cell::Null, Cell::Null], 10).unwrap_err();
+        assert!(no_key.to_string().contains("required"), "{no_key}");
+        assert!(rows.append(vec![Cell::Int(3), Cell::Text("x".into()), Cell::Null, Cell::Null], 10).is_err());
+        rows.append(vec![Cell::Int(4), Cell::Null, Cell::Null, Cell::Null], 7).unwrap();
+        assert_eq!((rows.rows(), rows.bytes()), (2, 17));
+
+        let batch = rows.finish().unwrap();
+        assert_eq!(batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values(), &[1, 4]);
+        assert_eq!(batch.column(2).as_primitive::<Decimal128Type>().value(0), 150);
+        let tags = batch.column(3).as_list::<i32>();
+        assert_eq!(tags.value(0).as_primitive::<Int32Type>().values(), &[1, 2]);
+        assert!(tags.is_null(1));
+        assert_eq!(rows.rows(), 0, "finish starts the next batch");
+    }
+}

@@ -1,0 +1,114 @@
+//! Reading a JSON object straight into values aligned with known fields: no map is built, keys
+//! are borrowed from the input, and members that no field names are skipped without being
+//! materialised. Debezium writes members in schema order, so the next field is tried first.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::Deserializer;
+use serde_json::Value;
+
+use super::{DecodeError, Field};
+
+/// Reads the JSON object `text` into `values`: `values[i]` is the member named `fields[i].name`,
+/// or `Null` when absent. Returns how many members the object had.
+pub fn read_object(text: &str, fields: &[Field], values: &mut Vec<Value>) -> Result<usize, DecodeError> {
+    values.clear();
+    values.resize(fields.len(), Value::Null);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let members = ObjectSeed { fields, values }.deserialize(&mut de).map_err(|e| DecodeError::new(format!("{e}")))?;
+    de.end().map_err(|e| DecodeError::new(format!("{e}")))?;
+    Ok(members)
+}
+
+struct ObjectSeed<'a> {
+    fields: &'a [Field],
+    values: &'a mut Vec<Value>,
+}
+
+impl<'de> DeserializeSeed<'de> for ObjectSeed<'_> {
+    type Value = usize;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectSeed<'_> {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+        let (mut members, mut next) = (0, 0);
+        while let Some(Key(name)) = map.next_key()? {
+            members += 1;
+            let slot = match self.fields.get(next) {
+                Some(field) if field.name == name => Some(next),
+                _ => self.fields.iter().position(|f| f.name == name),
+            };
+            match slot {
+                Some(i) => {
+                    self.values[i] = map.next_value()?;
+                    next = i + 1;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(members)
+    }
+}
+
+/// A member name, borrowed unless it has escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Kind;
+    use serde_json::json;
+
+    fn fields(names: &[&str]) -> Vec<Field> {
+        names.iter().map(|n| Field::new(*n, Kind::String, true)).collect()
+    }
+
+    #[test]
+    fn aligns_members_with_fields_in_any_order() {
+        let mut values = vec![];
+        let n = read_object(r#"{"b": 2, "skip": {"deep": [1]}, "a": "x", "c\u0021": null}"#, &fields(&["a", "b", "c!", "d"]), &mut values);
+        assert_eq!(n.unwrap(), 4);
+        assert_eq!(values, vec![json!("x"), json!(2), json!(null), json!(null)]);
+    }
+
+    #[test]
+    fn rejects_what_is_not_one_object() {
+        let mut values = vec![];
+        assert!(read_object("[1]", &fields(&["a"]), &mut values).is_err());
+        assert!(read_object(r#"{"a": 1} x"#, &fields(&["a"]), &mut values).is_err());
+        assert!(read_object(r#"{"a": tru}"#, &fields(&["a"]), &mut values).is_err());
+    }
+}
