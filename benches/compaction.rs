@@ -83,9 +83,7 @@ fn keep_copy(dir: &Path, name: &str) {
 
 /// Peak RSS (KiB) over the children waited for so far.
 fn children_peak_rss_kib() -> i64 {
-    let mut usage = unsafe { std::mem::zeroed::<libc::rusage>() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    usage.ru_maxrss
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).expect("getrusage").max_rss()
 }
 
 /// Runs `floe compact` in a child; floe must be the first child so its peak RSS is readable.

@@ -1,17 +1,26 @@
-//! Ingest throughput: Debezium JSON events (schema envelope, as Kafka carries them) decoded,
-//! written and committed to Iceberg by floe, against the ceiling of the same rows written by
-//! arrow-rs straight to one Parquet file, measured in the same run.
+//! Ingest throughput: Debezium JSON events, with and without the schema envelope, decoded,
+//! written and committed to Iceberg by floe, against two baselines in the same run: the ceiling
+//! of the same rows written by arrow-rs straight to one Parquet file, and a plain Python pipeline
+//! (json + pyarrow + PyIceberg, 10k events per commit). Then floe's peak memory at 1M and 10M
+//! events streamed through `floe ingest -`, which must not grow with the input.
 //!
-//! `cargo bench --bench ingest_throughput` (`FLOE_BENCH_EVENTS`, default 100000).
+//! `cargo bench --bench ingest_throughput` (`FLOE_BENCH_EVENTS`, default 200000;
+//! `FLOE_BENCH_MEMORY=0` skips the memory runs; the Python baseline needs `FLOE_PYTHON`).
 
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use floe_sink::source::file::from_reader;
-use floe_sink::testing::{Column, TableEvents};
+use floe_sink::testing::{Column, MemorySource, TableEvents};
 use floe_sink::{Ingestor, SinkConfig};
 use serde_json::{json, Value};
+
+/// The allocator the `floe` binary ships with, so in-process ingest measures what users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn columns() -> Vec<Column> {
     vec![
@@ -34,8 +43,9 @@ fn values(i: usize) -> Vec<Value> {
 }
 
 /// N events over N/4 keys: creates, then updates.
-fn events(n: usize) -> Vec<String> {
+fn events(n: usize, schemas: bool) -> Vec<String> {
     let gen = TableEvents::new("pg.bench.customers", columns());
+    let gen = if schemas { gen } else { gen.without_schemas() };
     let keys = (n / 4).max(1);
     (0..n).map(|i| gen.upsert(if i < keys { "c" } else { "u" }, (i % keys) as i64, &values(i))).collect()
 }
@@ -49,6 +59,28 @@ fn floe_ingest(lines: &[String], runtime: &tokio::runtime::Runtime) -> Duration 
         let source = from_reader(Box::new(std::io::Cursor::new(text.into_bytes())), "bench".into());
         let report = Ingestor::new(&catalog, SinkConfig::default()).run(source, &|_| {}).await.unwrap();
         assert_eq!(report.rows.values().sum::<u64>(), lines.len() as u64);
+        start.elapsed()
+    })
+}
+
+/// The same events as Kafka messages (key and value bytes as the broker delivers them, no NDJSON
+/// line to unescape), through an in-memory partitioned source.
+fn floe_ingest_messages(n: usize, schemas: bool, runtime: &tokio::runtime::Runtime) -> Duration {
+    let gen = TableEvents::new("pg.bench.customers", columns());
+    let gen = if schemas { gen } else { gen.without_schemas() };
+    let keys = (n / 4).max(1);
+    let dir = tempfile::tempdir().unwrap();
+    runtime.block_on(async {
+        let catalog = floe_catalog::SqlCatalog::open_embedded(dir.path()).await.unwrap();
+        let (source, producer) = MemorySource::new();
+        for i in 0..n {
+            let (key, value) = gen.upsert_message(if i < keys { "c" } else { "u" }, (i % keys) as i64, &values(i));
+            producer.send("pg.bench.customers", 0, key, value);
+        }
+        drop(producer);
+        let start = Instant::now();
+        let report = Ingestor::new(&catalog, SinkConfig::default()).run(source, &|_| {}).await.unwrap();
+        assert_eq!(report.rows.values().sum::<u64>(), n as u64);
         start.elapsed()
     })
 }
@@ -97,17 +129,81 @@ fn arrow_parquet(n: usize) -> Duration {
     start.elapsed()
 }
 
+/// `benches/python_ingest.py` over the same events; `None` without `FLOE_PYTHON`.
+fn python_ingest(lines: &[String]) -> Option<Duration> {
+    let python = std::env::var("FLOE_PYTHON").ok()?;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.ndjson");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_ingest.py");
+    let out = Command::new(python).arg(script).arg(&input).arg(dir.path().join("work")).output().unwrap();
+    assert!(out.status.success(), "python baseline failed: {}", String::from_utf8_lossy(&out.stderr));
+    let result: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    Some(Duration::from_secs_f64(result["seconds"].as_f64().unwrap()))
+}
+
+/// Streams `n` events (cycling through `pattern`) into `floe ingest -`; returns its peak memory
+/// in MiB as it reports it, and the time taken.
+fn floe_ingest_streamed(n: usize, pattern: &[String]) -> (u64, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_floe"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["ingest", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = std::io::BufWriter::with_capacity(1 << 20, child.stdin.take().unwrap());
+    for line in pattern.iter().cycle().take(n) {
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let elapsed = start.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "floe ingest failed:\n{text}");
+    let peak = text.lines().find_map(|l| l.strip_prefix("peak memory:")).expect("floe reports its peak memory");
+    (peak.trim().trim_end_matches(" MiB").parse().unwrap(), elapsed)
+}
+
 fn main() {
     // `cargo test` runs benches without `--bench`: a quick smoke run keeps them working.
-    let default = if std::env::args().any(|a| a == "--bench") { 100_000 } else { 2_000 };
-    let n: usize = std::env::var("FLOE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let bench = std::env::args().any(|a| a == "--bench");
+    let n: usize = std::env::var("FLOE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(if bench { 200_000 } else { 2_000 });
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let lines = events(n);
-    let floe = floe_ingest(&lines, &runtime);
-    let ceiling = arrow_parquet(n);
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    println!("ingest_throughput: {n} Debezium JSON events (schema envelope), 5 columns + key");
-    println!("  floe ingest → committed Iceberg   {:>10.0} events/s  ({:.2?})", rate(floe), floe);
-    println!("  arrow-rs → Parquet (ceiling)      {:>10.0} rows/s    ({:.2?})", rate(ceiling), ceiling);
-    println!("  ratio floe / ceiling              {:>10.2}", rate(floe) / rate(ceiling));
+
+    let ceiling = rate(arrow_parquet(n));
+    println!("ingest_throughput: {n} Debezium JSON events, 5 columns + key");
+    println!("  arrow-rs → Parquet (ceiling)              {ceiling:>10.0} rows/s");
+    for (label, schemas) in [("schema envelope", true), ("no envelope    ", false)] {
+        let lines = events(n, schemas);
+        let floe = rate(floe_ingest(&lines, &runtime));
+        println!("  floe ingest, {label} → Iceberg {floe:>10.0} events/s  {:.2} of the ceiling", floe / ceiling);
+        let messages = rate(floe_ingest_messages(n, schemas, &runtime));
+        println!("    the same as Kafka messages (no NDJSON) {messages:>10.0} events/s  {:.2} of the ceiling", messages / ceiling);
+        if schemas {
+            match python_ingest(&lines) {
+                Some(python) => {
+                    let python = rate(python);
+                    println!("  Python json+pyarrow+PyIceberg, envelope   {python:>10.0} events/s  floe is {:.1}×", floe / python);
+                }
+                None => println!("  Python baseline skipped: set FLOE_PYTHON to a venv with pyiceberg"),
+            }
+        }
+    }
+
+    if std::env::var("FLOE_BENCH_MEMORY").is_ok_and(|v| v == "0") {
+        return;
+    }
+    let pattern = events(100_000, true);
+    let sizes: &[usize] = if bench { &[1_000_000, 10_000_000] } else { &[2_000, 20_000] };
+    for &size in sizes {
+        let (peak, elapsed) = floe_ingest_streamed(size, &pattern);
+        println!("  peak memory, {size:>10} events via stdin: {peak:>5} MiB  ({:.0} events/s)", size as f64 / elapsed.as_secs_f64());
+    }
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod progress;
 pub mod quickstart;
+pub mod shutdown;
 
 pub use floe_catalog as catalog;
 pub use floe_sink as sink;

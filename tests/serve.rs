@@ -43,7 +43,7 @@ fn serve_compacts_on_schedule_and_exports_metrics() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = child.wait().unwrap();
     assert!(metrics.contains("floe_compactions_total{table=\"shop.customers\",outcome=\"compacted\"} 1"), "{metrics}");
     assert!(metrics.contains("floe_compaction_rows_out_total{table=\"shop.customers\"} 9"), "{metrics}");

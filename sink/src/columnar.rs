@@ -27,13 +27,15 @@ pub struct RowBuilder {
     rows: usize,
     /// Raw bytes the rows came from: the batch's size as the input counts it.
     bytes: usize,
+    /// Cells of the row being appended, checked; kept to reuse its allocation.
+    ready: Vec<Ready>,
 }
 
 impl RowBuilder {
     pub fn new(schema: SchemaRef) -> Self {
         let columns = schema.fields().iter().map(|f| Column::new(f.clone())).collect();
         let by_name = schema.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
-        Self { schema, columns, by_name, rows: 0, bytes: 0 }
+        Self { schema, columns, by_name, rows: 0, bytes: 0, ready: vec![] }
     }
 
     pub fn schema(&self) -> &SchemaRef {
@@ -60,10 +62,21 @@ impl RowBuilder {
     /// every column takes its value or none does.
     pub fn append(&mut self, cells: Vec<Cell>, bytes: usize) -> Result<(), DecodeError> {
         debug_assert_eq!(cells.len(), self.columns.len());
-        let ready = self.columns.iter().zip(cells).map(|(column, cell)| column.check(cell)).collect::<Result<Vec<_>, _>>()?;
-        for (column, cell) in self.columns.iter_mut().zip(ready) {
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        for (column, cell) in self.columns.iter().zip(cells) {
+            match column.check(cell) {
+                Ok(cell) => ready.push(cell),
+                Err(reason) => {
+                    self.ready = ready;
+                    return Err(reason);
+                }
+            }
+        }
+        for (column, cell) in self.columns.iter_mut().zip(ready.drain(..)) {
             column.push(cell);
         }
+        self.ready = ready;
         self.rows += 1;
         self.bytes += bytes;
         Ok(())

@@ -162,6 +162,8 @@ impl<'a> Ingestor<'a> {
         let mut control = self.control.take();
         loop {
             tokio::select! {
+                // Requests first, so a pause takes effect before the records that follow it.
+                biased;
                 request = next_request(&mut control) => match request {
                     Control::Shutdown => {
                         info!("shutdown requested: committing what was read");
@@ -242,13 +244,16 @@ impl<'a> Ingestor<'a> {
             return Ok(());
         }
         let position = record.position_key();
-        self.partitions.entry(table_name.clone()).or_default().insert(position.clone());
+        let partitions = self.partitions.entry(table_name.clone()).or_default();
+        if !partitions.contains(&position) {
+            partitions.insert(position.clone());
+        }
         let sink = self.tables.get_mut(&table_name).expect("table_for opened it");
         if sink.is_committed(&position, record.offset) {
             self.report.already_committed += 1;
             return Ok(());
         }
-        let decoded = self.decoder.decode(message, TableState { schema: sink.schema(), hints: &sink.hints });
+        let decoded = self.decoder.decode(message, TableState { schema: sink.schema_ref(), hints: &sink.hints });
         match decoded {
             Decoded::DeadLetter(e) => self.dead_letter(&record, Some(table_name), &e.to_string()).await,
             Decoded::Tombstone => {
@@ -262,7 +267,7 @@ impl<'a> Ingestor<'a> {
                     Ok(())
                 }
                 Ok(Err(reason)) => self.dead_letter(&record, Some(table_name), &reason).await,
-                Ok(Ok(())) => match self.push_change(&table_name, event, &record) {
+                Ok(Ok(())) => match self.push_change(&table_name, event, &record, &position) {
                     Err(e) => {
                         self.fail_table(&table_name, e);
                         Ok(())
@@ -275,7 +280,13 @@ impl<'a> Ingestor<'a> {
     }
 
     /// Converts `event` into the table's columns and appends it; `Ok(Err)`: a value does not fit.
-    fn push_change(&mut self, table: &str, event: ChangeEvent, record: &SourceRecord) -> Result<std::result::Result<(), DecodeError>> {
+    fn push_change(
+        &mut self,
+        table: &str,
+        event: ChangeEvent,
+        record: &SourceRecord,
+        position: &str,
+    ) -> Result<std::result::Result<(), DecodeError>> {
         let sink = self.tables.get_mut(table).expect("opened");
         let truncate_key = if event.op == Op::Truncate { truncate_key(sink) } else { vec![] };
         let op_ts = sink.next_op_ts();
@@ -308,7 +319,7 @@ impl<'a> Ingestor<'a> {
         for (name, value) in metadata {
             cells[rows.index_of(name).expect("metadata column")] = value;
         }
-        let pushed = sink.push(cells, record.raw.len(), unavailable, &record.position_key(), record.offset)?;
+        let pushed = sink.push(cells, record.raw.len(), unavailable, position, record.offset)?;
         if pushed.is_ok() {
             self.buffered_rows += 1;
             self.buffered_bytes += record.raw.len();

@@ -1,11 +1,18 @@
 //! # floe-sink
 //!
-//! Owns the path from change records to committed Iceberg rows: sources ([`source`]: files,
-//! stdin), Debezium decoding ([`decode`]: JSON with and without the Connect schema envelope,
-//! every logical type → a faithful Iceberg type), schema sync ([`schema_sync`]: compatible
-//! changes evolve the table, incompatible ones are refused), writing and committing with input
-//! positions ([`table_sink`]), unchanged TOASTed values filled from the previous row
-//! ([`unavailable`]), and the dead-letter table ([`dead_letter`]).
+//! Owns the path from change records to committed Iceberg rows, in the order data flows:
+//!
+//! - [`source`]: the [`source::Source`] seam (batches of positioned records; seek, pause, resume,
+//!   committed-position notices) and its connectors: files and stdin.
+//! - [`decode`]: the [`decode::Decoder`] seam and Debezium JSON, with and without the Connect
+//!   schema envelope, every logical type → a faithful Iceberg type.
+//! - [`schema_sync`]: compatible changes evolve the table, incompatible ones are refused.
+//! - [`columnar`]: rows appended straight into Arrow builders typed by the table's schema.
+//! - [`table_sink`]: one table's batch, written to Parquet and committed with its input positions;
+//!   [`unavailable`] fills unchanged TOASTed values first.
+//! - [`ingest`]: the loop tying them together, with size- and time-based flushes, Parquet writing
+//!   overlapped with decoding, and tables that fail or pause alone; [`dead_letter`] keeps every
+//!   record that could not become a row.
 //!
 //! The sink only appends. It writes metadata exclusively through `floe-catalog`.
 

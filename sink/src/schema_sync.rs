@@ -113,3 +113,89 @@ pub fn new_table_schema(event: &ChangeEvent) -> Result<Schema, String> {
         .build()
         .map_err(|e| format!("invalid key for an Iceberg table: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use floe_catalog::iceberg::spec::PrimitiveType as P;
+
+    use super::*;
+    use crate::decode::{Kind, Op};
+
+    fn event(columns: Vec<Field>) -> ChangeEvent {
+        let values = vec![serde_json::Value::Null; columns.len()];
+        let key = Arc::new(vec!["id".to_string()]);
+        ChangeEvent { op: Op::Create, columns: Arc::new(columns), complete_schema: true, key, values, source_ts_micros: None }
+    }
+
+    fn table(columns: Vec<Field>) -> Schema {
+        new_table_schema(&event(columns)).unwrap()
+    }
+
+    fn id() -> Field {
+        Field::new("id", Kind::Long, false)
+    }
+
+    #[test]
+    fn a_new_table_has_the_key_first_then_the_columns_then_floe_metadata() {
+        let schema = table(vec![Field::new("name", Kind::String, true), id()]);
+        let names: Vec<&str> = schema.as_struct().fields().iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["id", "name", "_op", "_op_ts", "_source_ts", "_src_partition", "_src_offset"]);
+        assert_eq!(identifier_columns(&schema), ["id"]);
+        assert!(new_table_schema(&ChangeEvent { key: Arc::default(), ..event(vec![id()]) }).is_err(), "no key, no table");
+    }
+
+    #[test]
+    fn the_same_columns_change_nothing_and_narrower_ones_fit() {
+        let schema = table(vec![id(), Field::new("n", Kind::Long, true), Field::new("x", Kind::Double, true)]);
+        assert_eq!(plan_schema_sync(&schema, &event(vec![id(), Field::new("n", Kind::Long, true)])), SyncPlan::Unchanged);
+        let narrower = event(vec![id(), Field::new("n", Kind::Int, true), Field::new("x", Kind::Float, true)]);
+        assert_eq!(plan_schema_sync(&schema, &narrower), SyncPlan::Unchanged, "a long column holds every int");
+    }
+
+    #[test]
+    fn new_columns_are_added_and_wider_types_widen_the_table() {
+        let schema =
+            table(vec![id(), Field::new("n", Kind::Int, true), Field::new("price", Kind::Decimal { precision: 8, scale: 2 }, true)]);
+        let wider = event(vec![
+            id(),
+            Field::new("n", Kind::Long, true),
+            Field::new("price", Kind::Decimal { precision: 12, scale: 2 }, true),
+            Field::new("note", Kind::String, true),
+        ]);
+        let SyncPlan::Evolve(changes) = plan_schema_sync(&schema, &wider) else { panic!("must evolve") };
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert!(changes.contains(&SchemaChange::Widen { path: "n".into(), to: P::Long }));
+        assert!(changes.contains(&SchemaChange::Widen { path: "price".into(), to: P::Decimal { precision: 12, scale: 2 } }));
+        assert!(changes.iter().any(|c| matches!(c, SchemaChange::AddColumn { name, parent: None, .. } if name == "note")));
+    }
+
+    #[test]
+    fn nested_fields_are_added_inside_their_struct() {
+        let address = |fields| Field::new("address", Kind::Struct(fields), true);
+        let schema = table(vec![id(), address(vec![Field::new("city", Kind::String, true)])]);
+        let more = event(vec![id(), address(vec![Field::new("city", Kind::String, true), Field::new("zip", Kind::String, true)])]);
+        let SyncPlan::Evolve(changes) = plan_schema_sync(&schema, &more) else { panic!("must evolve") };
+        assert!(
+            matches!(&changes[..], [SchemaChange::AddColumn { parent: Some(p), name, .. }] if p == "address" && name == "zip"),
+            "{changes:?}"
+        );
+    }
+
+    #[test]
+    fn incompatible_changes_are_refused_with_the_column_named() {
+        let schema = table(vec![id(), Field::new("n", Kind::Long, true), Field::new("d", Kind::Decimal { precision: 8, scale: 2 }, true)]);
+        let cases = [
+            (Field::new("n", Kind::String, true), "column n"),
+            (Field::new("d", Kind::Decimal { precision: 8, scale: 3 }, true), "column d"),
+            (Field::new("n", Kind::List(Box::new(Field::new("element", Kind::Long, true))), true), "column n"),
+        ];
+        for (column, named) in cases {
+            match plan_schema_sync(&schema, &event(vec![id(), column.clone()])) {
+                SyncPlan::Incompatible(reason) => assert!(reason.contains(named), "{reason}"),
+                other => panic!("{column:?} must be incompatible, got {other:?}"),
+            }
+        }
+        let rekeyed = ChangeEvent { key: Arc::new(vec!["n".into()]), ..event(vec![id(), Field::new("n", Kind::Long, false)]) };
+        assert!(matches!(plan_schema_sync(&schema, &rekeyed), SyncPlan::Incompatible(r) if r.contains("key changed")));
+    }
+}

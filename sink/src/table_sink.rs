@@ -21,7 +21,7 @@ use tracing::{debug, info};
 
 use crate::columnar::RowBuilder;
 use crate::decode::infer::ColumnHints;
-use crate::decode::{Cell, ChangeEvent, DecodeError, Field};
+use crate::decode::{Cell, ChangeEvent, Columns, DecodeError, KeyNames};
 use crate::error::{Result, SinkError};
 
 pub struct TableSink {
@@ -39,10 +39,17 @@ pub struct TableSink {
     last_op_ts: i64,
     /// The last column and key lists found to fit the schema with this id (schema sync is
     /// skipped for records that share them).
-    synced: Option<(Arc<Vec<Field>>, Arc<Vec<String>>, i32)>,
+    synced: Option<Synced>,
     pub rows_committed: u64,
     pub commits: u64,
     pub schema_changes: u64,
+}
+
+/// Columns and key found to fit the schema with `schema_id`.
+struct Synced {
+    columns: Columns,
+    key: KeyNames,
+    schema_id: i32,
 }
 
 /// A table's batch on its way to a commit.
@@ -91,18 +98,23 @@ impl TableSink {
         self.table.as_ref().map(|t| t.current_schema().as_ref())
     }
 
+    /// The current schema, shared: decoders may keep it to recognise it.
+    pub fn schema_ref(&self) -> Option<&floe_catalog::iceberg::spec::SchemaRef> {
+        self.table.as_ref().map(|t| t.current_schema())
+    }
+
     /// Whether `event`'s columns and key are the ones last found to fit the current schema.
     pub fn synced_with(&self, event: &ChangeEvent) -> bool {
         let current = self.schema().map(Schema::schema_id);
         self.synced
             .as_ref()
-            .is_some_and(|(columns, key, id)| Arc::ptr_eq(columns, &event.columns) && Arc::ptr_eq(key, &event.key) && Some(*id) == current)
+            .is_some_and(|s| Arc::ptr_eq(&s.columns, &event.columns) && Arc::ptr_eq(&s.key, &event.key) && Some(s.schema_id) == current)
     }
 
     /// Remembers that `event`'s columns and key fit the current schema.
     pub fn remember_synced(&mut self, event: &ChangeEvent) {
         if let Some(id) = self.schema().map(Schema::schema_id) {
-            self.synced = Some((event.columns.clone(), event.key.clone(), id));
+            self.synced = Some(Synced { columns: event.columns.clone(), key: event.key.clone(), schema_id: id });
         }
     }
 
@@ -125,8 +137,12 @@ impl TableSink {
 
     /// Records that the input up to `offset` has been handled by this table.
     pub fn note_position(&mut self, position_key: &str, offset: i64) {
-        let entry = self.pending.entry(position_key.to_string()).or_insert((offset, offset));
-        entry.1 = entry.1.max(offset);
+        match self.pending.get_mut(position_key) {
+            Some(range) => range.1 = range.1.max(offset),
+            None => {
+                self.pending.insert(position_key.to_string(), (offset, offset));
+            }
+        }
     }
 
     /// The builder for the next batch's rows, typed by the table's current schema.

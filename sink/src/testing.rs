@@ -1,7 +1,16 @@
-//! Debezium JSON event lines for tests and benches (feature `testing`): the shape
-//! `{"topic", "key", "value"}` with the Kafka Connect schema envelope, as JsonConverter writes it.
+//! For tests and benches (feature `testing`): Debezium JSON event lines, the shape
+//! `{"topic", "key", "value"}` with the Kafka Connect schema envelope, as JsonConverter writes it;
+//! and [`MemorySource`], a [`Source`] of partitioned records that tests feed while it runs.
 
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+
+use crate::source::{position_key, Message, Positions, Source, SourceRecord};
 
 /// A column of a generated table: name and Connect type (`int32`, `int64`, `string`, …).
 #[derive(Debug, Clone)]
@@ -21,11 +30,19 @@ impl Column {
 pub struct TableEvents {
     pub topic: String,
     pub columns: Vec<Column>,
+    /// Whether keys and values carry the Connect schema envelope (`schemas.enable`).
+    pub schemas: bool,
 }
 
 impl TableEvents {
     pub fn new(topic: &str, columns: Vec<Column>) -> Self {
-        Self { topic: topic.into(), columns }
+        Self { topic: topic.into(), columns, schemas: true }
+    }
+
+    /// The same events as JsonConverter writes them with `schemas.enable=false`: payloads only.
+    pub fn without_schemas(mut self) -> Self {
+        self.schemas = false;
+        self
     }
 
     fn struct_schema(&self, name: &str) -> Value {
@@ -35,14 +52,18 @@ impl TableEvents {
     }
 
     fn key(&self, id: i64) -> String {
-        json!({
-            "schema": {"type": "struct", "fields": [{"type": "int64", "optional": false, "field": "id"}], "optional": false},
-            "payload": {"id": id}
-        })
-        .to_string()
+        if !self.schemas {
+            return json!({"id": id}).to_string();
+        }
+        let schema = json!({"type": "struct", "fields": [{"type": "int64", "optional": false, "field": "id"}], "optional": false});
+        envelope(&schema, &json!({"id": id}))
     }
 
     fn value(&self, op: &str, before: Option<Value>, after: Option<Value>) -> String {
+        let payload = json!({"before": before, "after": after, "op": op, "source": {"ts_ms": 1_700_000_000_000i64}});
+        if !self.schemas {
+            return payload.to_string();
+        }
         let schema = json!({
             "type": "struct", "optional": false,
             "fields": [self.struct_schema("before"), self.struct_schema("after"),
@@ -50,8 +71,7 @@ impl TableEvents {
                         "fields": [{"type": "int64", "optional": false, "field": "ts_ms"}]},
                        {"type": "string", "optional": false, "field": "op"}]
         });
-        json!({"schema": schema, "payload": {"before": before, "after": after, "op": op, "source": {"ts_ms": 1_700_000_000_000i64}}})
-            .to_string()
+        envelope(&schema, &payload)
     }
 
     fn row(&self, id: i64, values: &[Value]) -> Value {
@@ -68,7 +88,13 @@ impl TableEvents {
     }
 
     pub fn upsert(&self, op: &str, id: i64, values: &[Value]) -> String {
-        self.line(Some(self.key(id)), Some(self.value(op, None, Some(self.row(id, values)))))
+        let (key, value) = self.upsert_message(op, id, values);
+        self.line(key, value)
+    }
+
+    /// The Kafka key and value of an upsert.
+    pub fn upsert_message(&self, op: &str, id: i64, values: &[Value]) -> (Option<String>, Option<String>) {
+        (Some(self.key(id)), Some(self.value(op, None, Some(self.row(id, values)))))
     }
 
     /// A delete (key-only before image) followed by its tombstone.
@@ -79,5 +105,129 @@ impl TableEvents {
 
     pub fn truncate(&self) -> String {
         self.line(None, Some(self.value("t", None, None)))
+    }
+}
+
+/// `{"schema":…,"payload":…}` with the schema first, as Kafka's JsonConverter writes it.
+fn envelope(schema: &Value, payload: &Value) -> String {
+    format!(r#"{{"schema":{schema},"payload":{payload}}}"#)
+}
+
+/// A partitioned in-memory source, fed through its [`MemoryProducer`] while an ingest runs. It
+/// keeps every record, so it can seek and rewind like a Kafka topic; partitions are
+/// `<topic>/<partition>` and offsets count from 0 per partition. Input ends when every producer
+/// is dropped and the unpaused partitions are drained.
+pub struct MemorySource {
+    incoming: mpsc::UnboundedReceiver<SourceRecord>,
+    log: BTreeMap<String, Vec<SourceRecord>>,
+    /// Per partition: the offset after which records are delivered, and the next log index.
+    floor: BTreeMap<String, i64>,
+    cursor: BTreeMap<String, usize>,
+    paused: HashSet<String>,
+    closed: bool,
+    handled: Arc<AtomicU64>,
+    delivered: u64,
+}
+
+/// Feeds a [`MemorySource`].
+#[derive(Clone)]
+pub struct MemoryProducer {
+    sender: mpsc::UnboundedSender<SourceRecord>,
+    offsets: Arc<std::sync::Mutex<BTreeMap<String, i64>>>,
+    handled: Arc<AtomicU64>,
+}
+
+impl MemorySource {
+    pub fn new() -> (Self, MemoryProducer) {
+        let (sender, incoming) = mpsc::unbounded_channel();
+        let handled = Arc::new(AtomicU64::new(0));
+        let source = Self {
+            incoming,
+            log: BTreeMap::new(),
+            floor: BTreeMap::new(),
+            cursor: BTreeMap::new(),
+            paused: HashSet::new(),
+            closed: false,
+            handled: handled.clone(),
+            delivered: 0,
+        };
+        (source, MemoryProducer { sender, offsets: Default::default(), handled })
+    }
+
+    fn take_deliverable(&mut self) -> Vec<SourceRecord> {
+        let mut batch = vec![];
+        for (partition, records) in &self.log {
+            if self.paused.contains(partition) {
+                continue;
+            }
+            let floor = self.floor.get(partition).copied().unwrap_or(-1);
+            let cursor = self.cursor.entry(partition.clone()).or_insert(0);
+            batch.extend(records[*cursor..].iter().filter(|r| r.offset > floor).cloned());
+            *cursor = records.len();
+        }
+        batch
+    }
+}
+
+impl MemoryProducer {
+    /// Appends a message to `topic`'s `partition`; returns its offset.
+    pub fn send(&self, topic: &str, partition: i32, key: Option<String>, value: Option<String>) -> i64 {
+        let mut offsets = self.offsets.lock().expect("not poisoned");
+        let next = offsets.entry(position_key(topic, partition)).or_insert(0);
+        let offset = *next;
+        *next += 1;
+        let raw = json!({"topic": topic, "key": key, "value": value}).to_string().into_bytes();
+        let message = Message { topic: topic.into(), key: key.map(String::into_bytes), value: value.map(String::into_bytes) };
+        let record = SourceRecord { stream: topic.into(), partition, offset, raw, message: Ok(message) };
+        self.sender.send(record).expect("source alive");
+        offset
+    }
+
+    /// Records the ingest loop has finished handling (it asks for more only then).
+    pub fn handled(&self) -> u64 {
+        self.handled.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Source for MemorySource {
+    async fn seek(&mut self, committed: &Positions) -> std::io::Result<()> {
+        self.floor.extend(committed.iter().map(|(k, v)| (k.clone(), *v)));
+        self.cursor.clear();
+        Ok(())
+    }
+
+    async fn next_batch(&mut self) -> std::io::Result<Option<Vec<SourceRecord>>> {
+        self.handled.store(self.delivered, Ordering::SeqCst);
+        loop {
+            while let Ok(record) = self.incoming.try_recv() {
+                self.log.entry(record.position_key()).or_default().push(record);
+            }
+            let batch = self.take_deliverable();
+            if !batch.is_empty() {
+                self.delivered += batch.len() as u64;
+                return Ok(Some(batch));
+            }
+            if self.closed {
+                return Ok(None);
+            }
+            match self.incoming.recv().await {
+                Some(record) => self.log.entry(record.position_key()).or_default().push(record),
+                None => self.closed = true,
+            }
+        }
+    }
+
+    fn pause(&mut self, partitions: &[String]) {
+        self.paused.extend(partitions.iter().cloned());
+    }
+
+    async fn resume(&mut self, partitions: &[String], from: &Positions) -> std::io::Result<()> {
+        for partition in partitions {
+            self.paused.remove(partition);
+            self.floor.insert(partition.clone(), from.get(partition).copied().unwrap_or(-1));
+            self.cursor.insert(partition.clone(), 0);
+        }
+        Ok(())
     }
 }

@@ -4,7 +4,12 @@
 //! - no input, however broken, panics the decoder.
 
 use base64::Engine;
-use floe_sink::decode::{decode_debezium_json, SchemaCache};
+use std::sync::Arc;
+
+use floe_catalog::iceberg::arrow::schema_to_arrow_schema;
+use floe_sink::columnar::RowBuilder;
+use floe_sink::decode::{cell, decode_debezium_json, Cell, SchemaCache};
+use floe_sink::schema_sync::new_table_schema;
 use num_bigint::BigInt;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -192,6 +197,41 @@ proptest! {
         for (i, column) in columns.iter().enumerate() {
             prop_assert_eq!(&row[&format!("c{i}")], &column.canonical, "column c{} of {}", i, value);
         }
+    }
+
+    /// The production path (cells into Arrow builders) stores exactly what arrow-json makes of
+    /// the canonical values.
+    #[test]
+    fn columnar_rows_equal_arrow_json_of_the_canonical_values(columns in proptest::collection::vec(column(), 1..6)) {
+        let columns: Vec<Sample> = columns.into_iter().map(|(s, _)| s).collect();
+        let (key, value) = event(&columns);
+        let decoded = decode_debezium_json(Some(key.as_bytes()), Some(value.as_bytes()), None, &Default::default(), &mut SchemaCache::default())
+            .unwrap()
+            .expect("not a tombstone");
+        let schema = new_table_schema(&decoded).unwrap();
+        let arrow_schema = Arc::new(schema_to_arrow_schema(&schema).unwrap());
+
+        let mut canonical = decoded.canonical_row().unwrap();
+        let metadata = [("_op", json!("c")), ("_op_ts", json!(1)), ("_source_ts", Value::Null), ("_src_partition", json!(0)), ("_src_offset", json!(1))];
+        canonical.extend(metadata.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let mut json_decoder = arrow_json::ReaderBuilder::new(arrow_schema.clone()).build_decoder().unwrap();
+        json_decoder.serialize(&[Value::Object(canonical)]).unwrap();
+        let expected = json_decoder.flush().unwrap().unwrap();
+
+        let mut rows = RowBuilder::new(arrow_schema.clone());
+        let mut cells = vec![Cell::Null; rows.width()];
+        for (field, value) in decoded.columns.iter().zip(decoded.values.clone()) {
+            cells[rows.index_of(&field.name).unwrap()] = cell(value, &field.kind).unwrap();
+        }
+        for (name, value) in metadata {
+            cells[rows.index_of(name).unwrap()] = match value {
+                Value::String(s) => Cell::Text(s),
+                Value::Number(n) => Cell::Int(n.as_i64().unwrap()),
+                _ => Cell::Null,
+            };
+        }
+        rows.append(cells, 0).unwrap_or_else(|e| panic!("{e}\n{value}"));
+        prop_assert_eq!(rows.finish().unwrap(), expected, "{}", value);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use floe_catalog::Catalog;
 use floe_sink::config::default_config_path;
-use floe_sink::{IngestReport, Ingestor, SinkConfig};
+use floe_sink::{Control, IngestReport, Ingestor, SinkConfig};
 
 use crate::EXIT_DEAD_LETTERS;
 
@@ -20,7 +20,15 @@ pub async fn run(
     let config = load_config(data_dir, config)?;
     let source = floe_sink::source::file::open(input, source_name).with_context(|| format!("opening {}", input.display()))?;
     let progress = crate::progress::spinner("{pos} events ({per_sec})");
-    let report = Ingestor::new(catalog, config).run(source, &|n| progress.set_position(n)).await?;
+    let mut ingestor = Ingestor::new(catalog, config);
+    // Ctrl-C or SIGTERM: commit everything read, then stop.
+    let control = ingestor.control();
+    let mut shutdown = crate::shutdown::Shutdown::listen()?;
+    tokio::spawn(async move {
+        shutdown.requested().await;
+        control.send(Control::Shutdown);
+    });
+    let report = ingestor.run(source, &|n| progress.set_position(n)).await?;
     progress.finish_and_clear();
     print_report(&report);
     if !report.failed_tables.is_empty() {
@@ -59,4 +67,14 @@ fn print_report(report: &IngestReport) {
     for (table, error) in &report.failed_tables {
         println!("failed table:       {table}: {error}");
     }
+    if let Some(kib) = peak_memory_kib() {
+        println!("peak memory:        {} MiB", kib / 1024);
+    }
+}
+
+/// The process's peak resident memory (Linux `VmHWM`), to size machines and batches by.
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -9,7 +9,6 @@ use std::str::FromStr;
 use anyhow::{Context, Result};
 use floe_catalog::Catalog;
 use floe_compactor::{compact_table, CompactOptions};
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info};
 
 use super::compact::{keyed_tables, print_report};
@@ -25,7 +24,7 @@ pub async fn run(catalog: &dyn Catalog, schedule: &str, metrics_addr: SocketAddr
     println!("floe serve: metrics on http://{metrics_addr}/metrics, compaction schedule '{schedule}' (UTC)");
     // Listen once, before the first run: a signal that arrives during a compaction is then kept
     // for the next wait instead of lost (a listener only sees signals after it exists).
-    let mut shutdown = Shutdown::listen()?;
+    let mut shutdown = crate::shutdown::Shutdown::listen()?;
     loop {
         let next = schedule.upcoming(chrono::Utc).next().context("the schedule has no future run")?;
         info!(%next, "next compaction run");
@@ -49,25 +48,6 @@ async fn run_once(catalog: &dyn Catalog, options: &CompactOptions) {
         match compact_table(catalog, &ident, options).await {
             Ok(report) => print_report(&report),
             Err(e) => error!(table = %ident, error = %e, "compaction failed"),
-        }
-    }
-}
-
-/// Ctrl-C or SIGTERM.
-struct Shutdown {
-    interrupt: Signal,
-    terminate: Signal,
-}
-
-impl Shutdown {
-    fn listen() -> Result<Self> {
-        Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
-    }
-
-    async fn requested(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
         }
     }
 }

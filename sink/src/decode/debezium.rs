@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use floe_catalog::iceberg::spec::Schema;
+use floe_catalog::iceberg::spec::{Schema, SchemaRef};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -19,7 +19,7 @@ use tracing::warn;
 use super::connect::Fallback;
 use super::infer::{infer_fields, ColumnHints};
 use super::json_object::read_object;
-use super::{connect, ChangeEvent, DecodeError, Decoded, Decoder, Field, Op, TableState};
+use super::{connect, ChangeEvent, Columns, DecodeError, Decoded, Decoder, Field, Op, TableState};
 use crate::source::Message;
 
 /// The Debezium JSON decoder: [`decode_debezium_json`] behind the [`Decoder`] seam.
@@ -56,7 +56,7 @@ struct Payload<'a> {
 pub fn decode_debezium_json(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
-    table_schema: Option<&Schema>,
+    table_schema: Option<&SchemaRef>,
     hints: &ColumnHints,
     cache: &mut SchemaCache,
 ) -> Result<Option<ChangeEvent>, DecodeError> {
@@ -97,29 +97,26 @@ pub fn decode_debezium_json(
             }
             (fields, values)
         }
-        None => {
-            let object: Map<String, Value> = match image {
-                Some(text) => serde_json::from_str(text).map_err(|e| invalid_json("value", e))?,
-                None => Map::new(),
-            };
-            schemaless_values(object, table_schema, hints)?
-        }
+        None => match image {
+            Some(text) => cache.schemaless(0, text, table_schema, hints).map_err(|e| in_value("value", e))?,
+            None => (Arc::new(vec![]), vec![]),
+        },
     };
     let (key_fields, key_values) = match key_schema {
         Some(schema) => {
             let fields = cache.key_fields(schema)?;
             let mut values = Vec::with_capacity(fields.len());
-            if read_object(key_payload, &fields, &mut values).map_err(|e| in_value("key", e))? == 0 {
+            if read_object(key_payload, &fields, &mut values).map_err(|e| in_value("key", e))?.members == 0 {
                 return Err(DecodeError::new("record key has no columns"));
             }
             (fields, values)
         }
         None => {
-            let object: Map<String, Value> = serde_json::from_str(key_payload).map_err(|e| invalid_json("key", e))?;
-            if object.is_empty() {
+            let (fields, values) = cache.schemaless(1, key_payload, table_schema, hints).map_err(|e| in_value("key", e))?;
+            if values.is_empty() {
                 return Err(DecodeError::new("record key has no columns"));
             }
-            schemaless_values(object, table_schema, hints)?
+            (fields, values)
         }
     };
     let merged = cache.merged(&columns, &key_fields);
@@ -139,14 +136,11 @@ pub fn decode_debezium_json(
 
 /// The fields of a schemaless object (typed by the table and hints, else inferred) and its
 /// values aligned with them.
-fn schemaless_values(
-    mut object: Map<String, Value>,
-    table_schema: Option<&Schema>,
-    hints: &ColumnHints,
-) -> Result<(Arc<Vec<Field>>, Vec<Value>), DecodeError> {
+fn schemaless_values(text: &str, table_schema: Option<&Schema>, hints: &ColumnHints) -> Result<(Vec<Field>, Vec<Value>), DecodeError> {
+    let mut object: Map<String, Value> = serde_json::from_str(text).map_err(|e| DecodeError::new(e.to_string()))?;
     let fields = infer_fields(&object, table_schema, hints)?;
     let values = fields.iter().map(|f| object.remove(&f.name).unwrap_or(Value::Null)).collect();
-    Ok((Arc::new(fields), values))
+    Ok((fields, values))
 }
 
 fn invalid_json(what: &str, e: impl std::fmt::Display) -> DecodeError {
@@ -169,17 +163,18 @@ fn parse_payload(bytes: &[u8]) -> Result<Option<Payload<'_>>, DecodeError> {
     serde_json::from_slice(bytes).map(Some).map_err(|e| invalid_json("value", e))
 }
 
-const ENVELOPE_START: &[u8] = b"{\"schema\":";
-const ENVELOPE_PAYLOAD: &[u8] = b",\"payload\":";
-
 /// `{"schema": …, "payload": …}` → (Some(schema text), payload bytes); anything else is a bare
-/// payload. `last` is the schema text of the previous envelope: when this one starts with the
-/// same bytes, they are that complete JSON value, so the split needs no parse.
+/// payload. `last` is the schema text of the previous envelope: when this one holds the same
+/// bytes, they are that complete JSON value, so the split needs no parse.
 fn split_envelope<'a>(bytes: &'a [u8], last: &mut String) -> Result<(Option<&'a str>, &'a [u8]), DecodeError> {
-    if let Some(payload) = split_as_last(bytes, last) {
-        let schema = &bytes[ENVELOPE_START.len()..ENVELOPE_START.len() + last.len()];
+    if let Some((schema, payload)) = split_as_last(bytes, last) {
         let schema = std::str::from_utf8(schema).expect("equal to a valid string");
         return Ok(((schema != "null").then_some(schema), payload));
+    }
+    // JsonConverter writes the schema first; a document starting otherwise is a bare payload.
+    let first_key = token(bytes, b"{").map(<[u8]>::trim_ascii_start);
+    if !first_key.is_some_and(|rest| rest.starts_with(b"\"schema\"") || rest.starts_with(b"\"payload\"")) {
+        return Ok((None, bytes));
     }
     if let Ok(parts) = serde_json::from_slice::<HashMap<&str, &RawValue>>(bytes) {
         if let (2, Some(schema), Some(payload)) = (parts.len(), parts.get("schema"), parts.get("payload")) {
@@ -193,13 +188,24 @@ fn split_envelope<'a>(bytes: &'a [u8], last: &mut String) -> Result<(Option<&'a 
     Ok((None, bytes))
 }
 
-fn split_as_last<'a>(bytes: &'a [u8], last: &str) -> Option<&'a [u8]> {
+/// The (schema, payload) of `{"schema": <last>, "payload": …}`, with any whitespace between
+/// tokens, when the schema is byte for byte `last`.
+fn split_as_last<'a>(bytes: &'a [u8], last: &str) -> Option<(&'a [u8], &'a [u8])> {
     if last.is_empty() {
         return None;
     }
-    let rest = bytes.strip_prefix(ENVELOPE_START)?.strip_prefix(last.as_bytes())?.strip_prefix(ENVELOPE_PAYLOAD)?;
-    let end = rest.iter().rposition(|b| !b.is_ascii_whitespace())?;
-    (rest[end] == b'}').then(|| &rest[..end])
+    let rest = token(token(token(bytes, b"{")?, b"\"schema\"")?, b":")?.trim_ascii_start();
+    let (schema, rest) = (rest.get(..last.len())?, rest.get(last.len()..)?);
+    if schema != last.as_bytes() {
+        return None;
+    }
+    let payload = token(token(token(rest, b",")?, b"\"payload\"")?, b":")?.trim_ascii();
+    Some((schema, payload.strip_suffix(b"}")?.trim_ascii_end()))
+}
+
+/// `rest` after `expected`, skipping whitespace before it.
+fn token<'b>(rest: &'b [u8], expected: &[u8]) -> Option<&'b [u8]> {
+    rest.trim_ascii_start().strip_prefix(expected)
 }
 
 /// Fields of Connect schemas already seen, by their raw JSON text.
@@ -212,9 +218,27 @@ pub struct SchemaCache {
     after: Memo,
     key: Memo,
     /// The last merge of image and key fields, by the identity of both lists.
-    merge: Option<(Arc<Vec<Field>>, Arc<Vec<Field>>, Arc<Merged>)>,
+    merge: Option<LastMerge>,
     /// Columns of unknown type already warned about, by schema name and column path.
     warned: HashSet<(String, Fallback)>,
+    /// The fields last typed for schemaless images (0) and keys (1), with the table schema they
+    /// were typed by (kept, so that its identity cannot be taken by another).
+    schemaless: [Option<Typed>; 2],
+}
+
+/// The last merge, by the identity of the image and key lists it merged.
+#[derive(Debug)]
+struct LastMerge {
+    image: Columns,
+    key: Columns,
+    merged: Arc<Merged>,
+}
+
+/// Schemaless fields as typed by a table schema.
+#[derive(Debug)]
+struct Typed {
+    schema: Option<SchemaRef>,
+    fields: Columns,
 }
 
 /// An image's columns with the key's added, and where each key column's value goes.
@@ -226,6 +250,38 @@ struct Merged {
 }
 
 impl SchemaCache {
+    /// A schemaless object's fields and values. Once a table has every column of a stream, its
+    /// records have the same members typed the same way: the last fields are reused when this
+    /// object has exactly their members and the table schema is the same one.
+    fn schemaless(
+        &mut self,
+        slot: usize,
+        text: &str,
+        table_schema: Option<&SchemaRef>,
+        hints: &ColumnHints,
+    ) -> Result<(Arc<Vec<Field>>, Vec<Value>), DecodeError> {
+        if let Some(Typed { schema, fields }) = &self.schemaless[slot] {
+            let same_table = match (schema, table_schema) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            };
+            if same_table {
+                let mut values = Vec::with_capacity(fields.len());
+                let read = read_object(text, fields, &mut values)?;
+                if read.members == fields.len() && read.matched == fields.len() {
+                    return Ok((fields.clone(), values));
+                }
+            }
+        }
+        let (fields, values) = schemaless_values(text, table_schema.map(|s| s.as_ref()), hints)?;
+        let fields = Arc::new(fields);
+        // Only fields typed by name (configured, or already in the table) are the same for the
+        // next record whatever its values; inferred ones depend on the value, so are not kept.
+        let typed_by_name = |f: &Field| hints.contains_key(&f.name) || table_schema.is_some_and(|s| s.field_by_name(&f.name).is_some());
+        self.schemaless[slot] = fields.iter().all(typed_by_name).then(|| Typed { schema: table_schema.cloned(), fields: fields.clone() });
+        Ok((fields, values))
+    }
+
     fn image_fields(&mut self, schema: &str, image: &str) -> Result<Arc<Vec<Field>>, DecodeError> {
         let memo = if image == "before" { &mut self.before } else { &mut self.after };
         memo.get(schema, &mut self.warned, |parsed| image_fields(parsed, image))
@@ -236,16 +292,16 @@ impl SchemaCache {
     }
 
     fn merged(&mut self, image: &Arc<Vec<Field>>, key: &Arc<Vec<Field>>) -> Arc<Merged> {
-        if let Some((i, k, merged)) = &self.merge {
-            if Arc::ptr_eq(i, image) && Arc::ptr_eq(k, key) {
-                return merged.clone();
+        if let Some(last) = &self.merge {
+            if Arc::ptr_eq(&last.image, image) && Arc::ptr_eq(&last.key, key) {
+                return last.merged.clone();
             }
         }
         let columns = merge_key_fields(image.as_ref().clone(), key);
         let key_slots = key.iter().map(|k| columns.iter().position(|c| c.name == k.name).expect("merged")).collect();
         let key_names = Arc::new(key.iter().map(|f| f.name.clone()).collect());
         let merged = Arc::new(Merged { columns: Arc::new(columns), key: key_names, key_slots });
-        self.merge = Some((image.clone(), key.clone(), merged.clone()));
+        self.merge = Some(LastMerge { image: image.clone(), key: key.clone(), merged: merged.clone() });
         merged
     }
 }
@@ -339,4 +395,94 @@ fn source_ts(source: &RawValue) -> Option<i64> {
     }
     let times: Times = serde_json::from_str(source.get()).ok()?;
     times.ts_us.as_ref().and_then(Value::as_i64).or_else(|| times.ts_ms.as_ref().and_then(Value::as_i64).map(|ms| ms * 1_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::decode::Kind;
+
+    /// Schema first, as JsonConverter writes it.
+    fn envelope(schema: Value, payload: Value) -> Vec<u8> {
+        format!(r#"{{"schema":{schema},"payload":{payload}}}"#).into_bytes()
+    }
+
+    fn value_schema(columns: Value) -> Value {
+        let image = |name: &str| json!({"type": "struct", "optional": true, "field": name, "fields": columns.clone()});
+        json!({"type": "struct", "fields": [image("before"), image("after"), {"type": "string", "field": "op"}]})
+    }
+
+    fn key() -> Vec<u8> {
+        envelope(json!({"type": "struct", "fields": [{"type": "int64", "optional": false, "field": "id"}]}), json!({"id": 1}))
+    }
+
+    fn decode(key: Option<&[u8]>, value: Option<&[u8]>, cache: &mut SchemaCache) -> Result<Option<ChangeEvent>, DecodeError> {
+        decode_debezium_json(key, value, None, &ColumnHints::new(), cache)
+    }
+
+    #[test]
+    fn a_repeated_schema_is_split_by_compare_and_decodes_the_same() {
+        let schema =
+            value_schema(json!([{"type": "int64", "optional": false, "field": "id"}, {"type": "string", "optional": true, "field": "s"}]));
+        let mut cache = SchemaCache::default();
+        let first = envelope(schema.clone(), json!({"after": {"id": 1, "s": "a"}, "op": "c", "source": {"ts_ms": 5}}));
+        let second = envelope(schema, json!({"op": "u", "after": {"s": "b", "id": 1}}));
+        let a = decode(Some(&key()), Some(&first), &mut cache).unwrap().unwrap();
+        assert!(split_as_last(&second, &cache.value_text).is_some(), "the second envelope takes the fast path");
+        let spaced = format!("{{ \"schema\" : {},\n \"payload\": {{\"op\": \"c\"}} }} ", cache.value_text).into_bytes();
+        assert_eq!(split_as_last(&spaced, &cache.value_text).map(|(_, p)| p), Some(&br#"{"op": "c"}"#[..]));
+        let b = decode(Some(&key()), Some(&second), &mut cache).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&a.columns, &b.columns), "one schema, one column list");
+        assert_eq!((a.op, a.source_ts_micros, &a.values), (Op::Create, Some(5_000), &vec![json!(1), json!("a")]));
+        assert_eq!((b.op, b.source_ts_micros, &b.values), (Op::Update, None, &vec![json!(1), json!("b")]));
+    }
+
+    #[test]
+    fn an_envelope_with_the_payload_first_is_still_split() {
+        let schema = value_schema(json!([{"type": "int64", "optional": false, "field": "id"}]));
+        let value = json!({"payload": {"after": {"id": 1}, "op": "c"}, "schema": schema}).to_string();
+        let event = decode(Some(&key()), Some(value.as_bytes()), &mut SchemaCache::default()).unwrap().unwrap();
+        assert!(event.complete_schema, "the schema was read");
+    }
+
+    #[test]
+    fn a_changed_schema_is_read_again() {
+        let mut cache = SchemaCache::default();
+        let narrow = value_schema(json!([{"type": "int64", "optional": false, "field": "id"}]));
+        let wide =
+            value_schema(json!([{"type": "int64", "optional": false, "field": "id"}, {"type": "int32", "optional": true, "field": "n"}]));
+        decode(Some(&key()), Some(&envelope(narrow, json!({"after": {"id": 1}, "op": "c"}))), &mut cache).unwrap();
+        let event =
+            decode(Some(&key()), Some(&envelope(wide, json!({"after": {"id": 1, "n": 2}, "op": "u"}))), &mut cache).unwrap().unwrap();
+        assert_eq!(
+            event.columns.iter().map(|c| (c.name.as_str(), c.kind.clone())).collect::<Vec<_>>(),
+            [("id", Kind::Long), ("n", Kind::Int)]
+        );
+    }
+
+    #[test]
+    fn schemaless_records_and_key_only_deletes() {
+        let mut cache = SchemaCache::default();
+        let value = br#"{"before": {"id": 3}, "after": null, "op": "d"}"#;
+        let event = decode(Some(br#"{"id": 3}"#), Some(value), &mut cache).unwrap().unwrap();
+        assert_eq!((event.op, event.complete_schema, event.key.as_slice()), (Op::Delete, false, &["id".to_string()][..]));
+        assert_eq!(event.value("id"), Some(&json!(3)));
+    }
+
+    #[test]
+    fn tombstones_and_what_cannot_be_a_change() {
+        let mut cache = SchemaCache::default();
+        assert_eq!(decode(Some(&key()), None, &mut cache).unwrap(), None);
+        assert_eq!(decode(Some(&key()), Some(b"null"), &mut cache).unwrap(), None);
+        let reason = |value: &[u8], key: Option<&[u8]>| decode(key, Some(value), &mut SchemaCache::default()).unwrap_err().to_string();
+        assert!(reason(b"{not json", Some(&key())).contains("not valid JSON"));
+        assert!(reason(b"[1]", Some(&key())).contains("not a JSON object"));
+        assert!(reason(br#"{"after": {"id": 1}}"#, Some(&key())).contains("no 'op'"));
+        assert!(reason(br#"{"after": {"id": 1}, "op": "x"}"#, Some(&key())).contains("unsupported op"));
+        assert!(reason(br#"{"after": "text", "op": "c"}"#, Some(&key())).contains("without an 'after' image"));
+        assert!(reason(br#"{"after": {"id": 1}, "op": "c"}"#, None).contains("no key"));
+        assert!(reason(br#"{"after": {"id": 1}, "op": "c"}"#, Some(b"{}")).contains("no columns"));
+    }
 }

@@ -11,9 +11,16 @@ use serde_json::Value;
 
 use super::{DecodeError, Field};
 
+/// How many members an object had, and how many of them a field named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Members {
+    pub members: usize,
+    pub matched: usize,
+}
+
 /// Reads the JSON object `text` into `values`: `values[i]` is the member named `fields[i].name`,
-/// or `Null` when absent. Returns how many members the object had.
-pub fn read_object(text: &str, fields: &[Field], values: &mut Vec<Value>) -> Result<usize, DecodeError> {
+/// or `Null` when absent.
+pub fn read_object(text: &str, fields: &[Field], values: &mut Vec<Value>) -> Result<Members, DecodeError> {
     values.clear();
     values.resize(fields.len(), Value::Null);
     let mut de = serde_json::Deserializer::from_str(text);
@@ -28,22 +35,22 @@ struct ObjectSeed<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for ObjectSeed<'_> {
-    type Value = usize;
+    type Value = Members;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Members, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for ObjectSeed<'_> {
-    type Value = usize;
+    type Value = Members;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
-        let (mut members, mut next) = (0, 0);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+        let (mut members, mut matched, mut next) = (0, 0, 0);
         while let Some(Key(name)) = map.next_key()? {
             members += 1;
             let slot = match self.fields.get(next) {
@@ -53,6 +60,7 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
             match slot {
                 Some(i) => {
                     self.values[i] = map.next_value()?;
+                    matched += 1;
                     next = i + 1;
                 }
                 None => {
@@ -60,7 +68,7 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
                 }
             }
         }
-        Ok(members)
+        Ok(Members { members, matched })
     }
 }
 
@@ -100,7 +108,7 @@ mod tests {
     fn aligns_members_with_fields_in_any_order() {
         let mut values = vec![];
         let n = read_object(r#"{"b": 2, "skip": {"deep": [1]}, "a": "x", "c\u0021": null}"#, &fields(&["a", "b", "c!", "d"]), &mut values);
-        assert_eq!(n.unwrap(), 4);
+        assert_eq!(n.unwrap(), Members { members: 4, matched: 3 });
         assert_eq!(values, vec![json!("x"), json!(2), json!(null), json!(null)]);
     }
 

@@ -14,7 +14,7 @@ pub mod value;
 
 use std::sync::Arc;
 
-use floe_catalog::iceberg::spec::Schema;
+use floe_catalog::iceberg::spec::SchemaRef;
 use serde_json::{Map, Value};
 
 pub use debezium::{decode_debezium_json, DebeziumJson, SchemaCache};
@@ -24,11 +24,16 @@ pub use value::{canonical, cell, Cell};
 
 use crate::source::Message;
 
+/// A record's column list, shared by every record under one schema.
+pub type Columns = Arc<Vec<Field>>;
+/// A record's key column names, shared likewise.
+pub type KeyNames = Arc<Vec<String>>;
+
 /// What a decoder knows of the destination table: schemaless records are typed by it.
 #[derive(Debug, Clone, Copy)]
 pub struct TableState<'a> {
     /// The table's current schema, if it exists yet.
-    pub schema: Option<&'a Schema>,
+    pub schema: Option<&'a SchemaRef>,
     /// Column types configured for the table.
     pub hints: &'a ColumnHints,
 }
@@ -103,12 +108,12 @@ pub struct ChangeEvent {
     pub op: Op,
     /// Columns the source declared (or that were inferred) for this record. Records under one
     /// Connect schema share one list, so work keyed by it (schema sync) is done once.
-    pub columns: Arc<Vec<Field>>,
+    pub columns: Columns,
     /// Whether `columns` is the source's complete schema, so a table column missing from it
     /// has vanished from the source (false for schemaless records, whose nulls are simply absent).
     pub complete_schema: bool,
     /// Names of the key columns, in key order (empty for truncates).
-    pub key: Arc<Vec<String>>,
+    pub key: KeyNames,
     /// The source's values, one per column of `columns`, as the source encoded them: the
     /// after-image, or for deletes the before-image overlaid with the key.
     pub values: Vec<Value>,
