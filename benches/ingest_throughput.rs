@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use floe_sink::source::file::from_reader;
-use floe_sink::testing::{Column, MemorySource, TableEvents};
+use floe_sink::source::{Message, Positions, Source, SourceRecord};
+use floe_sink::testing::{Column, TableEvents};
 use floe_sink::{Ingestor, SinkConfig};
 use serde_json::{json, Value};
 
@@ -64,25 +65,48 @@ fn floe_ingest(lines: &[String], runtime: &tokio::runtime::Runtime) -> Duration 
 }
 
 /// The same events as Kafka messages (key and value bytes as the broker delivers them, no NDJSON
-/// line to unescape), through an in-memory partitioned source.
+/// line to unescape), handed over in batches of 1,024 as a consumer would poll them.
 fn floe_ingest_messages(n: usize, schemas: bool, runtime: &tokio::runtime::Runtime) -> Duration {
     let gen = TableEvents::new("pg.bench.customers", columns());
     let gen = if schemas { gen } else { gen.without_schemas() };
     let keys = (n / 4).max(1);
+    let records: Vec<SourceRecord> = (0..n)
+        .map(|i| {
+            let (key, value) = gen.upsert_message(if i < keys { "c" } else { "u" }, (i % keys) as i64, &values(i));
+            let message =
+                Message { topic: "pg.bench.customers".into(), key: key.map(String::into_bytes), value: value.map(String::into_bytes) };
+            SourceRecord { stream: "bench".into(), partition: 0, offset: i as i64, raw: vec![], message: Ok(message) }
+        })
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     runtime.block_on(async {
         let catalog = floe_catalog::SqlCatalog::open_embedded(dir.path()).await.unwrap();
-        let (source, producer) = MemorySource::new();
-        for i in 0..n {
-            let (key, value) = gen.upsert_message(if i < keys { "c" } else { "u" }, (i % keys) as i64, &values(i));
-            producer.send("pg.bench.customers", 0, key, value);
-        }
-        drop(producer);
         let start = Instant::now();
-        let report = Ingestor::new(&catalog, SinkConfig::default()).run(source, &|_| {}).await.unwrap();
+        let report = Ingestor::new(&catalog, SinkConfig::default()).run(Polled(records.into_iter()), &|_| {}).await.unwrap();
         assert_eq!(report.rows.values().sum::<u64>(), n as u64);
         start.elapsed()
     })
+}
+
+/// Records already in memory, moved out 1,024 at a time.
+struct Polled(std::vec::IntoIter<SourceRecord>);
+
+#[async_trait::async_trait]
+impl Source for Polled {
+    async fn seek(&mut self, _: &Positions) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    async fn next_batch(&mut self) -> std::io::Result<Option<Vec<SourceRecord>>> {
+        let batch: Vec<SourceRecord> = self.0.by_ref().take(1024).collect();
+        Ok((!batch.is_empty()).then_some(batch))
+    }
+
+    fn pause(&mut self, _: &[String]) {}
+
+    async fn resume(&mut self, _: &[String], _: &Positions) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The same rows (source columns plus floe's five metadata columns), already flat, decoded by
@@ -177,9 +201,10 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
 
-    let ceiling = rate(arrow_parquet(n));
+    // The ceiling's best of three, so that a noisy moment cannot flatter floe's ratios.
+    let ceiling = (0..3).map(|_| rate(arrow_parquet(n))).fold(0.0, f64::max);
     println!("ingest_throughput: {n} Debezium JSON events, 5 columns + key");
-    println!("  arrow-rs → Parquet (ceiling)              {ceiling:>10.0} rows/s");
+    println!("  arrow-rs → Parquet (ceiling, best of 3)   {ceiling:>10.0} rows/s");
     for (label, schemas) in [("schema envelope", true), ("no envelope    ", false)] {
         let lines = events(n, schemas);
         let floe = rate(floe_ingest(&lines, &runtime));

@@ -129,6 +129,9 @@ pub struct MemorySource {
     delivered: u64,
 }
 
+/// Records per batch, like a Kafka consumer's `max.poll.records`.
+const MAX_POLL: usize = 500;
+
 /// Feeds a [`MemorySource`].
 #[derive(Clone)]
 pub struct MemoryProducer {
@@ -162,8 +165,10 @@ impl MemorySource {
             }
             let floor = self.floor.get(partition).copied().unwrap_or(-1);
             let cursor = self.cursor.entry(partition.clone()).or_insert(0);
-            batch.extend(records[*cursor..].iter().filter(|r| r.offset > floor).cloned());
-            *cursor = records.len();
+            // At most a poll's worth at a time, as a consumer receives them.
+            let end = records.len().min(*cursor + MAX_POLL.saturating_sub(batch.len()));
+            batch.extend(records[*cursor..end].iter().filter(|r| r.offset > floor).cloned());
+            *cursor = end;
         }
         batch
     }
