@@ -41,7 +41,7 @@ pub fn dead_letter_row(record: &SourceRecord, target_table: Option<String>, reas
     let message = record.message.as_ref().ok();
     let bytes = |b: Option<&[u8]>| b.map_or(Cell::Null, |b| Cell::Bytes(b.to_vec()));
     vec![
-        ("stream", Cell::Text(record.stream.clone())),
+        ("stream", Cell::Text(record.stream.to_string())),
         ("partition", Cell::Int(record.partition.into())),
         ("offset", Cell::Int(record.offset)),
         ("topic", message.map_or(Cell::Null, |m| Cell::Text(m.topic.clone()))),

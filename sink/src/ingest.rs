@@ -14,6 +14,7 @@
 //! Kafka sink) can also pause a table through [`IngestControl`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use floe_catalog::layout::{identifier_columns, OP, OP_TS, SOURCE_TS, SRC_OFFSET, SRC_PARTITION};
 use floe_catalog::Catalog;
@@ -98,7 +99,7 @@ pub struct Ingestor<'a> {
     config: SinkConfig,
     decoder: Box<dyn Decoder>,
     tables: HashMap<String, TableSink>,
-    topics: HashMap<String, String>,
+    topics: HashMap<String, Arc<str>>,
     dead_letters: Option<TableSink>,
     report: IngestReport,
     buffered_rows: usize,
@@ -115,6 +116,8 @@ pub struct Ingestor<'a> {
     control: Option<mpsc::UnboundedReceiver<Control>>,
     /// Whether commits happened that the source has not been told of.
     unannounced: bool,
+    /// The position key of the last record's stream and partition, made once per partition.
+    last_position: Option<(Arc<str>, i32, Arc<str>)>,
 }
 
 impl<'a> Ingestor<'a> {
@@ -136,6 +139,7 @@ impl<'a> Ingestor<'a> {
             paused: HashMap::new(),
             control: None,
             unannounced: false,
+            last_position: None,
             config,
         }
     }
@@ -235,27 +239,30 @@ impl<'a> Ingestor<'a> {
                 return Ok(());
             }
         };
-        if self.failed.contains_key(&table_name) {
+        if self.failed.contains_key(&*table_name) {
             self.report.skipped_failed_table += 1;
             return Ok(());
         }
-        if self.paused.contains_key(&table_name) {
+        if self.paused.contains_key(&*table_name) {
             self.report.skipped_paused_table += 1;
             return Ok(());
         }
-        let position = record.position_key();
-        let partitions = self.partitions.entry(table_name.clone()).or_default();
-        if !partitions.contains(&position) {
-            partitions.insert(position.clone());
+        let position = self.position_of(&record);
+        let partitions = match self.partitions.get_mut(&*table_name) {
+            Some(partitions) => partitions,
+            None => self.partitions.entry(table_name.to_string()).or_default(),
+        };
+        if !partitions.contains(&*position) {
+            partitions.insert(position.to_string());
         }
-        let sink = self.tables.get_mut(&table_name).expect("table_for opened it");
+        let sink = self.tables.get_mut(&*table_name).expect("table_for opened it");
         if sink.is_committed(&position, record.offset) {
             self.report.already_committed += 1;
             return Ok(());
         }
         let decoded = self.decoder.decode(message, TableState { schema: sink.schema_ref(), hints: &sink.hints });
         match decoded {
-            Decoded::DeadLetter(e) => self.dead_letter(&record, Some(table_name), &e.to_string()).await,
+            Decoded::DeadLetter(e) => self.dead_letter(&record, Some(table_name.to_string()), &e.to_string()).await,
             Decoded::Tombstone => {
                 self.report.tombstones += 1;
                 sink.note_position(&position, record.offset);
@@ -266,17 +273,29 @@ impl<'a> Ingestor<'a> {
                     self.fail_table(&table_name, e);
                     Ok(())
                 }
-                Ok(Err(reason)) => self.dead_letter(&record, Some(table_name), &reason).await,
+                Ok(Err(reason)) => self.dead_letter(&record, Some(table_name.to_string()), &reason).await,
                 Ok(Ok(())) => match self.push_change(&table_name, event, &record, &position) {
                     Err(e) => {
                         self.fail_table(&table_name, e);
                         Ok(())
                     }
-                    Ok(Err(reason)) => self.dead_letter(&record, Some(table_name), &reason.to_string()).await,
+                    Ok(Err(reason)) => self.dead_letter(&record, Some(table_name.to_string()), &reason.to_string()).await,
                     Ok(Ok(())) => Ok(()),
                 },
             },
         }
+    }
+
+    /// `record`'s position key, reused while records come from one partition.
+    fn position_of(&mut self, record: &SourceRecord) -> Arc<str> {
+        if let Some((stream, partition, key)) = &self.last_position {
+            if Arc::ptr_eq(stream, &record.stream) && *partition == record.partition {
+                return key.clone();
+            }
+        }
+        let key: Arc<str> = record.position_key().into();
+        self.last_position = Some((record.stream.clone(), record.partition, key.clone()));
+        key
     }
 
     /// Converts `event` into the table's columns and appends it; `Ok(Err)`: a value does not fit.
@@ -391,7 +410,7 @@ impl<'a> Ingestor<'a> {
 
     /// Opens (once) the sink for `topic`'s table, returning the table's name, or the name and
     /// why it could not be opened.
-    async fn table_for(&mut self, topic: &str) -> std::result::Result<String, (String, SinkError)> {
+    async fn table_for(&mut self, topic: &str) -> std::result::Result<Arc<str>, (String, SinkError)> {
         if let Some(name) = self.topics.get(topic) {
             return Ok(name.clone());
         }
@@ -401,6 +420,7 @@ impl<'a> Ingestor<'a> {
             let sink = TableSink::open(self.catalog, route.ident, route.hints).await.map_err(|e| (name.clone(), e))?;
             self.tables.insert(name.clone(), sink);
         }
+        let name: Arc<str> = name.into();
         self.topics.insert(topic.to_string(), name.clone());
         Ok(name)
     }

@@ -112,6 +112,7 @@ impl Source for FileSource {
 /// The reading thread: lines → batches of records, until the input ends or the loop hangs up.
 fn read_lines(reader: Box<dyn Read + Send>, stream: String, skip_through: i64, sender: mpsc::Sender<std::io::Result<Vec<SourceRecord>>>) {
     let mut lines = BufReader::with_capacity(1 << 20, reader);
+    let stream: std::sync::Arc<str> = stream.into();
     let (mut line, mut batch, mut last_len) = (0i64, Vec::with_capacity(BATCH_RECORDS), 256);
     loop {
         // Lines of one stream are alike in length: start where the last one ended.

@@ -6,6 +6,7 @@
 pub mod file;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -13,8 +14,8 @@ use async_trait::async_trait;
 #[derive(Debug, Clone)]
 pub struct SourceRecord {
     /// Identity of the input stream positions are counted in (`file:<path>`, `stdin`, or a
-    /// Kafka topic).
-    pub stream: String,
+    /// Kafka topic). Shared by every record of the stream.
+    pub stream: Arc<str>,
     pub partition: i32,
     pub offset: i64,
     /// The record's bytes exactly as read, kept for the dead-letter table.
