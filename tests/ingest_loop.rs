@@ -113,6 +113,23 @@ async fn a_paused_table_stops_alone_and_resumes_from_its_committed_position() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_also_commits_records_the_source_read_but_had_not_handed_out() {
+    let t = test_catalog().await;
+    let config = SinkConfig::parse("[sink]\nbatch_rows = 100000\ncommit_interval = \"1h\"\n", "test").unwrap();
+    let (source, producer) = MemorySource::new();
+    let mut ingestor = Ingestor::new(&t.catalog, config);
+    let control = ingestor.control();
+    // Sent before the loop runs: the shutdown request is taken first, with the records still
+    // at the source, as lines stdin has delivered but the loop has not yet asked for.
+    send(&producer, A, 0, 5);
+    assert!(control.send(Control::Shutdown));
+    let report = ingestor.run(source, &|_| {}).await.unwrap();
+    assert_eq!(report.rows.get("shop.orders"), Some(&5));
+    assert_eq!(committed_offsets(&t.catalog, "orders").await, (0..5).collect::<Vec<_>>());
+    drop(producer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_commits_everything_read() {
     let t = test_catalog().await;
     let config = SinkConfig::parse("[sink]\nbatch_rows = 100000\ncommit_interval = \"1h\"\n", "test").unwrap();

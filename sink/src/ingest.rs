@@ -171,6 +171,9 @@ impl<'a> Ingestor<'a> {
                 request = next_request(&mut control) => match request {
                     Control::Shutdown => {
                         info!("shutdown requested: committing what was read");
+                        for record in source.drain() {
+                            self.ingest(record).await?;
+                        }
                         break;
                     }
                     Control::Pause(table) => self.pause(&table, &mut source).await?,

@@ -223,6 +223,20 @@ impl Source for MemorySource {
         }
     }
 
+    fn drain(&mut self) -> Vec<SourceRecord> {
+        while let Ok(record) = self.incoming.try_recv() {
+            self.log.entry(record.position_key()).or_default().push(record);
+        }
+        let mut drained = vec![];
+        loop {
+            let batch = self.take_deliverable();
+            if batch.is_empty() {
+                return drained;
+            }
+            drained.extend(batch);
+        }
+    }
+
     fn pause(&mut self, partitions: &[String]) {
         self.paused.extend(partitions.iter().cloned());
     }

@@ -92,6 +92,16 @@ impl Source for FileSource {
         records.recv().await.transpose()
     }
 
+    fn drain(&mut self) -> Vec<SourceRecord> {
+        let mut drained = vec![];
+        if let Some(records) = self.records.as_mut() {
+            while let Ok(Ok(batch)) = records.try_recv() {
+                drained.extend(batch);
+            }
+        }
+        drained
+    }
+
     fn pause(&mut self, partitions: &[String]) {
         self.paused |= partitions.contains(&self.position_key());
     }

@@ -75,6 +75,12 @@ pub trait Source: Send {
     /// delivered but not committed while they were paused).
     async fn resume(&mut self, partitions: &[String], from: &Positions) -> std::io::Result<()>;
 
+    /// Records already read that [`Source::next_batch`] has not handed out yet, without waiting.
+    /// On shutdown they are ingested before the last commit: stdin cannot give them again.
+    fn drain(&mut self) -> Vec<SourceRecord> {
+        vec![]
+    }
+
     /// Positions now committed in the tables (Kafka commits its group offsets here).
     async fn committed(&mut self, _positions: &Positions) {}
 }
