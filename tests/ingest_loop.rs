@@ -113,6 +113,39 @@ async fn a_paused_table_stops_alone_and_resumes_from_its_committed_position() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_table_that_skipped_records_it_cannot_reread_stays_paused_for_the_run() {
+    let t = test_catalog().await;
+    let config = SinkConfig::parse("[sink]\nbatch_rows = 10\ncommit_interval = \"1h\"\n", "test").unwrap();
+    let (source, producer) = MemorySource::new();
+    let mut ingestor = Ingestor::new(&t.catalog, config);
+    let control = ingestor.control();
+    let ingest = ingestor.run(source, &|_| {});
+    let gen = events(A);
+    let feed = async {
+        send(&producer, A, 0, 10);
+        eventually("orders commits its first ten", || async { committed_offsets(&t.catalog, "orders").await.len() == 10 }).await;
+        assert!(control.send(Control::Pause("shop.orders".into())));
+        // A partition the table had not fed before: paused nowhere, so its records are skipped.
+        let (key, value) = gen.upsert_message("c", 99, &[json!("late")]);
+        producer.send(A, 1, key, value);
+        eventually("the loop has read it", || async { producer.handled() >= 11 }).await;
+        assert!(control.send(Control::Resume("shop.orders".into())));
+        send(&producer, A, 10, 2);
+        drop(producer);
+    };
+    let (report, ()) = tokio::join!(ingest, feed);
+    let report = report.unwrap();
+    // Still paused after the resume: its own partition stayed paused at the source, so the two
+    // later orders were never delivered, and the late one was skipped.
+    assert_eq!((report.events_read, report.skipped_paused_table), (11, 1), "{report:?}");
+    assert_eq!(committed_offsets(&t.catalog, "orders").await, (0..10).collect::<Vec<_>>());
+    let table = t.catalog.load_table(&ident("shop", "orders")).await.unwrap();
+    let positions = floe_catalog::layout::committed_positions(&table);
+    assert_eq!(positions.get("pg.shop.orders/0"), Some(&9), "the next run reads the rest again");
+    assert_eq!(positions.get("pg.shop.orders/1"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_also_commits_records_the_source_read_but_had_not_handed_out() {
     let t = test_catalog().await;
     let config = SinkConfig::parse("[sink]\nbatch_rows = 100000\ncommit_interval = \"1h\"\n", "test").unwrap();

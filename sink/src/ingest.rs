@@ -85,6 +85,14 @@ impl IngestControl {
     }
 }
 
+/// A paused table: the partitions paused for it at the source, and whether it skipped records
+/// of any other partition (one that feeds other tables too, or one it had not seen before).
+#[derive(Debug)]
+struct Paused {
+    own: Vec<String>,
+    skipped_elsewhere: bool,
+}
+
 /// Where a batch of a flush round goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
@@ -112,7 +120,7 @@ pub struct Ingestor<'a> {
     /// Partitions each data table has taken records from in this run.
     partitions: HashMap<String, BTreeSet<String>>,
     /// Paused tables, with the partitions paused at the source for them.
-    paused: HashMap<String, Vec<String>>,
+    paused: HashMap<String, Paused>,
     control: Option<mpsc::UnboundedReceiver<Control>>,
     /// Whether commits happened that the source has not been told of.
     unannounced: bool,
@@ -246,11 +254,14 @@ impl<'a> Ingestor<'a> {
             self.report.skipped_failed_table += 1;
             return Ok(());
         }
-        if self.paused.contains_key(&*table_name) {
+        let position = self.position_of(&record);
+        if let Some(paused) = self.paused.get_mut(&*table_name) {
             self.report.skipped_paused_table += 1;
+            if !paused.own.iter().any(|p| **p == *position) {
+                paused.skipped_elsewhere = true;
+            }
             return Ok(());
         }
-        let position = self.position_of(&record);
         let partitions = match self.partitions.get_mut(&*table_name) {
             Some(partitions) => partitions,
             None => self.partitions.entry(table_name.to_string()).or_default(),
@@ -381,17 +392,21 @@ impl<'a> Ingestor<'a> {
         self.tables.insert(table.to_string(), sink);
         source.pause(&own);
         info!(table, partitions = ?own, "table paused");
-        self.paused.insert(table.to_string(), own);
+        self.paused.insert(table.to_string(), Paused { own, skipped_elsewhere: false });
         Ok(())
     }
 
     /// Resumes `table` from its committed positions. Only partitions paused for it can be
-    /// rewound; when the table shared a partition with others, it resumes at the next run.
+    /// rewound; when it skipped records anywhere else, it stays paused and resumes at the next
+    /// run, from its committed positions.
     async fn resume(&mut self, table: &str, source: &mut impl Source) -> Result<()> {
-        let Some(own) = self.paused.get(table).cloned() else { return Ok(()) };
+        let Some(paused) = self.paused.get(table) else { return Ok(()) };
+        let own = paused.own.clone();
         let shared = self.partitions.get(table).is_some_and(|all| all.len() > own.len());
-        if shared {
-            warn!(table, "the table shares input partitions with other tables: it resumes at the next run");
+        // Records skipped in a partition that cannot be rewound would be lost once the table
+        // commits later positions of it.
+        if shared || paused.skipped_elsewhere {
+            warn!(table, "the table skipped records it cannot read again in this run (a partition shared with other tables, or a new one): it resumes at the next run");
             return Ok(());
         }
         // Settle first, so the positions it resumes from include every commit under way.
