@@ -9,9 +9,9 @@ use std::time::Duration;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use floe_catalog::testing::{ident, test_catalog};
-use floe_catalog::{Catalog, CatalogError};
+use floe_catalog::{Catalog, CatalogError, SqlCatalog};
 use floe_sink::testing::{Column, MemoryProducer, MemorySource, TableEvents};
-use floe_sink::{Control, Ingestor, SinkConfig};
+use floe_sink::{Control, IngestControl, Ingestor, SinkConfig};
 use serde_json::json;
 
 const A: &str = "pg.shop.orders";
@@ -43,6 +43,20 @@ async fn committed_offsets(catalog: &dyn Catalog, table: &str) -> Vec<i64> {
     offsets
 }
 
+/// An ingest over `catalog` flushing at `batch_rows` or every `commit_interval`, its control
+/// handle, and a fresh source with its producer.
+fn setup<'a>(
+    catalog: &'a SqlCatalog,
+    batch_rows: usize,
+    commit_interval: &str,
+) -> (Ingestor<'a>, IngestControl, MemorySource, MemoryProducer) {
+    let text = format!("[sink]\nbatch_rows = {batch_rows}\ncommit_interval = \"{commit_interval}\"\n");
+    let mut ingestor = Ingestor::new(catalog, SinkConfig::parse(&text, "test").unwrap());
+    let control = ingestor.control();
+    let (source, producer) = MemorySource::new();
+    (ingestor, control, source, producer)
+}
+
 /// Waits (up to a minute: CI machines are slow) until `condition` holds.
 async fn eventually<F: Future<Output = bool>>(what: &str, mut condition: impl FnMut() -> F) {
     for _ in 0..3000 {
@@ -58,9 +72,8 @@ async fn eventually<F: Future<Output = bool>>(what: &str, mut condition: impl Fn
 async fn a_quiet_stream_is_committed_by_the_commit_interval() {
     let t = test_catalog().await;
     // Far more rows per batch than will arrive: only the interval can flush them.
-    let config = SinkConfig::parse("[sink]\nbatch_rows = 100000\ncommit_interval = \"200ms\"\n", "test").unwrap();
-    let (source, producer) = MemorySource::new();
-    let ingest = Ingestor::new(&t.catalog, config).run(source, &|_| {});
+    let (ingestor, _control, source, producer) = setup(&t.catalog, 100000, "200ms");
+    let ingest = ingestor.run(source, &|_| {});
     let feed = async {
         send(&producer, A, 0, 3);
         eventually("the three records are committed while the source stays open", || async {
@@ -82,10 +95,7 @@ async fn a_quiet_stream_is_committed_by_the_commit_interval() {
 async fn a_paused_table_stops_alone_and_resumes_from_its_committed_position() {
     let t = test_catalog().await;
     // Ten buffered rows flush; the interval never does.
-    let config = SinkConfig::parse("[sink]\nbatch_rows = 10\ncommit_interval = \"1h\"\n", "test").unwrap();
-    let (source, producer) = MemorySource::new();
-    let mut ingestor = Ingestor::new(&t.catalog, config);
-    let control = ingestor.control();
+    let (ingestor, control, source, producer) = setup(&t.catalog, 10, "1h");
     let ingest = ingestor.run(source, &|_| {});
     let feed = async {
         send(&producer, A, 0, 10);
@@ -115,10 +125,7 @@ async fn a_paused_table_stops_alone_and_resumes_from_its_committed_position() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_table_that_skipped_records_it_cannot_reread_stays_paused_for_the_run() {
     let t = test_catalog().await;
-    let config = SinkConfig::parse("[sink]\nbatch_rows = 10\ncommit_interval = \"1h\"\n", "test").unwrap();
-    let (source, producer) = MemorySource::new();
-    let mut ingestor = Ingestor::new(&t.catalog, config);
-    let control = ingestor.control();
+    let (ingestor, control, source, producer) = setup(&t.catalog, 10, "1h");
     let ingest = ingestor.run(source, &|_| {});
     let gen = events(A);
     let feed = async {
@@ -148,10 +155,7 @@ async fn a_paused_table_that_skipped_records_it_cannot_reread_stays_paused_for_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_also_commits_records_the_source_read_but_had_not_handed_out() {
     let t = test_catalog().await;
-    let config = SinkConfig::parse("[sink]\nbatch_rows = 100000\ncommit_interval = \"1h\"\n", "test").unwrap();
-    let (source, producer) = MemorySource::new();
-    let mut ingestor = Ingestor::new(&t.catalog, config);
-    let control = ingestor.control();
+    let (ingestor, control, source, producer) = setup(&t.catalog, 100000, "1h");
     // Sent before the loop runs: the shutdown request is taken first, with the records still
     // at the source, as lines stdin has delivered but the loop has not yet asked for.
     send(&producer, A, 0, 5);
@@ -165,10 +169,7 @@ async fn shutdown_also_commits_records_the_source_read_but_had_not_handed_out() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_commits_everything_read() {
     let t = test_catalog().await;
-    let config = SinkConfig::parse("[sink]\nbatch_rows = 100000\ncommit_interval = \"1h\"\n", "test").unwrap();
-    let (source, producer) = MemorySource::new();
-    let mut ingestor = Ingestor::new(&t.catalog, config);
-    let control = ingestor.control();
+    let (ingestor, control, source, producer) = setup(&t.catalog, 100000, "1h");
     let ingest = ingestor.run(source, &|_| {});
     let feed = async {
         send(&producer, A, 0, 7);
