@@ -38,10 +38,6 @@ impl RowBuilder {
         Self { schema, columns, by_name, rows: 0, bytes: 0, ready: vec![] }
     }
 
-    pub fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()
     }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use floe_catalog::iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
 
 use crate::decode::Cell;
-
 use crate::source::SourceRecord;
 
 /// Columns: `stream, partition, offset, topic, target_table, key, value, raw, reason, failed_at`.

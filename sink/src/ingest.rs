@@ -365,16 +365,17 @@ impl<'a> Ingestor<'a> {
     fn fail_table(&mut self, table: &str, error: SinkError) {
         error!(table, %error, "table failed; its records are left for the next run, other tables go on");
         if let Some(mut sink) = self.tables.remove(table) {
-            self.forget_buffered(&sink);
-            sink.discard_pending();
+            let dropped = sink.discard_pending();
+            self.forget_buffered(dropped);
             self.report.add_table(table, &sink);
         }
         self.failed.insert(table.to_string(), error.to_string());
     }
 
-    fn forget_buffered(&mut self, sink: &TableSink) {
-        self.buffered_rows = self.buffered_rows.saturating_sub(sink.pending_rows());
-        self.buffered_bytes = self.buffered_bytes.saturating_sub(sink.pending_bytes());
+    /// Takes `rows` and `bytes` a table dropped out of the buffered totals.
+    fn forget_buffered(&mut self, (rows, bytes): (usize, usize)) {
+        self.buffered_rows = self.buffered_rows.saturating_sub(rows);
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(bytes);
     }
 
     /// Pauses `table`: its buffered rows are dropped (they are read again on resume), and the
@@ -385,11 +386,8 @@ impl<'a> Ingestor<'a> {
             return Ok(());
         }
         let own = self.own_partitions(table);
-        let sink = self.tables.remove(table).expect("checked");
-        self.forget_buffered(&sink);
-        let mut sink = sink;
-        sink.discard_pending();
-        self.tables.insert(table.to_string(), sink);
+        let dropped = self.tables.get_mut(table).expect("checked").discard_pending();
+        self.forget_buffered(dropped);
         source.pause(&own);
         info!(table, partitions = ?own, "table paused");
         self.paused.insert(table.to_string(), Paused { own, skipped_elsewhere: false });

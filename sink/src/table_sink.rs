@@ -190,13 +190,14 @@ impl TableSink {
         self.rows.as_ref().map_or(0, RowBuilder::bytes)
     }
 
-    /// Forgets what is buffered, uncommitted: those records are read again.
-    pub fn discard_pending(&mut self) {
-        if let Some(rows) = self.rows.as_mut() {
-            let _ = rows.finish();
-        }
+    /// Forgets what is buffered, uncommitted: those records are read again. Returns the rows
+    /// and input bytes dropped.
+    pub fn discard_pending(&mut self) -> (usize, usize) {
+        let dropped = (self.pending_rows(), self.pending_bytes());
+        self.rows = None;
         self.partial.clear();
         self.pending.clear();
+        dropped
     }
 
     pub async fn create(&mut self, catalog: &dyn Catalog, schema: Schema) -> Result<()> {
@@ -278,12 +279,6 @@ impl TableSink {
         }
         self.committed = positions;
         Ok(())
-    }
-}
-
-impl Batch {
-    pub fn rows(&self) -> usize {
-        self.rows.num_rows()
     }
 }
 

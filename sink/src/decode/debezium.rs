@@ -91,14 +91,14 @@ pub fn decode_debezium_json(
             let fields = cache.image_fields(schema, image_name)?;
             let mut values = Vec::with_capacity(fields.len());
             if let Some(text) = image {
-                read_object(text, &fields, &mut values).map_err(|e| in_value(image_name, e))?;
+                read_object(text, &fields, &mut values).map_err(|e| invalid_json(image_name, e))?;
             } else {
                 values.resize(fields.len(), Value::Null);
             }
             (fields, values)
         }
         None => match image {
-            Some(text) => cache.schemaless(0, text, table_schema, hints).map_err(|e| in_value("value", e))?,
+            Some(text) => cache.schemaless(0, text, table_schema, hints).map_err(|e| invalid_json("value", e))?,
             None => (Arc::new(vec![]), vec![]),
         },
     };
@@ -106,13 +106,13 @@ pub fn decode_debezium_json(
         Some(schema) => {
             let fields = cache.key_fields(schema)?;
             let mut values = Vec::with_capacity(fields.len());
-            if read_object(key_payload, &fields, &mut values).map_err(|e| in_value("key", e))?.members == 0 {
+            if read_object(key_payload, &fields, &mut values).map_err(|e| invalid_json("key", e))?.members == 0 {
                 return Err(DecodeError::new("record key has no columns"));
             }
             (fields, values)
         }
         None => {
-            let (fields, values) = cache.schemaless(1, key_payload, table_schema, hints).map_err(|e| in_value("key", e))?;
+            let (fields, values) = cache.schemaless(1, key_payload, table_schema, hints).map_err(|e| invalid_json("key", e))?;
             if values.is_empty() {
                 return Err(DecodeError::new("record key has no columns"));
             }
@@ -144,10 +144,6 @@ fn schemaless_values(text: &str, table_schema: Option<&Schema>, hints: &ColumnHi
 }
 
 fn invalid_json(what: &str, e: impl std::fmt::Display) -> DecodeError {
-    DecodeError::new(format!("{what} is not valid JSON: {e}"))
-}
-
-fn in_value(what: &str, e: DecodeError) -> DecodeError {
     DecodeError::new(format!("{what} is not valid JSON: {e}"))
 }
 
