@@ -5,8 +5,9 @@
 //! Primitive columns have their own builders. Lists, structs and maps (rare in CDC tables) keep
 //! their canonical JSON and are decoded by arrow-json when the batch is finished.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use hashbrown::HashMap;
 
 use arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
@@ -17,7 +18,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
-use crate::decode::{Cell, DecodeError};
+use crate::decode::{Cell, Columns, DecodeError};
 
 /// The rows of one batch, column by column.
 pub struct RowBuilder {
@@ -29,17 +30,32 @@ pub struct RowBuilder {
     bytes: usize,
     /// Cells of the row being appended, checked; kept to reuse its allocation.
     ready: Vec<Ready>,
+    /// The last list of source columns mapped by [`Self::slots_of`], and its mapping: records
+    /// of one source schema share the list.
+    last_slots: Option<(Columns, Result<Arc<[usize]>, String>)>,
 }
 
 impl RowBuilder {
     pub fn new(schema: SchemaRef) -> Self {
         let columns = schema.fields().iter().map(|f| Column::new(f.clone())).collect();
         let by_name = schema.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
-        Self { schema, columns, by_name, rows: 0, bytes: 0, ready: vec![] }
+        Self { schema, columns, by_name, rows: 0, bytes: 0, ready: vec![], last_slots: None }
     }
 
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()
+    }
+
+    /// The column index of each of `columns`; `Err(name)` names one that is not a column.
+    pub fn slots_of(&mut self, columns: &Columns) -> Result<Arc<[usize]>, String> {
+        if let Some((last, slots)) = &self.last_slots {
+            if Arc::ptr_eq(last, columns) {
+                return slots.clone();
+            }
+        }
+        let slots = columns.iter().map(|f| self.index_of(&f.name).ok_or_else(|| f.name.clone())).collect::<Result<Arc<[usize]>, _>>();
+        self.last_slots = Some((columns.clone(), slots.clone()));
+        slots
     }
 
     pub fn width(&self) -> usize {

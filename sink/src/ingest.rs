@@ -13,7 +13,10 @@
 //! since its positions were not committed) and every other table goes on. An operator (or the
 //! Kafka sink) can also pause a table through [`IngestControl`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+// foldhash: these maps are read once or more per record.
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use floe_catalog::layout::{identifier_columns, OP, OP_TS, SOURCE_TS, SRC_OFFSET, SRC_PARTITION};
@@ -326,10 +329,11 @@ impl<'a> Ingestor<'a> {
         let rows = sink.rows()?;
         let mut cells = vec![Cell::Null; rows.width()];
         let mut unavailable = vec![];
-        for (field, value) in event.columns.iter().zip(event.values) {
-            let Some(i) = rows.index_of(&field.name) else {
-                return Ok(Err(DecodeError::new("not a column of the table").in_column(&field.name)));
-            };
+        let slots = match rows.slots_of(&event.columns) {
+            Ok(slots) => slots,
+            Err(name) => return Ok(Err(DecodeError::new("not a column of the table").in_column(&name))),
+        };
+        for ((field, value), &i) in event.columns.iter().zip(event.values).zip(slots.iter()) {
             let c = match cell(value, &field.kind) {
                 Ok(c) => c,
                 Err(e) => return Ok(Err(e.in_column(&field.name))),

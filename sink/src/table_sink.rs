@@ -35,7 +35,7 @@ pub struct TableSink {
     /// Rows of the next batch with unchanged TOASTed columns to fill: (row, column indices).
     partial: Vec<(usize, Vec<usize>)>,
     /// Per input partition: (first, last) offset among the next batch's records.
-    pending: HashMap<String, (i64, i64)>,
+    pending: hashbrown::HashMap<String, (i64, i64)>,
     last_op_ts: i64,
     /// The last column and key lists found to fit the schema with this id (schema sync is
     /// skipped for records that share them).
@@ -57,7 +57,7 @@ pub struct Batch {
     table: FloeTable,
     rows: arrow::record_batch::RecordBatch,
     partial: Vec<(usize, Vec<usize>)>,
-    pending: HashMap<String, (i64, i64)>,
+    pending: hashbrown::HashMap<String, (i64, i64)>,
     last_op_ts: i64,
 }
 
@@ -85,7 +85,7 @@ impl TableSink {
             rows: None,
             builder_schema: -1,
             partial: vec![],
-            pending: HashMap::new(),
+            pending: hashbrown::HashMap::new(),
             last_op_ts,
             synced: None,
             rows_committed: 0,

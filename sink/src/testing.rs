@@ -181,7 +181,7 @@ impl MemoryProducer {
         let next = offsets.entry(position_key(topic, partition)).or_insert(0);
         let offset = *next;
         *next += 1;
-        let raw = json!({"topic": topic, "key": key, "value": value}).to_string().into_bytes();
+        let raw = json!({"topic": topic, "key": key, "value": value}).to_string().into();
         let message = Message { topic: topic.into(), key: key.map(String::into_bytes), value: value.map(String::into_bytes) };
         let record = SourceRecord { stream: topic.into(), partition, offset, raw, message: Ok(message) };
         self.sender.send(record).expect("source alive");

@@ -6,15 +6,15 @@
 //! overlaps decoding and a quiet stdin never blocks the loop's timers.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use bytes::BytesMut;
 use tokio::sync::mpsc;
 
-use super::{position_key, Message, Positions, Source, SourceRecord};
+use super::line::LineParser;
+use super::{position_key, Positions, Source, SourceRecord};
 
 /// Records per batch handed to the ingest loop, and how many batches are read ahead.
 const BATCH_RECORDS: usize = 1024;
@@ -120,86 +120,75 @@ impl Source for FileSource {
 }
 
 /// The reading thread: lines → batches of records, until the input ends or the loop hangs up.
-fn read_lines(reader: Box<dyn Read + Send>, stream: String, skip_through: i64, sender: mpsc::Sender<std::io::Result<Vec<SourceRecord>>>) {
-    let mut lines = BufReader::with_capacity(1 << 20, reader);
+/// Lines are slices of large shared chunks, not a copy each: a line's bytes live as long as
+/// its record (for the dead-letter table), and a chunk as long as its last line.
+fn read_lines(
+    mut reader: Box<dyn Read + Send>,
+    stream: String,
+    skip_through: i64,
+    sender: mpsc::Sender<std::io::Result<Vec<SourceRecord>>>,
+) {
     let stream: std::sync::Arc<str> = stream.into();
-    let (mut line, mut batch, mut last_len) = (0i64, Vec::with_capacity(BATCH_RECORDS), 256);
+    let mut parser = LineParser::default();
+    let (mut buffer, mut scanned, mut line) = (BytesMut::new(), 0, 0i64);
+    let mut batch = Vec::with_capacity(BATCH_RECORDS);
     loop {
-        // Lines of one stream are alike in length: start where the last one ended.
-        let mut raw = Vec::with_capacity(last_len + 64);
-        match lines.read_until(b'\n', &mut raw) {
-            Err(e) => {
-                let _ = sender.blocking_send(Err(e));
-                return;
+        let raw = match memchr::memchr(b'\n', &buffer[scanned..]) {
+            Some(at) => {
+                let raw = buffer.split_to(scanned + at + 1);
+                scanned = 0;
+                raw
             }
-            Ok(0) => break,
-            Ok(_) => {}
-        }
+            None => {
+                // Nothing more is buffered: hand over what was read before waiting on the input.
+                if !batch.is_empty() && sender.blocking_send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_RECORDS)))).is_err()
+                {
+                    return;
+                }
+                scanned = buffer.len();
+                match read_more(&mut reader, &mut buffer) {
+                    Err(e) => {
+                        let _ = sender.blocking_send(Err(e));
+                        return;
+                    }
+                    Ok(0) if buffer.is_empty() => return,
+                    Ok(0) => buffer.split(), // the last line, without a newline
+                    Ok(_) => continue,
+                }
+            }
+        };
         line += 1;
-        last_len = raw.len();
         if line <= skip_through {
             continue;
         }
+        let mut raw = raw.freeze();
         while raw.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            raw.pop();
+            raw.truncate(raw.len() - 1);
         }
-        let message = parse_line(&raw);
+        let message = parser.parse(&raw);
         batch.push(SourceRecord { stream: stream.clone(), partition: 0, offset: line, raw, message });
-        if batch.len() == BATCH_RECORDS || lines.buffer().is_empty() {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_RECORDS));
-            if sender.blocking_send(Ok(full)).is_err() {
-                return;
-            }
+        if batch.len() == BATCH_RECORDS
+            && sender.blocking_send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_RECORDS)))).is_err()
+        {
+            return;
         }
     }
-    if !batch.is_empty() {
-        let _ = sender.blocking_send(Ok(batch));
+}
+
+/// Reads the next piece of input onto the end of `buffer`; 0 at the end of the input.
+fn read_more(reader: &mut Box<dyn Read + Send>, buffer: &mut BytesMut) -> std::io::Result<usize> {
+    const CHUNK: usize = 4 << 20;
+    if buffer.capacity() - buffer.len() < CHUNK / 4 {
+        buffer.reserve(CHUNK);
     }
-}
-
-/// The common shape, read in one pass: key and value are JSON strings (or null).
-#[derive(Deserialize)]
-struct StringLine {
-    topic: Option<String>,
-    key: Option<String>,
-    value: Option<String>,
-}
-
-/// Any shape, for producers that embed the documents themselves.
-#[derive(Deserialize)]
-struct Line<'a> {
-    topic: Option<&'a RawValue>,
-    #[serde(borrow)]
-    key: Option<&'a RawValue>,
-    #[serde(borrow)]
-    value: Option<&'a RawValue>,
-}
-
-fn parse_line(raw: &[u8]) -> Result<Message, String> {
-    if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(raw) {
-            Err(e) => format!("line is not valid JSON: {e}"),
-            Ok(_) => "line is not a JSON object".into(),
-        });
-    }
-    // sonic-rs unescapes with SIMD: a value is a whole JSON document escaped into a string.
-    if let Ok(StringLine { topic: Some(topic), key, value }) = sonic_rs::from_slice::<StringLine>(raw) {
-        return Ok(Message { topic, key: key.map(String::into_bytes), value: value.map(String::into_bytes) });
-    }
-    let line: Line = serde_json::from_slice(raw).map_err(|e| format!("line is not valid JSON: {e}"))?;
-    let topic = line.topic.and_then(|t| serde_json::from_str::<String>(t.get()).ok()).ok_or("line has no \"topic\" string")?;
-    Ok(Message { topic, key: bytes(line.key)?, value: bytes(line.value)? })
-}
-
-/// A member's bytes: a JSON string's content, or (for producers that embed the JSON document
-/// instead of its string) the document's text.
-fn bytes(member: Option<&RawValue>) -> Result<Option<Vec<u8>>, String> {
-    match member.map(RawValue::get) {
-        None | Some("null") => Ok(None),
-        Some(text) if text.starts_with('"') => {
-            let s: String = serde_json::from_str(text).map_err(|e| format!("line is not valid JSON: {e}"))?;
-            Ok(Some(s.into_bytes()))
+    let filled = buffer.len();
+    buffer.resize(buffer.capacity(), 0);
+    let read = loop {
+        match reader.read(&mut buffer[filled..]) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            result => break result,
         }
-        Some(text) => Ok(Some(text.as_bytes().to_vec())),
-    }
+    };
+    buffer.truncate(filled + *read.as_ref().unwrap_or(&0));
+    read
 }

@@ -4,6 +4,7 @@
 //! so a restart skips exactly what was committed.
 
 pub mod file;
+mod line;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ pub struct SourceRecord {
     pub partition: i32,
     pub offset: i64,
     /// The record's bytes exactly as read, kept for the dead-letter table.
-    pub raw: Vec<u8>,
+    pub raw: bytes::Bytes,
     /// The message, or why the input line itself could not be read as one.
     pub message: Result<Message, String>,
 }

@@ -1,0 +1,251 @@
+//! One NDJSON line → a Kafka-shaped [`Message`]: `{"topic": …, "key": …, "value": …}`, where key
+//! and value are JSON strings (Debezium's JsonConverter output, as kcat and Connect dumps write
+//! it), null, or (for producers that embed the document itself) any JSON value.
+//!
+//! A value string is a whole JSON document escaped into a string: with the Connect schema
+//! envelope, ~1.8 KB of which ~1.5 KB is the schema, the same on every line of a topic.
+//! Scanning and unescaping it is most of the cost of reading a line, so [`LineParser`]
+//! remembers, per topic, the escaped prefix the last strings shared and its unescaped text.
+//! A line of a known topic in the usual shape (`topic`, `key`, `value`, in that order) is
+//! then read by a byte compare of the prefix and a scan of the rest; any other line goes
+//! through serde_json and teaches the parser its topic's prefixes.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::Message;
+
+/// Parses lines, remembering per topic what their key and value strings began with.
+#[derive(Default)]
+pub struct LineParser {
+    prefixes: hashbrown::HashMap<String, [SharedPrefix; 2]>,
+}
+
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(borrow)]
+    topic: Option<&'a RawValue>,
+    #[serde(borrow)]
+    key: Option<&'a RawValue>,
+    #[serde(borrow)]
+    value: Option<&'a RawValue>,
+}
+
+impl LineParser {
+    pub fn parse(&mut self, raw: &[u8]) -> Result<Message, String> {
+        let text = std::str::from_utf8(raw).map_err(|e| format!("line is not valid JSON: {e}"))?;
+        if let Some(message) = self.parse_usual(text) {
+            return Ok(message);
+        }
+        self.parse_any(text)
+    }
+
+    /// `{"topic": "<known topic>", "key": …, "value": …}` whose strings start with their
+    /// prefixes; `None` for anything else, which [`Self::parse_any`] reads (and reports).
+    fn parse_usual(&mut self, text: &str) -> Option<Message> {
+        let rest = member_name(token(text, '{')?, "topic")?;
+        let (topic, rest) = plain_string(rest)?;
+        let [key_prefix, value_prefix] = self.prefixes.get_mut(topic)?;
+        let (key, rest) = key_prefix.read_member(member_name(token(rest, ',')?, "key")?)?;
+        let (value, rest) = value_prefix.read_member(member_name(token(rest, ',')?, "value")?)?;
+        token(rest, '}')?.trim_ascii().is_empty().then(|| Message { topic: topic.to_owned(), key, value })
+    }
+
+    fn parse_any(&mut self, text: &str) -> Result<Message, String> {
+        if !text.trim_ascii_start().starts_with('{') {
+            return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Err(e) => format!("line is not valid JSON: {e}"),
+                Ok(_) => "line is not a JSON object".into(),
+            });
+        }
+        let line: Line = serde_json::from_str(text).map_err(|e| format!("line is not valid JSON: {e}"))?;
+        let topic = line.topic.and_then(|t| serde_json::from_str::<String>(t.get()).ok()).ok_or("line has no \"topic\" string")?;
+        let [key_prefix, value_prefix] = match self.prefixes.get_mut(&topic) {
+            Some(prefixes) => prefixes,
+            None => self.prefixes.entry(topic.clone()).or_default(),
+        };
+        let key = member_bytes(line.key, key_prefix)?;
+        let value = member_bytes(line.value, value_prefix)?;
+        Ok(Message { topic, key, value })
+    }
+}
+
+/// `rest` after `expected`, skipping whitespace before it.
+fn token(rest: &str, expected: char) -> Option<&str> {
+    rest.trim_ascii_start().strip_prefix(expected)
+}
+
+/// `rest` after `"name":`.
+fn member_name<'a>(rest: &'a str, name: &str) -> Option<&'a str> {
+    let rest = token(rest, '"')?.strip_prefix(name)?.strip_prefix('"')?;
+    Some(token(rest, ':')?.trim_ascii_start())
+}
+
+/// A string without escapes at the start of `rest`, and what follows it.
+fn plain_string(rest: &str) -> Option<(&str, &str)> {
+    let rest = rest.strip_prefix('"')?;
+    let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
+    (rest.as_bytes()[end] == b'"').then(|| (&rest[..end], &rest[end + 1..]))
+}
+
+/// The length of the JSON string content at the start of `rest` (which is inside the string,
+/// not after a backslash), up to and without its closing quote.
+fn string_content_len(rest: &str) -> Option<usize> {
+    let bytes = rest.as_bytes();
+    let mut at = 0;
+    loop {
+        at += memchr::memchr2(b'"', b'\\', &bytes[at..])?;
+        if bytes[at] == b'"' {
+            return Some(at);
+        }
+        at += 2;
+    }
+}
+
+/// A member's bytes: a JSON string's content, or the text of any other JSON value.
+fn member_bytes(member: Option<&RawValue>, prefix: &mut SharedPrefix) -> Result<Option<Vec<u8>>, String> {
+    match member.map(RawValue::get) {
+        None | Some("null") => Ok(None),
+        Some(text) if text.starts_with('"') => Ok(Some(prefix.unescape(text)?.into_bytes())),
+        Some(text) => Ok(Some(text.as_bytes().to_vec())),
+    }
+}
+
+/// The escaped start that the last strings of one member shared, and its unescaped text.
+#[derive(Default)]
+struct SharedPrefix {
+    /// Escaped text after the opening quote, ending just after a `,`: no escape sequence
+    /// contains one, so the text is complete escapes and unescapes on its own.
+    escaped: String,
+    unescaped: String,
+    /// The last string that did not start with `escaped`, to learn the next prefix from.
+    previous: String,
+}
+
+impl SharedPrefix {
+    /// A key or value member at the start of `rest` (null, or a string starting with the
+    /// prefix) and what follows it; `None` for anything else.
+    fn read_member<'a>(&self, rest: &'a str) -> Option<(Option<Vec<u8>>, &'a str)> {
+        if let Some(rest) = rest.strip_prefix("null") {
+            return Some((None, rest));
+        }
+        let tail = rest.strip_prefix('"')?.strip_prefix(self.escaped.as_str()).filter(|_| !self.escaped.is_empty())?;
+        let end = string_content_len(tail)?;
+        let mut text = String::with_capacity(self.unescaped.len() + end);
+        text.push_str(&self.unescaped);
+        text.push_str(&unescape(&format!("\"{}\"", &tail[..end])).ok()?);
+        Some((Some(text.into_bytes()), &tail[end + 1..]))
+    }
+
+    /// The content of the JSON string literal `quoted` (quotes included).
+    fn unescape(&mut self, quoted: &str) -> Result<String, String> {
+        let body = &quoted[1..];
+        if !self.escaped.is_empty() && body.starts_with(self.escaped.as_str()) {
+            let tail = &body[self.escaped.len()..];
+            let mut text = String::with_capacity(self.unescaped.len() + tail.len());
+            text.push_str(&self.unescaped);
+            text.push_str(&unescape(&format!("\"{tail}"))?);
+            return Ok(text);
+        }
+        let text = unescape(quoted)?;
+        self.learn(body)?;
+        Ok(text)
+    }
+
+    /// Takes as the prefix what `body` shares with the previous string, up to its last `,`.
+    fn learn(&mut self, body: &str) -> Result<(), String> {
+        let shared = body.bytes().zip(self.previous.bytes()).take_while(|(a, b)| a == b).count();
+        let end = body.as_bytes()[..shared].iter().rposition(|b| *b == b',').map_or(0, |comma| comma + 1);
+        self.unescaped = if end == 0 { String::new() } else { unescape(&format!("\"{}\"", &body[..end]))? };
+        self.escaped = body[..end].to_owned();
+        self.previous = body.to_owned();
+        Ok(())
+    }
+}
+
+/// sonic-rs unescapes with SIMD.
+fn unescape(quoted: &str) -> Result<String, String> {
+    sonic_rs::from_str::<String>(quoted).map_err(|e| format!("line is not valid JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line_of(document: &str) -> String {
+        let quoted = serde_json::to_string(document).unwrap();
+        format!(r#"{{"topic": "t", "key": null, "value": {quoted}}}"#)
+    }
+
+    fn message(line: &str, parser: &mut LineParser) -> Message {
+        parser.parse(line.as_bytes()).unwrap()
+    }
+
+    fn text(bytes: Option<Vec<u8>>) -> String {
+        String::from_utf8(bytes.unwrap()).unwrap()
+    }
+
+    #[test]
+    fn strings_that_share_an_escaped_start_unescape_as_a_whole_would() {
+        let documents = [
+            r#"{"schema": {"a": "x\ty"}, "payload": {"id": 1, "name": "caf\u00e9 \"1\""}}"#,
+            r#"{"schema": {"a": "x\ty"}, "payload": {"id": 2, "name": "tab\there, \\ back"}}"#,
+            r#"{"schema": {"a": "x\ty"}, "payload": {"id": 3, "name": "emoji \ud83d\ude00"}}"#,
+            r#"{"schema": {"a": "x\ty"}, "payload": {"id": 4, "name": ",,,"}}"#,
+            r#"{"schema": {"b": 1}, "payload": {"id": 5}}"#,
+            r#"{"schema": {"a": "x\ty"}, "payload": {"id": 6, "name": "x"}}"#,
+        ];
+        let mut parser = LineParser::default();
+        for document in documents.iter().cycle().take(20) {
+            assert_eq!(text(message(&line_of(document), &mut parser).value), *document);
+        }
+        assert!(!parser.prefixes["t"][1].escaped.is_empty(), "a shared start was learned");
+        let usual = parser.parse_usual(&line_of(documents[1])).expect("read by the prefix");
+        assert_eq!(text(usual.value), documents[1]);
+    }
+
+    #[test]
+    fn a_line_of_a_known_topic_that_is_not_valid_is_still_reported() {
+        let mut parser = LineParser::default();
+        for id in 0..3 {
+            message(&line_of(&format!(r#"{{"schema": 1, "payload": {{"id": {id}}}}}"#)), &mut parser);
+        }
+        let broken = line_of(r#"{"schema": 1, "payload": {"id": 9}}"#).replace("9", "\\x");
+        assert!(parser.parse(broken.as_bytes()).unwrap_err().contains("not valid JSON"));
+        let trailing = line_of(r#"{"schema": 1, "payload": {"id": 9}}"#) + " x";
+        assert!(parser.parse(trailing.as_bytes()).unwrap_err().contains("not valid JSON"));
+    }
+
+    #[test]
+    fn topics_keep_their_own_prefix() {
+        let mut parser = LineParser::default();
+        for i in 0..6 {
+            for topic in ["a", "b"] {
+                let document = format!(r#"{{"schema": "{topic}{topic}{topic}", "payload": {{"n": {i}, "m": 1}}}}"#);
+                let line = serde_json::json!({"topic": topic, "key": "{\"k\": 1}", "value": document}).to_string();
+                let parsed = message(&line, &mut parser);
+                assert_eq!(text(parsed.value), document);
+                assert_eq!(text(parsed.key), "{\"k\": 1}");
+            }
+        }
+        assert!(parser.prefixes["a"][1].escaped.contains("aaa"));
+        assert!(parser.prefixes["b"][1].escaped.contains("bbb"));
+    }
+
+    #[test]
+    fn embedded_documents_and_nulls_are_kept_as_written() {
+        let mut parser = LineParser::default();
+        let parsed = message(r#"{"topic": "t", "key": {"id": 1}, "value": null}"#, &mut parser);
+        assert_eq!(text(parsed.key), r#"{"id": 1}"#);
+        assert_eq!(parsed.value, None);
+    }
+
+    #[test]
+    fn bad_lines_say_why() {
+        let mut parser = LineParser::default();
+        assert!(parser.parse(b"[1]").unwrap_err().contains("not a JSON object"));
+        assert!(parser.parse(b"{\"topic\": ").unwrap_err().contains("not valid JSON"));
+        assert!(parser.parse(b"{\"key\": null}").unwrap_err().contains("no \"topic\""));
+        assert!(parser.parse(b"{\"topic\": \"t\", \"value\": \"\\x\"}").unwrap_err().contains("not valid JSON"));
+    }
+}
