@@ -64,20 +64,26 @@ fn floe_ingest(lines: &[String], runtime: &tokio::runtime::Runtime) -> Duration 
     })
 }
 
-/// The same events as Kafka messages (key and value bytes as the broker delivers them, no NDJSON
-/// line to unescape), handed over in batches of 1,024 as a consumer would poll them.
-fn floe_ingest_messages(n: usize, schemas: bool, runtime: &tokio::runtime::Runtime) -> Duration {
+/// The same events as Kafka messages: key and value bytes as the broker delivers them, no NDJSON
+/// line to unescape.
+fn messages(n: usize, schemas: bool) -> Vec<SourceRecord> {
     let gen = TableEvents::new("pg.bench.customers", columns());
     let gen = if schemas { gen } else { gen.without_schemas() };
     let keys = (n / 4).max(1);
-    let records: Vec<SourceRecord> = (0..n)
+    (0..n)
         .map(|i| {
             let (key, value) = gen.upsert_message(if i < keys { "c" } else { "u" }, (i % keys) as i64, &values(i));
             let message =
                 Message { topic: "pg.bench.customers".into(), key: key.map(String::into_bytes), value: value.map(String::into_bytes) };
             SourceRecord { stream: "bench".into(), partition: 0, offset: i as i64, raw: Default::default(), message: Ok(message) }
         })
-        .collect();
+        .collect()
+}
+
+/// `records` handed over in batches of 1,024, as a consumer would poll them.
+fn floe_ingest_messages(records: &[SourceRecord], runtime: &tokio::runtime::Runtime) -> Duration {
+    let records = records.to_vec();
+    let n = records.len();
     let dir = tempfile::tempdir().unwrap();
     runtime.block_on(async {
         let catalog = floe_catalog::SqlCatalog::open_embedded(dir.path()).await.unwrap();
@@ -205,7 +211,8 @@ fn main() {
     // neither side. `FLOE_BENCH_ONLY=messages` runs only floe's Kafka-message path (for perf).
     let best = |run: &dyn Fn() -> Duration| (0..3).map(|_| rate(run())).fold(0.0, f64::max);
     if std::env::var("FLOE_BENCH_ONLY").is_ok_and(|v| v == "messages") {
-        let messages = best(&|| floe_ingest_messages(n, true, &runtime));
+        let records = messages(n, true);
+        let messages = best(&|| floe_ingest_messages(&records, &runtime));
         println!("  floe, Kafka messages, schema envelope {messages:>10.0} events/s");
         return;
     }
@@ -216,7 +223,8 @@ fn main() {
         let lines = events(n, schemas);
         let floe = best(&|| floe_ingest(&lines, &runtime));
         println!("  floe ingest, {label} → Iceberg {floe:>10.0} events/s  {:.2} of the ceiling", floe / ceiling);
-        let messages = best(&|| floe_ingest_messages(n, schemas, &runtime));
+        let records = messages(n, schemas);
+        let messages = best(&|| floe_ingest_messages(&records, &runtime));
         println!("    the same as Kafka messages (no NDJSON) {messages:>10.0} events/s  {:.2} of the ceiling", messages / ceiling);
         if schemas {
             match python_ingest(&lines) {

@@ -20,6 +20,9 @@ use serde_json::Value;
 
 use crate::decode::{Cell, Columns, DecodeError};
 
+/// Where each source column goes, or the name of one that is not a table column.
+type Slots = Result<Arc<[usize]>, String>;
+
 /// The rows of one batch, column by column.
 pub struct RowBuilder {
     schema: SchemaRef,
@@ -32,7 +35,7 @@ pub struct RowBuilder {
     ready: Vec<Ready>,
     /// The last list of source columns mapped by [`Self::slots_of`], and its mapping: records
     /// of one source schema share the list.
-    last_slots: Option<(Columns, Result<Arc<[usize]>, String>)>,
+    last_slots: Option<(Columns, Slots)>,
 }
 
 impl RowBuilder {
@@ -47,13 +50,13 @@ impl RowBuilder {
     }
 
     /// The column index of each of `columns`; `Err(name)` names one that is not a column.
-    pub fn slots_of(&mut self, columns: &Columns) -> Result<Arc<[usize]>, String> {
+    pub fn slots_of(&mut self, columns: &Columns) -> Slots {
         if let Some((last, slots)) = &self.last_slots {
             if Arc::ptr_eq(last, columns) {
                 return slots.clone();
             }
         }
-        let slots = columns.iter().map(|f| self.index_of(&f.name).ok_or_else(|| f.name.clone())).collect::<Result<Arc<[usize]>, _>>();
+        let slots = columns.iter().map(|f| self.index_of(&f.name).ok_or_else(|| f.name.clone())).collect::<Slots>();
         self.last_slots = Some((columns.clone(), slots.clone()));
         slots
     }
@@ -138,21 +141,7 @@ enum Builder {
 
 impl Column {
     fn new(field: FieldRef) -> Self {
-        let builder = match field.data_type() {
-            DataType::Boolean => Builder::Boolean(BooleanBuilder::new()),
-            DataType::Int32 => Builder::Int32(Int32Builder::new()),
-            DataType::Int64 => Builder::Int64(Int64Builder::new()),
-            DataType::Float32 => Builder::Float32(Float32Builder::new()),
-            DataType::Float64 => Builder::Float64(Float64Builder::new()),
-            DataType::Utf8 => Builder::Utf8(StringBuilder::new()),
-            DataType::Binary => Builder::Binary(BinaryBuilder::new()),
-            DataType::Decimal128(p, s) => Builder::Decimal(Decimal128Builder::new(), *p, *s),
-            DataType::Date32 => Builder::Date(Date32Builder::new()),
-            DataType::Time64(TimeUnit::Microsecond) => Builder::Time(Time64MicrosecondBuilder::new()),
-            DataType::Timestamp(TimeUnit::Microsecond, _) => Builder::Timestamp(TimestampMicrosecondBuilder::new()),
-            _ => Builder::Json(Vec::new()),
-        };
-        Self { field, builder }
+        Self { builder: Builder::sized(&field, 0, 0), field }
     }
 
     /// Whether this column takes `cell`, and in which form. Reasons name the column.
@@ -206,9 +195,16 @@ impl Column {
         }
     }
 
+    /// The column's array; the builder starts again sized like it, so that the next batch
+    /// (alike in size) writes into memory reserved once instead of growing into fresh pages.
     fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
         let data_type = self.field.data_type().clone();
-        Ok(match &mut self.builder {
+        let data = match &self.builder {
+            Builder::Utf8(b) => b.values_slice().len(),
+            Builder::Binary(b) => b.values_slice().len(),
+            _ => 0,
+        };
+        let array: ArrayRef = match &mut self.builder {
             Builder::Boolean(b) => Arc::new(b.finish()),
             Builder::Int32(b) => Arc::new(b.finish()),
             Builder::Int64(b) => Arc::new(b.finish()),
@@ -221,11 +217,31 @@ impl Column {
             Builder::Time(b) => Arc::new(b.finish()),
             Builder::Timestamp(b) => Arc::new(b.finish().with_data_type(data_type)),
             Builder::Json(values) => json_array(&self.field, std::mem::take(values))?,
-        })
+        };
+        self.builder = Builder::sized(&self.field, array.len(), data);
+        Ok(array)
     }
 }
 
 impl Builder {
+    /// A builder for `field`'s type with room for `rows` values (and `data` bytes of strings).
+    fn sized(field: &FieldRef, rows: usize, data: usize) -> Self {
+        match field.data_type() {
+            DataType::Boolean => Builder::Boolean(BooleanBuilder::with_capacity(rows)),
+            DataType::Int32 => Builder::Int32(Int32Builder::with_capacity(rows)),
+            DataType::Int64 => Builder::Int64(Int64Builder::with_capacity(rows)),
+            DataType::Float32 => Builder::Float32(Float32Builder::with_capacity(rows)),
+            DataType::Float64 => Builder::Float64(Float64Builder::with_capacity(rows)),
+            DataType::Utf8 => Builder::Utf8(StringBuilder::with_capacity(rows, data)),
+            DataType::Binary => Builder::Binary(BinaryBuilder::with_capacity(rows, data)),
+            DataType::Decimal128(p, s) => Builder::Decimal(Decimal128Builder::with_capacity(rows), *p, *s),
+            DataType::Date32 => Builder::Date(Date32Builder::with_capacity(rows)),
+            DataType::Time64(TimeUnit::Microsecond) => Builder::Time(Time64MicrosecondBuilder::with_capacity(rows)),
+            DataType::Timestamp(TimeUnit::Microsecond, _) => Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows)),
+            _ => Builder::Json(Vec::with_capacity(rows)),
+        }
+    }
+
     fn append_null(&mut self) {
         match self {
             Builder::Boolean(b) => b.append_null(),

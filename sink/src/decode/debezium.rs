@@ -61,7 +61,7 @@ pub fn decode_debezium_json(
     cache: &mut SchemaCache,
 ) -> Result<Option<ChangeEvent>, DecodeError> {
     let Some(value) = value else { return Ok(None) };
-    let (value_schema, payload) = split_envelope(value, &mut cache.value_text)?;
+    let (value_schema, payload) = split_envelope(value, &mut cache.value_last)?;
     let Some(payload) = parse_payload(payload)? else { return Ok(None) };
     let code = payload.op.as_deref().ok_or_else(|| DecodeError::new("value has no 'op' field"))?;
     let op = Op::parse(code).ok_or_else(|| DecodeError::new(format!("unsupported op '{code}'")))?;
@@ -78,7 +78,7 @@ pub fn decode_debezium_json(
         _ => return Err(DecodeError::new(format!("'{code}' event without an '{image_name}' image"))),
     };
     let (key_schema, key_payload) = match key {
-        Some(bytes) => split_envelope(bytes, &mut cache.key_text)?,
+        Some(bytes) => split_envelope(bytes, &mut cache.key_last)?,
         None => (None, &b"null"[..]),
     };
     let key_payload = std::str::from_utf8(key_payload).map_err(|e| invalid_json("key", e))?;
@@ -159,13 +159,28 @@ fn parse_payload(bytes: &[u8]) -> Result<Option<Payload<'_>>, DecodeError> {
     serde_json::from_slice(bytes).map(Some).map_err(|e| invalid_json("value", e))
 }
 
+/// A Connect schema's text: the same bytes as the last envelope's (kept in [`LastSchema`]), or
+/// another one, which is now the last.
+#[derive(Debug, Clone, Copy)]
+enum SchemaText<'a> {
+    Last,
+    New(&'a str),
+}
+
+/// The schema text of the last envelope, and how many times it changed: fields derived from
+/// it are reused while the count is the same, without comparing the text again.
+#[derive(Debug, Default)]
+struct LastSchema {
+    text: String,
+    version: u64,
+}
+
 /// `{"schema": …, "payload": …}` → (Some(schema text), payload bytes); anything else is a bare
-/// payload. `last` is the schema text of the previous envelope: when this one holds the same
-/// bytes, they are that complete JSON value, so the split needs no parse.
-fn split_envelope<'a>(bytes: &'a [u8], last: &mut String) -> Result<(Option<&'a str>, &'a [u8]), DecodeError> {
-    if let Some((schema, payload)) = split_as_last(bytes, last) {
-        let schema = std::str::from_utf8(schema).expect("equal to a valid string");
-        return Ok(((schema != "null").then_some(schema), payload));
+/// payload. When the schema is byte for byte the last envelope's, it is that complete JSON
+/// value, so the split needs no parse.
+fn split_envelope<'a>(bytes: &'a [u8], last: &mut LastSchema) -> Result<(Option<SchemaText<'a>>, &'a [u8]), DecodeError> {
+    if let Some((_, payload)) = split_as_last(bytes, &last.text) {
+        return Ok(((last.text != "null").then_some(SchemaText::Last), payload));
     }
     // JsonConverter writes the schema first; a document starting otherwise is a bare payload.
     let first_key = token(bytes, b"{").map(<[u8]>::trim_ascii_start);
@@ -174,10 +189,11 @@ fn split_envelope<'a>(bytes: &'a [u8], last: &mut String) -> Result<(Option<&'a 
     }
     if let Ok(parts) = serde_json::from_slice::<HashMap<&str, &RawValue>>(bytes) {
         if let (2, Some(schema), Some(payload)) = (parts.len(), parts.get("schema"), parts.get("payload")) {
-            last.clear();
-            last.push_str(schema.get());
+            last.text.clear();
+            last.text.push_str(schema.get());
+            last.version += 1;
             let payload = payload.get().as_bytes();
-            let schema = (schema.get() != "null").then_some(schema.get());
+            let schema = (schema.get() != "null").then_some(SchemaText::New(schema.get()));
             return Ok((schema, payload));
         }
     }
@@ -207,9 +223,9 @@ fn token<'b>(rest: &'b [u8], expected: &[u8]) -> Option<&'b [u8]> {
 /// Fields of Connect schemas already seen, by their raw JSON text.
 #[derive(Debug, Default)]
 pub struct SchemaCache {
-    /// Schema text of the last value and key envelopes, for the split without a parse.
-    value_text: String,
-    key_text: String,
+    /// The last value and key envelopes' schemas, for the split without a parse.
+    value_last: LastSchema,
+    key_last: LastSchema,
     before: Memo,
     after: Memo,
     key: Memo,
@@ -278,13 +294,13 @@ impl SchemaCache {
         Ok((fields, values))
     }
 
-    fn image_fields(&mut self, schema: &str, image: &str) -> Result<Arc<Vec<Field>>, DecodeError> {
+    fn image_fields(&mut self, schema: SchemaText, image: &str) -> Result<Arc<Vec<Field>>, DecodeError> {
         let memo = if image == "before" { &mut self.before } else { &mut self.after };
-        memo.get(schema, &mut self.warned, |parsed| image_fields(parsed, image))
+        memo.get(schema, &self.value_last, &mut self.warned, |parsed| image_fields(parsed, image))
     }
 
-    fn key_fields(&mut self, schema: &str) -> Result<Arc<Vec<Field>>, DecodeError> {
-        self.key.get(schema, &mut self.warned, connect::struct_fields)
+    fn key_fields(&mut self, schema: SchemaText) -> Result<Arc<Vec<Field>>, DecodeError> {
+        self.key.get(schema, &self.key_last, &mut self.warned, connect::struct_fields)
     }
 
     fn merged(&mut self, image: &Arc<Vec<Field>>, key: &Arc<Vec<Field>>) -> Arc<Merged> {
@@ -302,11 +318,13 @@ impl SchemaCache {
     }
 }
 
-/// Schema text → fields, remembering the last text so an unchanged schema costs one compare.
+/// Schema text → fields, remembering the last text so an unchanged schema costs one compare,
+/// and the [`LastSchema`] version it came from, so the last envelope's schema costs none.
 #[derive(Debug, Default)]
 struct Memo {
     by_text: HashMap<String, Arc<Vec<Field>>>,
     last: Option<(String, Arc<Vec<Field>>)>,
+    version: Option<u64>,
 }
 
 /// Bounds the cache: a stream whose schema changes on every record must not grow it forever.
@@ -314,6 +332,27 @@ const MAX_CACHED_SCHEMAS: usize = 256;
 
 impl Memo {
     fn get(
+        &mut self,
+        schema: SchemaText,
+        envelope: &LastSchema,
+        warned: &mut HashSet<(String, Fallback)>,
+        convert: impl FnOnce(&Value) -> Result<(Vec<Field>, Vec<Fallback>), DecodeError>,
+    ) -> Result<Arc<Vec<Field>>, DecodeError> {
+        if let (SchemaText::Last, Some((_, fields))) = (schema, &self.last) {
+            if self.version == Some(envelope.version) {
+                return Ok(fields.clone());
+            }
+        }
+        let text = match schema {
+            SchemaText::Last => envelope.text.as_str(),
+            SchemaText::New(text) => text,
+        };
+        let fields = self.get_by_text(text, warned, convert)?;
+        self.version = Some(envelope.version);
+        Ok(fields)
+    }
+
+    fn get_by_text(
         &mut self,
         raw: &str,
         warned: &mut HashSet<(String, Fallback)>,
@@ -426,9 +465,9 @@ mod tests {
         let first = envelope(schema.clone(), json!({"after": {"id": 1, "s": "a"}, "op": "c", "source": {"ts_ms": 5}}));
         let second = envelope(schema, json!({"op": "u", "after": {"s": "b", "id": 1}}));
         let a = decode(Some(&key()), Some(&first), &mut cache).unwrap().unwrap();
-        assert!(split_as_last(&second, &cache.value_text).is_some(), "the second envelope takes the fast path");
-        let spaced = format!("{{ \"schema\" : {},\n \"payload\": {{\"op\": \"c\"}} }} ", cache.value_text).into_bytes();
-        assert_eq!(split_as_last(&spaced, &cache.value_text).map(|(_, p)| p), Some(&br#"{"op": "c"}"#[..]));
+        assert!(split_as_last(&second, &cache.value_last.text).is_some(), "the second envelope takes the fast path");
+        let spaced = format!("{{ \"schema\" : {},\n \"payload\": {{\"op\": \"c\"}} }} ", cache.value_last.text).into_bytes();
+        assert_eq!(split_as_last(&spaced, &cache.value_last.text).map(|(_, p)| p), Some(&br#"{"op": "c"}"#[..]));
         let b = decode(Some(&key()), Some(&second), &mut cache).unwrap().unwrap();
         assert!(Arc::ptr_eq(&a.columns, &b.columns), "one schema, one column list");
         assert_eq!((a.op, a.source_ts_micros, &a.values), (Op::Create, Some(5_000), &vec![json!(1), json!("a")]));

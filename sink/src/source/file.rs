@@ -177,7 +177,7 @@ fn read_lines(
 
 /// Reads the next piece of input onto the end of `buffer`; 0 at the end of the input.
 fn read_more(reader: &mut Box<dyn Read + Send>, buffer: &mut BytesMut) -> std::io::Result<usize> {
-    const CHUNK: usize = 4 << 20;
+    const CHUNK: usize = 256 << 10;
     if buffer.capacity() - buffer.len() < CHUNK / 4 {
         buffer.reserve(CHUNK);
     }
