@@ -41,6 +41,18 @@ pub enum Command {
         #[arg(long)]
         source_name: Option<String>,
     },
+    /// Run the Kafka sink: consume the configured topics as one member of a consumer group and
+    /// append each change to its table, exactly once, until Ctrl-C or SIGTERM.
+    ///
+    /// Reads the [kafka] section of the config file; the flags below override it. Each
+    /// partition resumes after the offset its table last committed.
+    Sink {
+        /// Sink configuration (TOML). Defaults to <data-dir>/floe.toml.
+        #[arg(long, env = "FLOE_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
     /// Run a read-only SQL query. Tables are `namespace.table`; keyed tables also have
     /// `namespace.table_latest`, their current state.
     Sql {
@@ -86,6 +98,45 @@ pub enum Command {
     },
     /// Ingest a bundled sample into the embedded catalog and query it. Needs no service.
     Quickstart,
+}
+
+/// Flags (and `FLOE_KAFKA_*` variables) that override the config file's [kafka] section.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, host:port[,host:port…].
+    #[arg(long, env = "FLOE_KAFKA_BROKERS")]
+    pub brokers: Option<String>,
+    /// Consumer group; sinks with one group share the partitions.
+    #[arg(long, env = "FLOE_KAFKA_GROUP_ID")]
+    pub group_id: Option<String>,
+    /// Topics to read, comma-separated.
+    #[arg(long, env = "FLOE_KAFKA_TOPICS", value_delimiter = ',')]
+    pub topics: Vec<String>,
+}
+
+impl KafkaArgs {
+    /// Puts the given flags over the file's settings; a section made only from flags needs at
+    /// least the brokers, the group and the topics.
+    pub fn apply(self, config: &mut floe_sink::SinkConfig, file: &str) -> Result<(), floe_sink::config::ConfigError> {
+        if self.brokers.is_none() && self.group_id.is_none() && self.topics.is_empty() {
+            return Ok(());
+        }
+        let mut kafka = config.kafka.take().unwrap_or_else(|| floe_sink::config::KafkaSettings {
+            brokers: String::new(),
+            group_id: String::new(),
+            topics: vec![],
+            topic_pattern: None,
+            connect_timeout: std::time::Duration::from_secs(30),
+            properties: Default::default(),
+        });
+        kafka.brokers = self.brokers.unwrap_or(kafka.brokers);
+        kafka.group_id = self.group_id.unwrap_or(kafka.group_id);
+        if !self.topics.is_empty() {
+            (kafka.topics, kafka.topic_pattern) = (self.topics, None);
+        }
+        config.kafka = Some(kafka);
+        config.validate(file)
+    }
 }
 
 /// Compaction settings shared by `compact` and `serve`.

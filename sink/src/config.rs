@@ -8,6 +8,14 @@
 //! dead_letter_table = "floe.dead_letters"
 //! unavailable_value_placeholder = "__debezium_unavailable_value"  # Debezium's, if changed there
 //!
+//! [kafka]                             # only for `floe sink`
+//! brokers = "127.0.0.1:9092"
+//! group_id = "floe"
+//! topics = ["pg.studio.movies"]       # or topic_pattern = "^pg\\.studio\\..*"
+//! connect_timeout = "30s"             # how long to wait for the brokers at start
+//! [kafka.properties]                  # passed to librdkafka as they are
+//! "security.protocol" = "SASL_SSL"
+//!
 //! [tables."pg.studio.movies"]         # one section per topic (all optional)
 //! name = "studio.movies"              # Iceberg table; default: the topic's last two segments
 //! columns = { budget = "decimal(14,2)", updated_at = "timestamptz" }  # schemaless types
@@ -44,6 +52,33 @@ pub struct SinkConfig {
     pub sink: SinkSettings,
     #[serde(default)]
     pub tables: BTreeMap<String, TableConfig>,
+    /// The Kafka source of `floe sink`.
+    #[serde(default)]
+    pub kafka: Option<KafkaSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// `bootstrap.servers`: `host:port[,host:port…]`.
+    pub brokers: String,
+    /// The consumer group; sinks with the same group share the partitions.
+    pub group_id: String,
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// A regular expression: every matching topic, also ones created later.
+    #[serde(default)]
+    pub topic_pattern: Option<String>,
+    /// How long to wait for the brokers at start before giving up.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// librdkafka properties, passed as they are (security, SASL, TLS, fetch sizes…).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -153,7 +188,7 @@ impl SinkConfig {
         Ok(config)
     }
 
-    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+    pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
         let err = |key: String, problem: String, fix: &str| ConfigError { file: file.into(), key, problem, fix: fix.into() };
         if self.sink.batch_rows == 0 {
             return Err(err("sink.batch_rows".into(), "must be at least 1".into(), "set batch_rows = 50000 (the default)"));
@@ -171,6 +206,9 @@ impl SinkConfig {
                 "use a name like \"floe.dead_letters\"",
             )
         })?;
+        if let Some(kafka) = &self.kafka {
+            kafka.validate(file)?;
+        }
         for (topic, table) in &self.tables {
             if let Some(name) = &table.name {
                 parse_table_name(name).ok_or_else(|| {
@@ -190,6 +228,16 @@ impl SinkConfig {
         Ok(())
     }
 
+    /// The Kafka settings `floe sink` needs, or an error that says how to add them.
+    pub fn kafka(&self, file: &str) -> Result<&KafkaSettings, ConfigError> {
+        self.kafka.as_ref().ok_or_else(|| ConfigError {
+            file: file.into(),
+            key: "kafka".into(),
+            problem: "floe sink reads Kafka, and the config has no [kafka] section".into(),
+            fix: "add [kafka] with brokers, group_id and topics (or topic_pattern)".into(),
+        })
+    }
+
     /// The route for `topic`: configured, or `prefix.schema.table` → `schema.table`.
     pub fn route(&self, topic: &str) -> TableRoute {
         let table = self.tables.get(topic);
@@ -204,6 +252,30 @@ impl SinkConfig {
 }
 
 /// `schema.table` → identifier; `None` unless exactly two non-empty parts.
+impl KafkaSettings {
+    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, problem: String, fix: &str| ConfigError { file: file.into(), key: key.into(), problem, fix: fix.into() };
+        if self.brokers.trim().is_empty() {
+            return Err(err("kafka.brokers", "is empty".into(), "set brokers = \"host:9092\" (several: comma-separated)"));
+        }
+        if self.group_id.trim().is_empty() {
+            return Err(err("kafka.group_id", "is empty".into(), "set group_id = \"floe\" (sinks with one group share the work)"));
+        }
+        match (&self.topics[..], &self.topic_pattern) {
+            ([], None) => {
+                Err(err("kafka.topics", "no topics to read".into(), "set topics = [\"…\"] or topic_pattern = \"^prefix\\\\..*\""))
+            }
+            ([_, ..], Some(_)) => {
+                Err(err("kafka.topic_pattern", "topics and topic_pattern are both set".into(), "keep one of them: a list, or a pattern"))
+            }
+            (_, Some(pattern)) => regex::Regex::new(pattern).map(|_| ()).map_err(|e| {
+                err("kafka.topic_pattern", format!("not a regular expression: {e}"), "use a regex such as \"^pg\\\\.studio\\\\..*\"")
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 pub fn parse_table_name(name: &str) -> Option<TableIdent> {
     let (ns, table) = name.split_once('.')?;
     if ns.is_empty() || table.is_empty() || table.contains('.') {

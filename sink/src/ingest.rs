@@ -356,10 +356,10 @@ impl<'a> Ingestor<'a> {
         for (name, value) in metadata {
             cells[rows.index_of(name).expect("metadata column")] = value;
         }
-        let pushed = sink.push(cells, record.raw.len(), unavailable, position, record.offset)?;
+        let pushed = sink.push(cells, record.size(), unavailable, position, record.offset)?;
         if pushed.is_ok() {
             self.buffered_rows += 1;
-            self.buffered_bytes += record.raw.len();
+            self.buffered_bytes += record.size();
         }
         Ok(pushed)
     }
@@ -501,12 +501,12 @@ impl<'a> Ingestor<'a> {
                 cells[i] = value;
             }
         }
-        if let Err(e) = sink.push(cells, record.raw.len(), vec![], &position, record.offset)? {
+        if let Err(e) = sink.push(cells, record.size(), vec![], &position, record.offset)? {
             return Err(SinkError::Internal(format!("dead-letter row refused: {e}")));
         }
         self.report.dead_letters += 1;
         self.buffered_rows += 1;
-        self.buffered_bytes += record.raw.len();
+        self.buffered_bytes += record.size();
         Ok(())
     }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use floe_catalog::Catalog;
 use floe_sink::config::default_config_path;
+use floe_sink::source::Source;
 use floe_sink::{Control, IngestReport, Ingestor, SinkConfig};
 
 use crate::EXIT_DEAD_LETTERS;
@@ -19,9 +20,14 @@ pub async fn run(
 ) -> Result<ExitCode> {
     let config = load_config(data_dir, config)?;
     let source = floe_sink::source::file::open(input, source_name).with_context(|| format!("opening {}", input.display()))?;
+    run_until_done(catalog, config, source).await
+}
+
+/// Ingests `source` until it ends or Ctrl-C/SIGTERM, which commit everything read first; then
+/// prints the report. Shared by `floe ingest` and `floe sink`.
+pub async fn run_until_done(catalog: &dyn Catalog, config: SinkConfig, source: impl Source) -> Result<ExitCode> {
     let progress = crate::progress::spinner("{pos} events ({per_sec})");
     let mut ingestor = Ingestor::new(catalog, config);
-    // Ctrl-C or SIGTERM: commit everything read, then stop.
     let control = ingestor.control();
     let mut shutdown = crate::shutdown::Shutdown::listen()?;
     tokio::spawn(async move {

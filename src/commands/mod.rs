@@ -4,6 +4,7 @@ mod compact;
 mod describe;
 mod ingest;
 mod serve;
+mod sink;
 mod sql;
 
 use std::process::ExitCode;
@@ -20,6 +21,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let catalog = open_catalog(&cli).await?;
     match cli.command {
         Command::Ingest { input, config, source_name } => ingest::run(&catalog, &cli.data_dir, &input, config, source_name).await,
+        Command::Sink { config, kafka } => sink::run(&catalog, &cli.data_dir, config, kafka).await,
         Command::Sql { query, format } => sql::run(&catalog, &query, format.into()).await,
         Command::Tables => describe::tables(&catalog).await,
         Command::Describe { table } => describe::describe(&catalog, &table).await,

@@ -4,6 +4,7 @@
 //! so a restart skips exactly what was committed.
 
 pub mod file;
+pub mod kafka;
 mod line;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,8 @@ pub struct SourceRecord {
     pub stream: Arc<str>,
     pub partition: i32,
     pub offset: i64,
-    /// The record's bytes exactly as read, kept for the dead-letter table.
+    /// The record's bytes exactly as read, kept for the dead-letter table: a file's line.
+    /// Empty for a Kafka message, whose key and value are the bytes as read.
     pub raw: bytes::Bytes,
     /// The message, or why the input line itself could not be read as one.
     pub message: Result<Message, String>,
@@ -33,6 +35,14 @@ pub struct Message {
 }
 
 impl SourceRecord {
+    /// The input bytes this record takes, for the sink's `batch_bytes`.
+    pub fn size(&self) -> usize {
+        match &self.message {
+            Ok(m) if self.raw.is_empty() => m.key.as_ref().map_or(0, Vec::len) + m.value.as_ref().map_or(0, Vec::len),
+            _ => self.raw.len(),
+        }
+    }
+
     /// Key under which this record's position is recorded in snapshot summaries.
     pub fn position_key(&self) -> String {
         position_key(&self.stream, self.partition)

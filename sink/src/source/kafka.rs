@@ -1,0 +1,315 @@
+//! Kafka topics through a consumer group (librdkafka via rdkafka).
+//!
+//! The tables are the source of truth for what was read: when the group assigns partitions to
+//! this process, each starts right after the offset its table last committed (the
+//! `floe.positions` of its snapshots), not at the group's committed offset. Group offsets are
+//! committed too, after each table commit, so lag shows in the usual Kafka tools.
+//!
+//! One thread owns the consumer: it polls, runs rebalances, and carries out the ingest loop's
+//! pause, resume and offset commits between polls, so a resume's seek and the records that
+//! follow it cannot cross.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message as _;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use super::{position_key, Message, Positions, Source, SourceRecord};
+use crate::config::KafkaSettings;
+
+/// Records per batch handed to the ingest loop, and how many batches are read ahead.
+const BATCH_RECORDS: usize = 1024;
+const BATCHES_AHEAD: usize = 4;
+/// How long one poll waits: also how soon a command (pause, resume, commit) is carried out.
+const POLL: Duration = Duration::from_millis(50);
+
+pub struct KafkaSource {
+    settings: KafkaSettings,
+    positions: Arc<Mutex<Positions>>,
+    commands: Option<std::sync::mpsc::Sender<Command>>,
+    records: Option<mpsc::Receiver<std::io::Result<Vec<SourceRecord>>>>,
+    /// Records read before a resume, of partitions it did not rewind: handed out first.
+    held: VecDeque<SourceRecord>,
+    consumer: Option<BaseConsumer<TablePositions>>,
+}
+
+enum Command {
+    Pause(Vec<(String, i32)>),
+    /// Seek these partitions to the offsets, resume them, and answer once done.
+    Resume(Vec<(String, i32, i64)>, oneshot::Sender<()>),
+    Commit(Positions),
+    Stop,
+}
+
+/// Connects to the brokers (a clear error after `connect_timeout` when none answers) and joins
+/// the group; partitions are assigned once records are asked for.
+pub fn connect(settings: &KafkaSettings) -> std::io::Result<KafkaSource> {
+    let positions = Arc::new(Mutex::new(Positions::new()));
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("group.id", &settings.group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    for (key, value) in &settings.properties {
+        config.set(key, value);
+    }
+    let consumer: BaseConsumer<TablePositions> = config
+        .create_with_context(TablePositions { positions: positions.clone() })
+        .map_err(|e| io_error("cannot create the Kafka consumer", e))?;
+    consumer.fetch_metadata(None, settings.connect_timeout).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("Kafka brokers {} did not answer within {:?}: {e}", settings.brokers, settings.connect_timeout),
+        )
+    })?;
+    Ok(KafkaSource {
+        settings: settings.clone(),
+        positions,
+        commands: None,
+        records: None,
+        held: VecDeque::new(),
+        consumer: Some(consumer),
+    })
+}
+
+impl KafkaSource {
+    fn start(&mut self) -> std::io::Result<()> {
+        let Some(consumer) = self.consumer.take() else { return Ok(()) };
+        match &self.settings.topic_pattern {
+            Some(pattern) => consumer.subscribe(&[&format!("^{}", pattern.trim_start_matches('^'))]),
+            None => consumer.subscribe(&self.settings.topics.iter().map(String::as_str).collect::<Vec<_>>()),
+        }
+        .map_err(|e| io_error("cannot subscribe", e))?;
+        let (sender, records) = mpsc::channel(BATCHES_AHEAD);
+        let (commands, receiver) = std::sync::mpsc::channel();
+        std::thread::Builder::new().name("floe-kafka".into()).spawn(move || poll_loop(consumer, receiver, sender))?;
+        self.commands = Some(commands);
+        self.records = Some(records);
+        Ok(())
+    }
+
+    fn send(&self, command: Command) {
+        if let Some(commands) = &self.commands {
+            let _ = commands.send(command);
+        }
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        self.send(Command::Stop);
+    }
+}
+
+#[async_trait]
+impl Source for KafkaSource {
+    fn topics(&self) -> Option<Vec<String>> {
+        (!self.settings.topics.is_empty()).then(|| self.settings.topics.clone())
+    }
+
+    async fn seek(&mut self, committed: &Positions) -> std::io::Result<()> {
+        self.positions.lock().expect("not poisoned").extend(committed.iter().map(|(k, v)| (k.clone(), *v)));
+        Ok(())
+    }
+
+    async fn next_batch(&mut self) -> std::io::Result<Option<Vec<SourceRecord>>> {
+        if !self.held.is_empty() {
+            return Ok(Some(self.held.drain(..).collect()));
+        }
+        self.start()?;
+        let Some(records) = self.records.as_mut() else { return Ok(None) };
+        records.recv().await.transpose()
+    }
+
+    fn pause(&mut self, partitions: &[String]) {
+        let partitions = partitions.iter().filter_map(|key| split_key(key)).collect();
+        self.send(Command::Pause(partitions));
+    }
+
+    async fn resume(&mut self, partitions: &[String], from: &Positions) -> std::io::Result<()> {
+        let targets: Vec<(String, i32, i64)> = partitions
+            .iter()
+            .filter_map(|key| {
+                let (topic, partition) = split_key(key)?;
+                Some((topic, partition, from.get(key).map_or(0, |offset| offset + 1)))
+            })
+            .collect();
+        let (done, answered) = oneshot::channel();
+        self.send(Command::Resume(targets.clone(), done));
+        let _ = answered.await;
+        // Batches read before the seek may still hold records of these partitions: they come
+        // again after it, so they go; the others are kept, in order.
+        if let Some(records) = self.records.as_mut() {
+            while let Ok(batch) = records.try_recv() {
+                let batch = batch?;
+                let rewound = |r: &SourceRecord| targets.iter().any(|(t, p, _)| **t == *r.stream && *p == r.partition);
+                self.held.extend(batch.into_iter().filter(|r| !rewound(r)));
+            }
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self) -> Vec<SourceRecord> {
+        let mut drained: Vec<SourceRecord> = self.held.drain(..).collect();
+        if let Some(records) = self.records.as_mut() {
+            while let Ok(Ok(batch)) = records.try_recv() {
+                drained.extend(batch);
+            }
+        }
+        drained
+    }
+
+    async fn committed(&mut self, positions: &Positions) {
+        let mut known = self.positions.lock().expect("not poisoned");
+        for (key, offset) in positions {
+            let entry = known.entry(key.clone()).or_insert(*offset);
+            *entry = (*entry).max(*offset);
+        }
+        drop(known);
+        self.send(Command::Commit(positions.clone()));
+    }
+}
+
+/// `topic/partition` → (topic, partition).
+fn split_key(key: &str) -> Option<(String, i32)> {
+    let (topic, partition) = key.rsplit_once('/')?;
+    Some((topic.to_string(), partition.parse().ok()?))
+}
+
+fn io_error(what: &str, e: KafkaError) -> std::io::Error {
+    std::io::Error::other(format!("{what}: {e}"))
+}
+
+/// The consumer thread: polls records into batches and carries out commands between polls.
+fn poll_loop(
+    consumer: BaseConsumer<TablePositions>,
+    commands: std::sync::mpsc::Receiver<Command>,
+    sender: mpsc::Sender<std::io::Result<Vec<SourceRecord>>>,
+) {
+    let mut streams: HashMap<String, Arc<str>> = HashMap::new();
+    let mut batch = Vec::with_capacity(BATCH_RECORDS);
+    loop {
+        while let Ok(command) = commands.try_recv() {
+            match command {
+                Command::Stop => return,
+                Command::Pause(partitions) => {
+                    if let Err(e) = consumer.pause(&partition_list(partitions.iter().map(|(t, p)| (t.as_str(), *p, None)))) {
+                        warn!(error = %e, "could not pause partitions");
+                    }
+                    batch.retain(|r: &SourceRecord| !partitions.iter().any(|(t, p)| **t == *r.stream && *p == r.partition));
+                }
+                Command::Resume(partitions, done) => {
+                    batch.retain(|r: &SourceRecord| !partitions.iter().any(|(t, p, _)| **t == *r.stream && *p == r.partition));
+                    for (topic, partition, offset) in &partitions {
+                        if let Err(e) = consumer.seek(topic, *partition, Offset::Offset(*offset), Duration::from_secs(10)) {
+                            warn!(topic, partition, offset, error = %e, "could not seek a resumed partition");
+                        }
+                    }
+                    if let Err(e) = consumer.resume(&partition_list(partitions.iter().map(|(t, p, _)| (t.as_str(), *p, None)))) {
+                        warn!(error = %e, "could not resume partitions");
+                    }
+                    let _ = done.send(());
+                }
+                Command::Commit(positions) => commit_group_offsets(&consumer, &positions),
+            }
+        }
+        match consumer.poll(POLL) {
+            Some(Ok(message)) => {
+                let topic = message.topic();
+                let stream = match streams.get(topic) {
+                    Some(stream) => stream.clone(),
+                    None => streams.entry(topic.to_string()).or_insert_with(|| topic.into()).clone(),
+                };
+                let (partition, offset) = (message.partition(), message.offset());
+                let (key, value) = (message.key().map(<[u8]>::to_vec), message.payload().map(<[u8]>::to_vec));
+                let message = Message { topic: topic.to_string(), key, value };
+                // The dead-letter table keeps the message's value as the raw bytes.
+                batch.push(SourceRecord { stream, partition, offset, raw: bytes::Bytes::new(), message: Ok(message) });
+                if batch.len() < BATCH_RECORDS {
+                    continue;
+                }
+            }
+            Some(Err(e)) => warn!(error = %e, "Kafka consumer error"),
+            None => {}
+        }
+        if !batch.is_empty() && sender.blocking_send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_RECORDS)))).is_err() {
+            return;
+        }
+    }
+}
+
+fn partition_list<'a>(partitions: impl Iterator<Item = (&'a str, i32, Option<i64>)>) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for (topic, partition, offset) in partitions {
+        let mut element = list.add_partition(topic, partition);
+        if let Some(offset) = offset {
+            let _ = element.set_offset(Offset::Offset(offset));
+        }
+    }
+    list
+}
+
+/// Commits the group offsets (next offset to read) of the assigned partitions the tables have
+/// committed: for lag monitoring only, the tables decide where reading starts.
+fn commit_group_offsets(consumer: &BaseConsumer<TablePositions>, positions: &Positions) {
+    let Ok(assignment) = consumer.assignment() else { return };
+    let assigned = assignment.elements();
+    let list = partition_list(assigned.iter().filter_map(|element| {
+        let offset = positions.get(&position_key(element.topic(), element.partition()))?;
+        Some((element.topic(), element.partition(), Some(offset + 1)))
+    }));
+    if list.count() > 0 {
+        if let Err(e) = consumer.commit(&list, CommitMode::Async) {
+            warn!(error = %e, "could not commit the group's offsets (lag reporting only)");
+        }
+    }
+}
+
+/// The consumer's context: on assignment, each partition starts after its table's position.
+struct TablePositions {
+    positions: Arc<Mutex<Positions>>,
+}
+
+impl ClientContext for TablePositions {}
+
+impl ConsumerContext for TablePositions {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, assignment: &mut TopicPartitionList) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let positions = self.positions.lock().expect("not poisoned").clone();
+                let mut starts = vec![];
+                for element in assignment.elements() {
+                    let key = position_key(element.topic(), element.partition());
+                    if let Some(offset) = positions.get(&key) {
+                        starts.push((element.topic().to_string(), element.partition(), offset + 1));
+                    }
+                }
+                for (topic, partition, offset) in &starts {
+                    let _ = assignment.set_partition_offset(topic, *partition, Offset::Offset(*offset));
+                }
+                info!(partitions = assignment.count(), from_table_positions = starts.len(), "Kafka partitions assigned");
+                if let Err(e) = consumer.assign(assignment) {
+                    warn!(error = %e, "could not take the assigned partitions");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                info!(partitions = assignment.count(), "Kafka partitions revoked");
+                if let Err(e) = consumer.unassign() {
+                    warn!(error = %e, "could not give up the revoked partitions");
+                }
+            }
+            other => warn!(error = ?other, "Kafka rebalance failed"),
+        }
+    }
+}

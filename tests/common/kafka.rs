@@ -1,0 +1,84 @@
+//! A real Kafka broker for tests: tansu 0.6.0 on a free loopback port, in memory. The test
+//! command installs it (`cargo install tansu@0.6.0 …`); without it these tests fail, they do
+//! not skip.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+
+pub struct Broker {
+    pub address: String,
+    child: Child,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `$FLOE_TANSU`, else `tansu` on the PATH or in ~/.cargo/bin.
+fn tansu() -> PathBuf {
+    if let Ok(path) = std::env::var("FLOE_TANSU") {
+        return path.into();
+    }
+    let cargo_bin = std::env::var("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu")).unwrap_or_default();
+    let on_path = std::env::var("PATH").unwrap_or_default().split(':').map(|d| PathBuf::from(d).join("tansu")).find(|p| p.exists());
+    on_path.or_else(|| cargo_bin.exists().then_some(cargo_bin)).expect(
+        "tansu is not installed: run `cargo install tansu@0.6.0 --locked --no-default-features --features dynostore` (.ci/test does)",
+    )
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu starts");
+        let address = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {address} within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { address, child }
+    }
+
+    pub fn create_topics(&self, topics: &[&str], partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &self.address).create().unwrap();
+        let new: Vec<NewTopic> = topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1))).collect();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let results = runtime.block_on(admin.create_topics(&new, &AdminOptions::new())).expect("create topics");
+        for result in results {
+            result.expect("topic created");
+        }
+    }
+
+    /// Produces (topic, key, value) messages, partitioned by key, and waits until all are acked.
+    pub fn produce(&self, messages: &[(String, Option<String>, Option<String>)]) {
+        let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &self.address).set("linger.ms", "5").create().unwrap();
+        for (topic, key, value) in messages {
+            let mut record = BaseRecord::<str, str>::to(topic);
+            if let Some(key) = key {
+                record = record.key(key.as_str());
+            }
+            if let Some(value) = value {
+                record = record.payload(value.as_str());
+            }
+            producer.send(record).map_err(|(e, _)| e).expect("queued");
+            producer.poll(Duration::ZERO);
+        }
+        producer.flush(Duration::from_secs(30)).expect("every message acked");
+    }
+}
