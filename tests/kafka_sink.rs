@@ -48,15 +48,48 @@ fn write_config(dir: &Path, broker: &Broker, topics: &[String]) -> String {
     path.display().to_string()
 }
 
-fn start_sink(dir: &Path, config: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_floe"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--log", "info", "sink", "--config", config])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("floe sink starts")
+/// A running `floe sink`, logging to a file the test can read while it runs.
+struct Sink {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Sink {
+    fn start(dir: &Path, config: &str, name: &str) -> Sink {
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_floe"))
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--log", "info", "sink", "--config", config])
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(std::fs::OpenOptions::new().append(true).open(&log).unwrap()))
+            .spawn()
+            .expect("floe sink starts");
+        Sink { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn crash(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.log()
+    }
+
+    /// SIGTERM; returns the log once it has stopped (a clean stop, said so by its report).
+    fn stop(mut self) -> String {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "floe sink did not stop within 30 s of SIGTERM:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = self.log();
+        assert!(log.contains("events read:"), "floe sink stopped without its report:\n{log}");
+        log
+    }
 }
 
 /// Rows of every table floe made, by table name (`floe tables`).
@@ -81,16 +114,6 @@ fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(200));
     }
     true
-}
-
-fn stop(mut sink: Child) -> std::process::Output {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(sink.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sink.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "floe sink did not stop within 30 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    sink.wait_with_output().unwrap()
 }
 
 #[test]
@@ -120,43 +143,43 @@ fn every_change_lands_once_across_a_crash_and_a_restart() {
     broker.produce(&events[..half]);
 
     // Crash once something is committed: what was read but not committed is read again.
-    let mut sink = start_sink(dir.path(), &config);
+    let sink = Sink::start(dir.path(), &config, "first");
     let committed = eventually(Duration::from_secs(60), || row_counts(dir.path()).values().sum::<i64>() > 0);
-    sink.kill().unwrap();
-    let crashed = sink.wait_with_output().unwrap();
+    let crashed = sink.crash();
     let after_crash: i64 = row_counts(dir.path()).values().sum();
-    assert!(committed, "nothing committed within 60 s:\n{}", String::from_utf8_lossy(&crashed.stderr));
+    assert!(committed, "nothing committed within 60 s:\n{}", crashed);
 
     broker.produce(&events[half..]);
-    let sink = start_sink(dir.path(), &config);
+    let sink = Sink::start(dir.path(), &config, "second");
     let total: i64 = expected.values().sum();
     let arrived = eventually(Duration::from_secs(90), || row_counts(dir.path()).values().sum::<i64>() >= total);
     std::thread::sleep(Duration::from_millis(600)); // a few more commit intervals: nothing more may come
-    let stopped = stop(sink);
-    let log = String::from_utf8_lossy(&stopped.stderr);
+    let log = sink.stop();
     let spans = |dir: &Path| {
         floe_sql(dir, "SELECT _src_partition AS p, min(_src_offset) AS lo, max(_src_offset) AS hi, count(*) AS n FROM lab.samples GROUP BY 1 ORDER BY 1")
     };
     assert!(
         arrived,
-        "not every row arrived: {:?} of {expected:?}\nlab.samples by partition: {:?}\nfirst run:\n{}\nsecond run:\n{log}\n{}",
+        "not every row arrived: {:?} of {expected:?}\nlab.samples by partition: {:?}\nfirst run:\n{}\nsecond run:\n{log}",
         row_counts(dir.path()),
         spans(dir.path()),
-        String::from_utf8_lossy(&crashed.stderr),
-        String::from_utf8_lossy(&stopped.stdout)
+        crashed,
     );
-    assert!(stopped.status.code().is_some(), "floe sink ended by itself on SIGTERM:\n{log}");
 
     let counts = row_counts(dir.path());
     assert_eq!(
-        counts,
-        expected,
+        counts, expected,
         "rows per table, Kafka vs file (after a crash at {after_crash} rows)\nfirst run:\n{}\nsecond run:\n{log}",
-        String::from_utf8_lossy(&crashed.stderr)
+        crashed
     );
-    for table in expected.keys().filter(|t| !t.starts_with("floe.")) {
+    assert_latest_views_equal(dir.path(), expected_dir.path(), &expected);
+}
+
+/// Every keyed table's `_latest` view holds the same source columns in both data dirs.
+fn assert_latest_views_equal(ours: &Path, theirs: &Path, tables: &std::collections::BTreeMap<String, i64>) {
+    for table in tables.keys().filter(|t| !t.starts_with("floe.")) {
         let view = format!("SELECT * FROM {table}_latest");
-        let (ours, theirs) = (floe_sql(dir.path(), &view), floe_sql(expected_dir.path(), &view));
+        let (ours, theirs) = (floe_sql(ours, &view), floe_sql(theirs, &view));
         // Source columns only (floe's own differ: positions and times), in one order.
         let strip = |rows: Vec<Value>| {
             let mut rows: Vec<String> = rows
@@ -171,6 +194,38 @@ fn every_change_lands_once_across_a_crash_and_a_restart() {
         };
         assert_eq!(strip(ours), strip(theirs), "{table}_latest, Kafka vs file");
     }
+}
+
+#[test]
+fn two_sinks_in_one_group_share_the_partitions_and_every_change_lands_once() {
+    let events = captured_events();
+    let topics = topics(&events);
+    let broker = Broker::start();
+    let partitions = |t: &str| if t == "pg.lab.samples" { 3 } else { 1 };
+    broker.create_topics(&topics.iter().map(|t| (t.as_str(), partitions(t))).collect::<Vec<_>>());
+    let expected_dir = tempfile::tempdir().unwrap();
+    for capture in CAPTURES {
+        floe(
+            expected_dir.path(),
+            &["ingest", &repo_root().join("tests/captures").join(capture).join("events.jsonl").display().to_string()],
+        );
+    }
+    let expected = row_counts(expected_dir.path());
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &broker, &topics);
+    let (first, second) = (Sink::start(dir.path(), &config, "first"), Sink::start(dir.path(), &config, "second"));
+    let assigned = |sink: &Sink| sink.log().contains("Kafka partitions assigned");
+    let both = eventually(Duration::from_secs(60), || assigned(&first) && assigned(&second));
+    assert!(both, "both sinks took partitions:\n{}\n{}", first.log(), second.log());
+    broker.produce(&events);
+    let total: i64 = expected.values().sum();
+    let arrived = eventually(Duration::from_secs(90), || row_counts(dir.path()).values().sum::<i64>() >= total);
+    std::thread::sleep(Duration::from_millis(600));
+    let logs = format!("{}\n{}", first.stop(), second.stop());
+    assert!(arrived, "not every row arrived: {:?} of {expected:?}\n{logs}", row_counts(dir.path()));
+    assert_eq!(row_counts(dir.path()), expected, "rows per table, two sinks vs file\n{logs}");
+    assert_latest_views_equal(dir.path(), expected_dir.path(), &expected);
 }
 
 #[test]

@@ -449,15 +449,16 @@ impl<'a> Ingestor<'a> {
     /// taken (incompatible change) and goes to the dead-letter table.
     async fn prepare_table(&mut self, name: &str, event: &ChangeEvent) -> Result<std::result::Result<(), String>> {
         let sink = self.tables.get_mut(name).expect("opened");
-        let Some(schema) = sink.schema() else {
+        if sink.schema().is_none() {
             if event.op == Op::Truncate {
                 return Ok(Err("truncate of a table floe has not created yet".into()));
             }
-            return match new_table_schema(event) {
-                Ok(schema) => sink.create(self.catalog, schema).await.map(Ok),
-                Err(reason) => Ok(Err(reason)),
-            };
-        };
+            match new_table_schema(event) {
+                Ok(schema) => sink.create(self.catalog, schema).await?,
+                Err(reason) => return Ok(Err(reason)),
+            }
+        }
+        let schema = sink.schema().expect("created or found");
         if sink.synced_with(event) {
             return Ok(Ok(()));
         }

@@ -208,7 +208,18 @@ impl TableSink {
             }
         }
         let creation = TableCreation::builder().name(self.ident.name().to_string()).schema(schema).build();
-        self.table = Some(catalog.create_table(&self.ident, creation).await?);
+        match catalog.create_table(&self.ident, creation).await {
+            Ok(table) => self.table = Some(table),
+            // Another sink (of the same group) created it first: take it as it is, with what
+            // that sink committed; the caller syncs the schema against it.
+            Err(CatalogError::TableAlreadyExists(_)) => {
+                let table = catalog.load_table(&self.ident).await?;
+                self.committed = committed_positions(&table);
+                self.last_op_ts = self.last_op_ts.max(committed_max_op_ts(&table).unwrap_or(0));
+                self.table = Some(table);
+            }
+            Err(e) => return Err(e.into()),
+        }
         Ok(())
     }
 
@@ -241,37 +252,41 @@ impl TableSink {
     /// of these positions, nothing is committed and the error says so.
     pub async fn commit(&mut self, catalog: &dyn Catalog, written: WrittenBatch) -> Result<()> {
         let WrittenBatch { batch, files } = written;
-        let mut positions = self.committed.clone();
-        for (key, (_, last)) in &batch.pending {
-            let done = positions.entry(key.clone()).or_insert(*last);
-            *done = (*done).max(*last);
-        }
-        let properties = HashMap::from([
-            (SUMMARY_POSITIONS.to_string(), serde_json::to_string(&positions).expect("positions serialize")),
-            (SUMMARY_MAX_OP_TS.to_string(), batch.last_op_ts.to_string()),
-        ]);
         let pending = &batch.pending;
+        let mut committed_positions_of_ours = Positions::new();
         let committed = commit_with_retry(catalog, &self.ident, &RetryPolicy::default(), |current| {
-            let (files, properties) = (files.clone(), properties.clone());
+            let files = files.clone();
+            // Built on every attempt from the table as it now is: other writers (sinks of one
+            // group sharing a table's partitions) keep their positions and their latest `_op_ts`.
+            let theirs = committed_positions(&current);
+            let positions = merged_positions(&theirs, pending);
+            let max_op_ts = committed_max_op_ts(&current).unwrap_or(0).max(batch.last_op_ts);
+            committed_positions_of_ours = positions.clone();
             async move {
-                // Re-check on every attempt: another writer must not have committed these records.
-                let theirs = committed_positions(&current);
+                // Fenced: another writer must not have committed these records.
                 if let Some((key, _)) = pending.iter().find(|(k, (first, _))| theirs.get(*k).is_some_and(|d| d >= first)) {
                     return Err(CatalogError::final_conflict(
                         current.ident(),
                         format!("positions of {key} were committed by another writer"),
                     ));
                 }
+                let properties = HashMap::from([
+                    (SUMMARY_POSITIONS.to_string(), serde_json::to_string(&positions).expect("positions serialize")),
+                    (SUMMARY_MAX_OP_TS.to_string(), max_op_ts.to_string()),
+                ]);
                 prepare_append(&current, files, properties).await.map(Some)
             }
         })
         .await?;
+        let positions = committed_positions_of_ours;
         let rows = batch.rows.num_rows() as u64;
         debug!(table = %self.ident, rows, "committed");
         self.rows_committed += rows;
         self.commits += 1;
         // A schema change made while this batch was written is newer than the commit's base.
         if let Some(table) = committed {
+            // Later rows rank above everything committed, whoever committed it.
+            self.last_op_ts = self.last_op_ts.max(committed_max_op_ts(&table).unwrap_or(0));
             let evolved = self.table.as_ref().is_some_and(|t| t.current_schema().schema_id() != table.current_schema().schema_id());
             if !evolved {
                 self.table = Some(table);
@@ -280,6 +295,16 @@ impl TableSink {
         self.committed = positions;
         Ok(())
     }
+}
+
+/// `theirs` with each pending range's last offset, where it is further.
+fn merged_positions(theirs: &Positions, pending: &hashbrown::HashMap<String, (i64, i64)>) -> Positions {
+    let mut positions = theirs.clone();
+    for (key, (_, last)) in pending {
+        let done = positions.entry(key.clone()).or_insert(*last);
+        *done = (*done).max(*last);
+    }
+    positions
 }
 
 /// Fills the batch's unchanged TOASTed values and writes its data files. Needs no catalog, so it
