@@ -57,12 +57,14 @@ struct Sink {
 impl Sink {
     fn start(dir: &Path, config: &str, name: &str) -> Sink {
         let log = dir.join(format!("{name}.log"));
+        // One open file for both streams, so that neither writes over the other.
+        let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_floe"))
             .arg("--data-dir")
             .arg(dir)
             .args(["--log", "info", "sink", "--config", config])
-            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(std::fs::OpenOptions::new().append(true).open(&log).unwrap()))
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
             .spawn()
             .expect("floe sink starts");
         Sink { child, log }
@@ -226,6 +228,36 @@ fn two_sinks_in_one_group_share_the_partitions_and_every_change_lands_once() {
     assert!(arrived, "not every row arrived: {:?} of {expected:?}\n{logs}", row_counts(dir.path()));
     assert_eq!(row_counts(dir.path()), expected, "rows per table, two sinks vs file\n{logs}");
     assert_latest_views_equal(dir.path(), expected_dir.path(), &expected);
+}
+
+#[test]
+fn a_topic_recreated_behind_its_table_is_reported_and_not_read() {
+    let events: Vec<_> = captured_events().into_iter().filter(|e| e.0 == "pg.depot.parts").collect();
+    let topics = vec!["pg.depot.parts".to_string()];
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = Broker::start();
+        broker.create_topics(&[("pg.depot.parts", 1)]);
+        broker.produce(&events);
+        let config = write_config(dir.path(), &broker, &topics);
+        let sink = Sink::start(dir.path(), &config, "first");
+        let all = eventually(Duration::from_secs(60), || row_counts(dir.path()).get("depot.parts") == Some(&21));
+        let log = sink.stop();
+        assert!(all, "{log}");
+    }
+    // The same topic on a new cluster, holding fewer records than the table has read.
+    let broker = Broker::start();
+    broker.create_topics(&[("pg.depot.parts", 1)]);
+    broker.produce(&events[..5]);
+    let config = write_config(dir.path(), &broker, &topics);
+    let sink = Sink::start(dir.path(), &config, "second");
+    let reported = eventually(Duration::from_secs(60), || sink.log().contains("read past the end"));
+    std::thread::sleep(Duration::from_millis(600));
+    let log = sink.stop();
+    assert!(reported, "{log}");
+    let line = log.lines().find(|l| l.contains("read past the end")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("table_position=22") && line.contains("topic_end=5"), "both numbers: {line}");
+    assert_eq!(row_counts(dir.path()).get("depot.parts"), Some(&21), "nothing read from the recreated topic");
 }
 
 #[test]

@@ -21,7 +21,7 @@ use rdkafka::message::Message as _;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::{position_key, Message, Positions, Source, SourceRecord};
 use crate::config::KafkaSettings;
@@ -276,6 +276,17 @@ fn commit_group_offsets(consumer: &BaseConsumer<TablePositions>, positions: &Pos
     }
 }
 
+/// The partition's end offset when `position` (the table's last offset) lies at or beyond it.
+fn beyond_the_end(consumer: &BaseConsumer<TablePositions>, topic: &str, partition: i32, position: i64) -> Option<i64> {
+    match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+        Ok((_, end)) => (position >= end).then_some(end),
+        Err(e) => {
+            warn!(topic, partition, error = %e, "could not read the partition's end offset; resuming at the table's position");
+            None
+        }
+    }
+}
+
 /// The consumer's context: on assignment, each partition starts after its table's position.
 struct TablePositions {
     positions: Arc<Mutex<Positions>>,
@@ -288,18 +299,32 @@ impl ConsumerContext for TablePositions {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let positions = self.positions.lock().expect("not poisoned").clone();
-                let mut starts = vec![];
+                let mut taken = TopicPartitionList::new();
+                let mut from_tables = 0;
                 for element in assignment.elements() {
-                    let key = position_key(element.topic(), element.partition());
-                    if let Some(offset) = positions.get(&key) {
-                        starts.push((element.topic().to_string(), element.partition(), offset + 1));
+                    let (topic, partition) = (element.topic(), element.partition());
+                    let Some(position) = positions.get(&position_key(topic, partition)) else {
+                        taken.add_partition(topic, partition);
+                        continue;
+                    };
+                    match beyond_the_end(consumer, topic, partition, *position) {
+                        Some(end) => error!(
+                            topic,
+                            partition,
+                            table_position = position,
+                            topic_end = end,
+                            "the table has read past the end of this partition (the topic was recreated or its offsets \
+                             reset): the partition is not read, so nothing is skipped; move the table's position or \
+                             the topic back to reconcile"
+                        ),
+                        None => {
+                            let _ = taken.add_partition_offset(topic, partition, Offset::Offset(position + 1));
+                            from_tables += 1;
+                        }
                     }
                 }
-                for (topic, partition, offset) in &starts {
-                    let _ = assignment.set_partition_offset(topic, *partition, Offset::Offset(*offset));
-                }
-                info!(partitions = assignment.count(), from_table_positions = starts.len(), "Kafka partitions assigned");
-                if let Err(e) = consumer.assign(assignment) {
+                info!(partitions = taken.count(), from_table_positions = from_tables, "Kafka partitions assigned");
+                if let Err(e) = consumer.assign(&taken) {
                     warn!(error = %e, "could not take the assigned partitions");
                 }
             }
