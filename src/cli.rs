@@ -52,6 +52,10 @@ pub enum Command {
         config: Option<PathBuf>,
         #[command(flatten)]
         kafka: KafkaArgs,
+        /// Serve Prometheus metrics (events, commits, lag per partition…) at
+        /// http://<addr>/metrics.
+        #[arg(long, env = "FLOE_METRICS_ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Run a read-only SQL query. Tables are `namespace.table`; keyed tables also have
     /// `namespace.table_latest`, their current state.
@@ -84,8 +88,14 @@ pub enum Command {
         compaction: CompactionArgs,
     },
     /// Run floe's scheduled work: compact every keyed table on a cron schedule, and serve
-    /// Prometheus metrics at http://<metrics-addr>/metrics.
+    /// Prometheus metrics at http://<metrics-addr>/metrics. With a [kafka] section in the
+    /// config (or the Kafka flags), run the Kafka sink beside, as `floe sink` does.
     Serve {
+        /// Configuration (TOML). Defaults to <data-dir>/floe.toml when that exists.
+        #[arg(long, env = "FLOE_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        kafka: KafkaArgs,
         /// Compaction schedule, a cron expression with seconds (sec min hour day month weekday),
         /// evaluated in UTC. Default: daily at 03:00.
         #[arg(long, default_value = "0 0 3 * * *")]

@@ -56,13 +56,19 @@ struct Sink {
 
 impl Sink {
     fn start(dir: &Path, config: &str, name: &str) -> Sink {
+        Sink::run(dir, name, &["sink", "--config", config])
+    }
+
+    /// `floe --log info <args>` on `dir`.
+    fn run(dir: &Path, name: &str, args: &[&str]) -> Sink {
         let log = dir.join(format!("{name}.log"));
         // One open file for both streams, so that neither writes over the other.
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_floe"))
             .arg("--data-dir")
             .arg(dir)
-            .args(["--log", "info", "sink", "--config", config])
+            .args(["--log", "info"])
+            .args(args)
             .stdout(Stdio::from(file.try_clone().unwrap()))
             .stderr(Stdio::from(file))
             .spawn()
@@ -258,6 +264,47 @@ fn a_topic_recreated_behind_its_table_is_reported_and_not_read() {
     let line = log.lines().find(|l| l.contains("read past the end")).unwrap_or_else(|| panic!("{log}"));
     assert!(line.contains("table_position=22") && line.contains("topic_end=5"), "both numbers: {line}");
     assert_eq!(row_counts(dir.path()).get("depot.parts"), Some(&21), "nothing read from the recreated topic");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `GET /metrics` from a local exporter.
+fn metrics(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap_or_default();
+    body
+}
+
+#[test]
+fn serve_runs_the_kafka_sink_beside_compaction_and_exports_its_metrics() {
+    let events: Vec<_> = captured_events().into_iter().filter(|e| e.0 == "pg.lab.samples").collect();
+    let broker = Broker::start();
+    broker.create_topics(&[("pg.lab.samples", 2)]);
+    broker.produce(&events);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &broker, &["pg.lab.samples".to_string()]);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    // Compaction at 03:00 on 1 January: not during the test.
+    let serve = Sink::run(dir.path(), "serve", &["serve", "--config", &config, "--metrics-addr", &addr, "--schedule", "0 0 3 1 1 *"]);
+    let arrived = eventually(Duration::from_secs(60), || row_counts(dir.path()).get("lab.samples") == Some(&34));
+    let lag_reported = eventually(Duration::from_secs(20), || metrics(port).contains("floe_sink_consumer_lag{"));
+    let exported = metrics(port);
+    let log = serve.stop();
+    assert!(arrived && lag_reported, "{log}\n{exported}");
+    for metric in [
+        "floe_sink_events_total 38",
+        "floe_sink_commits_total{table=\"lab.samples\"}",
+        "floe_sink_last_op_ts_seconds{table=\"lab.samples\"}",
+    ] {
+        assert!(exported.contains(metric), "{metric} missing from\n{exported}");
+    }
+    assert!(log.contains("Kafka sink running") && log.contains("floe serve: stopped"), "{log}");
 }
 
 #[test]

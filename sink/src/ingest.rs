@@ -197,6 +197,7 @@ impl<'a> Ingestor<'a> {
                 }
                 batch = source.next_batch() => {
                     let Some(records) = batch? else { break };
+                    crate::metrics::events_read(records.len());
                     for record in records {
                         self.ingest(record).await?;
                         if self.buffered_rows >= self.config.sink.batch_rows || self.buffered_bytes >= self.config.sink.batch_bytes {
@@ -368,6 +369,7 @@ impl<'a> Ingestor<'a> {
     /// next run reads it again) and its later records are skipped. Other tables go on.
     fn fail_table(&mut self, table: &str, error: SinkError) {
         error!(table, %error, "table failed; its records are left for the next run, other tables go on");
+        crate::metrics::table_failed(table);
         if let Some(mut sink) = self.tables.remove(table) {
             let dropped = sink.discard_pending();
             self.forget_buffered(dropped);
@@ -480,6 +482,7 @@ impl<'a> Ingestor<'a> {
     }
 
     async fn dead_letter(&mut self, record: &SourceRecord, table: Option<String>, reason: &str) -> Result<()> {
+        crate::metrics::dead_letter(table.as_deref());
         if self.dead_letters.is_none() {
             let ident = self.config.dead_letter_table();
             let mut sink = TableSink::open(self.catalog, ident, Default::default()).await?;

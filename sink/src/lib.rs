@@ -23,6 +23,7 @@ pub mod decode;
 pub mod diagnostics;
 pub mod error;
 pub mod ingest;
+pub mod metrics;
 pub mod schema_sync;
 pub mod source;
 pub mod table_sink;

@@ -252,6 +252,7 @@ impl TableSink {
     /// of these positions, nothing is committed and the error says so.
     pub async fn commit(&mut self, catalog: &dyn Catalog, written: WrittenBatch) -> Result<()> {
         let WrittenBatch { batch, files } = written;
+        let started = std::time::Instant::now();
         let pending = &batch.pending;
         let mut committed_positions_of_ours = Positions::new();
         let committed = commit_with_retry(catalog, &self.ident, &RetryPolicy::default(), |current| {
@@ -281,6 +282,8 @@ impl TableSink {
         let positions = committed_positions_of_ours;
         let rows = batch.rows.num_rows() as u64;
         debug!(table = %self.ident, rows, "committed");
+        let max_op_ts = committed.as_ref().and_then(committed_max_op_ts).unwrap_or(batch.last_op_ts);
+        crate::metrics::committed(&self.ident.to_string(), rows, started.elapsed(), max_op_ts);
         self.rows_committed += rows;
         self.commits += 1;
         // A schema change made while this batch was written is newer than the commit's base.

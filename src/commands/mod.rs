@@ -21,13 +21,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let catalog = open_catalog(&cli).await?;
     match cli.command {
         Command::Ingest { input, config, source_name } => ingest::run(&catalog, &cli.data_dir, &input, config, source_name).await,
-        Command::Sink { config, kafka } => sink::run(&catalog, &cli.data_dir, config, kafka).await,
+        Command::Sink { config, kafka, metrics_addr } => sink::run(&catalog, &cli.data_dir, config, kafka, metrics_addr).await,
         Command::Sql { query, format } => sql::run(&catalog, &query, format.into()).await,
         Command::Tables => describe::tables(&catalog).await,
         Command::Describe { table } => describe::describe(&catalog, &table).await,
         Command::Compact { table, all, dry_run, compaction } => compact::run(&catalog, table, all, &compaction.options(dry_run)).await,
-        Command::Serve { schedule, metrics_addr, compaction } => {
-            serve::run(&catalog, &schedule, metrics_addr, &compaction.options(false)).await
+        Command::Serve { schedule, metrics_addr, compaction, config, kafka } => {
+            let (config, file) = sink::load(&cli.data_dir, config, kafka)?;
+            let sink = match config.kafka.is_some() {
+                true => Some((sink::connect(&config, &file)?, config)),
+                false => None,
+            };
+            serve::run(&catalog, &schedule, metrics_addr, &compaction.options(false), sink).await
         }
         Command::Quickstart => unreachable!("handled above"),
     }

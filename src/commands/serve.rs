@@ -1,6 +1,7 @@
-//! `floe serve`: compacts every keyed table on a cron schedule and exports Prometheus metrics.
-//! Tables with nothing new since their last compaction are skipped cheaply, so a frequent
-//! schedule costs little. Stops on Ctrl-C or SIGTERM between compactions.
+//! `floe serve`: compacts every keyed table on a cron schedule and exports Prometheus metrics;
+//! with a [kafka] section in its config, it runs the Kafka sink beside. Tables with nothing new
+//! since their last compaction are skipped cheaply, so a frequent schedule costs little. Ctrl-C
+//! or SIGTERM stops both: the sink commits what it read, compaction stops between tables' runs.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -9,19 +10,40 @@ use std::str::FromStr;
 use anyhow::{Context, Result};
 use floe_catalog::Catalog;
 use floe_compactor::{compact_table, CompactOptions};
+use floe_sink::source::kafka::KafkaSource;
+use floe_sink::SinkConfig;
 use tracing::{error, info};
 
 use super::compact::{keyed_tables, print_report};
 
-pub async fn run(catalog: &dyn Catalog, schedule: &str, metrics_addr: SocketAddr, options: &CompactOptions) -> Result<ExitCode> {
+pub async fn run(
+    catalog: &dyn Catalog,
+    schedule: &str,
+    metrics_addr: SocketAddr,
+    options: &CompactOptions,
+    sink: Option<(KafkaSource, SinkConfig)>,
+) -> Result<ExitCode> {
     let schedule = cron::Schedule::from_str(schedule).with_context(|| {
         format!("--schedule '{schedule}' is not a cron expression (sec min hour day month weekday), e.g. '0 0 3 * * *'")
     })?;
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(metrics_addr)
-        .install()
-        .with_context(|| format!("serving metrics on {metrics_addr}"))?;
+    super::sink::serve_metrics(metrics_addr)?;
     println!("floe serve: metrics on http://{metrics_addr}/metrics, compaction schedule '{schedule}' (UTC)");
+    let sink = async {
+        match sink {
+            Some((source, config)) => {
+                println!("floe serve: Kafka sink running");
+                super::ingest::run_until_done(catalog, config, source).await
+            }
+            None => Ok(ExitCode::SUCCESS),
+        }
+    };
+    let (compaction, sink) = tokio::join!(compact_on_schedule(catalog, &schedule, options), sink);
+    compaction?;
+    println!("floe serve: stopped");
+    sink
+}
+
+async fn compact_on_schedule(catalog: &dyn Catalog, schedule: &cron::Schedule, options: &CompactOptions) -> Result<()> {
     // Listen once, before the first run: a signal that arrives during a compaction is then kept
     // for the next wait instead of lost (a listener only sees signals after it exists).
     let mut shutdown = crate::shutdown::Shutdown::listen()?;
@@ -35,8 +57,7 @@ pub async fn run(catalog: &dyn Catalog, schedule: &str, metrics_addr: SocketAddr
         }
         run_once(catalog, options).await;
     }
-    println!("floe serve: stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 async fn run_once(catalog: &dyn Catalog, options: &CompactOptions) {

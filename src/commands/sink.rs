@@ -1,20 +1,51 @@
 //! `floe sink`: the long-running Kafka sink.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use floe_catalog::Catalog;
 use floe_sink::config::default_config_path;
+use floe_sink::source::kafka::KafkaSource;
 use floe_sink::SinkConfig;
 
 use crate::cli::KafkaArgs;
 
-pub async fn run(catalog: &dyn Catalog, data_dir: &Path, config: Option<PathBuf>, overrides: KafkaArgs) -> Result<ExitCode> {
+pub async fn run(
+    catalog: &dyn Catalog,
+    data_dir: &Path,
+    config: Option<PathBuf>,
+    overrides: KafkaArgs,
+    metrics_addr: Option<SocketAddr>,
+) -> Result<ExitCode> {
+    if let Some(addr) = metrics_addr {
+        serve_metrics(addr)?;
+    }
+    let (config, file) = load(data_dir, config, overrides)?;
+    let source = connect(&config, &file)?;
+    super::ingest::run_until_done(catalog, config, source).await
+}
+
+/// The config (`--config`, else `<data-dir>/floe.toml` if it exists) with the flags over it,
+/// and the file it came from.
+pub fn load(data_dir: &Path, config: Option<PathBuf>, overrides: KafkaArgs) -> Result<(SinkConfig, String)> {
     let path = config.unwrap_or_else(|| default_config_path(data_dir));
     let file = path.display().to_string();
     let mut config = if path.exists() { SinkConfig::load(&path)? } else { SinkConfig::default() };
     overrides.apply(&mut config, &file)?;
-    let source = floe_sink::source::kafka::connect(config.kafka(&file)?)?;
-    super::ingest::run_until_done(catalog, config, source).await
+    Ok((config, file))
+}
+
+/// The Kafka source of the config's [kafka] section (an error that says what to add if none).
+pub fn connect(config: &SinkConfig, file: &str) -> Result<KafkaSource> {
+    Ok(floe_sink::source::kafka::connect(config.kafka(file)?)?)
+}
+
+/// Serves the Prometheus metrics at http://<addr>/metrics.
+pub fn serve_metrics(addr: SocketAddr) -> Result<()> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .with_context(|| format!("serving metrics on {addr}"))
 }

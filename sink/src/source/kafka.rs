@@ -60,7 +60,9 @@ pub fn connect(settings: &KafkaSettings) -> std::io::Result<KafkaSource> {
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // Consumer lag per partition for the metrics (overridable in [kafka.properties]).
+        .set("statistics.interval.ms", "5000");
     for (key, value) in &settings.properties {
         config.set(key, value);
     }
@@ -292,7 +294,17 @@ struct TablePositions {
     positions: Arc<Mutex<Positions>>,
 }
 
-impl ClientContext for TablePositions {}
+impl ClientContext for TablePositions {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (name, topic) in &statistics.topics {
+            for (partition, stats) in &topic.partitions {
+                if *partition >= 0 && stats.consumer_lag >= 0 {
+                    crate::metrics::consumer_lag(name, *partition, stats.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for TablePositions {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, assignment: &mut TopicPartitionList) {
