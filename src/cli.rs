@@ -66,6 +66,14 @@ pub enum Command {
     },
     /// List tables with their row and file counts.
     Tables,
+    /// Per table: rows, last commit, latest _op_ts, Kafka lag (with a [kafka] config) and dead
+    /// letters.
+    Status {
+        /// Configuration (TOML), for the Kafka brokers and the dead-letter table. Defaults to
+        /// <data-dir>/floe.toml when that exists.
+        #[arg(long, env = "FLOE_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Show a table's schema, key, snapshots, rows, files and bytes.
     Describe {
         /// namespace.table
@@ -125,6 +133,11 @@ pub struct KafkaArgs {
 }
 
 impl KafkaArgs {
+    /// No overrides.
+    pub fn none() -> Self {
+        Self { brokers: None, group_id: None, topics: vec![] }
+    }
+
     /// Puts the given flags over the file's settings; a section made only from flags needs at
     /// least the brokers, the group and the topics.
     pub fn apply(self, config: &mut floe_sink::SinkConfig, file: &str) -> Result<(), floe_sink::config::ConfigError> {

@@ -295,6 +295,8 @@ fn serve_runs_the_kafka_sink_beside_compaction_and_exports_its_metrics() {
     let arrived = eventually(Duration::from_secs(60), || row_counts(dir.path()).get("lab.samples") == Some(&34));
     let lag_reported = eventually(Duration::from_secs(20), || metrics(port).contains("floe_sink_consumer_lag{"));
     let exported = metrics(port);
+    let status = floe(dir.path(), &["status", "--config", &config]);
+    let status = String::from_utf8_lossy(&status.stdout).to_string();
     let log = serve.stop();
     assert!(arrived && lag_reported, "{log}\n{exported}");
     for metric in [
@@ -305,6 +307,10 @@ fn serve_runs_the_kafka_sink_beside_compaction_and_exports_its_metrics() {
         assert!(exported.contains(metric), "{metric} missing from\n{exported}");
     }
     assert!(log.contains("Kafka sink running") && log.contains("floe serve: stopped"), "{log}");
+    // rows, last commit, latest _op_ts, lag (every record of both partitions read), dead letters
+    let line = status.lines().find(|l| l.starts_with("lab.samples")).unwrap_or_else(|| panic!("{status}"));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!((cells[1], cells[cells.len() - 2], cells[cells.len() - 1]), ("34", "0", "0"), "{status}");
 }
 
 #[test]

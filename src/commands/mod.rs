@@ -6,13 +6,14 @@ mod ingest;
 mod serve;
 mod sink;
 mod sql;
+mod status;
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use floe_catalog::SqlCatalog;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, KafkaArgs};
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Quickstart = cli.command {
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sink { config, kafka, metrics_addr } => sink::run(&catalog, &cli.data_dir, config, kafka, metrics_addr).await,
         Command::Sql { query, format } => sql::run(&catalog, &query, format.into()).await,
         Command::Tables => describe::tables(&catalog).await,
+        Command::Status { config } => status::run(&catalog, &sink::load(&cli.data_dir, config, KafkaArgs::none())?.0).await,
         Command::Describe { table } => describe::describe(&catalog, &table).await,
         Command::Compact { table, all, dry_run, compaction } => compact::run(&catalog, table, all, &compaction.options(dry_run)).await,
         Command::Serve { schedule, metrics_addr, compaction, config, kafka } => {

@@ -350,3 +350,22 @@ impl ConsumerContext for TablePositions {
         }
     }
 }
+
+/// The end offset (the next offset to be written) of each partition, by position key: for lag
+/// reports (`floe status`). Joins no group.
+pub fn partition_ends(settings: &KafkaSettings, partitions: &[(String, i32)]) -> std::io::Result<Positions> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &settings.brokers).set("group.id", &settings.group_id);
+    for (key, value) in &settings.properties {
+        config.set(key, value);
+    }
+    let consumer: BaseConsumer = config.create().map_err(|e| io_error("cannot create the Kafka consumer", e))?;
+    let mut ends = Positions::new();
+    for (topic, partition) in partitions {
+        let (_, end) = consumer
+            .fetch_watermarks(topic, *partition, settings.connect_timeout)
+            .map_err(|e| io_error(&format!("cannot read the end of {topic}/{partition} from {}", settings.brokers), e))?;
+        ends.insert(position_key(topic, *partition), end);
+    }
+    Ok(ends)
+}
