@@ -341,3 +341,69 @@ fn a_config_without_kafka_says_what_to_add() {
     assert!(!out.status.success());
     assert!(stderr.contains("floe.toml") && stderr.contains("kafka") && stderr.contains("fix: add [kafka]"), "{stderr}");
 }
+
+/// The `_src_offset` of every committed row of `shop.<table>`, in order; empty before it exists.
+async fn committed_offsets(catalog: &dyn floe_catalog::Catalog, table: &str) -> Vec<i64> {
+    use arrow_array::cast::AsArray;
+    let Ok(table) = catalog.load_table(&floe_catalog::testing::ident("shop", table)).await else { return vec![] };
+    let batches = floe_catalog::read::scan_rows(&table, &["_src_offset".to_string()], None).await.unwrap();
+    let mut offsets: Vec<i64> =
+        batches.iter().flat_map(|b| b.column(0).as_primitive::<arrow_array::types::Int64Type>().values().to_vec()).collect();
+    offsets.sort_unstable();
+    offsets
+}
+
+fn upserts(topic: &str, ids: std::ops::Range<i64>) -> Vec<(String, Option<String>, Option<String>)> {
+    let gen = floe_sink::testing::TableEvents::new(topic, vec![floe_sink::testing::Column::new("note", "string")]);
+    ids.map(|id| {
+        let (key, value) = gen.upsert_message("c", id, &[serde_json::json!(format!("row {id}"))]);
+        (topic.to_string(), key, value)
+    })
+    .collect()
+}
+
+async fn until(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_table_stops_alone_and_resumes_from_its_committed_position_by_seeking() {
+    let (orders, customers) = ("pg.shop.orders", "pg.shop.customers");
+    let broker = Broker::start();
+    broker.create_topics(&[(orders, 1), (customers, 1)]);
+    let t = floe_catalog::testing::test_catalog().await;
+    let text = format!(
+        "[sink]\nbatch_rows = 10\ncommit_interval = \"1h\"\n[kafka]\nbrokers = \"{}\"\ngroup_id = \"pause\"\ntopics = [\"{orders}\", \"{customers}\"]\n",
+        broker.address
+    );
+    let config = floe_sink::SinkConfig::parse(&text, "test").unwrap();
+    let source = floe_sink::source::kafka::connect(config.kafka.as_ref().unwrap()).unwrap();
+    let mut ingestor = floe_sink::Ingestor::new(&t.catalog, config);
+    let control = ingestor.control();
+    let ingest = ingestor.run(source, &|_| {});
+    let feed = async {
+        broker.produce(&upserts(orders, 0..10));
+        until("orders commits its first ten", async || committed_offsets(&t.catalog, "orders").await.len() == 10).await;
+        // Read but not committed when the table is paused: dropped, and read again on resume.
+        broker.produce(&upserts(orders, 10..13));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(control.send(floe_sink::Control::Pause("shop.orders".into())));
+        broker.produce(&upserts(orders, 13..16));
+        broker.produce(&upserts(customers, 0..10));
+        until("customers commits while orders is paused", async || committed_offsets(&t.catalog, "customers").await.len() == 10).await;
+        assert_eq!(committed_offsets(&t.catalog, "orders").await, (0..10).collect::<Vec<_>>(), "a paused table commits nothing");
+        assert!(control.send(floe_sink::Control::Resume("shop.orders".into())));
+        broker.produce(&upserts(orders, 16..20));
+        until("orders has every record", async || committed_offsets(&t.catalog, "orders").await.len() >= 20).await;
+        assert!(control.send(floe_sink::Control::Shutdown));
+    };
+    let (report, ()) = tokio::join!(ingest, feed);
+    let report = report.unwrap();
+    assert!(report.failed_tables.is_empty(), "{report:?}");
+    assert_eq!(committed_offsets(&t.catalog, "orders").await, (0..20).collect::<Vec<_>>(), "every order exactly once");
+    assert_eq!(committed_offsets(&t.catalog, "customers").await, (0..10).collect::<Vec<_>>());
+}

@@ -59,8 +59,17 @@ impl Broker {
     pub fn create_topics(&self, topics: &[(&str, i32)]) {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &self.address).create().unwrap();
         let new: Vec<NewTopic> = topics.iter().map(|(t, partitions)| NewTopic::new(t, *partitions, TopicReplication::Fixed(1))).collect();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let results = runtime.block_on(admin.create_topics(&new, &AdminOptions::new())).expect("create topics");
+        // On a thread of its own, so async tests can call it too.
+        let results = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    runtime.block_on(admin.create_topics(&new, &AdminOptions::new()))
+                })
+                .join()
+                .unwrap()
+        })
+        .expect("create topics");
         for result in results {
             result.expect("topic created");
         }

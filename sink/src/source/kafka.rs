@@ -44,8 +44,9 @@ pub struct KafkaSource {
 
 enum Command {
     Pause(Vec<(String, i32)>),
-    /// Seek these partitions to the offsets, resume them, and answer once done.
-    Resume(Vec<(String, i32, i64)>, oneshot::Sender<()>),
+    /// Send an empty batch (the barrier), seek these partitions to the offsets (the beginning
+    /// for none), resume them, and answer once done.
+    Resume(Vec<(String, i32, Option<i64>)>, oneshot::Sender<()>),
     Commit(Positions),
     Stop,
 }
@@ -140,25 +141,29 @@ impl Source for KafkaSource {
     }
 
     async fn resume(&mut self, partitions: &[String], from: &Positions) -> std::io::Result<()> {
-        let targets: Vec<(String, i32, i64)> = partitions
+        let targets: Vec<(String, i32, Option<i64>)> = partitions
             .iter()
             .filter_map(|key| {
                 let (topic, partition) = split_key(key)?;
-                Some((topic, partition, from.get(key).map_or(0, |offset| offset + 1)))
+                Some((topic, partition, from.get(key).map(|offset| offset + 1)))
             })
             .collect();
         let (done, answered) = oneshot::channel();
         self.send(Command::Resume(targets.clone(), done));
-        let _ = answered.await;
-        // Batches read before the seek may still hold records of these partitions: they come
-        // again after it, so they go; the others are kept, in order.
+        // The consumer thread sends an empty batch before it seeks: records of these partitions
+        // ahead of it were read before the seek and come again after it, so they go; the others
+        // are kept, in order. Everything behind it was read after the seek.
         if let Some(records) = self.records.as_mut() {
-            while let Ok(batch) = records.try_recv() {
+            while let Some(batch) = records.recv().await {
                 let batch = batch?;
+                if batch.is_empty() {
+                    break;
+                }
                 let rewound = |r: &SourceRecord| targets.iter().any(|(t, p, _)| **t == *r.stream && *p == r.partition);
                 self.held.extend(batch.into_iter().filter(|r| !rewound(r)));
             }
         }
+        let _ = answered.await;
         Ok(())
     }
 
@@ -213,9 +218,16 @@ fn poll_loop(
                 }
                 Command::Resume(partitions, done) => {
                     batch.retain(|r: &SourceRecord| !partitions.iter().any(|(t, p, _)| **t == *r.stream && *p == r.partition));
+                    if !batch.is_empty() && sender.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
+                        return;
+                    }
+                    if sender.blocking_send(Ok(vec![])).is_err() {
+                        return;
+                    }
                     for (topic, partition, offset) in &partitions {
-                        if let Err(e) = consumer.seek(topic, *partition, Offset::Offset(*offset), Duration::from_secs(10)) {
-                            warn!(topic, partition, offset, error = %e, "could not seek a resumed partition");
+                        let offset = offset.map_or(Offset::Beginning, Offset::Offset);
+                        if let Err(e) = consumer.seek(topic, *partition, offset, Duration::from_secs(10)) {
+                            warn!(topic, partition, ?offset, error = %e, "could not seek a resumed partition");
                         }
                     }
                     if let Err(e) = consumer.resume(&partition_list(partitions.iter().map(|(t, p, _)| (t.as_str(), *p, None)))) {
