@@ -182,3 +182,75 @@ async fn shutdown_commits_everything_read() {
     assert_eq!(report.unwrap().rows.get("shop.orders"), Some(&7));
     assert_eq!(committed_offsets(&t.catalog, "orders").await, (0..7).collect::<Vec<_>>());
 }
+
+/// A [`MemorySource`] that reports a rebalance when the test says so.
+struct Rebalanced {
+    inner: MemorySource,
+    assigned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl floe_sink::source::Source for Rebalanced {
+    async fn seek(&mut self, committed: &floe_sink::source::Positions) -> std::io::Result<()> {
+        self.inner.seek(committed).await
+    }
+
+    async fn next_batch(&mut self) -> std::io::Result<Option<Vec<floe_sink::source::SourceRecord>>> {
+        self.inner.next_batch().await
+    }
+
+    fn pause(&mut self, partitions: &[String]) {
+        self.inner.pause(partitions)
+    }
+
+    async fn resume(&mut self, partitions: &[String], from: &floe_sink::source::Positions) -> std::io::Result<()> {
+        self.inner.resume(partitions, from).await
+    }
+
+    fn reassigned(&mut self) -> bool {
+        self.assigned.swap(false, std::sync::atomic::Ordering::AcqRel)
+    }
+}
+
+/// The latest `note` of order `id`, through the `_latest` view.
+async fn latest_note(catalog: &dyn Catalog, id: i64) -> String {
+    let batches = floe_views::query(catalog, &format!("SELECT note FROM shop.orders_latest WHERE id = {id}")).await.unwrap();
+    batches[0].column(0).as_string::<i32>().value(0).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_whose_clock_is_behind_still_writes_above_what_others_committed() {
+    let t = test_catalog().await;
+    let gen = events(A);
+    let order = |id: i64, note: &str| gen.upsert_message("u", id, &[json!(note)]);
+    // Sink B, an hour behind, opens the table early (order 2, on its partition 1) and idles.
+    let (b_ingestor, b_control, b_source, b_producer) = setup(&t.catalog, 1, "1h");
+    let assigned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let b_source = Rebalanced { inner: b_source, assigned: assigned.clone() };
+    let b_run = b_ingestor.with_clock(|| chrono::Utc::now().timestamp_micros() - 3_600_000_000).run(b_source, &|_| {});
+    let scenario = async {
+        let (key, value) = order(2, "b");
+        b_producer.send(A, 1, key, value);
+        eventually("B committed order 2", || async { committed_offsets(&t.catalog, "orders").await.len() == 1 }).await;
+        // Sink A (on time) writes order 1 twice on partition 0, then gives the partition up.
+        let (a_ingestor, _a_control, a_source, a_producer) = setup(&t.catalog, 1, "1h");
+        for note in ["a1", "a2"] {
+            let (key, value) = order(1, note);
+            a_producer.send(A, 0, key, value);
+        }
+        drop(a_producer);
+        a_ingestor.run(a_source, &|_| {}).await.unwrap();
+        // B takes partition 0 over after a rebalance. It holds what A read (offsets 0 and 1,
+        // committed: skipped) and then B's update of order 1, which must rank above A's.
+        assigned.store(true, std::sync::atomic::Ordering::Release);
+        for note in ["a1", "a2", "b takes over"] {
+            let (key, value) = order(1, note);
+            b_producer.send(A, 0, key, value);
+        }
+        eventually("B committed its update", || async { committed_offsets(&t.catalog, "orders").await.len() == 4 }).await;
+        assert!(b_control.send(Control::Shutdown));
+    };
+    let (b_report, ()) = tokio::join!(b_run, scenario);
+    assert!(b_report.unwrap().failed_tables.is_empty());
+    assert_eq!(latest_note(&t.catalog, 1).await, "b takes over", "the later change wins, though its sink's clock is behind");
+}

@@ -109,6 +109,8 @@ pub struct Ingestor<'a> {
     catalog: &'a dyn Catalog,
     config: SinkConfig,
     decoder: Box<dyn Decoder>,
+    /// This machine's time in microseconds, the base of `_op_ts`.
+    clock: fn() -> i64,
     tables: HashMap<String, TableSink>,
     topics: HashMap<String, Arc<str>>,
     dead_letters: Option<TableSink>,
@@ -136,6 +138,7 @@ impl<'a> Ingestor<'a> {
         Self {
             catalog,
             decoder: Box::new(DebeziumJson::default()),
+            clock: || chrono::Utc::now().timestamp_micros(),
             tables: HashMap::new(),
             topics: HashMap::new(),
             dead_letters: None,
@@ -158,6 +161,13 @@ impl<'a> Ingestor<'a> {
     /// Decodes with `decoder` instead of Debezium JSON.
     pub fn with_decoder(mut self, decoder: Box<dyn Decoder>) -> Self {
         self.decoder = decoder;
+        self
+    }
+
+    /// Takes `_op_ts` from `clock` (microseconds) instead of this machine's time: for tests of
+    /// sinks whose clocks disagree.
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -197,6 +207,9 @@ impl<'a> Ingestor<'a> {
                 }
                 batch = source.next_batch() => {
                     let Some(records) = batch? else { break };
+                    if source.reassigned() {
+                        self.catch_up_with_other_writers().await?;
+                    }
                     crate::metrics::events_read(records.len());
                     for record in records {
                         self.ingest(record).await?;
@@ -216,6 +229,16 @@ impl<'a> Ingestor<'a> {
         self.settle().await?;
         source.committed(&self.committed_positions()).await;
         Ok(self.finish())
+    }
+
+    /// After a rebalance, other sinks may have committed to these tables since they were
+    /// opened: the next `_op_ts` must rank above theirs, whatever this machine's clock says, and
+    /// their positions are known to be taken.
+    async fn catch_up_with_other_writers(&mut self) -> Result<()> {
+        for sink in self.tables.values_mut() {
+            sink.catch_up(self.catalog).await?;
+        }
+        Ok(())
     }
 
     /// Opens the tables of the topics the source names up front and seeks it to their positions.
@@ -326,7 +349,7 @@ impl<'a> Ingestor<'a> {
     ) -> Result<std::result::Result<(), DecodeError>> {
         let sink = self.tables.get_mut(table).expect("opened");
         let truncate_key = if event.op == Op::Truncate { truncate_key(sink) } else { vec![] };
-        let op_ts = sink.next_op_ts();
+        let op_ts = sink.next_op_ts((self.clock)());
         let rows = sink.rows()?;
         let mut cells = vec![Cell::Null; rows.width()];
         let mut unavailable = vec![];

@@ -128,9 +128,23 @@ impl TableSink {
         &self.committed
     }
 
-    /// The next `_op_ts`: now, but strictly after every earlier one, across restarts too.
-    pub fn next_op_ts(&mut self) -> i64 {
-        let now = chrono::Utc::now().timestamp_micros();
+    /// Takes in what other writers committed since this sink last read the table: their
+    /// positions, and a `_op_ts` above theirs for the rows that follow.
+    pub async fn catch_up(&mut self, catalog: &dyn Catalog) -> Result<()> {
+        if self.table.is_none() {
+            return Ok(());
+        }
+        let table = catalog.load_table(&self.ident).await?;
+        self.last_op_ts = self.last_op_ts.max(committed_max_op_ts(&table).unwrap_or(0));
+        for (key, offset) in committed_positions(&table) {
+            let done = self.committed.entry(key).or_insert(offset);
+            *done = (*done).max(offset);
+        }
+        Ok(())
+    }
+
+    /// The next `_op_ts`: `now`, but strictly after every earlier one, across restarts too.
+    pub fn next_op_ts(&mut self, now: i64) -> i64 {
         self.last_op_ts = now.max(self.last_op_ts + 1);
         self.last_op_ts
     }

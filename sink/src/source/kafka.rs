@@ -10,6 +10,7 @@
 //! follow it cannot cross.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ const POLL: Duration = Duration::from_millis(50);
 pub struct KafkaSource {
     settings: KafkaSettings,
     positions: Arc<Mutex<Positions>>,
+    /// Set by a rebalance that assigned partitions, before any of their records is polled.
+    assigned: Arc<AtomicBool>,
     commands: Option<std::sync::mpsc::Sender<Command>>,
     records: Option<mpsc::Receiver<std::io::Result<Vec<SourceRecord>>>>,
     /// Records read before a resume, of partitions it did not rewind: handed out first.
@@ -67,9 +70,10 @@ pub fn connect(settings: &KafkaSettings) -> std::io::Result<KafkaSource> {
     for (key, value) in &settings.properties {
         config.set(key, value);
     }
-    let consumer: BaseConsumer<TablePositions> = config
-        .create_with_context(TablePositions { positions: positions.clone() })
-        .map_err(|e| io_error("cannot create the Kafka consumer", e))?;
+    let assigned = Arc::new(AtomicBool::new(false));
+    let context = TablePositions { positions: positions.clone(), assigned: assigned.clone() };
+    let consumer: BaseConsumer<TablePositions> =
+        config.create_with_context(context).map_err(|e| io_error("cannot create the Kafka consumer", e))?;
     consumer.fetch_metadata(None, settings.connect_timeout).map_err(|e| {
         std::io::Error::new(
             std::io::ErrorKind::TimedOut,
@@ -79,6 +83,7 @@ pub fn connect(settings: &KafkaSettings) -> std::io::Result<KafkaSource> {
     Ok(KafkaSource {
         settings: settings.clone(),
         positions,
+        assigned,
         commands: None,
         records: None,
         held: VecDeque::new(),
@@ -165,6 +170,10 @@ impl Source for KafkaSource {
         }
         let _ = answered.await;
         Ok(())
+    }
+
+    fn reassigned(&mut self) -> bool {
+        self.assigned.swap(false, Ordering::AcqRel)
     }
 
     fn drain(&mut self) -> Vec<SourceRecord> {
@@ -304,6 +313,7 @@ fn beyond_the_end(consumer: &BaseConsumer<TablePositions>, topic: &str, partitio
 /// The consumer's context: on assignment, each partition starts after its table's position.
 struct TablePositions {
     positions: Arc<Mutex<Positions>>,
+    assigned: Arc<AtomicBool>,
 }
 
 impl ClientContext for TablePositions {
@@ -348,6 +358,7 @@ impl ConsumerContext for TablePositions {
                     }
                 }
                 info!(partitions = taken.count(), from_table_positions = from_tables, "Kafka partitions assigned");
+                self.assigned.store(true, Ordering::Release);
                 if let Err(e) = consumer.assign(&taken) {
                     warn!(error = %e, "could not take the assigned partitions");
                 }

@@ -86,6 +86,12 @@ pub trait Source: Send {
     /// delivered but not committed while they were paused).
     async fn resume(&mut self, partitions: &[String], from: &Positions) -> std::io::Result<()>;
 
+    /// Whether partitions were assigned to this source since the last call (Kafka rebalances):
+    /// their tables may have been written by another sink meanwhile.
+    fn reassigned(&mut self) -> bool {
+        false
+    }
+
     /// Records already read that [`Source::next_batch`] has not handed out yet, without waiting.
     /// On shutdown they are ingested before the last commit: stdin cannot give them again.
     fn drain(&mut self) -> Vec<SourceRecord> {
