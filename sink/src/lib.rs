@@ -3,7 +3,8 @@
 //! Owns the path from change records to committed Iceberg rows, in the order data flows:
 //!
 //! - [`source`]: the [`source::Source`] seam (batches of positioned records; seek, pause, resume,
-//!   committed-position notices) and its connectors: files and stdin.
+//!   committed-position notices) and its connectors: files and stdin, and Kafka consumer groups
+//!   that resume each partition at its table's committed position.
 //! - [`decode`]: the [`decode::Decoder`] seam and Debezium JSON, with and without the Connect
 //!   schema envelope, every logical type → a faithful Iceberg type.
 //! - [`schema_sync`]: compatible changes evolve the table, incompatible ones are refused.
@@ -12,7 +13,7 @@
 //!   [`unavailable`] fills unchanged TOASTed values first.
 //! - [`ingest`]: the loop tying them together, with size- and time-based flushes, Parquet writing
 //!   overlapped with decoding, and tables that fail or pause alone; [`dead_letter`] keeps every
-//!   record that could not become a row.
+//!   record that could not become a row; [`metrics`] are the sink's Prometheus metrics.
 //!
 //! The sink only appends. It writes metadata exclusively through `floe-catalog`.
 

@@ -1,5 +1,6 @@
 //! Sources of change records: the [`Source`] seam every input implements, one module per
-//! connector ([`file`]: NDJSON files and stdin). Each record carries its position in the input
+//! connector ([`file`]: NDJSON files and stdin; [`kafka`]: topics through a consumer group).
+//! Each record carries its position in the input
 //! stream, which is stored with every row (`_src_partition`, `_src_offset`) and in every commit,
 //! so a restart skips exactly what was committed.
 
