@@ -237,6 +237,30 @@ fn two_sinks_in_one_group_share_the_partitions_and_every_change_lands_once() {
 }
 
 #[test]
+fn a_sink_commits_what_it_read_before_it_gives_partitions_up() {
+    let events: Vec<_> = captured_events().into_iter().filter(|e| e.0 == "pg.lab.samples").collect();
+    let broker = Broker::start();
+    broker.create_topics(&[("pg.lab.samples", 3)]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &broker, &["pg.lab.samples".to_string()]);
+    // Neither the row count nor the interval flushes: only a revocation (or a stop) commits.
+    let text = std::fs::read_to_string(&config).unwrap().replace("batch_rows = 5", "batch_rows = 100000").replace("\"200ms\"", "\"1h\"");
+    std::fs::write(&config, text).unwrap();
+    let first = Sink::start(dir.path(), &config, "first");
+    assert!(eventually(Duration::from_secs(60), || first.log().contains("Kafka partitions assigned")), "{}", first.log());
+    broker.produce(&events);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(row_counts(dir.path()).get("lab.samples").copied().unwrap_or(0), 0, "nothing committed yet:\n{}", first.log());
+
+    let second = Sink::start(dir.path(), &config, "second");
+    let committed = eventually(Duration::from_secs(60), || row_counts(dir.path()).get("lab.samples") == Some(&34));
+    let logs = format!("{}\n{}", first.stop(), second.stop());
+    assert!(committed, "the first sink committed on revocation:\n{logs}");
+    assert!(!logs.contains("committed by another writer"), "no batch was fenced:\n{logs}");
+    assert_eq!(row_counts(dir.path()).get("lab.samples"), Some(&34), "{logs}");
+}
+
+#[test]
 fn a_topic_recreated_behind_its_table_is_reported_and_not_read() {
     let events: Vec<_> = captured_events().into_iter().filter(|e| e.0 == "pg.depot.parts").collect();
     let topics = vec!["pg.depot.parts".to_string()];

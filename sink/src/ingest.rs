@@ -219,6 +219,11 @@ impl<'a> Ingestor<'a> {
                         }
                     }
                     progress(self.report.events_read);
+                    if source.wants_commit() {
+                        self.flush().await?;
+                        self.settle().await?;
+                        source.committed(&self.committed_positions()).await;
+                    }
                 }
             }
             if std::mem::take(&mut self.unannounced) {

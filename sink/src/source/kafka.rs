@@ -39,11 +39,49 @@ pub struct KafkaSource {
     /// Set by a rebalance that assigned partitions, before any of their records is polled.
     assigned: Arc<AtomicBool>,
     commands: Option<std::sync::mpsc::Sender<Command>>,
-    records: Option<mpsc::Receiver<std::io::Result<Vec<SourceRecord>>>>,
+    records: Option<mpsc::Receiver<Delivery>>,
     /// Records read before a resume, of partitions it did not rewind: handed out first.
     held: VecDeque<SourceRecord>,
+    /// A revocation waiting for everything read to be committed.
+    revoking: Option<std::sync::mpsc::Sender<()>>,
     consumer: Option<BaseConsumer<TablePositions>>,
 }
+
+/// What the consumer thread hands to the ingest side, in the order it happened.
+enum Delivery {
+    Records(std::io::Result<Vec<SourceRecord>>),
+    /// Sent before a resume's seek: what follows was read after it.
+    Barrier,
+    /// The group is taking partitions away: commit everything read, then answer.
+    Revoking(std::sync::mpsc::Sender<()>),
+}
+
+/// Records polled but not yet handed over, and the channel they go through. The consumer
+/// thread and the rebalance callback (which runs inside a poll, on that thread) share it.
+#[derive(Default)]
+struct Outbox {
+    batch: Vec<SourceRecord>,
+    sender: Option<mpsc::Sender<Delivery>>,
+}
+
+impl Outbox {
+    /// Hands the polled records over; `false` once the ingest side has hung up.
+    fn send_batch(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_RECORDS));
+        self.send(Delivery::Records(Ok(batch)))
+    }
+
+    fn send(&mut self, delivery: Delivery) -> bool {
+        self.sender.as_ref().is_some_and(|sender| sender.blocking_send(delivery).is_ok())
+    }
+}
+
+/// How long a revocation waits for the commit of what was read before it gives up the
+/// partitions anyway (their records are then read again by the new owner, never twice committed).
+const REVOKE_WAIT: Duration = Duration::from_secs(30);
 
 enum Command {
     Pause(Vec<(String, i32)>),
@@ -71,7 +109,7 @@ pub fn connect(settings: &KafkaSettings) -> std::io::Result<KafkaSource> {
         config.set(key, value);
     }
     let assigned = Arc::new(AtomicBool::new(false));
-    let context = TablePositions { positions: positions.clone(), assigned: assigned.clone() };
+    let context = TablePositions { positions: positions.clone(), assigned: assigned.clone(), outbox: Mutex::default() };
     let consumer: BaseConsumer<TablePositions> =
         config.create_with_context(context).map_err(|e| io_error("cannot create the Kafka consumer", e))?;
     consumer.fetch_metadata(None, settings.connect_timeout).map_err(|e| {
@@ -87,6 +125,7 @@ pub fn connect(settings: &KafkaSettings) -> std::io::Result<KafkaSource> {
         commands: None,
         records: None,
         held: VecDeque::new(),
+        revoking: None,
         consumer: Some(consumer),
     })
 }
@@ -100,8 +139,9 @@ impl KafkaSource {
         }
         .map_err(|e| io_error("cannot subscribe", e))?;
         let (sender, records) = mpsc::channel(BATCHES_AHEAD);
+        consumer.context().outbox.lock().expect("not poisoned").sender = Some(sender);
         let (commands, receiver) = std::sync::mpsc::channel();
-        std::thread::Builder::new().name("floe-kafka".into()).spawn(move || poll_loop(consumer, receiver, sender))?;
+        std::thread::Builder::new().name("floe-kafka".into()).spawn(move || poll_loop(consumer, receiver))?;
         self.commands = Some(commands);
         self.records = Some(records);
         Ok(())
@@ -137,7 +177,21 @@ impl Source for KafkaSource {
         }
         self.start()?;
         let Some(records) = self.records.as_mut() else { return Ok(None) };
-        records.recv().await.transpose()
+        loop {
+            return match records.recv().await {
+                None => Ok(None),
+                Some(Delivery::Records(batch)) => batch.map(Some),
+                Some(Delivery::Barrier) => continue,
+                Some(Delivery::Revoking(answer)) => {
+                    self.revoking = Some(answer);
+                    Ok(Some(vec![]))
+                }
+            };
+        }
+    }
+
+    fn wants_commit(&self) -> bool {
+        self.revoking.is_some()
     }
 
     fn pause(&mut self, partitions: &[String]) {
@@ -159,11 +213,16 @@ impl Source for KafkaSource {
         // ahead of it were read before the seek and come again after it, so they go; the others
         // are kept, in order. Everything behind it was read after the seek.
         if let Some(records) = self.records.as_mut() {
-            while let Some(batch) = records.recv().await {
-                let batch = batch?;
-                if batch.is_empty() {
-                    break;
-                }
+            while let Some(delivery) = records.recv().await {
+                let batch = match delivery {
+                    Delivery::Barrier => break,
+                    Delivery::Records(batch) => batch?,
+                    // Not now: the partitions go without a commit, and are read again elsewhere.
+                    Delivery::Revoking(answer) => {
+                        let _ = answer.send(());
+                        continue;
+                    }
+                };
                 let rewound = |r: &SourceRecord| targets.iter().any(|(t, p, _)| **t == *r.stream && *p == r.partition);
                 self.held.extend(batch.into_iter().filter(|r| !rewound(r)));
             }
@@ -179,8 +238,12 @@ impl Source for KafkaSource {
     fn drain(&mut self) -> Vec<SourceRecord> {
         let mut drained: Vec<SourceRecord> = self.held.drain(..).collect();
         if let Some(records) = self.records.as_mut() {
-            while let Ok(Ok(batch)) = records.try_recv() {
-                drained.extend(batch);
+            while let Ok(delivery) = records.try_recv() {
+                match delivery {
+                    Delivery::Records(Ok(batch)) => drained.extend(batch),
+                    Delivery::Revoking(answer) => self.revoking = Some(answer),
+                    _ => {}
+                }
             }
         }
         drained
@@ -194,6 +257,9 @@ impl Source for KafkaSource {
         }
         drop(known);
         self.send(Command::Commit(positions.clone()));
+        if let Some(answer) = self.revoking.take() {
+            let _ = answer.send(());
+        }
     }
 }
 
@@ -208,13 +274,12 @@ fn io_error(what: &str, e: KafkaError) -> std::io::Error {
 }
 
 /// The consumer thread: polls records into batches and carries out commands between polls.
-fn poll_loop(
-    consumer: BaseConsumer<TablePositions>,
-    commands: std::sync::mpsc::Receiver<Command>,
-    sender: mpsc::Sender<std::io::Result<Vec<SourceRecord>>>,
-) {
+fn poll_loop(consumer: BaseConsumer<TablePositions>, commands: std::sync::mpsc::Receiver<Command>) {
     let mut streams: HashMap<String, Arc<str>> = HashMap::new();
-    let mut batch = Vec::with_capacity(BATCH_RECORDS);
+    // Never held across a poll: the rebalance callback inside it takes the outbox too.
+    let outbox = || consumer.context().outbox.lock().expect("not poisoned");
+    let in_partitions =
+        |r: &SourceRecord, partitions: &[(String, i32)]| partitions.iter().any(|(t, p)| **t == *r.stream && *p == r.partition);
     loop {
         while let Ok(command) = commands.try_recv() {
             match command {
@@ -223,31 +288,38 @@ fn poll_loop(
                     if let Err(e) = consumer.pause(&partition_list(partitions.iter().map(|(t, p)| (t.as_str(), *p, None)))) {
                         warn!(error = %e, "could not pause partitions");
                     }
-                    batch.retain(|r: &SourceRecord| !partitions.iter().any(|(t, p)| **t == *r.stream && *p == r.partition));
+                    outbox().batch.retain(|r| !in_partitions(r, &partitions));
                 }
-                Command::Resume(partitions, done) => {
-                    batch.retain(|r: &SourceRecord| !partitions.iter().any(|(t, p, _)| **t == *r.stream && *p == r.partition));
-                    if !batch.is_empty() && sender.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
-                        return;
+                Command::Resume(targets, done) => {
+                    let partitions: Vec<(String, i32)> = targets.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+                    {
+                        let mut outbox = outbox();
+                        outbox.batch.retain(|r| !in_partitions(r, &partitions));
+                        if !outbox.send_batch() || !outbox.send(Delivery::Barrier) {
+                            return;
+                        }
                     }
-                    if sender.blocking_send(Ok(vec![])).is_err() {
-                        return;
-                    }
-                    for (topic, partition, offset) in &partitions {
+                    for (topic, partition, offset) in &targets {
                         let offset = offset.map_or(Offset::Beginning, Offset::Offset);
                         if let Err(e) = consumer.seek(topic, *partition, offset, Duration::from_secs(10)) {
                             warn!(topic, partition, ?offset, error = %e, "could not seek a resumed partition");
                         }
                     }
-                    if let Err(e) = consumer.resume(&partition_list(partitions.iter().map(|(t, p, _)| (t.as_str(), *p, None)))) {
+                    if let Err(e) = consumer.resume(&partition_list(partitions.iter().map(|(t, p)| (t.as_str(), *p, None)))) {
                         warn!(error = %e, "could not resume partitions");
                     }
                     let _ = done.send(());
                 }
-                Command::Commit(positions) => commit_group_offsets(&consumer, &positions),
+                Command::Commit(positions) => {
+                    if let Ok(assignment) = consumer.assignment() {
+                        commit_group_offsets(&consumer, &assignment, &positions);
+                    }
+                }
             }
         }
-        match consumer.poll(POLL) {
+        let polled = consumer.poll(POLL);
+        let mut outbox = outbox();
+        match polled {
             Some(Ok(message)) => {
                 let topic = message.topic();
                 let stream = match streams.get(topic) {
@@ -258,15 +330,15 @@ fn poll_loop(
                 let (key, value) = (message.key().map(<[u8]>::to_vec), message.payload().map(<[u8]>::to_vec));
                 let message = Message { topic: topic.to_string(), key, value };
                 // The dead-letter table keeps the message's value as the raw bytes.
-                batch.push(SourceRecord { stream, partition, offset, raw: bytes::Bytes::new(), message: Ok(message) });
-                if batch.len() < BATCH_RECORDS {
+                outbox.batch.push(SourceRecord { stream, partition, offset, raw: bytes::Bytes::new(), message: Ok(message) });
+                if outbox.batch.len() < BATCH_RECORDS {
                     continue;
                 }
             }
             Some(Err(e)) => warn!(error = %e, "Kafka consumer error"),
             None => {}
         }
-        if !batch.is_empty() && sender.blocking_send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_RECORDS)))).is_err() {
+        if !outbox.send_batch() {
             return;
         }
     }
@@ -283,12 +355,11 @@ fn partition_list<'a>(partitions: impl Iterator<Item = (&'a str, i32, Option<i64
     list
 }
 
-/// Commits the group offsets (next offset to read) of the assigned partitions the tables have
+/// Commits the group offsets (next offset to read) of `partitions` that the tables have
 /// committed: for lag monitoring only, the tables decide where reading starts.
-fn commit_group_offsets(consumer: &BaseConsumer<TablePositions>, positions: &Positions) {
-    let Ok(assignment) = consumer.assignment() else { return };
-    let assigned = assignment.elements();
-    let list = partition_list(assigned.iter().filter_map(|element| {
+fn commit_group_offsets(consumer: &BaseConsumer<TablePositions>, partitions: &TopicPartitionList, positions: &Positions) {
+    let elements = partitions.elements();
+    let list = partition_list(elements.iter().filter_map(|element| {
         let offset = positions.get(&position_key(element.topic(), element.partition()))?;
         Some((element.topic(), element.partition(), Some(offset + 1)))
     }));
@@ -314,6 +385,24 @@ fn beyond_the_end(consumer: &BaseConsumer<TablePositions>, topic: &str, partitio
 struct TablePositions {
     positions: Arc<Mutex<Positions>>,
     assigned: Arc<AtomicBool>,
+    outbox: Mutex<Outbox>,
+}
+
+impl TablePositions {
+    /// Hands over what was polled and waits until the ingest side has committed it all, so
+    /// that the next owner of these partitions starts after it instead of reading it again.
+    fn commit_before_revoking(&self) {
+        let (answer, answered) = std::sync::mpsc::channel();
+        {
+            let mut outbox = self.outbox.lock().expect("not poisoned");
+            if outbox.sender.is_none() || !outbox.send_batch() || !outbox.send(Delivery::Revoking(answer)) {
+                return;
+            }
+        }
+        if answered.recv_timeout(REVOKE_WAIT).is_err() {
+            warn!(waited = ?REVOKE_WAIT, "partitions revoked before what was read of them was committed: their new owner reads it again");
+        }
+    }
 }
 
 impl ClientContext for TablePositions {
@@ -364,7 +453,10 @@ impl ConsumerContext for TablePositions {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                info!(partitions = assignment.count(), "Kafka partitions revoked");
+                info!(partitions = assignment.count(), "Kafka partitions revoked: committing what was read of them first");
+                self.commit_before_revoking();
+                let positions = self.positions.lock().expect("not poisoned").clone();
+                commit_group_offsets(consumer, assignment, &positions);
                 if let Err(e) = consumer.unassign() {
                     warn!(error = %e, "could not give up the revoked partitions");
                 }

@@ -93,6 +93,12 @@ pub trait Source: Send {
         false
     }
 
+    /// Whether everything read so far must be committed now (Kafka: partitions are being
+    /// revoked). The loop commits, then says so through [`Source::committed`].
+    fn wants_commit(&self) -> bool {
+        false
+    }
+
     /// Records already read that [`Source::next_batch`] has not handed out yet, without waiting.
     /// On shutdown they are ingested before the last commit: stdin cannot give them again.
     fn drain(&mut self) -> Vec<SourceRecord> {
