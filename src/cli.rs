@@ -150,6 +150,7 @@ impl KafkaArgs {
             topics: vec![],
             topic_pattern: None,
             connect_timeout: std::time::Duration::from_secs(30),
+            commit_interval: None,
             properties: Default::default(),
         });
         kafka.brokers = self.brokers.unwrap_or(kafka.brokers);

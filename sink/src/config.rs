@@ -13,6 +13,7 @@
 //! group_id = "floe"
 //! topics = ["pg.studio.movies"]       # or topic_pattern = "^pg\\.studio\\..*"
 //! connect_timeout = "30s"             # how long to wait for the brokers at start
+//! commit_interval = "5s"              # optional: overrides [sink] commit_interval
 //! [kafka.properties]                  # passed to librdkafka as they are
 //! "security.protocol" = "SASL_SSL"
 //!
@@ -72,6 +73,9 @@ pub struct KafkaSettings {
     /// How long to wait for the brokers at start before giving up.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// The sink's `commit_interval` for Kafka, when set here (it wins over [sink]'s).
+    #[serde(default, with = "humantime_serde")]
+    pub commit_interval: Option<Duration>,
     /// librdkafka properties, passed as they are (security, SASL, TLS, fetch sizes…).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
@@ -185,6 +189,10 @@ impl SinkConfig {
             fix: "see the Configuration section of the README for the keys floe reads".into(),
         })?;
         config.validate(file)?;
+        let mut config = config;
+        if let Some(interval) = config.kafka.as_ref().and_then(|k| k.commit_interval) {
+            config.sink.commit_interval = interval;
+        }
         Ok(config)
     }
 
@@ -258,6 +266,13 @@ impl KafkaSettings {
         if self.brokers.trim().is_empty() {
             return Err(err("kafka.brokers", "is empty".into(), "set brokers = \"host:9092\" (several: comma-separated)"));
         }
+        if self.commit_interval.is_some_and(|i| i.is_zero()) {
+            return Err(err(
+                "kafka.commit_interval",
+                "must be more than 0".into(),
+                "set commit_interval = \"10s\", or leave it out for [sink]'s",
+            ));
+        }
         if self.group_id.trim().is_empty() {
             return Err(err("kafka.group_id", "is empty".into(), "set group_id = \"floe\" (sinks with one group share the work)"));
         }
@@ -322,6 +337,15 @@ mod tests {
         let config = SinkConfig::default();
         assert_eq!(config.route("pg.studio.movies").ident.to_string(), "studio.movies");
         assert_eq!(config.route("orders").ident.to_string(), "default.orders");
+    }
+
+    #[test]
+    fn a_kafka_commit_interval_is_the_sinks() {
+        let text = "[sink]\ncommit_interval = \"10s\"\n[kafka]\nbrokers = \"b:9092\"\ngroup_id = \"g\"\ntopics = [\"t\"]\ncommit_interval = \"2s\"\n";
+        let config = SinkConfig::parse(text, "floe.toml").unwrap();
+        assert_eq!(config.sink.commit_interval, Duration::from_secs(2));
+        let zero = text.replace("\"2s\"", "\"0s\"");
+        assert!(SinkConfig::parse(&zero, "floe.toml").unwrap_err().to_string().contains("kafka.commit_interval"));
     }
 
     #[test]
