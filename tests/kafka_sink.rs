@@ -124,25 +124,39 @@ fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     true
 }
 
+/// The captures' events, topics made for them on a fresh broker (nothing produced yet), and
+/// the tables `floe ingest` makes of the same events: what the sinks must make too.
+struct Captures {
+    events: Vec<(String, Option<String>, Option<String>)>,
+    topics: Vec<String>,
+    broker: Broker,
+    expected_dir: tempfile::TempDir,
+    expected: std::collections::BTreeMap<String, i64>,
+}
+
+impl Captures {
+    fn on_a_broker() -> Captures {
+        let events = captured_events();
+        let topics = topics(&events);
+        let broker = Broker::start();
+        // Kafka orders records within a partition only. A TRUNCATE (evolution's depot.bins)
+        // orders against every key, so its topic has one partition, as Debezium's table topics
+        // do by default; lab.samples (no TRUNCATE) is spread over three, each resuming on its own.
+        let partitions = |t: &str| if t == "pg.lab.samples" { 3 } else { 1 };
+        broker.create_topics(&topics.iter().map(|t| (t.as_str(), partitions(t))).collect::<Vec<_>>());
+        let expected_dir = tempfile::tempdir().unwrap();
+        for capture in CAPTURES {
+            let file = repo_root().join("tests/captures").join(capture).join("events.jsonl");
+            floe(expected_dir.path(), &["ingest", &file.display().to_string()]);
+        }
+        let expected = row_counts(expected_dir.path());
+        Captures { events, topics, broker, expected_dir, expected }
+    }
+}
+
 #[test]
 fn every_change_lands_once_across_a_crash_and_a_restart() {
-    let events = captured_events();
-    let topics = topics(&events);
-    let broker = Broker::start();
-    // Kafka orders records within a partition only. A TRUNCATE (evolution's depot.bins) orders
-    // against every key, so its topic has one partition, as Debezium's table topics do by
-    // default; lab.samples (no TRUNCATE) is spread over three, each resuming on its own.
-    let partitions = |t: &str| if t == "pg.lab.samples" { 3 } else { 1 };
-    broker.create_topics(&topics.iter().map(|t| (t.as_str(), partitions(t))).collect::<Vec<_>>());
-
-    // What `floe ingest` makes of the same events: the expected tables.
-    let expected_dir = tempfile::tempdir().unwrap();
-    let files: Vec<String> =
-        CAPTURES.iter().map(|c| repo_root().join("tests/captures").join(c).join("events.jsonl").display().to_string()).collect();
-    for file in &files {
-        floe(expected_dir.path(), &["ingest", file]);
-    }
-    let expected = row_counts(expected_dir.path());
+    let Captures { events, topics, broker, expected_dir, expected } = Captures::on_a_broker();
     assert!(expected.len() >= 7, "every captured table was made: {expected:?}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -206,19 +220,7 @@ fn assert_latest_views_equal(ours: &Path, theirs: &Path, tables: &std::collectio
 
 #[test]
 fn two_sinks_in_one_group_share_the_partitions_and_every_change_lands_once() {
-    let events = captured_events();
-    let topics = topics(&events);
-    let broker = Broker::start();
-    let partitions = |t: &str| if t == "pg.lab.samples" { 3 } else { 1 };
-    broker.create_topics(&topics.iter().map(|t| (t.as_str(), partitions(t))).collect::<Vec<_>>());
-    let expected_dir = tempfile::tempdir().unwrap();
-    for capture in CAPTURES {
-        floe(
-            expected_dir.path(),
-            &["ingest", &repo_root().join("tests/captures").join(capture).join("events.jsonl").display().to_string()],
-        );
-    }
-    let expected = row_counts(expected_dir.path());
+    let Captures { events, topics, broker, expected_dir, expected } = Captures::on_a_broker();
 
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &broker, &topics);

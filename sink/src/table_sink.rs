@@ -135,12 +135,18 @@ impl TableSink {
             return Ok(());
         }
         let table = catalog.load_table(&self.ident).await?;
-        self.last_op_ts = self.last_op_ts.max(committed_max_op_ts(&table).unwrap_or(0));
-        for (key, offset) in committed_positions(&table) {
+        self.take_in(&table);
+        Ok(())
+    }
+
+    /// Takes in what `table` holds, whoever committed it: its positions count as committed,
+    /// and the next `_op_ts` ranks above its latest.
+    fn take_in(&mut self, table: &FloeTable) {
+        self.last_op_ts = self.last_op_ts.max(committed_max_op_ts(table).unwrap_or(0));
+        for (key, offset) in committed_positions(table) {
             let done = self.committed.entry(key).or_insert(offset);
             *done = (*done).max(offset);
         }
-        Ok(())
     }
 
     /// The next `_op_ts`: `now`, but strictly after every earlier one, across restarts too.
@@ -228,8 +234,7 @@ impl TableSink {
             // that sink committed; the caller syncs the schema against it.
             Err(CatalogError::TableAlreadyExists(_)) => {
                 let table = catalog.load_table(&self.ident).await?;
-                self.committed = committed_positions(&table);
-                self.last_op_ts = self.last_op_ts.max(committed_max_op_ts(&table).unwrap_or(0));
+                self.take_in(&table);
                 self.table = Some(table);
             }
             Err(e) => return Err(e.into()),
@@ -268,7 +273,6 @@ impl TableSink {
         let WrittenBatch { batch, files } = written;
         let started = std::time::Instant::now();
         let pending = &batch.pending;
-        let mut committed_positions_of_ours = Positions::new();
         let committed = commit_with_retry(catalog, &self.ident, &RetryPolicy::default(), |current| {
             let files = files.clone();
             // Built on every attempt from the table as it now is: other writers (sinks of one
@@ -276,7 +280,6 @@ impl TableSink {
             let theirs = committed_positions(&current);
             let positions = merged_positions(&theirs, pending);
             let max_op_ts = committed_max_op_ts(&current).unwrap_or(0).max(batch.last_op_ts);
-            committed_positions_of_ours = positions.clone();
             async move {
                 // Fenced: another writer must not have committed these records.
                 if let Some((key, _)) = pending.iter().find(|(k, (first, _))| theirs.get(*k).is_some_and(|d| d >= first)) {
@@ -293,7 +296,6 @@ impl TableSink {
             }
         })
         .await?;
-        let positions = committed_positions_of_ours;
         let rows = batch.rows.num_rows() as u64;
         debug!(table = %self.ident, rows, "committed");
         let max_op_ts = committed.as_ref().and_then(committed_max_op_ts).unwrap_or(batch.last_op_ts);
@@ -302,14 +304,13 @@ impl TableSink {
         self.commits += 1;
         // A schema change made while this batch was written is newer than the commit's base.
         if let Some(table) = committed {
-            // Later rows rank above everything committed, whoever committed it.
-            self.last_op_ts = self.last_op_ts.max(committed_max_op_ts(&table).unwrap_or(0));
+            // Its positions, ours and other writers', and later rows above its latest `_op_ts`.
+            self.take_in(&table);
             let evolved = self.table.as_ref().is_some_and(|t| t.current_schema().schema_id() != table.current_schema().schema_id());
             if !evolved {
                 self.table = Some(table);
             }
         }
-        self.committed = positions;
         Ok(())
     }
 }

@@ -30,10 +30,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Compact { table, all, dry_run, compaction } => compact::run(&catalog, table, all, &compaction.options(dry_run)).await,
         Command::Serve { schedule, metrics_addr, compaction, config, kafka } => {
             let (config, file) = sink::load(&cli.data_dir, config, kafka)?;
-            let sink = match config.kafka.is_some() {
-                true => Some((sink::connect(&config, &file)?, config)),
-                false => None,
-            };
+            let sink = if config.kafka.is_some() { Some((sink::connect(&config, &file)?, config)) } else { None };
             serve::run(&catalog, &schedule, metrics_addr, &compaction.options(false), sink).await
         }
         Command::Quickstart => unreachable!("handled above"),

@@ -29,10 +29,9 @@ pub async fn run(
 
 /// The config (`--config`, else `<data-dir>/floe.toml` if it exists) with the flags over it,
 /// and the file it came from.
-pub fn load(data_dir: &Path, config: Option<PathBuf>, overrides: KafkaArgs) -> Result<(SinkConfig, String)> {
-    let path = config.unwrap_or_else(|| default_config_path(data_dir));
-    let file = path.display().to_string();
-    let mut config = if path.exists() { SinkConfig::load(&path)? } else { SinkConfig::default() };
+pub fn load(data_dir: &Path, explicit: Option<PathBuf>, overrides: KafkaArgs) -> Result<(SinkConfig, String)> {
+    let file = explicit.clone().unwrap_or_else(|| default_config_path(data_dir)).display().to_string();
+    let mut config = super::ingest::load_config(data_dir, explicit)?;
     overrides.apply(&mut config, &file)?;
     Ok((config, file))
 }

@@ -96,15 +96,14 @@ enum Command {
 /// the group; partitions are assigned once records are asked for.
 pub fn connect(settings: &KafkaSettings) -> std::io::Result<KafkaSource> {
     let positions = Arc::new(Mutex::new(Positions::new()));
-    let mut config = ClientConfig::new();
+    let mut config = client_config(settings);
     config
-        .set("bootstrap.servers", &settings.brokers)
-        .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        // Consumer lag per partition for the metrics (overridable in [kafka.properties]).
+        // Consumer lag per partition for the metrics.
         .set("statistics.interval.ms", "5000");
+    // [kafka.properties] win over floe's choices.
     for (key, value) in &settings.properties {
         config.set(key, value);
     }
@@ -261,6 +260,16 @@ impl Source for KafkaSource {
             let _ = answer.send(());
         }
     }
+}
+
+/// The brokers, the group and the user's [kafka.properties].
+fn client_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &settings.brokers).set("group.id", &settings.group_id);
+    for (key, value) in &settings.properties {
+        config.set(key, value);
+    }
+    config
 }
 
 /// `topic/partition` → (topic, partition).
@@ -469,12 +478,7 @@ impl ConsumerContext for TablePositions {
 /// The end offset (the next offset to be written) of each partition, by position key: for lag
 /// reports (`floe status`). Joins no group.
 pub fn partition_ends(settings: &KafkaSettings, partitions: &[(String, i32)]) -> std::io::Result<Positions> {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &settings.brokers).set("group.id", &settings.group_id);
-    for (key, value) in &settings.properties {
-        config.set(key, value);
-    }
-    let consumer: BaseConsumer = config.create().map_err(|e| io_error("cannot create the Kafka consumer", e))?;
+    let consumer: BaseConsumer = client_config(settings).create().map_err(|e| io_error("cannot create the Kafka consumer", e))?;
     let mut ends = Positions::new();
     for (topic, partition) in partitions {
         let (_, end) = consumer

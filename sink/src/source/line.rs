@@ -131,21 +131,24 @@ impl SharedPrefix {
         }
         let tail = rest.strip_prefix('"')?.strip_prefix(self.escaped.as_str()).filter(|_| !self.escaped.is_empty())?;
         let end = string_content_len(tail)?;
-        let mut text = String::with_capacity(self.unescaped.len() + end);
-        text.push_str(&self.unescaped);
-        text.push_str(&unescape(&format!("\"{}\"", &tail[..end])).ok()?);
+        let text = self.joined(&tail[..end]).ok()?;
         Some((Some(text.into_bytes()), &tail[end + 1..]))
+    }
+
+    /// The prefix's text followed by the unescaped `tail` (escaped content after the prefix).
+    fn joined(&self, tail: &str) -> Result<String, String> {
+        let mut text = String::with_capacity(self.unescaped.len() + tail.len());
+        text.push_str(&self.unescaped);
+        text.push_str(&unescape(&format!("\"{tail}\""))?);
+        Ok(text)
     }
 
     /// The content of the JSON string literal `quoted` (quotes included).
     fn unescape(&mut self, quoted: &str) -> Result<String, String> {
         let body = &quoted[1..];
         if !self.escaped.is_empty() && body.starts_with(self.escaped.as_str()) {
-            let tail = &body[self.escaped.len()..];
-            let mut text = String::with_capacity(self.unescaped.len() + tail.len());
-            text.push_str(&self.unescaped);
-            text.push_str(&unescape(&format!("\"{tail}"))?);
-            return Ok(text);
+            // `body` ends with the closing quote.
+            return self.joined(&body[self.escaped.len()..body.len() - 1]);
         }
         let text = unescape(quoted)?;
         self.learn(body)?;
