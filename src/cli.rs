@@ -30,7 +30,7 @@ pub enum Command {
     ///
     /// Each line is {"topic": …, "key": "<json string>", "value": "<json string>"|null}.
     /// Committed positions are skipped, so re-running the same input changes nothing.
-    /// Exits with 3 when it finished but wrote dead letters.
+    /// Exits with 3 when it finished but wrote dead letters, 4 when a table is paused.
     Ingest {
         /// Input file, or `-` for stdin.
         input: PathBuf,
@@ -66,13 +66,21 @@ pub enum Command {
     },
     /// List tables with their row and file counts.
     Tables,
-    /// Per table: rows, last commit, latest _op_ts, Kafka lag (with a [kafka] config) and dead
-    /// letters.
+    /// Per table: rows, last commit, latest _op_ts, Kafka lag (with a [kafka] config), dead
+    /// letters, and whether it is paused (and why).
     Status {
         /// Configuration (TOML), for the Kafka brokers and the dead-letter table. Defaults to
         /// <data-dir>/floe.toml when that exists.
         #[arg(long, env = "FLOE_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// Resume tables paused by an incompatible change of their source. Fix the cause first
+    /// (e.g. `on_incompatible = "dead_letter"` for the table in the config); the next run of
+    /// the sink takes the table's records up again from its committed positions.
+    Resume {
+        /// namespace.table, one or more.
+        #[arg(required = true)]
+        tables: Vec<String>,
     },
     /// Show a table's schema, key, snapshots, rows, files and bytes.
     Describe {

@@ -19,6 +19,8 @@ use clap::Parser;
 
 /// Exit code of an ingest that finished but wrote dead letters.
 pub const EXIT_DEAD_LETTERS: u8 = 3;
+/// Exit code of an ingest that finished with a paused table (see `floe status`).
+pub const EXIT_PAUSED: u8 = 4;
 
 pub fn main() -> ExitCode {
     let cli = cli::Cli::parse();

@@ -293,3 +293,70 @@ fn a_table_whose_every_event_fails_leaves_the_other_tables_committed() {
     let letters = floe_sql(dir.path(), "SELECT target_table, count(*) AS n FROM floe.dead_letters GROUP BY target_table");
     assert_eq!(letters, vec![serde_json::json!({"target_table": "shop.audit", "n": 5})]);
 }
+
+/// Prices events in the capture whose decimal `amount` has `scale` (2 before the ALTER, 4 after).
+fn prices_events_with_scale(capture: &Path, scale: &str) -> usize {
+    let events = std::fs::read_to_string(capture.join("events.jsonl")).unwrap();
+    let scale_of = |line: &str| -> Option<String> {
+        let event: Value = serde_json::from_str(line).unwrap();
+        let value: Value = serde_json::from_str(event["value"].as_str()?).unwrap();
+        let fields = value["schema"]["fields"].as_array()?.iter().find(|f| f["field"] == "after")?["fields"].clone();
+        let amount = fields.as_array()?.iter().find(|f| f["field"] == "amount")?.clone();
+        Some(amount["parameters"]["scale"].as_str()?.to_string())
+    };
+    events.lines().filter(|line| line.contains("pg.shop.prices") && scale_of(line).as_deref() == Some(scale)).count()
+}
+
+#[test]
+fn an_incompatible_change_pauses_its_table_until_resumed_while_the_others_go_on() {
+    // Mid-stream, shop.prices.amount goes from numeric(8,2) to numeric(12,4): an Iceberg decimal
+    // cannot change its scale. shop.stock changes on, before and after.
+    let capture = captures_dir().join("incompatible-s1");
+    let events = capture.join("events.jsonl").display().to_string();
+    let (before, after) = (prices_events_with_scale(&capture, "2"), prices_events_with_scale(&capture, "4"));
+    assert!(before > 0 && after > 0, "the capture changes the scale mid-stream");
+    let dir = tempfile::tempdir().unwrap();
+    let prices_latest = |dir: &Path| floe_sql(dir, "SELECT sku, CAST(amount AS VARCHAR) AS amount FROM shop.prices_latest ORDER BY sku");
+    let before_the_change = vec![
+        serde_json::json!({"sku": "A-1", "amount": "11.00"}),
+        serde_json::json!({"sku": "B-2", "amount": "3.25"}),
+        serde_json::json!({"sku": "C-3", "amount": "99.99"}),
+    ];
+
+    let out = floe(dir.path(), &["ingest", &events]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "exit code 4: a table is paused\n{report}");
+    assert!(report.contains("paused table:       shop.prices: incompatible schema change") && report.contains("amount"), "{report}");
+    let rows = floe_sql(dir.path(), "SELECT count(*) AS n FROM shop.prices")[0]["n"].as_i64();
+    assert_eq!(rows, Some(before as i64), "the paused table holds exactly the events before the change");
+    assert_eq!(prices_latest(dir.path()), before_the_change);
+    let stock = floe_sql(dir.path(), "SELECT * FROM shop.stock_latest");
+    assert_matches_truth(&stock, &read_json(&capture.join("truth_stock.json")), &["item_id"]);
+    let tables = floe(dir.path(), &["tables"]);
+    assert!(!String::from_utf8_lossy(&tables.stdout).contains("dead_letters"), "nothing is a dead letter");
+
+    let status = floe(dir.path(), &["status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("shop.prices is paused: incompatible schema change"), "{status}");
+
+    // Paused across runs: the same input again takes nothing for it.
+    let again = floe(dir.path(), &["ingest", &events]);
+    assert_eq!(again.status.code(), Some(4), "{}", String::from_utf8_lossy(&again.stdout));
+    assert_eq!(floe_sql(dir.path(), "SELECT count(*) AS n FROM shop.prices")[0]["n"].as_i64(), Some(before as i64));
+
+    // The operator chooses to dead-letter the table's incompatible records and resumes it: the
+    // records left in the source are read again, from the table's committed positions.
+    let config = dir.path().join("floe.toml");
+    std::fs::write(&config, "[tables.\"pg.shop.prices\"]\non_incompatible = \"dead_letter\"\n").unwrap();
+    let resumed = floe(dir.path(), &["resume", "shop.prices"]);
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("shop.prices: resumed"), "{resumed:?}");
+    let out = floe(dir.path(), &["ingest", &events, "--config", &config.display().to_string()]);
+    assert_eq!(out.status.code(), Some(3), "exit code 3: dead letters\n{}", String::from_utf8_lossy(&out.stdout));
+    let letters = floe_sql(dir.path(), "SELECT target_table, count(*) AS n FROM floe.dead_letters GROUP BY target_table");
+    assert_eq!(letters, vec![serde_json::json!({"target_table": "shop.prices", "n": after})]);
+    assert_eq!(prices_latest(dir.path()), before_the_change);
+    let status = floe(dir.path(), &["status"]);
+    assert!(!String::from_utf8_lossy(&status.stdout).contains("is paused"));
+    let stock = floe_sql(dir.path(), "SELECT * FROM shop.stock_latest");
+    assert_matches_truth(&stock, &read_json(&capture.join("truth_stock.json")), &["item_id"]);
+}

@@ -333,10 +333,40 @@ fn serve_runs_the_kafka_sink_beside_compaction_and_exports_its_metrics() {
         assert!(exported.contains(metric), "{metric} missing from\n{exported}");
     }
     assert!(log.contains("Kafka sink running") && log.contains("floe serve: stopped"), "{log}");
-    // rows, last commit, latest _op_ts, lag (every record of both partitions read), dead letters
+    // rows, last commit, latest _op_ts, lag (every record of both partitions read), dead
+    // letters, paused since
     let line = status.lines().find(|l| l.starts_with("lab.samples")).unwrap_or_else(|| panic!("{status}"));
     let cells: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!((cells[1], cells[cells.len() - 2], cells[cells.len() - 1]), ("34", "0", "0"), "{status}");
+    assert_eq!((cells[1], cells[cells.len() - 3], cells[cells.len() - 2], cells[cells.len() - 1]), ("34", "0", "0", "-"), "{status}");
+}
+
+#[test]
+fn an_incompatible_change_pauses_one_table_raises_the_alert_metric_and_the_others_go_on() {
+    // shop.prices changes a decimal's scale mid-stream; shop.stock changes on.
+    let capture = repo_root().join("tests/captures/incompatible-s1/events.jsonl");
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let events: Vec<_> =
+        read_json_lines(&capture).iter().map(|e| (e["topic"].as_str().unwrap().to_string(), text(&e["key"]), text(&e["value"]))).collect();
+    let expected_dir = tempfile::tempdir().unwrap();
+    floe(expected_dir.path(), &["ingest", &capture.display().to_string()]);
+    let expected = row_counts(expected_dir.path());
+    let broker = Broker::start();
+    broker.create_topics(&[("pg.shop.prices", 1), ("pg.shop.stock", 2)]);
+    broker.produce(&events);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &broker, &topics(&events));
+    let port = free_port();
+    let sink = Sink::run(dir.path(), "sink", &["sink", "--config", &config, "--metrics-addr", &format!("127.0.0.1:{port}")]);
+    let alerted = eventually(Duration::from_secs(60), || metrics(port).contains("floe_sink_table_paused{table=\"shop.prices\"} 1"));
+    let arrived = eventually(Duration::from_secs(30), || row_counts(dir.path()) == expected);
+    let status = String::from_utf8_lossy(&floe(dir.path(), &["status", "--config", &config]).stdout).to_string();
+    let log = sink.stop();
+    assert!(alerted && arrived, "{log}\n{:?} != {expected:?}", row_counts(dir.path()));
+    assert!(status.contains("shop.prices is paused: incompatible schema change"), "{status}");
+    let prices = status.lines().find(|l| l.starts_with("shop.prices")).unwrap_or_else(|| panic!("{status}"));
+    let lag: i64 = prices.split_whitespace().rev().nth(2).unwrap().parse().unwrap_or_else(|_| panic!("{status}"));
+    assert_eq!(lag, 2, "the two changes after the incompatible one wait in the topic\n{status}");
+    assert!(log.contains("paused table:       shop.prices"), "{log}");
 }
 
 #[test]

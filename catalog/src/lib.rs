@@ -11,6 +11,7 @@
 //! - snapshot producers on top of it: [`append`] (with manifest merging), [`replace`] (atomic
 //!   rewrite), [`schema_update`] (add, widen, relax, rename, drop) and [`maintenance`]
 //!   (expire snapshots, delete unreferenced files);
+//! - [`pause`]: a table's pause, kept in its properties;
 //! - [`layout`]: floe's table layout and the latest-record ranking, shared by every reader;
 //! - [`writer`]: Arrow batches → Parquet data files with field ids and column metrics;
 //!   [`deletes`]: position-delete files; [`read`]: a file's columns in file order.
@@ -25,6 +26,7 @@ pub mod deletes;
 pub mod error;
 pub mod layout;
 pub mod maintenance;
+pub mod pause;
 pub mod read;
 pub mod replace;
 pub mod schema_update;

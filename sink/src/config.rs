@@ -102,6 +102,22 @@ pub struct SinkSettings {
     /// column, which floe replaces with the previous value.
     #[serde(default = "default_placeholder")]
     pub unavailable_value_placeholder: String,
+    /// What a source schema change the table cannot follow does to the table.
+    #[serde(default)]
+    pub on_incompatible: OnIncompatible,
+}
+
+/// What happens to a table when its source changes in a way the table cannot follow (a decimal
+/// scale change, a narrowed or retyped column, a changed key).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnIncompatible {
+    /// The table stops taking records (they stay in the source) until an operator resumes it;
+    /// the pause is kept in the table, so it survives restarts.
+    #[default]
+    Pause,
+    /// The record goes to the dead-letter table and the table goes on.
+    DeadLetter,
 }
 
 impl Default for SinkSettings {
@@ -112,6 +128,7 @@ impl Default for SinkSettings {
             commit_interval: DEFAULT_COMMIT_INTERVAL,
             dead_letter_table: DEFAULT_DEAD_LETTER_TABLE.into(),
             unavailable_value_placeholder: default_placeholder(),
+            on_incompatible: OnIncompatible::default(),
         }
     }
 }
@@ -159,6 +176,8 @@ pub struct TableConfig {
     pub name: Option<String>,
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
+    /// This table's `on_incompatible`, when it differs from [sink]'s.
+    pub on_incompatible: Option<OnIncompatible>,
 }
 
 /// Where one topic's changes go, and how to type its schemaless columns.
@@ -166,6 +185,7 @@ pub struct TableConfig {
 pub struct TableRoute {
     pub ident: TableIdent,
     pub hints: ColumnHints,
+    pub on_incompatible: OnIncompatible,
 }
 
 impl SinkConfig {
@@ -251,7 +271,8 @@ impl SinkConfig {
         let table = self.tables.get(topic);
         let ident = table.and_then(|t| t.name.as_deref()).and_then(parse_table_name).unwrap_or_else(|| default_table(topic));
         let hints = table.map(|t| t.columns.iter().filter_map(|(c, ty)| Some((c.clone(), Kind::parse(ty)?))).collect()).unwrap_or_default();
-        TableRoute { ident, hints }
+        let on_incompatible = table.and_then(|t| t.on_incompatible).unwrap_or(self.sink.on_incompatible);
+        TableRoute { ident, hints, on_incompatible }
     }
 
     pub fn dead_letter_table(&self) -> TableIdent {
@@ -346,6 +367,17 @@ mod tests {
         assert_eq!(config.sink.commit_interval, Duration::from_secs(2));
         let zero = text.replace("\"2s\"", "\"0s\"");
         assert!(SinkConfig::parse(&zero, "floe.toml").unwrap_err().to_string().contains("kafka.commit_interval"));
+    }
+
+    #[test]
+    fn incompatible_changes_pause_unless_the_table_or_sink_says_dead_letter() {
+        assert_eq!(SinkConfig::default().route("pg.shop.prices").on_incompatible, OnIncompatible::Pause);
+        let text = "[sink]\non_incompatible = \"dead_letter\"\n[tables.\"pg.shop.stock\"]\non_incompatible = \"pause\"\n";
+        let config = SinkConfig::parse(text, "floe.toml").unwrap();
+        assert_eq!(config.route("pg.shop.prices").on_incompatible, OnIncompatible::DeadLetter);
+        assert_eq!(config.route("pg.shop.stock").on_incompatible, OnIncompatible::Pause);
+        let err = SinkConfig::parse("[sink]\non_incompatible = \"skip\"\n", "floe.toml").unwrap_err().to_string();
+        assert!(err.contains("sink.on_incompatible") && err.contains("pause") && err.contains("dead_letter"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //! taking records for the rest of the run (its uncommitted records are re-read by the next run,
 //! since its positions were not committed) and every other table goes on. An operator (or the
 //! Kafka sink) can also pause a table through [`IngestControl`].
+//!
+//! A source change a table cannot follow (a decimal's scale, a narrowed type, a changed key)
+//! pauses that table by default (`on_incompatible`): the pause is kept in the table's properties,
+//! so every run skips its records, leaving them in the source, until an operator resumes it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,13 +24,14 @@ use hashbrown::HashMap;
 use std::sync::Arc;
 
 use floe_catalog::layout::{identifier_columns, OP, OP_TS, SOURCE_TS, SRC_OFFSET, SRC_PARTITION};
+use floe_catalog::pause::{pause_of, pause_table, Pause};
 use floe_catalog::Catalog;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use crate::config::SinkConfig;
+use crate::config::{OnIncompatible, SinkConfig};
 use crate::dead_letter::{dead_letter_row, dead_letter_schema};
 use crate::decode::{cell, Cell, ChangeEvent, DebeziumJson, DecodeError, Decoded, Decoder, Kind, Op, TableState};
 use crate::diagnostics::{DeadLetterCounts, DeadLetterLog};
@@ -51,6 +56,9 @@ pub struct IngestReport {
     pub skipped_paused_table: u64,
     /// Tables that failed, with the error. Their other records were left for the next run.
     pub failed_tables: BTreeMap<String, String>,
+    /// Tables paused (in this run or before), with the reason. Their records were left in the
+    /// source until an operator resumes them.
+    pub paused_tables: BTreeMap<String, String>,
     /// Rows committed per table (`schema.table`).
     pub rows: BTreeMap<String, u64>,
     pub commits: u64,
@@ -104,6 +112,17 @@ enum Target {
 }
 
 type Round = Vec<(Target, Result<WrittenBatch>)>;
+
+/// Whether a table can take a change event.
+enum Preparation {
+    /// It can: created or evolved as needed.
+    Ready,
+    /// It cannot, and the record is a dead letter with this reason.
+    DeadLetter(String),
+    /// The source changed in a way the table cannot follow; the table's `on_incompatible`
+    /// decides.
+    Incompatible(String),
+}
 
 pub struct Ingestor<'a> {
     catalog: &'a dyn Catalog,
@@ -319,8 +338,12 @@ impl<'a> Ingestor<'a> {
                     self.fail_table(&table_name, e);
                     Ok(())
                 }
-                Ok(Err(reason)) => self.dead_letter(&record, Some(table_name.to_string()), &reason).await,
-                Ok(Ok(())) => match self.push_change(&table_name, event, &record, &position) {
+                Ok(Preparation::DeadLetter(reason)) => self.dead_letter(&record, Some(table_name.to_string()), &reason).await,
+                Ok(Preparation::Incompatible(reason)) => match self.config.route(&message.topic).on_incompatible {
+                    OnIncompatible::DeadLetter => self.dead_letter(&record, Some(table_name.to_string()), &reason).await,
+                    OnIncompatible::Pause => self.pause_for_incompatible_change(&table_name, &reason).await,
+                },
+                Ok(Preparation::Ready) => match self.push_change(&table_name, event, &record, &position) {
                     Err(e) => {
                         self.fail_table(&table_name, e);
                         Ok(())
@@ -424,8 +447,37 @@ impl<'a> Ingestor<'a> {
         self.forget_buffered(dropped);
         source.pause(&own);
         info!(table, partitions = ?own, "table paused");
+        crate::metrics::table_paused(table, true);
         self.paused.insert(table.to_string(), Paused { own, skipped_elsewhere: false });
         Ok(())
+    }
+
+    /// Pauses `table` because its source changed incompatibly. The pause is kept in the table,
+    /// so this and every later run skip its records (they stay in the source, uncommitted)
+    /// until an operator resumes it with `floe resume`. Other tables go on.
+    async fn pause_for_incompatible_change(&mut self, table: &str, reason: &str) -> Result<()> {
+        error!(table, reason, "table paused: its source changed in a way it cannot follow; fix it, then `floe resume {table}`");
+        // What the table took before the change is good: commit it first.
+        self.flush().await?;
+        self.settle().await?;
+        let Some(sink) = self.tables.get_mut(table) else { return Ok(()) };
+        match pause_table(self.catalog, &sink.ident, reason).await {
+            Ok(paused) => sink.table = Some(paused),
+            Err(e) => {
+                self.fail_table(table, e.into());
+                return Ok(());
+            }
+        }
+        self.hold_paused(table, reason);
+        Ok(())
+    }
+
+    /// Skips `table`'s records for the rest of the run: it is paused in the catalog.
+    fn hold_paused(&mut self, table: &str, reason: &str) {
+        crate::metrics::table_paused(table, true);
+        self.report.paused_tables.insert(table.to_string(), reason.to_string());
+        // Its records were neither taken nor paused at the source, so it cannot resume in this run.
+        self.paused.insert(table.to_string(), Paused { own: vec![], skipped_elsewhere: true });
     }
 
     /// Resumes `table` from its committed positions. Only partitions paused for it can be
@@ -447,6 +499,7 @@ impl<'a> Ingestor<'a> {
         let from: Positions = own.iter().filter_map(|p| Some((p.clone(), *committed.get(p)?))).collect();
         source.resume(&own, &from).await?;
         self.paused.remove(table);
+        crate::metrics::table_paused(table, false);
         info!(table, from = ?from, "table resumed");
         Ok(())
     }
@@ -468,44 +521,50 @@ impl<'a> Ingestor<'a> {
         let name = route.ident.to_string();
         if !self.tables.contains_key(&name) && !self.failed.contains_key(&name) {
             let sink = TableSink::open(self.catalog, route.ident, route.hints).await.map_err(|e| (name.clone(), e))?;
+            let pause = sink.table.as_ref().and_then(pause_of);
             self.tables.insert(name.clone(), sink);
+            if let Some(Pause { reason, at }) = pause {
+                warn!(table = %name, %reason, since = %at, "table is paused: its records are left in the source until `floe resume {name}`");
+                self.hold_paused(&name, &reason);
+            }
         }
         let name: Arc<str> = name.into();
         self.topics.insert(topic.to_string(), name.clone());
         Ok(name)
     }
 
-    /// Creates or evolves the table so `event` fits. `Ok(Err(reason))`: the event cannot be
-    /// taken (incompatible change) and goes to the dead-letter table.
-    async fn prepare_table(&mut self, name: &str, event: &ChangeEvent) -> Result<std::result::Result<(), String>> {
+    /// Creates or evolves the table so `event` fits, or says why it cannot take it.
+    async fn prepare_table(&mut self, name: &str, event: &ChangeEvent) -> Result<Preparation> {
         let sink = self.tables.get_mut(name).expect("opened");
         if sink.schema().is_none() {
             if event.op == Op::Truncate {
-                return Ok(Err("truncate of a table floe has not created yet".into()));
+                return Ok(Preparation::DeadLetter("truncate of a table floe has not created yet".into()));
             }
             match new_table_schema(event) {
                 Ok(schema) => sink.create(self.catalog, schema).await?,
-                Err(reason) => return Ok(Err(reason)),
+                Err(reason) => return Ok(Preparation::DeadLetter(reason)),
             }
         }
         let schema = sink.schema().expect("created or found");
         if sink.synced_with(event) {
-            return Ok(Ok(()));
+            return Ok(Preparation::Ready);
         }
         match plan_schema_sync(schema, event) {
             SyncPlan::Unchanged => {
                 sink.remember_synced(event);
-                Ok(Ok(()))
+                Ok(Preparation::Ready)
             }
             SyncPlan::Evolve(changes) => {
                 // Buffered rows are typed by the old schema: commit them first.
                 self.flush().await?;
                 self.settle().await?;
-                let Some(sink) = self.tables.get_mut(name) else { return Ok(Err("table failed while flushing".into())) };
+                let Some(sink) = self.tables.get_mut(name) else {
+                    return Ok(Preparation::DeadLetter("table failed while flushing".into()));
+                };
                 sink.evolve(self.catalog, &changes).await?;
-                Ok(Ok(()))
+                Ok(Preparation::Ready)
             }
-            SyncPlan::Incompatible(reason) => Ok(Err(format!("incompatible schema change: {reason}"))),
+            SyncPlan::Incompatible(reason) => Ok(Preparation::Incompatible(format!("incompatible schema change: {reason}"))),
         }
     }
 

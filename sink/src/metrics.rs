@@ -22,6 +22,11 @@ pub fn committed(table: &str, rows: u64, latency: Duration, max_op_ts: i64) {
     metrics::gauge!("floe_sink_last_op_ts_seconds", "table" => table).set(max_op_ts as f64 / 1e6);
 }
 
+/// 1 while `table` is paused (its source changed in a way it cannot follow): alert on it.
+pub fn table_paused(table: &str, paused: bool) {
+    metrics::gauge!("floe_sink_table_paused", "table" => table.to_string()).set(if paused { 1.0 } else { 0.0 });
+}
+
 pub fn table_failed(table: &str) {
     metrics::counter!("floe_sink_table_failures_total", "table" => table.to_string()).increment(1);
 }

@@ -9,7 +9,7 @@ use floe_sink::config::default_config_path;
 use floe_sink::source::Source;
 use floe_sink::{Control, IngestReport, Ingestor, SinkConfig};
 
-use crate::EXIT_DEAD_LETTERS;
+use crate::{EXIT_DEAD_LETTERS, EXIT_PAUSED};
 
 pub async fn run(
     catalog: &dyn Catalog,
@@ -42,6 +42,11 @@ pub async fn run_until_done(catalog: &dyn Catalog, config: SinkConfig, source: i
         eprintln!("error: {} table(s) failed and were left for the next run: {}", names.len(), names.join(", "));
         return Ok(ExitCode::FAILURE);
     }
+    if !report.paused_tables.is_empty() {
+        let names: Vec<&str> = report.paused_tables.keys().map(String::as_str).collect();
+        eprintln!("error: {} table(s) paused, their records left in the source: {}; see `floe status`", names.len(), names.join(", "));
+        return Ok(ExitCode::from(EXIT_PAUSED));
+    }
     Ok(if report.dead_letters > 0 { ExitCode::from(EXIT_DEAD_LETTERS) } else { ExitCode::SUCCESS })
 }
 
@@ -69,6 +74,12 @@ fn print_report(report: &IngestReport) {
     }
     if report.skipped_failed_table > 0 {
         println!("left for next run:  {} (their table failed)", report.skipped_failed_table);
+    }
+    if report.skipped_paused_table > 0 {
+        println!("left in the source: {} (their table is paused)", report.skipped_paused_table);
+    }
+    for (table, reason) in &report.paused_tables {
+        println!("paused table:       {table}: {reason}");
     }
     for (table, error) in &report.failed_tables {
         println!("failed table:       {table}: {error}");

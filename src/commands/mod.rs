@@ -3,6 +3,7 @@
 mod compact;
 mod describe;
 mod ingest;
+mod resume;
 mod serve;
 mod sink;
 mod sql;
@@ -26,6 +27,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sql { query, format } => sql::run(&catalog, &query, format.into()).await,
         Command::Tables => describe::tables(&catalog).await,
         Command::Status { config } => status::run(&catalog, &sink::load(&cli.data_dir, config, KafkaArgs::none())?.0).await,
+        Command::Resume { tables } => resume::run(&catalog, &tables).await,
         Command::Describe { table } => describe::describe(&catalog, &table).await,
         Command::Compact { table, all, dry_run, compaction } => compact::run(&catalog, table, all, &compaction.options(dry_run)).await,
         Command::Serve { schedule, metrics_addr, compaction, config, kafka } => {

@@ -1,20 +1,23 @@
 //! `floe status`: per table, what it holds and how fresh it is: rows, last commit, latest
-//! `_op_ts`, dead letters, and (with a [kafka] config) how far it trails its partitions.
+//! `_op_ts`, dead letters, (with a [kafka] config) how far it trails its partitions, and
+//! whether it is paused; the reasons of the paused tables follow the table.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use floe_catalog::layout::{committed_max_op_ts, committed_positions};
+use floe_catalog::pause::pause_of;
 use floe_catalog::Catalog;
 use floe_sink::SinkConfig;
 
 pub async fn run(catalog: &dyn Catalog, config: &SinkConfig) -> Result<ExitCode> {
     let dead_letters = dead_letters_by_table(catalog, config).await;
     println!(
-        "{:<28} {:>10} {:<20} {:<20} {:>8} {:>12}",
+        "{:<28} {:>10} {:<20} {:<20} {:>8} {:>12}  paused since",
         "table", "rows", "last commit (UTC)", "latest _op_ts (UTC)", "lag", "dead letters"
     );
+    let mut pauses = vec![];
     for namespace in catalog.list_namespaces().await? {
         for ident in catalog.list_tables(&namespace).await? {
             let table = catalog.load_table(&ident).await?;
@@ -29,8 +32,14 @@ pub async fn run(catalog: &dyn Catalog, config: &SinkConfig) -> Result<ExitCode>
             };
             let dead = dead_letters.get(&name).copied().unwrap_or(0);
             let (committed, op_ts) = (committed.unwrap_or_else(|| "-".into()), op_ts.unwrap_or_else(|| "-".into()));
-            println!("{name:<28} {rows:>10} {committed:<20} {op_ts:<20} {lag:>8} {dead:>12}");
+            let pause = pause_of(&table);
+            let since = pause.as_ref().map_or("-", |p| p.at.as_str());
+            println!("{name:<28} {rows:>10} {committed:<20} {op_ts:<20} {lag:>8} {dead:>12}  {since}");
+            pauses.extend(pause.map(|p| (name, p.reason)));
         }
+    }
+    for (name, reason) in pauses {
+        println!("\n{name} is paused: {reason}\n  fix the cause, then `floe resume {name}`");
     }
     Ok(ExitCode::SUCCESS)
 }

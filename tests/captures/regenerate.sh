@@ -21,6 +21,7 @@ CAPTURES=(
   "evolution-s1      evolution.sql --schemas true"
   "evolution-s2      evolution.sql --schemas false"
   "extras-s1         extras.sql    --schemas true --include-unknown-datatypes true"
+  "incompatible-s1   incompatible.sql --schemas true"
 )
 
 for line in "${CAPTURES[@]}"; do
