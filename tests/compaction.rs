@@ -16,21 +16,6 @@ use floe_sink::testing::{Column, TableEvents};
 use floe_sink::{Ingestor, SinkConfig};
 use serde_json::{json, Value};
 
-/// A tiny deterministic RNG (xorshift64*), so every seed replays the same stream.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn base_columns() -> Vec<Column> {
     vec![Column::new("name", "string"), Column::new("score", "int32")]
 }
@@ -43,7 +28,7 @@ fn random_stream(seed: u64, events: usize, keys: i64, model: &mut BTreeMap<i64, 
 
 /// As [`random_stream`]; without `truncates`, the events that would truncate upsert instead.
 fn random_stream_with(seed: u64, events: usize, keys: i64, truncates: bool, model: &mut BTreeMap<i64, Value>) -> Vec<String> {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::seeded(seed);
     let narrow = TableEvents::new("pg.prop.items", base_columns());
     let mut wide_columns = base_columns();
     wide_columns[1] = Column::new("score", "int64");

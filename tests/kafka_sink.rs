@@ -155,46 +155,53 @@ impl Captures {
 }
 
 #[test]
-fn every_change_lands_once_across_a_crash_and_a_restart() {
+fn every_change_lands_once_across_kill_9_at_ten_random_points() {
     let Captures { events, topics, broker, expected_dir, expected } = Captures::on_a_broker();
     assert!(expected.len() >= 7, "every captured table was made: {expected:?}");
-
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &broker, &topics);
-    let half = events.len() / 2;
-    broker.produce(&events[..half]);
+    let (mut rng, seed) = Rng::from_clock();
+    assert!(events.len() >= 10 * 5, "enough events for ten runs");
 
-    // Crash once something is committed: what was read but not committed is read again.
-    let sink = Sink::start(dir.path(), &config, "first");
-    let committed = eventually(Duration::from_secs(60), || row_counts(dir.path()).values().sum::<i64>() > 0);
-    let crashed = sink.crash();
-    let after_crash: i64 = row_counts(dir.path()).values().sum();
-    assert!(committed, "nothing committed within 60 s:\n{}", crashed);
+    // Each run gets its partitions, a slice of the events arrives, and the sink is killed a
+    // random moment later: before it read them, between reading and committing, mid-commit, or
+    // after. A killed member holds its partitions until its session times out (2 s here), so
+    // the next run starts after that and gets them all.
+    let session = Duration::from_secs(2);
+    let text = std::fs::read_to_string(&config).unwrap().replace("\"6000\"", "\"2000\"").replace("\"1000\"", "\"500\"");
+    std::fs::write(&config, text).unwrap();
+    let mut logs = String::new();
+    let slices: Vec<_> = events.chunks(events.len().div_ceil(10)).collect();
+    for (run, slice) in slices.iter().enumerate() {
+        let sink = Sink::start(dir.path(), &config, &format!("run{run}"));
+        let assigned = eventually(Duration::from_secs(60), || sink.log().contains("Kafka partitions assigned"));
+        assert!(assigned, "run {run} got no partitions:\n{}", sink.log());
+        broker.produce(slice);
+        std::thread::sleep(Duration::from_millis(rng.below(1200)));
+        let log = sink.crash();
+        let rows = row_counts(dir.path()).values().sum::<i64>();
+        eprintln!("seed {seed}: run {run} killed at {rows} committed rows");
+        logs += &format!("--- run {run}, killed at {rows} rows\n{log}");
+        std::thread::sleep(session + Duration::from_millis(500));
+    }
 
-    broker.produce(&events[half..]);
-    let sink = Sink::start(dir.path(), &config, "second");
+    let sink = Sink::start(dir.path(), &config, "last");
     let total: i64 = expected.values().sum();
     let arrived = eventually(Duration::from_secs(90), || row_counts(dir.path()).values().sum::<i64>() >= total);
     std::thread::sleep(Duration::from_millis(600)); // a few more commit intervals: nothing more may come
-    let log = sink.stop();
-    let spans = |dir: &Path| {
-        floe_sql(dir, "SELECT _src_partition AS p, min(_src_offset) AS lo, max(_src_offset) AS hi, count(*) AS n FROM lab.samples GROUP BY 1 ORDER BY 1")
-    };
-    assert!(
-        arrived,
-        "not every row arrived: {:?} of {expected:?}\nlab.samples by partition: {:?}\nfirst run:\n{}\nsecond run:\n{log}",
-        row_counts(dir.path()),
-        spans(dir.path()),
-        crashed,
-    );
-
-    let counts = row_counts(dir.path());
-    assert_eq!(
-        counts, expected,
-        "rows per table, Kafka vs file (after a crash at {after_crash} rows)\nfirst run:\n{}\nsecond run:\n{log}",
-        crashed
-    );
+    logs += &sink.stop();
+    assert!(arrived, "seed {seed}: not every row arrived: {:?} of {expected:?}\n{logs}", row_counts(dir.path()));
+    assert_eq!(row_counts(dir.path()), expected, "seed {seed}: rows per table, Kafka vs file\n{logs}");
+    assert_no_position_twice(dir.path(), &expected);
     assert_latest_views_equal(dir.path(), expected_dir.path(), &expected);
+}
+
+/// No two rows of a table come from one Kafka record.
+fn assert_no_position_twice(dir: &Path, tables: &std::collections::BTreeMap<String, i64>) {
+    for table in tables.keys().filter(|t| !t.starts_with("floe.")) {
+        let twice = floe_sql(dir, &format!("SELECT _src_partition, _src_offset, count(*) AS n FROM {table} GROUP BY 1, 2 HAVING count(*) > 1"));
+        assert!(twice.is_empty(), "{table}: records appended twice: {twice:?}");
+    }
 }
 
 /// Every keyed table's `_latest` view holds the same source columns in both data dirs.
@@ -236,6 +243,55 @@ fn two_sinks_in_one_group_share_the_partitions_and_every_change_lands_once() {
     assert!(arrived, "not every row arrived: {:?} of {expected:?}\n{logs}", row_counts(dir.path()));
     assert_eq!(row_counts(dir.path()), expected, "rows per table, two sinks vs file\n{logs}");
     assert_latest_views_equal(dir.path(), expected_dir.path(), &expected);
+}
+
+#[test]
+fn a_third_sink_joins_and_one_is_killed_in_the_middle_and_every_change_lands_once() {
+    let Captures { events, topics, broker, expected_dir, expected } = Captures::on_a_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &broker, &topics);
+    let assigned = |sink: &Sink| sink.log().contains("Kafka partitions assigned");
+    let (first, second) = (Sink::start(dir.path(), &config, "first"), Sink::start(dir.path(), &config, "second"));
+    assert!(eventually(Duration::from_secs(60), || assigned(&first) && assigned(&second)), "{}\n{}", first.log(), second.log());
+    let third_of = events.len() / 3;
+    broker.produce(&events[..third_of]);
+    assert!(eventually(Duration::from_secs(60), || row_counts(dir.path()).values().sum::<i64>() > 0), "{}", first.log());
+
+    let third = Sink::start(dir.path(), &config, "third");
+    broker.produce(&events[third_of..2 * third_of]);
+    assert!(eventually(Duration::from_secs(60), || assigned(&third)), "{}", third.log());
+    let killed = first.crash();
+    broker.produce(&events[2 * third_of..]);
+
+    let total: i64 = expected.values().sum();
+    let arrived = eventually(Duration::from_secs(90), || row_counts(dir.path()).values().sum::<i64>() >= total);
+    std::thread::sleep(Duration::from_millis(600));
+    let logs = format!("{killed}\n{}\n{}", second.stop(), third.stop());
+    assert!(arrived, "not every row arrived: {:?} of {expected:?}\n{logs}", row_counts(dir.path()));
+    assert_eq!(row_counts(dir.path()), expected, "rows per table\n{logs}");
+    assert_no_position_twice(dir.path(), &expected);
+    assert_latest_views_equal(dir.path(), expected_dir.path(), &expected);
+}
+
+#[test]
+fn a_few_events_on_a_quiet_topic_are_visible_within_the_commit_interval() {
+    let events: Vec<_> = captured_events().into_iter().filter(|e| e.0 == "pg.lab.samples").take(3).collect();
+    let broker = Broker::start();
+    broker.create_topics(&[("pg.lab.samples", 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &broker, &["pg.lab.samples".to_string()]);
+    // Neither the row count flushes nor anything else: only the 2 s interval can.
+    let text = std::fs::read_to_string(&config).unwrap().replace("batch_rows = 5", "batch_rows = 100000").replace("\"200ms\"", "\"2s\"");
+    std::fs::write(&config, text).unwrap();
+    let sink = Sink::start(dir.path(), &config, "quiet");
+    assert!(eventually(Duration::from_secs(60), || sink.log().contains("Kafka partitions assigned")), "{}", sink.log());
+    broker.produce(&events);
+    let produced = Instant::now();
+    let visible = eventually(Duration::from_secs(10), || row_counts(dir.path()).get("lab.samples") == Some(&3));
+    let waited = produced.elapsed();
+    let log = sink.stop();
+    assert!(visible, "{log}");
+    assert!(waited <= Duration::from_secs(3), "visible after {waited:?}, more than commit_interval + 1 s\n{log}");
 }
 
 #[test]
