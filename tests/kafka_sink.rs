@@ -199,7 +199,8 @@ fn every_change_lands_once_across_kill_9_at_ten_random_points() {
 /// No two rows of a table come from one Kafka record.
 fn assert_no_position_twice(dir: &Path, tables: &std::collections::BTreeMap<String, i64>) {
     for table in tables.keys().filter(|t| !t.starts_with("floe.")) {
-        let twice = floe_sql(dir, &format!("SELECT _src_partition, _src_offset, count(*) AS n FROM {table} GROUP BY 1, 2 HAVING count(*) > 1"));
+        let twice =
+            floe_sql(dir, &format!("SELECT _src_partition, _src_offset, count(*) AS n FROM {table} GROUP BY 1, 2 HAVING count(*) > 1"));
         assert!(twice.is_empty(), "{table}: records appended twice: {twice:?}");
     }
 }
