@@ -105,7 +105,8 @@ pub enum Command {
     },
     /// Run floe's scheduled work: compact every keyed table on a cron schedule, and serve
     /// Prometheus metrics at http://<metrics-addr>/metrics. With a [kafka] section in the
-    /// config (or the Kafka flags), run the Kafka sink beside, as `floe sink` does.
+    /// config (or the Kafka flags), run the Kafka sink beside, as `floe sink` does. With a
+    /// [server] section (or --pg-addr), serve SQL over the PostgreSQL wire protocol.
     Serve {
         /// Configuration (TOML). Defaults to <data-dir>/floe.toml when that exists.
         #[arg(long, env = "FLOE_CONFIG")]
@@ -119,9 +120,17 @@ pub enum Command {
         /// Address of the Prometheus metrics endpoint.
         #[arg(long, env = "FLOE_METRICS_ADDR", default_value = "127.0.0.1:9464")]
         metrics_addr: std::net::SocketAddr,
+        /// Serve SQL over the PostgreSQL wire protocol at this address (port 0: any free port,
+        /// printed at start). Overrides [server] pg_addr; the endpoint runs when either is set.
+        /// Users come from the config's [[users]].
+        #[arg(long, env = "FLOE_PG_ADDR")]
+        pg_addr: Option<std::net::SocketAddr>,
         #[command(flatten)]
         compaction: CompactionArgs,
     },
+    /// Print a password hash for a [[users]] entry of the SQL endpoint. Reads the password from
+    /// stdin (one line), so it stays out of shell history.
+    HashPassword,
     /// Ingest a bundled sample into the embedded catalog and query it. Needs no service.
     Quickstart,
 }

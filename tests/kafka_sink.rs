@@ -6,10 +6,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::kafka::Broker;
+use common::process::Running;
 use common::*;
 use serde_json::Value;
 
@@ -48,56 +48,24 @@ fn write_config(dir: &Path, broker: &Broker, topics: &[String]) -> String {
     path.display().to_string()
 }
 
-/// A running `floe sink`, logging to a file the test can read while it runs.
-struct Sink {
-    child: Child,
-    log: std::path::PathBuf,
-}
+/// `floe sink` and `floe serve` as the tests run them.
+struct Sink;
 
 impl Sink {
-    fn start(dir: &Path, config: &str, name: &str) -> Sink {
-        Sink::run(dir, name, &["sink", "--config", config])
+    fn start(dir: &Path, config: &str, name: &str) -> Running {
+        Running::start(dir, name, &["sink", "--config", config])
     }
 
-    /// `floe --log info <args>` on `dir`.
-    fn run(dir: &Path, name: &str, args: &[&str]) -> Sink {
-        let log = dir.join(format!("{name}.log"));
-        // One open file for both streams, so that neither writes over the other.
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_floe"))
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--log", "info"])
-            .args(args)
-            .stdout(Stdio::from(file.try_clone().unwrap()))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .expect("floe sink starts");
-        Sink { child, log }
+    fn run(dir: &Path, name: &str, args: &[&str]) -> Running {
+        Running::start(dir, name, args)
     }
+}
 
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn crash(mut self) -> String {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        self.log()
-    }
-
-    /// SIGTERM; returns the log once it has stopped (a clean stop, said so by its report).
-    fn stop(mut self) -> String {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "floe sink did not stop within 30 s of SIGTERM:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let log = self.log();
-        assert!(log.contains("events read:"), "floe sink stopped without its report:\n{log}");
-        log
-    }
+/// SIGTERM; returns the log once the sink has stopped cleanly, as its report says.
+fn stop(sink: Running) -> String {
+    let log = sink.stop();
+    assert!(log.contains("events read:"), "floe sink stopped without its report:\n{log}");
+    log
 }
 
 /// Rows of every table floe made, by table name (`floe tables`).
@@ -189,7 +157,7 @@ fn every_change_lands_once_across_kill_9_at_ten_random_points() {
     let total: i64 = expected.values().sum();
     let arrived = eventually(Duration::from_secs(90), || row_counts(dir.path()).values().sum::<i64>() >= total);
     std::thread::sleep(Duration::from_millis(600)); // a few more commit intervals: nothing more may come
-    logs += &sink.stop();
+    logs += &stop(sink);
     assert!(arrived, "seed {seed}: not every row arrived: {:?} of {expected:?}\n{logs}", row_counts(dir.path()));
     assert_eq!(row_counts(dir.path()), expected, "seed {seed}: rows per table, Kafka vs file\n{logs}");
     assert_no_position_twice(dir.path(), &expected);
@@ -233,14 +201,14 @@ fn two_sinks_in_one_group_share_the_partitions_and_every_change_lands_once() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &broker, &topics);
     let (first, second) = (Sink::start(dir.path(), &config, "first"), Sink::start(dir.path(), &config, "second"));
-    let assigned = |sink: &Sink| sink.log().contains("Kafka partitions assigned");
+    let assigned = |sink: &Running| sink.log().contains("Kafka partitions assigned");
     let both = eventually(Duration::from_secs(60), || assigned(&first) && assigned(&second));
     assert!(both, "both sinks took partitions:\n{}\n{}", first.log(), second.log());
     broker.produce(&events);
     let total: i64 = expected.values().sum();
     let arrived = eventually(Duration::from_secs(90), || row_counts(dir.path()).values().sum::<i64>() >= total);
     std::thread::sleep(Duration::from_millis(600));
-    let logs = format!("{}\n{}", first.stop(), second.stop());
+    let logs = format!("{}\n{}", stop(first), stop(second));
     assert!(arrived, "not every row arrived: {:?} of {expected:?}\n{logs}", row_counts(dir.path()));
     assert_eq!(row_counts(dir.path()), expected, "rows per table, two sinks vs file\n{logs}");
     assert_latest_views_equal(dir.path(), expected_dir.path(), &expected);
@@ -251,7 +219,7 @@ fn a_third_sink_joins_and_one_is_killed_in_the_middle_and_every_change_lands_onc
     let Captures { events, topics, broker, expected_dir, expected } = Captures::on_a_broker();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &broker, &topics);
-    let assigned = |sink: &Sink| sink.log().contains("Kafka partitions assigned");
+    let assigned = |sink: &Running| sink.log().contains("Kafka partitions assigned");
     let (first, second) = (Sink::start(dir.path(), &config, "first"), Sink::start(dir.path(), &config, "second"));
     assert!(eventually(Duration::from_secs(60), || assigned(&first) && assigned(&second)), "{}\n{}", first.log(), second.log());
     let third_of = events.len() / 3;
@@ -267,7 +235,7 @@ fn a_third_sink_joins_and_one_is_killed_in_the_middle_and_every_change_lands_onc
     let total: i64 = expected.values().sum();
     let arrived = eventually(Duration::from_secs(90), || row_counts(dir.path()).values().sum::<i64>() >= total);
     std::thread::sleep(Duration::from_millis(600));
-    let logs = format!("{killed}\n{}\n{}", second.stop(), third.stop());
+    let logs = format!("{killed}\n{}\n{}", stop(second), stop(third));
     assert!(arrived, "not every row arrived: {:?} of {expected:?}\n{logs}", row_counts(dir.path()));
     assert_eq!(row_counts(dir.path()), expected, "rows per table\n{logs}");
     assert_no_position_twice(dir.path(), &expected);
@@ -290,7 +258,7 @@ fn a_few_events_on_a_quiet_topic_are_visible_within_the_commit_interval() {
     let produced = Instant::now();
     let visible = eventually(Duration::from_secs(10), || row_counts(dir.path()).get("lab.samples") == Some(&3));
     let waited = produced.elapsed();
-    let log = sink.stop();
+    let log = stop(sink);
     assert!(visible, "{log}");
     assert!(waited <= Duration::from_secs(3), "visible after {waited:?}, more than commit_interval + 1 s\n{log}");
 }
@@ -313,7 +281,7 @@ fn a_sink_commits_what_it_read_before_it_gives_partitions_up() {
 
     let second = Sink::start(dir.path(), &config, "second");
     let committed = eventually(Duration::from_secs(60), || row_counts(dir.path()).get("lab.samples") == Some(&34));
-    let logs = format!("{}\n{}", first.stop(), second.stop());
+    let logs = format!("{}\n{}", stop(first), stop(second));
     assert!(committed, "the first sink committed on revocation:\n{logs}");
     assert!(!logs.contains("committed by another writer"), "no batch was fenced:\n{logs}");
     assert_eq!(row_counts(dir.path()).get("lab.samples"), Some(&34), "{logs}");
@@ -331,7 +299,7 @@ fn a_topic_recreated_behind_its_table_is_reported_and_not_read() {
         let config = write_config(dir.path(), &broker, &topics);
         let sink = Sink::start(dir.path(), &config, "first");
         let all = eventually(Duration::from_secs(60), || row_counts(dir.path()).get("depot.parts") == Some(&21));
-        let log = sink.stop();
+        let log = stop(sink);
         assert!(all, "{log}");
     }
     // The same topic on a new cluster, holding fewer records than the table has read.
@@ -342,7 +310,7 @@ fn a_topic_recreated_behind_its_table_is_reported_and_not_read() {
     let sink = Sink::start(dir.path(), &config, "second");
     let reported = eventually(Duration::from_secs(60), || sink.log().contains("read past the end"));
     std::thread::sleep(Duration::from_millis(600));
-    let log = sink.stop();
+    let log = stop(sink);
     assert!(reported, "{log}");
     let line = log.lines().find(|l| l.contains("read past the end")).unwrap_or_else(|| panic!("{log}"));
     assert!(line.contains("table_position=22") && line.contains("topic_end=5"), "both numbers: {line}");
@@ -380,7 +348,7 @@ fn serve_runs_the_kafka_sink_beside_compaction_and_exports_its_metrics() {
     let exported = metrics(port);
     let status = floe(dir.path(), &["status", "--config", &config]);
     let status = String::from_utf8_lossy(&status.stdout).to_string();
-    let log = serve.stop();
+    let log = stop(serve);
     assert!(arrived && lag_reported, "{log}\n{exported}");
     for metric in [
         "floe_sink_events_total 38",
@@ -417,7 +385,7 @@ fn an_incompatible_change_pauses_one_table_raises_the_alert_metric_and_the_other
     let alerted = eventually(Duration::from_secs(60), || metrics(port).contains("floe_sink_table_paused{table=\"shop.prices\"} 1"));
     let arrived = eventually(Duration::from_secs(30), || row_counts(dir.path()) == expected);
     let status = String::from_utf8_lossy(&floe(dir.path(), &["status", "--config", &config]).stdout).to_string();
-    let log = sink.stop();
+    let log = stop(sink);
     assert!(alerted && arrived, "{log}\n{:?} != {expected:?}", row_counts(dir.path()));
     assert!(status.contains("shop.prices is paused: incompatible schema change"), "{status}");
     let prices = status.lines().find(|l| l.starts_with("shop.prices")).unwrap_or_else(|| panic!("{status}"));

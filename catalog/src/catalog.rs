@@ -27,6 +27,9 @@ pub trait Catalog: std::fmt::Debug + Send + Sync {
     fn file_io(&self) -> &FileIO;
     /// Root location new tables are created under.
     fn warehouse(&self) -> &str;
+    /// This catalog as a shared handle, for readers that outlive a borrow (a query engine's
+    /// catalog provider). It shares connections and caches with `self`.
+    fn shared(&self) -> std::sync::Arc<dyn Catalog>;
 
     async fn list_namespaces(&self) -> Result<Vec<NamespaceIdent>>;
     async fn namespace_exists(&self, namespace: &NamespaceIdent) -> Result<bool>;

@@ -37,14 +37,20 @@ pub async fn read_columns(table: &FloeTable, path: &str, field_ids: &[i32]) -> R
 }
 
 /// The current snapshot's scan tasks for `columns` (current-schema names), each data file with
-/// the delete files that apply to it; only the files in `only` when given.
+/// the delete files that apply to it; only the files in `only` when given. With `filter`, files
+/// whose statistics rule it out are left out, and each task carries the filter so the reader
+/// skips row groups and rows that fail it.
 pub async fn scan_tasks(
     table: &iceberg::table::Table,
     columns: &[String],
     only: Option<&std::collections::HashSet<String>>,
+    filter: Option<iceberg::expr::Predicate>,
 ) -> Result<Vec<iceberg::scan::FileScanTask>> {
-    let tasks: Vec<iceberg::scan::FileScanTask> =
-        table.scan().select(columns.iter().cloned()).build()?.plan_files().await?.try_collect().await?;
+    let mut scan = table.scan().select(columns.iter().cloned());
+    if let Some(filter) = filter {
+        scan = scan.with_filter(filter);
+    }
+    let tasks: Vec<iceberg::scan::FileScanTask> = scan.build()?.plan_files().await?.try_collect().await?;
     Ok(tasks.into_iter().filter(|t| only.is_none_or(|o| o.contains(&t.data_file_path))).collect())
 }
 

@@ -199,6 +199,10 @@ impl Catalog for SqlCatalog {
         &self.name
     }
 
+    fn shared(&self) -> Arc<dyn Catalog> {
+        Arc::new(self.clone())
+    }
+
     fn file_io(&self) -> &FileIO {
         &self.file_io
     }

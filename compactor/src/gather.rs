@@ -77,7 +77,7 @@ impl IndexedInput {
 /// ranking columns, and reading every column.
 async fn input_tasks(table: &FloeTable, keys: &KeyColumns, paths: &HashSet<String>) -> Result<(Vec<FileScanTask>, Vec<FileScanTask>)> {
     let columns: Vec<String> = keys.names.iter().cloned().chain(INDEX_COLUMNS.map(String::from)).collect();
-    let narrow = scan_tasks(&table.iceberg_table()?, &columns, Some(paths)).await?;
+    let narrow = scan_tasks(&table.iceberg_table()?, &columns, Some(paths), None).await?;
     let all_fields: Vec<i32> = table.current_schema().as_struct().fields().iter().map(|f| f.id).collect();
     let full = narrow.iter().map(|t| FileScanTask { project_field_ids: all_fields.clone(), ..t.clone() }).collect();
     Ok((narrow, full))

@@ -56,6 +56,13 @@ pub struct SinkConfig {
     /// The Kafka source of `floe sink`.
     #[serde(default)]
     pub kafka: Option<KafkaSettings>,
+    /// `[server]`, the SQL endpoint's settings: read by floe-server, carried here so one file
+    /// (checked key by key) configures every command.
+    #[serde(default)]
+    pub server: Option<toml::Table>,
+    /// `[[users]]` of the SQL endpoint, read by floe-server.
+    #[serde(default)]
+    pub users: Vec<toml::Table>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -20,6 +20,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Quickstart = cli.command {
         return crate::quickstart::run(&cli.data_dir).await;
     }
+    if let Command::HashPassword = cli.command {
+        return hash_password();
+    }
     let catalog = open_catalog(&cli).await?;
     match cli.command {
         Command::Ingest { input, config, source_name } => ingest::run(&catalog, &cli.data_dir, &input, config, source_name).await,
@@ -30,13 +33,25 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Resume { tables } => resume::run(&catalog, &tables).await,
         Command::Describe { table } => describe::describe(&catalog, &table).await,
         Command::Compact { table, all, dry_run, compaction } => compact::run(&catalog, table, all, &compaction.options(dry_run)).await,
-        Command::Serve { schedule, metrics_addr, compaction, config, kafka } => {
+        Command::Serve { schedule, metrics_addr, pg_addr, compaction, config, kafka } => {
             let (config, file) = sink::load(&cli.data_dir, config, kafka)?;
+            let sql = serve::pg_endpoint(&catalog, &config, &file, pg_addr).await?;
             let sink = if config.kafka.is_some() { Some((sink::connect(&config, &file)?, config)) } else { None };
-            serve::run(&catalog, &schedule, metrics_addr, &compaction.options(false), sink).await
+            serve::run(&catalog, &schedule, metrics_addr, &compaction.options(false), sink, sql).await
         }
+        Command::HashPassword => unreachable!("handled above"),
         Command::Quickstart => unreachable!("handled above"),
     }
+}
+
+/// `floe hash-password`: one line of stdin in, its hash out.
+fn hash_password() -> Result<ExitCode> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password).context("reading the password from stdin")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    anyhow::ensure!(!password.is_empty(), "no password on stdin: `echo -n 'secret' | floe hash-password`");
+    println!("{}", floe_server::auth::hash_password(password));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The embedded catalog under `--data-dir`, or the one at `--catalog-url`.

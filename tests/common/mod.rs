@@ -3,6 +3,7 @@
 
 pub mod kafka;
 pub mod pg_truth;
+pub mod process;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,10 +1,13 @@
 //! # floe-views
 //!
-//! Owns reading: a DataFusion session over floe's catalog ([`session`]) where every table is
-//! `namespace.table` and every keyed table has a current-state view `namespace.table_latest`
-//! ([`latest`]), plus rendering of results ([`output`]). Views read tables only through
-//! `floe-catalog` and never write.
+//! Owns reading: floe's catalog as a DataFusion catalog ([`catalog_provider`]) where every table
+//! is `namespace.table` and every keyed table has a current-state view `namespace.table_latest`
+//! ([`latest`]), resolved lazily so long-lived sessions stay current; the parallel snapshot scan
+//! with filter and limit pushdown ([`scan`]) that the views and the compactor read with; and
+//! rendering of results ([`output`]). Views read tables only through `floe-catalog` and never
+//! write.
 
+pub mod catalog_provider;
 pub mod error;
 pub mod latest;
 pub mod output;

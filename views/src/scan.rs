@@ -4,6 +4,10 @@
 //! reader (so schema evolution, field-id projection and delete files are applied as usual).
 //! It can be limited to a set of data files, which the latest views use to read a compaction's
 //! output apart from what was appended after it.
+//!
+//! Filters are pushed into the Iceberg scan (inexactly: DataFusion still applies them): files
+//! whose column statistics rule a filter out are not read, and the reader skips row groups by
+//! their statistics. A limit without filters reads only as many files as it needs.
 
 use std::collections::HashSet;
 
@@ -16,7 +20,7 @@ use datafusion::catalog::Session;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -25,6 +29,7 @@ use floe_catalog::iceberg::scan::FileScanTask;
 use floe_catalog::iceberg::table::Table;
 use floe_catalog::read::scan_tasks;
 use futures::{StreamExt, TryStreamExt};
+use iceberg_datafusion::physical_plan::convert_filters_to_predicate;
 
 fn external(e: floe_catalog::iceberg::Error) -> DataFusionError {
     DataFusionError::External(Box::new(e))
@@ -70,18 +75,45 @@ impl TableProvider for ParallelSnapshotScan {
         &self,
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
+        filters: &[Expr],
+        limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         let schema = match projection {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => self.schema.clone(),
         };
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let tasks =
-            scan_tasks(&self.table, &columns, self.only_files.as_deref()).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let predicate = convert_filters_to_predicate(filters);
+        let mut tasks = scan_tasks(&self.table, &columns, self.only_files.as_deref(), predicate)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        if let Some(limit) = limit.filter(|_| filters.is_empty()) {
+            tasks = enough_for(tasks, limit);
+        }
         Ok(Arc::new(ParallelScanExec::new(self.table.clone(), balance(tasks, self.partitions), schema)))
     }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        // Inexact: the scan prunes by statistics; DataFusion filters the rows it returns.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+}
+
+/// The first tasks that hold `limit` rows, when their counts are known and no deletes apply.
+fn enough_for(tasks: Vec<FileScanTask>, limit: usize) -> Vec<FileScanTask> {
+    let exact = |t: &FileScanTask| t.deletes.is_empty() && t.record_count.is_some();
+    if !tasks.iter().all(exact) {
+        return tasks;
+    }
+    let mut rows = 0u64;
+    tasks
+        .into_iter()
+        .take_while(|t| {
+            let needed = rows < limit as u64;
+            rows += t.record_count.unwrap_or(0);
+            needed
+        })
+        .collect()
 }
 
 /// Splits tasks into `n` groups of similar byte size (largest first, into the lightest group).

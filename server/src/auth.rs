@@ -1,0 +1,116 @@
+//! Users and their secrets. A user's `password_hash` is `scram-sha-256$<iterations>$<salt>$<salted
+//! password>` (base64), made by `floe hash-password`: the SCRAM-SHA-256 salted password, which is
+//! what the server needs to run SCRAM and not the password itself. It still lets whoever reads it
+//! log in over SCRAM, so the config file is a secret, like PostgreSQL's `pg_authid`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use pgwire::api::auth::sasl::scram::gen_salted_password;
+use pgwire::api::auth::{AuthSource, LoginInfo, Password};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+
+/// PBKDF2 iterations of every hash (PostgreSQL's default).
+pub const ITERATIONS: usize = 4096;
+const SCHEME: &str = "scram-sha-256";
+
+/// A new `password_hash` for `password`, with a random salt.
+pub fn hash_password(password: &str) -> String {
+    let salt: [u8; 16] = rand::random();
+    let salted = gen_salted_password(password, &salt, ITERATIONS);
+    format!("{SCHEME}${ITERATIONS}${}${}", STANDARD.encode(salt), STANDARD.encode(salted))
+}
+
+/// A user's SCRAM secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    salt: Vec<u8>,
+    salted_password: Vec<u8>,
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+
+    fn from_str(hash: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = hash.split('$').collect();
+        let [scheme, iterations, salt, salted] = parts[..] else {
+            return Err("is not scram-sha-256$<iterations>$<salt>$<salted password>".into());
+        };
+        if scheme != SCHEME {
+            return Err(format!("uses scheme {scheme:?}; floe reads {SCHEME:?}"));
+        }
+        if iterations != ITERATIONS.to_string() {
+            return Err(format!("has {iterations} iterations; floe's hashes have {ITERATIONS}"));
+        }
+        let decode = |part: &str, what: &str| STANDARD.decode(part).map_err(|e| format!("has an invalid {what}: {e}"));
+        Ok(Secret { salt: decode(salt, "salt")?, salted_password: decode(salted, "salted password")? })
+    }
+}
+
+/// The users who may connect, by name.
+#[derive(Debug, Default, Clone)]
+pub struct Users(BTreeMap<String, Secret>);
+
+impl Users {
+    pub fn new(users: impl IntoIterator<Item = (String, Secret)>) -> Self {
+        Self(users.into_iter().collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+fn refused(user: &str) -> PgWireError {
+    // One answer for an unknown user and a wrong password: names are not to be probed.
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        "28P01".into(),
+        format!("password authentication failed for user \"{user}\""),
+    )))
+}
+
+#[async_trait]
+impl AuthSource for Users {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let user = login.user().unwrap_or_default();
+        let secret = self.0.get(user).ok_or_else(|| refused(user))?;
+        Ok(Password::new(Some(secret.salt.clone()), secret.salted_password.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_reads_back_as_the_secret_of_its_password_and_never_prints_it() {
+        let hash = hash_password("pencil");
+        let secret: Secret = hash.parse().unwrap();
+        assert_eq!(secret.salted_password, gen_salted_password("pencil", &secret.salt, ITERATIONS));
+        assert_ne!(hash, hash_password("pencil"), "every hash has its own salt");
+        assert_eq!(format!("{secret:?}"), "Secret(..)");
+    }
+
+    #[test]
+    fn a_malformed_hash_says_what_is_wrong() {
+        for (hash, says) in [
+            ("pencil", "is not scram-sha-256$"),
+            ("md5$4096$YQ==$YQ==", "scheme \"md5\""),
+            ("scram-sha-256$1000$YQ==$YQ==", "1000 iterations"),
+            ("scram-sha-256$4096$!!$YQ==", "invalid salt"),
+        ] {
+            let err = hash.parse::<Secret>().unwrap_err();
+            assert!(err.contains(says), "{hash}: {err}");
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! # floe-server
+//!
+//! floe's SQL endpoint for BI tools, drivers and psql: the PostgreSQL wire protocol ([`pg`]) over
+//! the views. This crate owns the network side only:
+//!
+//! - each connection gets its own DataFusion session over floe-views' catalog provider, with
+//!   `pg_catalog` added so drivers can list schemas, tables and columns;
+//! - users and their SCRAM-SHA-256 secrets come from the config ([`config`], [`auth`]);
+//!   nobody gets in anonymously unless the config says so;
+//! - every statement that is not a read is refused ([`hooks`]).
+//!
+//! It reads tables only through floe-views and never writes.
+
+pub mod auth;
+pub mod config;
+pub mod hooks;
+pub mod pg;

@@ -1,0 +1,165 @@
+//! The PostgreSQL wire endpoint: psql, JDBC/ODBC drivers, psycopg, node-postgres.
+//!
+//! Every connection gets its own DataFusion session (so `SET` stays in it) over the shared
+//! catalog provider, with `pg_catalog` for drivers' introspection, and authenticates with
+//! SCRAM-SHA-256 against the configured users unless anonymous access is on. Statements go
+//! through [`ReadOnlyFloe`] after datafusion-postgres' own `SET`/`SHOW`, transaction and cursor
+//! handling.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::prelude::SessionContext;
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::setup_pg_catalog;
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::{DfSessionService, QueryHook};
+use floe_views::catalog_provider::{FloeCatalogProvider, CATALOG_NAME};
+use floe_views::session::session_config;
+use futures::Sink;
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::sasl::scram::ScramAuth;
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
+use pgwire::api::{ClientInfo, PgWireServerHandlers};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::auth::{Users, ITERATIONS};
+use crate::hooks::ReadOnlyFloe;
+
+/// Who may connect.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// Users with passwords, checked by SCRAM-SHA-256.
+    Users(Arc<Users>),
+    /// Anyone, without a password.
+    Anonymous,
+}
+
+/// A bound, not yet serving, Postgres wire endpoint.
+pub struct PgEndpoint {
+    listener: TcpListener,
+    provider: Arc<FloeCatalogProvider>,
+    access: Access,
+}
+
+impl PgEndpoint {
+    /// Binds `addr` (port 0: any free port, see [`local_addr`](Self::local_addr)).
+    pub async fn bind(addr: SocketAddr, provider: Arc<FloeCatalogProvider>, access: Access) -> std::io::Result<Self> {
+        if !addr.ip().is_loopback() {
+            warn!(%addr, "the Postgres wire endpoint listens beyond this machine without TLS: passwords are safe (SCRAM), query results are not");
+        }
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Self { listener, provider, access })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts connections until `shutdown` completes.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                () = &mut shutdown => break,
+            };
+            let (socket, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    warn!(error = %e, "could not accept a connection");
+                    continue;
+                }
+            };
+            let connection = match Connection::new(&self.provider, &self.access) {
+                Ok(connection) => Arc::new(connection),
+                Err(e) => {
+                    warn!(%peer, error = %e, "could not set up a session");
+                    continue;
+                }
+            };
+            tokio::spawn(async move {
+                if let Err(e) = pgwire::tokio::process_socket(socket, None, connection).await {
+                    warn!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        info!("Postgres wire endpoint stopped");
+    }
+}
+
+/// One connection's handlers: its session and its authentication.
+struct Connection {
+    service: Arc<DfSessionService>,
+    startup: Arc<Startup>,
+}
+
+impl Connection {
+    fn new(provider: &FloeCatalogProvider, access: &Access) -> datafusion::error::Result<Self> {
+        let ctx = SessionContext::new_with_config(session_config());
+        ctx.register_catalog(CATALOG_NAME, Arc::new(provider.for_session()));
+        setup_pg_catalog(&ctx, CATALOG_NAME, EmptyContextProvider).map_err(|e| *e)?;
+        // datafusion-postgres' hooks first: SET, SHOW and transactions are not reads, yet allowed.
+        let hooks: Vec<Arc<dyn QueryHook>> =
+            vec![Arc::new(SetShowHook), Arc::new(TransactionStatementHook), Arc::new(CursorStatementHook), Arc::new(ReadOnlyFloe)];
+        let service = Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks));
+        let startup = Arc::new(match access {
+            Access::Anonymous => Startup::Open(Open),
+            Access::Users(users) => {
+                let mut scram = ScramAuth::new(users.clone());
+                scram.set_iterations(ITERATIONS);
+                let parameters = Arc::new(DefaultServerParameterProvider::default());
+                Startup::Scram(SASLAuthStartupHandler::new(parameters).with_scram(scram))
+            }
+        });
+        Ok(Self { service, startup })
+    }
+}
+
+impl PgWireServerHandlers for Connection {
+    fn simple_query_handler(&self) -> Arc<impl pgwire::api::query::SimpleQueryHandler> {
+        self.service.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
+        self.service.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+}
+
+/// Anonymous access: the startup completes without a password.
+struct Open;
+
+impl NoopStartupHandler for Open {}
+
+/// One connection's authentication.
+enum Startup {
+    Scram(SASLAuthStartupHandler<DefaultServerParameterProvider>),
+    Open(Open),
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match self {
+            Startup::Scram(scram) => scram.on_startup(client, message).await,
+            Startup::Open(open) => open.on_startup(client, message).await,
+        }
+    }
+}

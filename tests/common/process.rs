@@ -1,0 +1,71 @@
+//! A long-running `floe` command (serve, sink) whose output the test reads while it runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Running {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Running {
+    /// `floe --data-dir <dir> --log info <args>`, stdout and stderr into `<dir>/<name>.log`.
+    pub fn start(dir: &Path, name: &str, args: &[&str]) -> Running {
+        let log = dir.join(format!("{name}.log"));
+        // One open file for both streams, so that neither writes over the other.
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_floe"))
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--log", "info"])
+            .args(args)
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("floe starts");
+        Running { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The first log line containing `needle`, waiting up to `timeout` for it.
+    pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.log().lines().find(|l| l.contains(needle)) {
+                return line.to_string();
+            }
+            let exited = self.child.try_wait().unwrap();
+            assert!(exited.is_none() && Instant::now() < deadline, "no line with {needle:?} (exited: {exited:?}):\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL; returns the log.
+    pub fn crash(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.log()
+    }
+
+    /// SIGTERM, then waits up to 30 s for the process to end; returns the log.
+    pub fn stop(mut self) -> String {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "floe did not stop within 30 s of SIGTERM:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.log()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,171 @@
+//! `floe serve` as a PostgreSQL server, driven by clients no one here wrote: psql and psycopg 3.
+//! The data is a real Debezium capture; the views must equal PostgreSQL's own final state.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::process::Running;
+use common::*;
+use serde_json::Value;
+
+const PASSWORD: &str = "pencil";
+
+/// `floe hash-password`, fed on stdin.
+fn hash_password(dir: &Path, password: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(["--data-dir", &data_dir_arg(dir), "hash-password"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A data dir holding the evolution capture, served on a free port to user `analyst`.
+struct Served {
+    dir: tempfile::TempDir,
+    server: Option<Running>,
+    port: u16,
+}
+
+impl Served {
+    fn start() -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let events = repo_root().join("tests/captures/evolution-s1/events.jsonl");
+        assert!(floe(dir.path(), &["ingest", &events.display().to_string()]).status.success());
+        let hash = hash_password(dir.path(), PASSWORD);
+        let config = dir.path().join("floe.toml");
+        let text = format!("[server]\npg_addr = \"127.0.0.1:0\"\n\n[[users]]\nname = \"analyst\"\npassword_hash = \"{hash}\"\n");
+        std::fs::write(&config, text).unwrap();
+        // Compaction at 03:00 on 1 January: not during the test.
+        let args = ["serve", "--config", &config.display().to_string(), "--metrics-addr", "127.0.0.1:0", "--schedule", "0 0 3 1 1 *"];
+        let mut server = Running::start(dir.path(), "serve", &args);
+        let line = server.wait_for_line("Postgres wire on", Duration::from_secs(60));
+        let port = line.rsplit(':').next().unwrap().trim().parse().unwrap_or_else(|_| panic!("no port in {line:?}"));
+        Served { dir, server: Some(server), port }
+    }
+
+    fn psql_as(&self, user: &str, password: &str, command: &str) -> Output {
+        Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", user, "-d", "floe", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .args(["-c", command])
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .expect("psql runs (PostgreSQL's client; .ci/test installs it)")
+    }
+
+    /// psql's unaligned, tuples-only output of `command` as `analyst`.
+    fn psql(&self, command: &str) -> String {
+        let out = self.psql_as("analyst", PASSWORD, command);
+        let log = self.server.as_ref().map(Running::log).unwrap_or_default();
+        assert!(out.status.success(), "psql -c {command:?}: {}\nserver log:\n{log}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn psycopg(&self, sql: &str, params: &[&str]) -> Value {
+        let port = self.port.to_string();
+        let mut args = vec![port.as_str(), "analyst", PASSWORD, sql];
+        args.extend(params);
+        run_python_json("pg_query.py", &args)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop();
+        }
+    }
+}
+
+fn truth(table: &str) -> Vec<Value> {
+    read_json(&repo_root().join(format!("tests/captures/evolution-s1/truth_{table}.json")))
+}
+
+#[test]
+fn psql_reads_the_latest_views_and_lists_what_is_there() {
+    let served = Served::start();
+    for table in ["parts", "bins", "moves"] {
+        let count = served.psql(&format!("SELECT count(*) FROM depot.{table}_latest"));
+        assert_eq!(count.trim(), truth(table).len().to_string(), "depot.{table}_latest");
+    }
+    let qty = served.psql("SELECT qty FROM depot.parts_latest WHERE sku = 'P-200'");
+    let expected = truth("parts").iter().find(|r| r["sku"] == "P-200").unwrap()["qty"].clone();
+    assert_eq!(qty.trim(), expected.to_string());
+
+    let tables = served.psql("\\dt depot.*");
+    for table in ["parts", "bins", "moves"] {
+        assert!(tables.lines().any(|l| l.contains(&format!("|{table}|"))), "\\dt lists depot.{table}:\n{tables}");
+    }
+    let columns = served.psql("\\d depot.parts");
+    for column in ["sku", "qty", "price", "_op_ts"] {
+        assert!(columns.lines().any(|l| l.starts_with(&format!("{column}|"))), "\\d depot.parts shows {column}:\n{columns}");
+    }
+}
+
+#[test]
+fn psycopg_runs_a_parameterised_query() {
+    let served = Served::start();
+    let result = served.psycopg("SELECT sku, qty FROM depot.parts_latest WHERE sku = %s", &["P-200"]);
+    let expected = truth("parts").iter().find(|r| r["sku"] == "P-200").unwrap()["qty"].clone();
+    assert_eq!(result["rows"], serde_json::json!([["P-200", expected]]), "{result}");
+    let bins = served.psycopg("SELECT count(*) AS n FROM depot.bins_latest WHERE bin_id > %s", &["0"]);
+    assert_eq!(bins["rows"][0][0], truth("bins").len(), "{bins}");
+}
+
+#[test]
+fn a_wrong_password_or_an_unknown_user_is_refused() {
+    let served = Served::start();
+    for (user, password) in [("analyst", "wrong"), ("nobody", PASSWORD)] {
+        let out = served.psql_as(user, password, "SELECT 1");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{user}/{password} got in");
+        assert!(stderr.to_lowercase().contains("password authentication failed"), "{stderr}");
+    }
+}
+
+#[test]
+fn the_endpoint_is_read_only() {
+    let served = Served::start();
+    let stolen = served.dir.path().join("copied.csv");
+    // Refused by the read-only check; PostgreSQL's grammar does not even parse DataFusion's
+    // CREATE EXTERNAL TABLE.
+    let refused = "floe's SQL endpoint is read-only";
+    for (statement, says) in [
+        ("CREATE TABLE depot.copy AS SELECT * FROM depot.parts".to_string(), refused),
+        (format!("COPY (SELECT * FROM depot.parts) TO '{}'", stolen.display()), refused),
+        ("INSERT INTO depot.parts (sku) VALUES ('x')".to_string(), refused),
+        ("DROP VIEW depot.parts_latest".to_string(), refused),
+        ("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'".to_string(), "sql parser error"),
+    ] {
+        let out = served.psql_as("analyst", PASSWORD, &statement);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(says), "{statement}: {stderr}");
+    }
+    assert!(!stolen.exists(), "COPY wrote a file on the server");
+    assert_eq!(
+        served.psql("SELECT count(*) FROM depot.parts").trim(),
+        floe_sql(served.dir.path(), "SELECT count(*) AS n FROM depot.parts")[0]["n"].to_string()
+    );
+}
+
+#[test]
+fn a_table_created_while_serving_is_readable_and_listed_without_a_restart() {
+    let served = Served::start();
+    assert_eq!(served.psql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'lab'").trim(), "0");
+    let events = repo_root().join("tests/captures/types-s1/events.jsonl");
+    assert!(floe(served.dir.path(), &["ingest", &events.display().to_string()]).status.success());
+    let expected = floe_sql(served.dir.path(), "SELECT count(*) AS n FROM lab.samples_latest")[0]["n"].to_string();
+    assert_eq!(served.psql("SELECT count(*) FROM lab.samples_latest").trim(), expected);
+    std::thread::sleep(Duration::from_millis(1100)); // listings are renewed at most every second
+    let listed = served.psql("SELECT table_name FROM information_schema.tables WHERE table_schema = 'lab' ORDER BY 1");
+    assert_eq!(listed.lines().collect::<Vec<_>>(), vec!["samples", "samples_latest"]);
+}

@@ -1,0 +1,212 @@
+//! floe's catalog as a DataFusion catalog: namespaces are schemas, tables are tables, and every
+//! keyed table `t` has the view `t_latest`, its current state.
+//!
+//! Tables resolve lazily: a query loads the tables it names, each at its current snapshot, when
+//! it is planned, so a long-lived session sees new tables, snapshots and schema changes without
+//! a restart, and one query reads one snapshot of each table it names. DataFusion's listings
+//! (`information_schema`, `SHOW TABLES`, and a server's `pg_catalog`) are synchronous, so the
+//! names are cached and [`FloeCatalogProvider::refresh`] renews them; a server calls it before
+//! each statement.
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, MemorySchemaProvider, SchemaProvider, TableProvider};
+use datafusion::datasource::ViewTable;
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use floe_catalog::iceberg::{NamespaceIdent, TableIdent};
+use floe_catalog::layout::{key_columns, paths, TableFiles};
+use floe_catalog::{Catalog, CatalogError, FloeTable};
+
+use crate::latest::{latest_view_split_sql, latest_view_sql, quote, LATEST_SUFFIX};
+use crate::scan::ParallelSnapshotScan;
+
+/// The name floe's catalog has in a session.
+pub const CATALOG_NAME: &str = "floe";
+
+/// Table and view names per schema, as last listed.
+#[derive(Debug, Default)]
+struct Listing {
+    schemas: BTreeMap<String, BTreeSet<String>>,
+    at: Option<Instant>,
+}
+
+/// floe's catalog, for DataFusion.
+#[derive(Debug)]
+pub struct FloeCatalogProvider {
+    catalog: Arc<dyn Catalog>,
+    listing: Arc<RwLock<Listing>>,
+    /// Partitions a table scan is spread over.
+    partitions: usize,
+    /// Schemas a session added (a server's `pg_catalog`), in front of floe's namespaces.
+    added: RwLock<BTreeMap<String, Arc<dyn SchemaProvider>>>,
+}
+
+impl FloeCatalogProvider {
+    /// A provider over `catalog` whose scans use `partitions` parallel partitions. Its listing
+    /// is empty until [`refresh`](Self::refresh).
+    pub fn new(catalog: Arc<dyn Catalog>, partitions: usize) -> Self {
+        Self { catalog, listing: Arc::default(), partitions: partitions.max(1), added: RwLock::default() }
+    }
+
+    /// A provider for one more session: the same catalog and listing, and schemas of its own.
+    pub fn for_session(&self) -> Self {
+        Self { catalog: self.catalog.clone(), listing: self.listing.clone(), partitions: self.partitions, added: RwLock::default() }
+    }
+
+    /// Lists the namespaces, tables and latest views again.
+    pub async fn refresh(&self) -> crate::Result<()> {
+        let mut schemas = BTreeMap::new();
+        for namespace in self.catalog.list_namespaces().await? {
+            let mut names = BTreeSet::new();
+            for ident in self.catalog.list_tables(&namespace).await? {
+                let table = match self.catalog.load_table(&ident).await {
+                    Ok(table) => table,
+                    // Dropped since it was listed.
+                    Err(CatalogError::TableNotFound(_)) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                if key_columns(table.current_schema()).is_some() {
+                    names.insert(format!("{}{LATEST_SUFFIX}", ident.name()));
+                }
+                names.insert(ident.name().to_string());
+            }
+            schemas.insert(namespace.join("."), names);
+        }
+        *self.listing.write().expect("not poisoned") = Listing { schemas, at: Some(Instant::now()) };
+        Ok(())
+    }
+
+    /// [`refresh`](Self::refresh), unless the listing is younger than `max_age`.
+    pub async fn refresh_if_older_than(&self, max_age: Duration) -> crate::Result<()> {
+        let fresh = self.listing.read().expect("not poisoned").at.is_some_and(|at| at.elapsed() < max_age);
+        if fresh {
+            return Ok(());
+        }
+        self.refresh().await
+    }
+
+    fn schema_provider(&self, name: &str) -> FloeSchemaProvider {
+        let namespace = NamespaceIdent::from_strs(name.split('.')).unwrap_or_else(|_| NamespaceIdent::new(name.to_string()));
+        FloeSchemaProvider {
+            name: name.to_string(),
+            namespace,
+            catalog: self.catalog.clone(),
+            listing: self.listing.clone(),
+            partitions: self.partitions,
+        }
+    }
+}
+
+impl CatalogProvider for FloeCatalogProvider {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema_names(&self) -> Vec<String> {
+        let mut names: BTreeSet<String> = self.listing.read().expect("not poisoned").schemas.keys().cloned().collect();
+        names.extend(self.added.read().expect("not poisoned").keys().cloned());
+        names.into_iter().collect()
+    }
+
+    /// Any name is a schema: a namespace created after the last listing is readable at once,
+    /// and one that does not exist simply has no tables.
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if let Some(added) = self.added.read().expect("not poisoned").get(name) {
+            return Some(added.clone());
+        }
+        Some(Arc::new(self.schema_provider(name)))
+    }
+
+    fn register_schema(&self, name: &str, schema: Arc<dyn SchemaProvider>) -> DFResult<Option<Arc<dyn SchemaProvider>>> {
+        Ok(self.added.write().expect("not poisoned").insert(name.to_string(), schema))
+    }
+}
+
+/// One namespace of floe's catalog.
+#[derive(Debug)]
+struct FloeSchemaProvider {
+    name: String,
+    namespace: NamespaceIdent,
+    catalog: Arc<dyn Catalog>,
+    listing: Arc<RwLock<Listing>>,
+    partitions: usize,
+}
+
+impl FloeSchemaProvider {
+    async fn load(&self, name: &str) -> DFResult<Option<FloeTable>> {
+        match self.catalog.load_table(&TableIdent::new(self.namespace.clone(), name.to_string())).await {
+            Ok(table) => Ok(Some(table)),
+            Err(CatalogError::TableNotFound(_) | CatalogError::NamespaceNotFound(_)) => Ok(None),
+            Err(e) => Err(DataFusionError::External(Box::new(e))),
+        }
+    }
+
+    fn scan(&self, table: &FloeTable) -> DFResult<ParallelSnapshotScan> {
+        ParallelSnapshotScan::new(table.iceberg_table().map_err(external)?, self.partitions).map_err(external)
+    }
+
+    /// The latest view of `table`, planned over scans of the snapshot just loaded; `None` for a
+    /// table without key.
+    async fn latest_view(&self, table: &FloeTable) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        // The view's SQL names its inputs; a private context resolves them to these scans, and
+        // the plan, which holds the scans themselves, becomes the view.
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_default_catalog_and_schema(CATALOG_NAME, "public"));
+        let inputs: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+        ctx.catalog(CATALOG_NAME).expect("default catalog").register_schema("inputs", inputs.clone())?;
+        let files = TableFiles::of(table).await.map_err(external)?;
+        let select = if files.compacted.is_empty() {
+            inputs.register_table("all".into(), Arc::new(self.scan(table)?))?;
+            latest_view_sql(&input_name("all"), table.current_schema())
+        } else {
+            // Compacted: the compaction output apart from what was appended since, so only the
+            // new rows are ranked, and reading a freshly compacted table costs a filter.
+            inputs.register_table("compacted".into(), Arc::new(self.scan(table)?.only_files(paths(&files.compacted))))?;
+            inputs.register_table("delta".into(), Arc::new(self.scan(table)?.only_files(paths(&files.delta))))?;
+            latest_view_split_sql(&input_name("compacted"), &input_name("delta"), table.current_schema())
+        };
+        let Some(select) = select else { return Ok(None) };
+        let plan = ctx.sql(&select).await?.into_unoptimized_plan();
+        Ok(Some(Arc::new(ViewTable::new(plan, Some(select)))))
+    }
+}
+
+fn input_name(name: &str) -> String {
+    format!("{}.{}", quote("inputs"), quote(name))
+}
+
+fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+#[async_trait]
+impl SchemaProvider for FloeSchemaProvider {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        let listing = self.listing.read().expect("not poisoned");
+        listing.schemas.get(&self.name).map(|names| names.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        if let Some(table) = self.load(name).await? {
+            return Ok(Some(Arc::new(self.scan(&table)?)));
+        }
+        let Some(base) = name.strip_suffix(LATEST_SUFFIX) else { return Ok(None) };
+        match self.load(base).await? {
+            Some(table) => self.latest_view(&table).await,
+            None => Ok(None),
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        let listing = self.listing.read().expect("not poisoned");
+        listing.schemas.get(&self.name).is_some_and(|names| names.contains(name))
+    }
+}
