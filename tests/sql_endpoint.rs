@@ -28,7 +28,9 @@ fn hash_password(dir: &Path, password: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// A data dir holding the evolution capture, served on a free port to user `analyst`.
+/// A data dir holding the evolution capture, served on a free port to three users with one
+/// password: `analyst` (granted everything), `intern` (granted `sku` and `qty` of depot.parts)
+/// and `outsider` (granted nothing).
 struct Served {
     dir: tempfile::TempDir,
     server: Option<Running>,
@@ -42,7 +44,16 @@ impl Served {
         assert!(floe(dir.path(), &["ingest", &events.display().to_string()]).status.success());
         let hash = hash_password(dir.path(), PASSWORD);
         let config = dir.path().join("floe.toml");
-        let text = format!("[server]\npg_addr = \"127.0.0.1:0\"\n\n[[users]]\nname = \"analyst\"\npassword_hash = \"{hash}\"\n");
+        let user = |name: &str, roles: &str| format!("[[users]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nroles = [{roles}]\n");
+        let text = [
+            "[server]\npg_addr = \"127.0.0.1:0\"\n".to_string(),
+            user("analyst", "\"bi\""),
+            user("intern", ""),
+            user("outsider", ""),
+            "[[grants]]\nto = \"bi\"\non = \"*\"\n".to_string(),
+            "[[grants]]\nto = \"intern\"\non = \"depot.parts\"\ncolumns = [\"sku\", \"qty\"]\n".to_string(),
+        ]
+        .join("\n");
         std::fs::write(&config, text).unwrap();
         // Compaction at 03:00 on 1 January: not during the test.
         let args = ["serve", "--config", &config.display().to_string(), "--metrics-addr", "127.0.0.1:0", "--schedule", "0 0 3 1 1 *"];
@@ -71,8 +82,12 @@ impl Served {
     }
 
     fn psycopg(&self, sql: &str, params: &[&str]) -> Value {
+        self.psycopg_as("analyst", sql, params)
+    }
+
+    fn psycopg_as(&self, user: &str, sql: &str, params: &[&str]) -> Value {
         let port = self.port.to_string();
-        let mut args = vec![port.as_str(), "analyst", PASSWORD, sql];
+        let mut args = vec![port.as_str(), user, PASSWORD, sql];
         args.extend(params);
         run_python_json("pg_query.py", &args)
     }
@@ -168,4 +183,47 @@ fn a_table_created_while_serving_is_readable_and_listed_without_a_restart() {
     std::thread::sleep(Duration::from_millis(1100)); // listings are renewed at most every second
     let listed = served.psql("SELECT table_name FROM information_schema.tables WHERE table_schema = 'lab' ORDER BY 1");
     assert_eq!(listed.lines().collect::<Vec<_>>(), vec!["samples", "samples_latest"]);
+}
+
+#[test]
+fn a_user_reads_only_what_is_granted_down_to_columns_however_the_query_is_written() {
+    let served = Served::start();
+    let denied = |user: &str, query: &str, says: &str| {
+        let out = served.psql_as(user, PASSWORD, query);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(says), "{user}: {query}: {stderr}");
+    };
+    // intern: sku and qty of depot.parts (and floe's own columns), nothing else.
+    let result = served.psycopg_as("intern", "SELECT * FROM depot.parts_latest WHERE sku = %s", &["P-200"]);
+    let columns: Vec<&str> = result["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert_eq!(columns, ["sku", "qty", "_op_ts"], "{result}");
+    let raw = served.psycopg_as("intern", "SELECT * FROM depot.parts LIMIT 1", &[]);
+    assert!(
+        raw["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| ["sku", "qty"].contains(&c.as_str().unwrap()) || c.as_str().unwrap().starts_with('_')),
+        "{raw}"
+    );
+    let listed = served.psql_as("intern", PASSWORD, "SELECT column_name FROM information_schema.columns WHERE table_name = 'parts'");
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(listed.contains("sku") && !listed.contains("price") && !listed.contains("weight_kg"), "{listed}");
+    let described = served.psql_as("intern", PASSWORD, "\\d depot.parts");
+    let described = String::from_utf8_lossy(&described.stdout).to_string();
+    assert!(described.contains("qty") && !described.contains("price"), "{described}");
+    let tables = served.psql_as("intern", PASSWORD, "\\dt depot.*");
+    let tables = String::from_utf8_lossy(&tables.stdout).to_string();
+    assert!(tables.contains("|parts|") && !tables.contains("|bins|"), "{tables}");
+    denied("intern", "SELECT price FROM depot.parts", "price");
+    let bins = "permission denied for table depot.bins";
+    denied("intern", "SELECT count(*) FROM depot.bins", bins);
+    denied("intern", "SELECT count(*) FROM depot.bins_latest", bins);
+    denied("intern", "SELECT p.sku FROM depot.parts p JOIN depot.bins b ON p.qty = b.capacity", bins);
+    denied("intern", "WITH b AS (SELECT * FROM depot.bins) SELECT count(*) FROM b", bins);
+    denied("intern", "SELECT sku FROM depot.parts WHERE qty IN (SELECT capacity FROM depot.bins)", bins);
+    // outsider: nothing, not even the names.
+    denied("outsider", "SELECT count(*) FROM depot.parts", "permission denied for table depot.parts");
+    let names = served.psql_as("outsider", PASSWORD, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'depot'");
+    assert_eq!(String::from_utf8_lossy(&names.stdout).trim(), "0");
 }

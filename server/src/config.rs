@@ -1,4 +1,5 @@
-//! The endpoint's part of `floe.toml`: `[server]` and the `[[users]]` who may connect.
+//! The endpoint's part of `floe.toml`: `[server]`, the `[[users]]` who may connect, and the
+//! `[[grants]]` that say what they may read ([`crate::grants`]).
 //!
 //! ```toml
 //! [server]
@@ -8,13 +9,21 @@
 //! [[users]]
 //! name = "analyst"
 //! password_hash = "scram-sha-256$4096$…"   # floe hash-password
+//! roles = ["bi"]                           # optional
+//!
+//! [[grants]]
+//! to = "bi"
+//! on = "studio.*"
 //! ```
 
 use std::net::SocketAddr;
 
 use serde::Deserialize;
 
+use floe_views::access::Columns;
+
 use crate::auth::{Secret, Users};
+use crate::grants::{Grant, Grants, Scope};
 
 /// Where the Postgres wire endpoint listens when the config does not say.
 pub const DEFAULT_PG_ADDR: &str = "127.0.0.1:5433";
@@ -37,6 +46,16 @@ fn default_pg_addr() -> SocketAddr {
 struct UserSection {
     name: String,
     password_hash: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantSection {
+    to: String,
+    on: String,
+    columns: Option<Vec<String>>,
 }
 
 /// The endpoint's settings.
@@ -45,6 +64,7 @@ pub struct ServerConfig {
     pub pg_addr: SocketAddr,
     pub allow_anonymous: bool,
     pub users: Users,
+    pub grants: Grants,
 }
 
 /// A problem in one key, and how to fix it.
@@ -56,8 +76,8 @@ pub struct Invalid {
 }
 
 impl ServerConfig {
-    /// Reads `[server]` and `[[users]]` (as TOML tables).
-    pub fn from_toml(server: &toml::Table, users: &[toml::Table]) -> Result<Self, Invalid> {
+    /// Reads `[server]`, `[[users]]` and `[[grants]]` (as TOML tables).
+    pub fn from_toml(server: &toml::Table, users: &[toml::Table], grants: &[toml::Table]) -> Result<Self, Invalid> {
         let invalid = |key: String, problem: String, fix: &str| Invalid { key, problem, fix: fix.into() };
         let section: ServerSection = server.clone().try_into().map_err(|e: toml::de::Error| {
             invalid(
@@ -67,6 +87,7 @@ impl ServerConfig {
             )
         })?;
         let mut secrets = vec![];
+        let mut roles = std::collections::BTreeMap::new();
         for (i, user) in users.iter().enumerate() {
             let user: UserSection = user.clone().try_into().map_err(|e: toml::de::Error| {
                 invalid(format!("users[{i}]"), e.message().to_string(), "each [[users]] has name and password_hash")
@@ -74,8 +95,10 @@ impl ServerConfig {
             let secret = user.password_hash.parse::<Secret>().map_err(|problem| {
                 invalid(format!("users[{i}].password_hash"), problem, "make one with `floe hash-password` (it reads the password on stdin)")
             })?;
+            roles.insert(user.name.clone(), user.roles.into_iter().collect());
             secrets.push((user.name, secret));
         }
+        let grants = parse_grants(grants, roles)?;
         let users = Users::new(secrets);
         if users.is_empty() && !section.allow_anonymous {
             return Err(invalid(
@@ -84,8 +107,42 @@ impl ServerConfig {
                 "add [[users]] with name and password_hash (floe hash-password), or set allow_anonymous = true to let anyone in",
             ));
         }
-        Ok(ServerConfig { pg_addr: section.pg_addr, allow_anonymous: section.allow_anonymous, users })
+        Ok(ServerConfig { pg_addr: section.pg_addr, allow_anonymous: section.allow_anonymous, users, grants })
     }
+}
+
+fn parse_grants(
+    grants: &[toml::Table],
+    roles: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> Result<Grants, Invalid> {
+    let known = |name: &str| roles.contains_key(name) || roles.values().any(|r| r.contains(name));
+    let mut parsed = vec![];
+    for (i, grant) in grants.iter().enumerate() {
+        let invalid = |key: &str, problem: String, fix: &str| Invalid { key: format!("grants[{i}]{key}"), problem, fix: fix.into() };
+        let grant: GrantSection = grant
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid("", e.message().to_string(), "each [[grants]] has to, on and optionally columns"))?;
+        let scope = Scope::parse(&grant.on).ok_or_else(|| {
+            invalid(".on", format!("{:?} names no tables", grant.on), "write \"*\", \"namespace.*\" or \"namespace.table\"")
+        })?;
+        if !known(&grant.to) {
+            return Err(invalid(
+                ".to",
+                format!("{:?} is neither a user nor a role of one", grant.to),
+                "name a [[users]] name or one of their roles",
+            ));
+        }
+        let columns = match (grant.columns, &scope) {
+            (None, _) => Columns::All,
+            (Some(columns), Scope::Table { .. }) => Columns::Only(columns.into_iter().collect()),
+            (Some(_), _) => {
+                return Err(invalid(".columns", "columns need one table".into(), "set on = \"namespace.table\" for a column grant"))
+            }
+        };
+        parsed.push(Grant { to: grant.to, scope, columns });
+    }
+    Ok(Grants { grants: parsed, roles })
 }
 
 #[cfg(test)]
@@ -95,14 +152,13 @@ mod tests {
     fn parse(text: &str) -> Result<ServerConfig, Invalid> {
         let mut file: toml::Table = text.parse().unwrap();
         let server = file.remove("server").and_then(|s| s.as_table().cloned()).unwrap_or_default();
-        let users: Vec<toml::Table> = file
-            .remove("users")
-            .and_then(|u| u.as_array().cloned())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|u| u.as_table().cloned())
-            .collect();
-        ServerConfig::from_toml(&server, &users)
+        let tables = |key: &str, file: &mut toml::Table| -> Vec<toml::Table> {
+            let items = file.remove(key).and_then(|u| u.as_array().cloned()).unwrap_or_default();
+            items.into_iter().filter_map(|u| u.as_table().cloned()).collect()
+        };
+        let users = tables("users", &mut file);
+        let grants = tables("grants", &mut file);
+        ServerConfig::from_toml(&server, &users, &grants)
     }
 
     #[test]
@@ -124,5 +180,17 @@ mod tests {
         let hash = crate::auth::hash_password("pencil");
         let ok = parse(&format!("[server]\npg_addr = \"127.0.0.1:0\"\n[[users]]\nname = \"a\"\npassword_hash = \"{hash}\"\n")).unwrap();
         assert_eq!(ok.pg_addr.port(), 0);
+    }
+
+    #[test]
+    fn a_grant_names_a_known_user_or_role_and_tables_it_can_cover() {
+        let hash = crate::auth::hash_password("pencil");
+        let user = format!("[[users]]\nname = \"ana\"\npassword_hash = \"{hash}\"\nroles = [\"bi\"]\n");
+        let with = |grant: &str| parse(&format!("{user}[[grants]]\n{grant}"));
+        assert!(with("to = \"bi\"\non = \"studio.*\"\n").is_ok());
+        assert!(with("to = \"ana\"\non = \"studio.movies\"\ncolumns = [\"title\"]\n").is_ok());
+        assert_eq!(with("to = \"anna\"\non = \"*\"\n").unwrap_err().key, "grants[0].to");
+        assert_eq!(with("to = \"bi\"\non = \"movies\"\n").unwrap_err().key, "grants[0].on");
+        assert_eq!(with("to = \"bi\"\non = \"studio.*\"\ncolumns = [\"title\"]\n").unwrap_err().key, "grants[0].columns");
     }
 }

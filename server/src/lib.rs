@@ -7,11 +7,14 @@
 //!   `pg_catalog` added so drivers can list schemas, tables and columns;
 //! - users and their SCRAM-SHA-256 secrets come from the config ([`config`], [`auth`]);
 //!   nobody gets in anonymously unless the config says so;
+//! - a user reads only what `[[grants]]` give them ([`grants`]), down to columns: the session's
+//!   catalog lists and resolves nothing else;
 //! - every statement that is not a read is refused ([`hooks`]).
 //!
 //! It reads tables only through floe-views and never writes.
 
 pub mod auth;
 pub mod config;
+pub mod grants;
 pub mod hooks;
 pub mod pg;

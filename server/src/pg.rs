@@ -18,6 +18,7 @@ use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::{DfSessionService, QueryHook};
+use floe_views::access::SessionAccess;
 use floe_views::catalog_provider::{FloeCatalogProvider, CATALOG_NAME};
 use floe_views::session::session_config;
 use futures::Sink;
@@ -25,21 +26,22 @@ use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::auth::sasl::scram::ScramAuth;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
-use pgwire::api::{ClientInfo, PgWireServerHandlers};
+use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers, METADATA_USER};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::auth::{Users, ITERATIONS};
+use crate::grants::Grants;
 use crate::hooks::ReadOnlyFloe;
 
-/// Who may connect.
+/// Who may connect, and what they may read.
 #[derive(Debug, Clone)]
 pub enum Access {
-    /// Users with passwords, checked by SCRAM-SHA-256.
-    Users(Arc<Users>),
-    /// Anyone, without a password.
+    /// Users with passwords, checked by SCRAM-SHA-256, each reading what their grants give.
+    Users(Arc<Users>, Arc<Grants>),
+    /// Anyone, without a password, reading everything.
     Anonymous,
 }
 
@@ -104,8 +106,13 @@ struct Connection {
 
 impl Connection {
     fn new(provider: &FloeCatalogProvider, access: &Access) -> datafusion::error::Result<Self> {
+        // Until authentication names the user, the session reads nothing.
+        let reads = match access {
+            Access::Anonymous => SessionAccess::everything(),
+            Access::Users(..) => SessionAccess::default(),
+        };
         let ctx = SessionContext::new_with_config(session_config());
-        ctx.register_catalog(CATALOG_NAME, Arc::new(provider.for_session()));
+        ctx.register_catalog(CATALOG_NAME, Arc::new(provider.for_session(reads.clone())));
         setup_pg_catalog(&ctx, CATALOG_NAME, EmptyContextProvider).map_err(|e| *e)?;
         // datafusion-postgres' hooks first: SET, SHOW and transactions are not reads, yet allowed.
         let hooks: Vec<Arc<dyn QueryHook>> =
@@ -113,11 +120,12 @@ impl Connection {
         let service = Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks));
         let startup = Arc::new(match access {
             Access::Anonymous => Startup::Open(Open),
-            Access::Users(users) => {
+            Access::Users(users, grants) => {
                 let mut scram = ScramAuth::new(users.clone());
                 scram.set_iterations(ITERATIONS);
                 let parameters = Arc::new(DefaultServerParameterProvider::default());
-                Startup::Scram(SASLAuthStartupHandler::new(parameters).with_scram(scram))
+                let handler = Box::new(SASLAuthStartupHandler::new(parameters).with_scram(scram));
+                Startup::Scram { handler, grants: grants.clone(), reads }
             }
         });
         Ok(Self { service, startup })
@@ -145,7 +153,12 @@ impl NoopStartupHandler for Open {}
 
 /// One connection's authentication.
 enum Startup {
-    Scram(SASLAuthStartupHandler<DefaultServerParameterProvider>),
+    /// SCRAM; once it succeeds, the session reads what the user's grants give.
+    Scram {
+        handler: Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>,
+        grants: Arc<Grants>,
+        reads: SessionAccess,
+    },
     Open(Open),
 }
 
@@ -158,7 +171,14 @@ impl StartupHandler for Startup {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         match self {
-            Startup::Scram(scram) => scram.on_startup(client, message).await,
+            Startup::Scram { handler, grants, reads } => {
+                handler.on_startup(client, message).await?;
+                let authenticated = matches!(client.state(), PgWireConnectionState::ReadyForQuery);
+                if let Some(user) = client.metadata().get(METADATA_USER).filter(|_| authenticated && !reads.is_granted()) {
+                    reads.grant(Arc::new(grants.policy_for(user)));
+                }
+                Ok(())
+            }
             Startup::Open(open) => open.on_startup(client, message).await,
         }
     }

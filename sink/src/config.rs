@@ -63,6 +63,9 @@ pub struct SinkConfig {
     /// `[[users]]` of the SQL endpoint, read by floe-server.
     #[serde(default)]
     pub users: Vec<toml::Table>,
+    /// `[[grants]]`: what the SQL endpoint's users may read, read by floe-server.
+    #[serde(default)]
+    pub grants: Vec<toml::Table>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -68,13 +68,9 @@ pub async fn pg_endpoint(
     if config.server.is_none() && pg_addr.is_none() {
         return Ok(None);
     }
-    let server = ServerConfig::from_toml(&config.server.clone().unwrap_or_default(), &config.users).map_err(|e| ConfigError {
-        file: file.to_string(),
-        key: e.key,
-        problem: e.problem,
-        fix: e.fix,
-    })?;
-    let access = if server.allow_anonymous { Access::Anonymous } else { Access::Users(server.users.into()) };
+    let server = ServerConfig::from_toml(&config.server.clone().unwrap_or_default(), &config.users, &config.grants)
+        .map_err(|e| ConfigError { file: file.to_string(), key: e.key, problem: e.problem, fix: e.fix })?;
+    let access = if server.allow_anonymous { Access::Anonymous } else { Access::Users(server.users.into(), server.grants.into()) };
     let partitions = std::thread::available_parallelism().map_or(1, usize::from);
     let provider = FloeCatalogProvider::new(catalog.shared(), partitions);
     provider.refresh().await?;

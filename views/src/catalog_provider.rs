@@ -7,6 +7,10 @@
 //! (`information_schema`, `SHOW TABLES`, and a server's `pg_catalog`) are synchronous, so the
 //! names are cached and [`FloeCatalogProvider::refresh`] renews them; a server calls it before
 //! each statement.
+//!
+//! Each session's provider carries its [`SessionAccess`]: tables the session may not read are
+//! not listed and fail with "permission denied" when named, and columns it may not read are
+//! left out of the table's and the view's schema.
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,16 +26,17 @@ use floe_catalog::iceberg::{NamespaceIdent, TableIdent};
 use floe_catalog::layout::{key_columns, paths, TableFiles};
 use floe_catalog::{Catalog, CatalogError, FloeTable};
 
+use crate::access::{Columns, SessionAccess};
 use crate::latest::{latest_view_split_sql, latest_view_sql, quote, LATEST_SUFFIX};
 use crate::scan::ParallelSnapshotScan;
 
 /// The name floe's catalog has in a session.
 pub const CATALOG_NAME: &str = "floe";
 
-/// Table and view names per schema, as last listed.
+/// Tables per schema, as last listed, each with whether it is keyed (has a latest view).
 #[derive(Debug, Default)]
 struct Listing {
-    schemas: BTreeMap<String, BTreeSet<String>>,
+    schemas: BTreeMap<String, BTreeMap<String, bool>>,
     at: Option<Instant>,
 }
 
@@ -44,25 +49,34 @@ pub struct FloeCatalogProvider {
     partitions: usize,
     /// Schemas a session added (a server's `pg_catalog`), in front of floe's namespaces.
     added: RwLock<BTreeMap<String, Arc<dyn SchemaProvider>>>,
+    access: SessionAccess,
 }
 
 impl FloeCatalogProvider {
-    /// A provider over `catalog` whose scans use `partitions` parallel partitions. Its listing
-    /// is empty until [`refresh`](Self::refresh).
+    /// A provider over `catalog` that may read everything, whose scans use `partitions`
+    /// parallel partitions. Its listing is empty until [`refresh`](Self::refresh).
     pub fn new(catalog: Arc<dyn Catalog>, partitions: usize) -> Self {
-        Self { catalog, listing: Arc::default(), partitions: partitions.max(1), added: RwLock::default() }
+        let access = SessionAccess::everything();
+        Self { catalog, listing: Arc::default(), partitions: partitions.max(1), added: RwLock::default(), access }
     }
 
-    /// A provider for one more session: the same catalog and listing, and schemas of its own.
-    pub fn for_session(&self) -> Self {
-        Self { catalog: self.catalog.clone(), listing: self.listing.clone(), partitions: self.partitions, added: RwLock::default() }
+    /// A provider for one more session, reading what `access` allows: the same catalog and
+    /// listing, and schemas of its own.
+    pub fn for_session(&self, access: SessionAccess) -> Self {
+        let listing = self.listing.clone();
+        Self { catalog: self.catalog.clone(), listing, partitions: self.partitions, added: RwLock::default(), access }
+    }
+
+    /// Whether the session may read anything in `schema`.
+    fn sees_any(&self, schema: &str, tables: &BTreeMap<String, bool>) -> bool {
+        tables.keys().any(|table| self.access.columns(schema, table).is_some())
     }
 
     /// Lists the namespaces, tables and latest views again.
     pub async fn refresh(&self) -> crate::Result<()> {
         let mut schemas = BTreeMap::new();
         for namespace in self.catalog.list_namespaces().await? {
-            let mut names = BTreeSet::new();
+            let mut tables = BTreeMap::new();
             for ident in self.catalog.list_tables(&namespace).await? {
                 let table = match self.catalog.load_table(&ident).await {
                     Ok(table) => table,
@@ -70,12 +84,9 @@ impl FloeCatalogProvider {
                     Err(CatalogError::TableNotFound(_)) => continue,
                     Err(e) => return Err(e.into()),
                 };
-                if key_columns(table.current_schema()).is_some() {
-                    names.insert(format!("{}{LATEST_SUFFIX}", ident.name()));
-                }
-                names.insert(ident.name().to_string());
+                tables.insert(ident.name().to_string(), key_columns(table.current_schema()).is_some());
             }
-            schemas.insert(namespace.join("."), names);
+            schemas.insert(namespace.join("."), tables);
         }
         *self.listing.write().expect("not poisoned") = Listing { schemas, at: Some(Instant::now()) };
         Ok(())
@@ -98,6 +109,7 @@ impl FloeCatalogProvider {
             catalog: self.catalog.clone(),
             listing: self.listing.clone(),
             partitions: self.partitions,
+            access: self.access.clone(),
         }
     }
 }
@@ -108,7 +120,9 @@ impl CatalogProvider for FloeCatalogProvider {
     }
 
     fn schema_names(&self) -> Vec<String> {
-        let mut names: BTreeSet<String> = self.listing.read().expect("not poisoned").schemas.keys().cloned().collect();
+        let listing = self.listing.read().expect("not poisoned");
+        let visible = listing.schemas.iter().filter(|(schema, tables)| self.sees_any(schema, tables));
+        let mut names: BTreeSet<String> = visible.map(|(schema, _)| schema.clone()).collect();
         names.extend(self.added.read().expect("not poisoned").keys().cloned());
         names.into_iter().collect()
     }
@@ -135,9 +149,16 @@ struct FloeSchemaProvider {
     catalog: Arc<dyn Catalog>,
     listing: Arc<RwLock<Listing>>,
     partitions: usize,
+    access: SessionAccess,
 }
 
 impl FloeSchemaProvider {
+    /// The columns of `table` this session may read, or why it may not read it.
+    fn readable(&self, table: &str) -> DFResult<Columns> {
+        let denied = || DataFusionError::Plan(format!("permission denied for table {}.{table}", self.name));
+        self.access.columns(&self.name, table).ok_or_else(denied)
+    }
+
     async fn load(&self, name: &str) -> DFResult<Option<FloeTable>> {
         match self.catalog.load_table(&TableIdent::new(self.namespace.clone(), name.to_string())).await {
             Ok(table) => Ok(Some(table)),
@@ -146,13 +167,14 @@ impl FloeSchemaProvider {
         }
     }
 
+    /// A scan of every column of `table`, for the session's own use.
     fn scan(&self, table: &FloeTable) -> DFResult<ParallelSnapshotScan> {
         ParallelSnapshotScan::new(table.iceberg_table().map_err(external)?, self.partitions).map_err(external)
     }
 
-    /// The latest view of `table`, planned over scans of the snapshot just loaded; `None` for a
-    /// table without key.
-    async fn latest_view(&self, table: &FloeTable) -> DFResult<Option<Arc<dyn TableProvider>>> {
+    /// The latest view of `table` with the `columns` the session may read, planned over scans
+    /// of the snapshot just loaded; `None` for a table without key.
+    async fn latest_view(&self, table: &FloeTable, columns: &Columns) -> DFResult<Option<Arc<dyn TableProvider>>> {
         // The view's SQL names its inputs; a private context resolves them to these scans, and
         // the plan, which holds the scans themselves, becomes the view.
         let ctx = SessionContext::new_with_config(SessionConfig::new().with_default_catalog_and_schema(CATALOG_NAME, "public"));
@@ -170,8 +192,15 @@ impl FloeSchemaProvider {
             latest_view_split_sql(&input_name("compacted"), &input_name("delta"), table.current_schema())
         };
         let Some(select) = select else { return Ok(None) };
-        let plan = ctx.sql(&select).await?.into_unoptimized_plan();
-        Ok(Some(Arc::new(ViewTable::new(plan, Some(select)))))
+        let view = ctx.sql(&select).await?;
+        if *columns == Columns::All {
+            return Ok(Some(Arc::new(ViewTable::new(view.into_unoptimized_plan(), Some(select)))));
+        }
+        // The ranking reads every column it needs; the session gets only its own. No
+        // definition: it would name the others.
+        let names: Vec<String> = view.schema().fields().iter().map(|f| f.name().clone()).filter(|n| columns.allows(n)).collect();
+        let view = view.select_columns(&names.iter().map(String::as_str).collect::<Vec<_>>())?;
+        Ok(Some(Arc::new(ViewTable::new(view.into_unoptimized_plan(), None))))
     }
 }
 
@@ -191,22 +220,31 @@ impl SchemaProvider for FloeSchemaProvider {
 
     fn table_names(&self) -> Vec<String> {
         let listing = self.listing.read().expect("not poisoned");
-        listing.schemas.get(&self.name).map(|names| names.iter().cloned().collect()).unwrap_or_default()
+        let Some(tables) = listing.schemas.get(&self.name) else { return vec![] };
+        let visible = tables.iter().filter(|(table, _)| self.access.columns(&self.name, table).is_some());
+        let mut names = vec![];
+        for (table, keyed) in visible {
+            names.push(table.clone());
+            if *keyed {
+                names.push(format!("{table}{LATEST_SUFFIX}"));
+            }
+        }
+        names
     }
 
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
         if let Some(table) = self.load(name).await? {
-            return Ok(Some(Arc::new(self.scan(&table)?)));
+            let columns = self.readable(name)?;
+            return Ok(Some(Arc::new(self.scan(&table)?.only_columns(&columns)?)));
         }
         let Some(base) = name.strip_suffix(LATEST_SUFFIX) else { return Ok(None) };
         match self.load(base).await? {
-            Some(table) => self.latest_view(&table).await,
+            Some(table) => self.latest_view(&table, &self.readable(base)?).await,
             None => Ok(None),
         }
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        let listing = self.listing.read().expect("not poisoned");
-        listing.schemas.get(&self.name).is_some_and(|names| names.contains(name))
+        self.table_names().iter().any(|n| n == name)
     }
 }

@@ -2,11 +2,13 @@
 //!
 //! Owns reading: floe's catalog as a DataFusion catalog ([`catalog_provider`]) where every table
 //! is `namespace.table` and every keyed table has a current-state view `namespace.table_latest`
-//! ([`latest`]), resolved lazily so long-lived sessions stay current; the parallel snapshot scan
+//! ([`latest`]), resolved lazily so long-lived sessions stay current, and shown to each session
+//! only as far as its [`access`] policy allows; the parallel snapshot scan
 //! with filter and limit pushdown ([`scan`]) that the views and the compactor read with; and
 //! rendering of results ([`output`]). Views read tables only through `floe-catalog` and never
 //! write.
 
+pub mod access;
 pub mod catalog_provider;
 pub mod error;
 pub mod latest;

@@ -55,6 +55,13 @@ impl ParallelSnapshotScan {
         self.only_files = Some(Arc::new(paths));
         self
     }
+
+    /// Shows only `columns`: the others are not in the scan's schema at all.
+    pub fn only_columns(mut self, columns: &crate::access::Columns) -> DFResult<Self> {
+        let keep: Vec<usize> = self.schema.fields().iter().enumerate().filter(|(_, f)| columns.allows(f.name())).map(|(i, _)| i).collect();
+        self.schema = Arc::new(self.schema.project(&keep)?);
+        Ok(self)
+    }
 }
 
 #[async_trait::async_trait]
