@@ -121,10 +121,14 @@ pub enum Command {
         #[arg(long, env = "FLOE_METRICS_ADDR", default_value = "127.0.0.1:9464")]
         metrics_addr: std::net::SocketAddr,
         /// Serve SQL over the PostgreSQL wire protocol at this address (port 0: any free port,
-        /// printed at start). Overrides [server] pg_addr; the endpoint runs when either is set.
-        /// Users come from the config's [[users]].
+        /// printed at start). Overrides [server] pg_addr; the endpoints run when [server] or an
+        /// address flag is set. Users and grants come from the config's [[users]], [[grants]].
         #[arg(long, env = "FLOE_PG_ADDR")]
         pg_addr: Option<std::net::SocketAddr>,
+        /// Serve SQL over HTTP (POST /sql, GET /tables) at this address (port 0: any free port,
+        /// printed at start). Overrides [server] http_addr; runs with the Postgres endpoint.
+        #[arg(long, env = "FLOE_HTTP_ADDR")]
+        http_addr: Option<std::net::SocketAddr>,
         #[command(flatten)]
         compaction: CompactionArgs,
     },

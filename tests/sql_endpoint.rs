@@ -1,5 +1,6 @@
-//! `floe serve` as a PostgreSQL server, driven by clients no one here wrote: psql and psycopg 3.
-//! The data is a real Debezium capture; the views must equal PostgreSQL's own final state.
+//! `floe serve` as a SQL server, driven by clients no one here wrote: psql and psycopg 3 over the
+//! PostgreSQL wire protocol, curl and pyarrow over HTTP. The data is a real Debezium capture; the
+//! views must equal PostgreSQL's own final state.
 
 mod common;
 
@@ -35,10 +36,16 @@ struct Served {
     dir: tempfile::TempDir,
     server: Option<Running>,
     port: u16,
+    http: String,
 }
 
 impl Served {
     fn start() -> Served {
+        Served::start_with("")
+    }
+
+    /// As [`Served::start`], with more `[server]` settings.
+    fn start_with(server_settings: &str) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let events = repo_root().join("tests/captures/evolution-s1/events.jsonl");
         assert!(floe(dir.path(), &["ingest", &events.display().to_string()]).status.success());
@@ -46,7 +53,7 @@ impl Served {
         let config = dir.path().join("floe.toml");
         let user = |name: &str, roles: &str| format!("[[users]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nroles = [{roles}]\n");
         let text = [
-            "[server]\npg_addr = \"127.0.0.1:0\"\n".to_string(),
+            format!("[server]\npg_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n{server_settings}"),
             user("analyst", "\"bi\""),
             user("intern", ""),
             user("outsider", ""),
@@ -60,7 +67,9 @@ impl Served {
         let mut server = Running::start(dir.path(), "serve", &args);
         let line = server.wait_for_line("Postgres wire on", Duration::from_secs(60));
         let port = line.rsplit(':').next().unwrap().trim().parse().unwrap_or_else(|_| panic!("no port in {line:?}"));
-        Served { dir, server: Some(server), port }
+        let http = server.wait_for_line("HTTP on ", Duration::from_secs(10));
+        let http = http.split("HTTP on ").nth(1).unwrap().trim().to_string();
+        Served { dir, server: Some(server), port, http }
     }
 
     fn psql_as(&self, user: &str, password: &str, command: &str) -> Output {
@@ -90,6 +99,27 @@ impl Served {
         let mut args = vec![port.as_str(), user, PASSWORD, sql];
         args.extend(params);
         run_python_json("pg_query.py", &args)
+    }
+}
+
+impl Served {
+    /// `curl` of `path` as `user` (with the common password; `None`: no credentials):
+    /// (HTTP status, body).
+    fn curl(&self, user: Option<&str>, path: &str, extra: &[&str]) -> (u16, String) {
+        let mut command = Command::new("curl");
+        command.args(["-s", "-w", "\n%{http_code}"]).args(extra).arg(format!("{}{path}", self.http));
+        if let Some(user) = user {
+            command.args(["-u", &format!("{user}:{PASSWORD}")]);
+        }
+        let out = command.output().expect("curl runs");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.parse().unwrap(), body.to_string())
+    }
+
+    /// `POST /sql` with `query`, accepting `accept`.
+    fn post_sql(&self, user: &str, query: &str, accept: &str) -> (u16, String) {
+        self.curl(Some(user), "/sql", &["-X", "POST", "--data-binary", query, "-H", &format!("Accept: {accept}")])
     }
 }
 
@@ -226,4 +256,56 @@ fn a_user_reads_only_what_is_granted_down_to_columns_however_the_query_is_writte
     denied("outsider", "SELECT count(*) FROM depot.parts", "permission denied for table depot.parts");
     let names = served.psql_as("outsider", PASSWORD, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'depot'");
     assert_eq!(String::from_utf8_lossy(&names.stdout).trim(), "0");
+}
+
+#[test]
+fn http_answers_in_every_format_to_users_with_what_their_grants_give() {
+    let served = Served::start();
+    assert_eq!(served.curl(None, "/health", &[]), (200, "ok\n".to_string()));
+    let parts = truth("parts").len();
+
+    let (status, body) = served.post_sql("analyst", "SELECT count(*) AS n FROM depot.parts_latest", "application/json");
+    assert_eq!((status, body.trim()), (200, format!("[{{\"n\":{parts}}}]").as_str()));
+    let (status, csv) = served.post_sql("analyst", "SELECT sku, qty FROM depot.parts_latest ORDER BY sku", "text/csv");
+    assert_eq!(status, 200, "{csv}");
+    assert_eq!(csv.lines().next(), Some("sku,qty"));
+    assert_eq!(csv.lines().count(), parts + 1, "{csv}");
+    let (status, ndjson) = served.post_sql("analyst", "SELECT sku FROM depot.parts_latest", "application/x-ndjson");
+    assert_eq!((status, ndjson.lines().count()), (200, parts), "{ndjson}");
+    let formats = run_python_json("http_formats.py", &[&served.http, "analyst", PASSWORD, "SELECT sku, qty FROM depot.parts_latest"]);
+    for format in ["arrow", "parquet"] {
+        assert_eq!(formats[format]["rows"], parts, "{formats}");
+        assert_eq!(formats[format]["columns"], serde_json::json!(["sku", "qty"]), "{formats}");
+    }
+
+    assert_eq!(served.curl(None, "/tables", &[]).0, 401);
+    assert_eq!(served.curl(Some("nobody"), "/tables", &[]).0, 401);
+    let (status, refused) = served.post_sql("analyst", "CREATE TABLE depot.copy AS SELECT * FROM depot.parts", "application/json");
+    assert_eq!(status, 403, "{refused}");
+    assert!(refused.contains("read-only"), "{refused}");
+
+    let (status, tables) = served.curl(Some("intern"), "/tables", &[]);
+    let tables: Value = serde_json::from_str(&tables).unwrap();
+    assert_eq!(status, 200);
+    let names: Vec<&str> = tables.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["parts", "parts_latest"], "{tables}");
+    let (status, schema) = served.curl(Some("intern"), "/tables/depot.parts_latest/schema", &[]);
+    assert_eq!(status, 200, "{schema}");
+    assert!(schema.contains("\"qty\"") && !schema.contains("price"), "{schema}");
+    let (status, denied) = served.post_sql("intern", "SELECT count(*) FROM depot.bins", "application/json");
+    assert_eq!(status, 403, "{denied}");
+    assert!(denied.contains("permission denied for table depot.bins"), "{denied}");
+
+    let (status, metrics) = served.curl(None, "/metrics", &[]);
+    assert_eq!(status, 200);
+    assert!(metrics.contains("floe_sql_queries_total{endpoint=\"http\",outcome=\"ok\"}"), "{metrics}");
+}
+
+#[test]
+fn an_http_query_over_its_time_is_cancelled() {
+    let served = Served::start_with("query_timeout = \"1ms\"\n");
+    let slow = "SELECT count(*) FROM depot.parts_latest a CROSS JOIN depot.parts_latest b CROSS JOIN depot.moves c";
+    let (status, body) = served.post_sql("analyst", slow, "application/json");
+    assert_eq!(status, 408, "{body}");
+    assert!(body.contains("query_timeout"), "{body}");
 }

@@ -68,6 +68,14 @@ impl Users {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether `password` is `user`'s (HTTP basic authentication; Postgres wire runs SCRAM).
+    pub fn verify(&self, user: &str, password: &str) -> bool {
+        let Some(secret) = self.0.get(user) else { return false };
+        let salted = gen_salted_password(password, &secret.salt, ITERATIONS);
+        // Compared in full whatever differs first, so the time says nothing.
+        salted.len() == secret.salted_password.len() && salted.iter().zip(&secret.salted_password).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
 }
 
 fn refused(user: &str) -> PgWireError {
@@ -99,6 +107,9 @@ mod tests {
         assert_eq!(secret.salted_password, gen_salted_password("pencil", &secret.salt, ITERATIONS));
         assert_ne!(hash, hash_password("pencil"), "every hash has its own salt");
         assert_eq!(format!("{secret:?}"), "Secret(..)");
+        let users = Users::new([("ana".to_string(), secret)]);
+        assert!(users.verify("ana", "pencil"));
+        assert!(!users.verify("ana", "pencil2") && !users.verify("bob", "pencil"));
     }
 
     #[test]

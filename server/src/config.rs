@@ -4,7 +4,11 @@
 //! ```toml
 //! [server]
 //! pg_addr = "127.0.0.1:5433"     # Postgres wire; loopback by default
+//! http_addr = "127.0.0.1:8433"   # HTTP
 //! allow_anonymous = false        # true: anyone may connect, without a password
+//! query_timeout = "5m"           # HTTP queries running longer are cancelled
+//! query_memory_limit = "2GiB"    # per session, for sorts, joins and aggregates
+//! max_concurrent_queries = 16    # HTTP queries at once; more get 503
 //!
 //! [[users]]
 //! name = "analyst"
@@ -17,6 +21,7 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -24,21 +29,48 @@ use floe_views::access::Columns;
 
 use crate::auth::{Secret, Users};
 use crate::grants::{Grant, Grants, Scope};
+use crate::session::Limits;
 
 /// Where the Postgres wire endpoint listens when the config does not say.
 pub const DEFAULT_PG_ADDR: &str = "127.0.0.1:5433";
+/// Where the HTTP endpoint listens when the config does not say.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8433";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ServerSection {
     #[serde(default = "default_pg_addr")]
     pg_addr: SocketAddr,
+    #[serde(default = "default_http_addr")]
+    http_addr: SocketAddr,
     #[serde(default)]
     allow_anonymous: bool,
+    #[serde(default = "default_query_timeout", with = "humantime_serde")]
+    query_timeout: Duration,
+    #[serde(default = "default_query_memory_limit")]
+    query_memory_limit: String,
+    #[serde(default = "default_max_concurrent_queries")]
+    max_concurrent_queries: usize,
 }
 
 fn default_pg_addr() -> SocketAddr {
     DEFAULT_PG_ADDR.parse().expect("a socket address")
+}
+
+fn default_http_addr() -> SocketAddr {
+    DEFAULT_HTTP_ADDR.parse().expect("a socket address")
+}
+
+fn default_query_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_query_memory_limit() -> String {
+    "2GiB".into()
+}
+
+fn default_max_concurrent_queries() -> usize {
+    16
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,9 +94,11 @@ struct GrantSection {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub pg_addr: SocketAddr,
+    pub http_addr: SocketAddr,
     pub allow_anonymous: bool,
     pub users: Users,
     pub grants: Grants,
+    pub limits: Limits,
 }
 
 /// A problem in one key, and how to fix it.
@@ -83,9 +117,20 @@ impl ServerConfig {
             invalid(
                 "server".into(),
                 e.message().to_string(),
-                "[server] takes pg_addr = \"127.0.0.1:5433\" and allow_anonymous = true|false",
+                "[server] takes pg_addr, http_addr, allow_anonymous, query_timeout, query_memory_limit and max_concurrent_queries",
             )
         })?;
+        let memory = section.query_memory_limit.parse::<bytesize::ByteSize>().map_err(|e| {
+            invalid(
+                "server.query_memory_limit".into(),
+                format!("{:?} is not a size: {e}", section.query_memory_limit),
+                "write e.g. \"2GiB\"",
+            )
+        })?;
+        if section.max_concurrent_queries == 0 {
+            return Err(invalid("server.max_concurrent_queries".into(), "is 0: no query could run".into(), "set it to 1 or more"));
+        }
+        let limits = Limits::new(section.query_timeout, memory.as_u64() as usize, section.max_concurrent_queries);
         let mut secrets = vec![];
         let mut roles = std::collections::BTreeMap::new();
         for (i, user) in users.iter().enumerate() {
@@ -107,7 +152,14 @@ impl ServerConfig {
                 "add [[users]] with name and password_hash (floe hash-password), or set allow_anonymous = true to let anyone in",
             ));
         }
-        Ok(ServerConfig { pg_addr: section.pg_addr, allow_anonymous: section.allow_anonymous, users, grants })
+        Ok(ServerConfig {
+            pg_addr: section.pg_addr,
+            http_addr: section.http_addr,
+            allow_anonymous: section.allow_anonymous,
+            users,
+            grants,
+            limits,
+        })
     }
 }
 
@@ -177,6 +229,10 @@ mod tests {
         assert_eq!(err.key, "users[0].password_hash");
         let err = parse("[server]\npg_adr = \"x\"\n").unwrap_err();
         assert!(err.problem.contains("pg_adr"), "{err:?}");
+        let err = parse("[server]\nallow_anonymous = true\nquery_memory_limit = \"lots\"\n").unwrap_err();
+        assert_eq!(err.key, "server.query_memory_limit");
+        let limits = parse("[server]\nallow_anonymous = true\nquery_memory_limit = \"64MiB\"\nquery_timeout = \"30s\"\n").unwrap().limits;
+        assert_eq!((limits.memory, limits.timeout), (64 << 20, Duration::from_secs(30)));
         let hash = crate::auth::hash_password("pencil");
         let ok = parse(&format!("[server]\npg_addr = \"127.0.0.1:0\"\n[[users]]\nname = \"a\"\npassword_hash = \"{hash}\"\n")).unwrap();
         assert_eq!(ok.pg_addr.port(), 0);

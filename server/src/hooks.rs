@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
-use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
@@ -37,8 +36,7 @@ impl ReadOnlyFloe {
             // Not plannable: the handler reports DataFusion's error itself.
             Err(_) => return None,
         };
-        let reader = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        let refusal = reader.verify_plan(&plan).err()?;
+        let refusal = floe_views::read_only().verify_plan(&plan).err()?;
         Some(PgWireError::UserError(Box::new(ErrorInfo::new(
             "ERROR".into(),
             "42501".into(),
@@ -47,7 +45,8 @@ impl ReadOnlyFloe {
     }
 }
 
-async fn renew_listing(ctx: &SessionContext) {
+/// Renews the listing of the session's floe catalog if it is more than a second old.
+pub async fn renew_listing(ctx: &SessionContext) {
     let Some(catalog) = ctx.catalog(CATALOG_NAME) else { return };
     let Some(floe) = catalog.as_any().downcast_ref::<FloeCatalogProvider>() else { return };
     if let Err(e) = floe.refresh_if_older_than(LISTING_MAX_AGE).await {

@@ -1,7 +1,7 @@
 //! # floe-server
 //!
-//! floe's SQL endpoint for BI tools, drivers and psql: the PostgreSQL wire protocol ([`pg`]) over
-//! the views. This crate owns the network side only:
+//! floe's SQL endpoints over the views: the PostgreSQL wire protocol ([`pg`]) for BI tools,
+//! drivers and psql, and HTTP ([`http`]) for scripts. This crate owns the network side only:
 //!
 //! - each connection gets its own DataFusion session over floe-views' catalog provider, with
 //!   `pg_catalog` added so drivers can list schemas, tables and columns;
@@ -9,7 +9,8 @@
 //!   nobody gets in anonymously unless the config says so;
 //! - a user reads only what `[[grants]]` give them ([`grants`]), down to columns: the session's
 //!   catalog lists and resolves nothing else;
-//! - every statement that is not a read is refused ([`hooks`]).
+//! - every statement that is not a read is refused ([`hooks`]), and queries run within the
+//!   configured memory, time and concurrency limits ([`session`]).
 //!
 //! It reads tables only through floe-views and never writes.
 
@@ -17,4 +18,6 @@ pub mod auth;
 pub mod config;
 pub mod grants;
 pub mod hooks;
+pub mod http;
 pub mod pg;
+pub mod session;

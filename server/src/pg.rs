@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::prelude::SessionContext;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
@@ -20,7 +19,6 @@ use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::{DfSessionService, QueryHook};
 use floe_views::access::SessionAccess;
 use floe_views::catalog_provider::{FloeCatalogProvider, CATALOG_NAME};
-use floe_views::session::session_config;
 use futures::Sink;
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::auth::sasl::scram::ScramAuth;
@@ -35,6 +33,7 @@ use tracing::{info, warn};
 use crate::auth::{Users, ITERATIONS};
 use crate::grants::Grants;
 use crate::hooks::ReadOnlyFloe;
+use crate::session::{session, Limits};
 
 /// Who may connect, and what they may read.
 #[derive(Debug, Clone)]
@@ -50,16 +49,17 @@ pub struct PgEndpoint {
     listener: TcpListener,
     provider: Arc<FloeCatalogProvider>,
     access: Access,
+    limits: Limits,
 }
 
 impl PgEndpoint {
     /// Binds `addr` (port 0: any free port, see [`local_addr`](Self::local_addr)).
-    pub async fn bind(addr: SocketAddr, provider: Arc<FloeCatalogProvider>, access: Access) -> std::io::Result<Self> {
+    pub async fn bind(addr: SocketAddr, provider: Arc<FloeCatalogProvider>, access: Access, limits: Limits) -> std::io::Result<Self> {
         if !addr.ip().is_loopback() {
             warn!(%addr, "the Postgres wire endpoint listens beyond this machine without TLS: passwords are safe (SCRAM), query results are not");
         }
         let listener = TcpListener::bind(addr).await?;
-        Ok(Self { listener, provider, access })
+        Ok(Self { listener, provider, access, limits })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -81,7 +81,7 @@ impl PgEndpoint {
                     continue;
                 }
             };
-            let connection = match Connection::new(&self.provider, &self.access) {
+            let connection = match Connection::new(&self.provider, &self.access, &self.limits) {
                 Ok(connection) => Arc::new(connection),
                 Err(e) => {
                     warn!(%peer, error = %e, "could not set up a session");
@@ -105,14 +105,13 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(provider: &FloeCatalogProvider, access: &Access) -> datafusion::error::Result<Self> {
+    fn new(provider: &FloeCatalogProvider, access: &Access, limits: &Limits) -> datafusion::error::Result<Self> {
         // Until authentication names the user, the session reads nothing.
         let reads = match access {
             Access::Anonymous => SessionAccess::everything(),
             Access::Users(..) => SessionAccess::default(),
         };
-        let ctx = SessionContext::new_with_config(session_config());
-        ctx.register_catalog(CATALOG_NAME, Arc::new(provider.for_session(reads.clone())));
+        let ctx = session(provider, reads.clone(), limits)?;
         setup_pg_catalog(&ctx, CATALOG_NAME, EmptyContextProvider).map_err(|e| *e)?;
         // datafusion-postgres' hooks first: SET, SHOW and transactions are not reads, yet allowed.
         let hooks: Vec<Arc<dyn QueryHook>> =

@@ -41,10 +41,19 @@ pub fn connect(config: &SinkConfig, file: &str) -> Result<KafkaSource> {
     Ok(floe_sink::source::kafka::connect(config.kafka(file)?)?)
 }
 
-/// Serves the Prometheus metrics at http://<addr>/metrics.
-pub fn serve_metrics(addr: SocketAddr) -> Result<()> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
+/// Serves the Prometheus metrics at http://<addr>/metrics; the handle renders them for others
+/// (the HTTP endpoint's `/metrics`).
+pub fn serve_metrics(addr: SocketAddr) -> Result<metrics_exporter_prometheus::PrometheusHandle> {
+    let (recorder, exporter) = metrics_exporter_prometheus::PrometheusBuilder::new()
         .with_http_listener(addr)
-        .install()
-        .with_context(|| format!("serving metrics on {addr}"))
+        .build()
+        .with_context(|| format!("serving metrics on {addr}"))?;
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).context("a metrics recorder was installed already")?;
+    tokio::spawn(async move {
+        if let Err(e) = exporter.await {
+            tracing::error!(%addr, error = ?e, "the metrics endpoint stopped");
+        }
+    });
+    Ok(handle)
 }

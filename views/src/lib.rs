@@ -20,10 +20,15 @@ pub use error::{Result, ViewError};
 pub use output::{render, OutputFormat};
 pub use session::session;
 
-/// Runs one read query against a fresh session and returns its batches. DDL and DML are
-/// refused: the session is a reader.
+/// DataFusion's rules for a reader: no DDL, no DML (`COPY … TO` included), no statements that
+/// change the session's shared state.
+pub fn read_only() -> datafusion::execution::context::SQLOptions {
+    datafusion::execution::context::SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+}
+
+/// Runs one read query against a fresh session and returns its batches. Anything but a read is
+/// refused ([`read_only`]).
 pub async fn query(catalog: &dyn floe_catalog::Catalog, sql: &str) -> Result<Vec<arrow::record_batch::RecordBatch>> {
     let ctx = session(catalog).await?;
-    let options = datafusion::execution::context::SQLOptions::new().with_allow_ddl(false).with_allow_dml(false);
-    Ok(ctx.sql_with_options(sql, options).await?.collect().await?)
+    Ok(ctx.sql_with_options(sql, read_only()).await?.collect().await?)
 }
