@@ -167,6 +167,18 @@ fn psycopg_runs_a_parameterised_query() {
 }
 
 #[test]
+fn sqlalchemys_inspector_lists_schemas_tables_and_views() {
+    let served = Served::start();
+    let port = served.port.to_string();
+    let seen = run_python_json("sqlalchemy_inspect.py", &[&port, "analyst", PASSWORD, "depot"]);
+    assert_eq!(seen["schemas"], serde_json::json!(["depot"]), "{seen}");
+    assert_eq!(seen["tables"], serde_json::json!(["bins", "moves", "parts"]), "{seen}");
+    assert_eq!(seen["views"], serde_json::json!(["bins_latest", "moves_latest", "parts_latest"]), "{seen}");
+    let version = served.psql("SELECT version()");
+    assert!(version.starts_with("PostgreSQL 16.6 (floe "), "drivers parse the version: {version}");
+}
+
+#[test]
 fn a_wrong_password_or_an_unknown_user_is_refused() {
     let served = Served::start();
     for (user, password) in [("analyst", "wrong"), ("nobody", PASSWORD)] {

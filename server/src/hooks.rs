@@ -2,6 +2,12 @@
 //! (so `pg_catalog` and `information_schema` show tables created since), and anything that is
 //! not a read is refused: DDL, DML, `COPY … TO` a server path, `CREATE EXTERNAL TABLE`. The check
 //! plans the statement as DataFusion will run it and asks DataFusion's own read-only rules.
+//!
+//! DataFusion's `LIKE` takes only the backslash as its escape character; SQLAlchemy lists
+//! schemas with `LIKE 'pg/_%' ESCAPE '/'`. Such patterns are rewritten to the backslash first.
+//!
+//! Savepoints, which drivers set around their own queries (psycopg's nested transactions, which
+//! SQLAlchemy uses), are accepted and do nothing: a reader has nothing to roll back.
 
 use std::time::Duration;
 
@@ -13,7 +19,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::QueryHook;
 use floe_views::catalog_provider::{FloeCatalogProvider, CATALOG_NAME};
-use pgwire::api::results::Response;
+use pgwire::api::results::{Response, Tag};
 use pgwire::api::ClientInfo;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use tracing::warn;
@@ -21,28 +27,79 @@ use tracing::warn;
 /// How stale a listing may be before a statement renews it.
 const LISTING_MAX_AGE: Duration = Duration::from_secs(1);
 
-/// Renews the catalog listing, then refuses statements that are not reads.
+/// Renews the catalog listing, rewrites what DataFusion would misread, then refuses statements
+/// that are not reads.
 #[derive(Debug, Default)]
 pub struct ReadOnlyFloe;
 
+/// What to do with a statement.
+enum Verdict {
+    /// Let the handler run it as it is.
+    AsItIs,
+    /// Run this plan instead (of the rewritten statement).
+    Rewritten(LogicalPlan),
+    Refused(PgWireError),
+}
+
 impl ReadOnlyFloe {
-    /// `Some(error)` when `statement` must not run.
-    async fn check(&self, statement: &Statement, ctx: &SessionContext) -> Option<PgWireError> {
+    async fn judge(&self, statement: &Statement, ctx: &SessionContext) -> Verdict {
         renew_listing(ctx).await;
+        let rewritten = backslash_escapes(statement);
         // Planned from its text, as the query handler will: DataFusion's own statements
         // (COPY … TO, CREATE EXTERNAL TABLE) are recognised only there.
-        let plan = match ctx.state().create_logical_plan(&statement.to_string()).await {
+        let text = rewritten.as_ref().unwrap_or(statement).to_string();
+        let plan = match ctx.state().create_logical_plan(&text).await {
             Ok(plan) => plan,
             // Not plannable: the handler reports DataFusion's error itself.
-            Err(_) => return None,
+            Err(_) => return Verdict::AsItIs,
         };
-        let refusal = floe_views::read_only().verify_plan(&plan).err()?;
-        Some(PgWireError::UserError(Box::new(ErrorInfo::new(
-            "ERROR".into(),
-            "42501".into(),
-            format!("floe's SQL endpoint is read-only: {}", refusal.strip_backtrace()),
-        ))))
+        if let Err(refusal) = floe_views::read_only().verify_plan(&plan) {
+            let message = format!("floe's SQL endpoint is read-only: {}", refusal.strip_backtrace());
+            return Verdict::Refused(PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), "42501".into(), message))));
+        }
+        match rewritten {
+            Some(_) => Verdict::Rewritten(plan),
+            None => Verdict::AsItIs,
+        }
     }
+}
+
+/// `statement` with every `LIKE … ESCAPE 'c'` (c not a backslash) turned into the same match
+/// with backslash escapes; `None` when it has none.
+fn backslash_escapes(statement: &Statement) -> Option<Statement> {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr, Value};
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use std::ops::ControlFlow;
+    let mut statement = statement.clone();
+    let mut changed = false;
+    let _ = visit_expressions_mut(&mut statement, |expr| {
+        if let Expr::Like { pattern, escape_char, .. } | Expr::ILike { pattern, escape_char, .. } = expr {
+            if let Some(Value::SingleQuotedString(escape)) =
+                escape_char.as_ref().filter(|e| !matches!(e, Value::SingleQuotedString(c) if c == "\\"))
+            {
+                // A backslash was a plain character; the old escape character becomes one.
+                let text = format!("replace(replace({pattern}, '\\', '\\\\'), '{}', '\\')", escape.replace('\'', "''"));
+                if let Ok(replaced) = Parser::new(&PostgreSqlDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_expr()) {
+                    **pattern = replaced;
+                    *escape_char = Some(Value::SingleQuotedString("\\".into()));
+                    changed = true;
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed.then_some(statement)
+}
+
+/// Runs `plan` and answers with its rows, as the simple query handler would.
+async fn run(plan: LogicalPlan, ctx: &SessionContext, client: &mut dyn HookClient) -> PgWireResult<Response> {
+    use pgwire::api::portal::Format;
+    use pgwire::types::format::FormatOptions;
+    let dataframe = ctx.execute_logical_plan(plan).await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let options = std::sync::Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+    let rows = datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe(dataframe, &Format::UnifiedText, Some(options)).await?;
+    Ok(Response::Query(rows))
 }
 
 /// Renews the listing of the session's floe catalog if it is more than a second old.
@@ -60,9 +117,13 @@ impl QueryHook for ReadOnlyFloe {
         &self,
         statement: &Statement,
         ctx: &SessionContext,
-        _client: &mut dyn HookClient,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        self.check(statement, ctx).await.map(Err)
+        match self.judge(statement, ctx).await {
+            Verdict::AsItIs => None,
+            Verdict::Refused(error) => Some(Err(error)),
+            Verdict::Rewritten(plan) => Some(run(plan, ctx, client).await),
+        }
     }
 
     async fn handle_extended_parse_query(
@@ -71,7 +132,12 @@ impl QueryHook for ReadOnlyFloe {
         ctx: &SessionContext,
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
-        self.check(statement, ctx).await.map(Err)
+        match self.judge(statement, ctx).await {
+            Verdict::AsItIs => None,
+            Verdict::Refused(error) => Some(Err(error)),
+            // The handler binds the parameters into this plan and runs it.
+            Verdict::Rewritten(plan) => Some(Ok(plan)),
+        }
     }
 
     async fn handle_extended_query(
@@ -84,5 +150,86 @@ impl QueryHook for ReadOnlyFloe {
     ) -> Option<PgWireResult<Response>> {
         // Checked when it was parsed.
         None
+    }
+}
+
+/// Accepts `SAVEPOINT` and `RELEASE SAVEPOINT`; a read-only session has nothing to keep.
+#[derive(Debug, Default)]
+pub struct Savepoints;
+
+impl Savepoints {
+    fn tag(statement: &Statement) -> Option<Tag> {
+        match statement {
+            Statement::Savepoint { .. } => Some(Tag::new("SAVEPOINT")),
+            Statement::ReleaseSavepoint { .. } => Some(Tag::new("RELEASE")),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+impl QueryHook for Savepoints {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        _: &SessionContext,
+        _: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::tag(statement).map(|tag| Ok(Response::Execution(tag)))
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        _: &SessionContext,
+        _: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        let empty = datafusion::logical_expr::EmptyRelation {
+            produce_one_row: false,
+            schema: std::sync::Arc::new(datafusion::common::DFSchema::empty()),
+        };
+        Self::tag(statement).map(|_| Ok(LogicalPlan::EmptyRelation(empty)))
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        _: &LogicalPlan,
+        _: &ParamValues,
+        _: &SessionContext,
+        _: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::tag(statement).map(|tag| Ok(Response::Execution(tag)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn statement(sql: &str) -> Statement {
+        Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0)
+    }
+
+    #[test]
+    fn a_like_escape_other_than_backslash_is_rewritten_to_backslash() {
+        let rewritten = backslash_escapes(&statement("SELECT 1 WHERE n NOT LIKE $1 || '%' ESCAPE '/'")).unwrap().to_string();
+        assert!(rewritten.contains("ESCAPE '\\'") && rewritten.contains("replace(replace($1 || '%'"), "{rewritten}");
+        assert!(backslash_escapes(&statement("SELECT 1 WHERE n LIKE 'a\\_%' ESCAPE '\\'")).is_none());
+        assert!(backslash_escapes(&statement("SELECT 1 WHERE n LIKE 'a%'")).is_none());
+    }
+
+    #[tokio::test]
+    async fn the_rewritten_pattern_matches_as_the_original_did() {
+        let ctx = SessionContext::new();
+        for (name, pattern, matches) in [("pg_toast", "pg/_%", true), ("pgatoast", "pg/_%", false), ("a\\b", "a\\b", true)] {
+            let sql = format!("SELECT '{name}' LIKE '{pattern}' ESCAPE '/' AS m");
+            let rewritten = backslash_escapes(&statement(&sql)).unwrap().to_string();
+            let batches = ctx.sql(&rewritten).await.unwrap().collect().await.unwrap();
+            let m = batches[0].column(0).as_any().downcast_ref::<datafusion::arrow::array::BooleanArray>().unwrap().value(0);
+            assert_eq!(m, matches, "{sql} → {rewritten}");
+        }
     }
 }
