@@ -37,7 +37,7 @@ enum Verdict {
     /// Let the handler run it as it is.
     AsItIs,
     /// Run this plan instead (of the rewritten statement).
-    Rewritten(LogicalPlan),
+    Rewritten(Box<LogicalPlan>),
     Refused(PgWireError),
 }
 
@@ -58,7 +58,7 @@ impl ReadOnlyFloe {
             return Verdict::Refused(PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), "42501".into(), message))));
         }
         match rewritten {
-            Some(_) => Verdict::Rewritten(plan),
+            Some(_) => Verdict::Rewritten(Box::new(plan)),
             None => Verdict::AsItIs,
         }
     }
@@ -122,7 +122,7 @@ impl QueryHook for ReadOnlyFloe {
         match self.judge(statement, ctx).await {
             Verdict::AsItIs => None,
             Verdict::Refused(error) => Some(Err(error)),
-            Verdict::Rewritten(plan) => Some(run(plan, ctx, client).await),
+            Verdict::Rewritten(plan) => Some(run(*plan, ctx, client).await),
         }
     }
 
@@ -136,7 +136,7 @@ impl QueryHook for ReadOnlyFloe {
             Verdict::AsItIs => None,
             Verdict::Refused(error) => Some(Err(error)),
             // The handler binds the parameters into this plan and runs it.
-            Verdict::Rewritten(plan) => Some(Ok(plan)),
+            Verdict::Rewritten(plan) => Some(Ok(*plan)),
         }
     }
 
