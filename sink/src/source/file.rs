@@ -152,7 +152,11 @@ fn read_lines(
                         return;
                     }
                     Ok(0) if buffer.is_empty() => return,
-                    Ok(0) => buffer.split(), // the last line, without a newline
+                    Ok(0) => {
+                        // The last line, without a newline: nothing is left to scan after it.
+                        scanned = 0;
+                        buffer.split()
+                    }
                     Ok(_) => continue,
                 }
             }
@@ -191,4 +195,36 @@ fn read_more(reader: &mut Box<dyn Read + Send>, buffer: &mut BytesMut) -> std::i
     };
     buffer.truncate(filled + *read.as_ref().unwrap_or(&0));
     read
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every record `source` yields, in order, as text.
+    async fn lines_of(mut source: FileSource) -> Vec<String> {
+        let mut lines = vec![];
+        while let Some(batch) = source.next_batch().await.unwrap() {
+            lines.extend(batch.iter().map(|r| String::from_utf8_lossy(&r.raw).into_owned()));
+        }
+        lines
+    }
+
+    #[tokio::test]
+    async fn the_last_line_counts_with_or_without_a_newline_at_the_end() {
+        for (input, expected) in
+            [("a\nb\n", vec!["a", "b"]), ("a\nb", vec!["a", "b"]), ("a\r\nb\r\n", vec!["a", "b"]), ("only", vec!["only"]), ("", vec![])]
+        {
+            let source = from_reader(Box::new(std::io::Cursor::new(input.as_bytes().to_vec())), "test".into());
+            assert_eq!(lines_of(source).await, expected, "{input:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_last_line_without_a_newline_after_many_chunks_is_read() {
+        // Longer than one read, so the unfinished last line was scanned before the input ended.
+        let lines: Vec<String> = (0..20_000).map(|i| format!("line {i} {}", "x".repeat(40))).collect();
+        let source = from_reader(Box::new(std::io::Cursor::new(lines.join("\n").into_bytes())), "test".into());
+        assert_eq!(lines_of(source).await, lines);
+    }
 }
