@@ -242,18 +242,25 @@ fn a_third_sink_joins_and_one_is_killed_in_the_middle_and_every_change_lands_onc
     assert_latest_views_equal(dir.path(), expected_dir.path(), &expected);
 }
 
+/// A broker with `pg.lab.samples` in `partitions` partitions, and a sink on it that has its
+/// partitions and commits only every `interval` (or when it gives partitions up), never on its
+/// row count: (broker, data dir, config path, sink).
+fn samples_sink(partitions: i32, interval: &str) -> (Broker, tempfile::TempDir, String, Running) {
+    let broker = Broker::start();
+    broker.create_topics(&[("pg.lab.samples", partitions)]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &broker, &["pg.lab.samples".to_string()]);
+    let text = std::fs::read_to_string(&config).unwrap().replace("batch_rows = 5", "batch_rows = 100000");
+    std::fs::write(&config, text.replace("\"200ms\"", &format!("\"{interval}\""))).unwrap();
+    let sink = Sink::start(dir.path(), &config, "first");
+    assert!(eventually(Duration::from_secs(60), || sink.log().contains("Kafka partitions assigned")), "{}", sink.log());
+    (broker, dir, config, sink)
+}
+
 #[test]
 fn a_few_events_on_a_quiet_topic_are_visible_within_the_commit_interval() {
     let events: Vec<_> = captured_events().into_iter().filter(|e| e.0 == "pg.lab.samples").take(3).collect();
-    let broker = Broker::start();
-    broker.create_topics(&[("pg.lab.samples", 1)]);
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &broker, &["pg.lab.samples".to_string()]);
-    // Neither the row count flushes nor anything else: only the 2 s interval can.
-    let text = std::fs::read_to_string(&config).unwrap().replace("batch_rows = 5", "batch_rows = 100000").replace("\"200ms\"", "\"2s\"");
-    std::fs::write(&config, text).unwrap();
-    let sink = Sink::start(dir.path(), &config, "quiet");
-    assert!(eventually(Duration::from_secs(60), || sink.log().contains("Kafka partitions assigned")), "{}", sink.log());
+    let (broker, dir, _, sink) = samples_sink(1, "2s");
     broker.produce(&events);
     let produced = Instant::now();
     let visible = eventually(Duration::from_secs(10), || row_counts(dir.path()).get("lab.samples") == Some(&3));
@@ -266,15 +273,8 @@ fn a_few_events_on_a_quiet_topic_are_visible_within_the_commit_interval() {
 #[test]
 fn a_sink_commits_what_it_read_before_it_gives_partitions_up() {
     let events: Vec<_> = captured_events().into_iter().filter(|e| e.0 == "pg.lab.samples").collect();
-    let broker = Broker::start();
-    broker.create_topics(&[("pg.lab.samples", 3)]);
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &broker, &["pg.lab.samples".to_string()]);
     // Neither the row count nor the interval flushes: only a revocation (or a stop) commits.
-    let text = std::fs::read_to_string(&config).unwrap().replace("batch_rows = 5", "batch_rows = 100000").replace("\"200ms\"", "\"1h\"");
-    std::fs::write(&config, text).unwrap();
-    let first = Sink::start(dir.path(), &config, "first");
-    assert!(eventually(Duration::from_secs(60), || first.log().contains("Kafka partitions assigned")), "{}", first.log());
+    let (broker, dir, config, first) = samples_sink(3, "1h");
     broker.produce(&events);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(row_counts(dir.path()).get("lab.samples").copied().unwrap_or(0), 0, "nothing committed yet:\n{}", first.log());

@@ -2,8 +2,9 @@
 
 usage: sqlalchemy_inspect.py PORT USER PASSWORD SCHEMA
 Prints {"schemas": [...], "tables": [...], "views": [...]}.
-(Columns and primary keys through the inspector are not served yet: its column query casts to
-REGCLASS and reads pg_sequence and pg_collation, which floe's pg_catalog does not have.)
+(Columns and primary keys through the inspector are not served yet: its column query calls
+json_build_object and pg_get_serial_sequence and nests correlated subqueries in CASE, which
+DataFusion lacks, and primary keys need pg_index and pg_constraint rows floe does not serve yet.)
 """
 import json
 import sys
