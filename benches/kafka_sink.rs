@@ -78,7 +78,7 @@ fn producer(broker: &kafka::Broker) -> BaseProducer<Sent> {
     ClientConfig::new().set("bootstrap.servers", &broker.address).set("linger.ms", "5").create_with_context(Sent::default()).unwrap()
 }
 
-/// Produces messages `range` of an `n`-message workload as fast as the broker takes them.
+/// Produces the `n` messages of the workload as fast as the broker takes them.
 fn produce_all(broker: &kafka::Broker, topic: &str, n: u64) {
     let producer = producer(broker);
     let generator = generator(topic);

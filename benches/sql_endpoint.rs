@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use floe_catalog::{Catalog, SqlCatalog};
-use floe_server::pg::{Access, PgEndpoint};
-use floe_server::session::Limits;
+use floe_server::pg::PgEndpoint;
+use floe_server::session::{Access, Limits};
+
 use floe_sink::source::file::from_reader;
 use floe_sink::testing::{Column, TableEvents};
 use floe_sink::{Ingestor, SinkConfig};

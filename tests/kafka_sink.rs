@@ -55,10 +55,20 @@ impl Sink {
     fn start(dir: &Path, config: &str, name: &str) -> Running {
         Running::start(dir, name, &["sink", "--config", config])
     }
+}
 
-    fn run(dir: &Path, name: &str, args: &[&str]) -> Running {
-        Running::start(dir, name, args)
-    }
+/// Whether the sink has been given partitions.
+fn assigned(sink: &Running) -> bool {
+    sink.log().contains("Kafka partitions assigned")
+}
+
+/// Whether every expected row arrives within 90 s; then a few more commit intervals pass, in
+/// which nothing more may come.
+fn everything_arrives(dir: &Path, expected: &std::collections::BTreeMap<String, i64>) -> bool {
+    let total: i64 = expected.values().sum();
+    let arrived = eventually(Duration::from_secs(90), || row_counts(dir).values().sum::<i64>() >= total);
+    std::thread::sleep(Duration::from_millis(600));
+    arrived
 }
 
 /// SIGTERM; returns the log once the sink has stopped cleanly, as its report says.
@@ -142,8 +152,8 @@ fn every_change_lands_once_across_kill_9_at_ten_random_points() {
     let slices: Vec<_> = events.chunks(events.len().div_ceil(10)).collect();
     for (run, slice) in slices.iter().enumerate() {
         let sink = Sink::start(dir.path(), &config, &format!("run{run}"));
-        let assigned = eventually(Duration::from_secs(60), || sink.log().contains("Kafka partitions assigned"));
-        assert!(assigned, "run {run} got no partitions:\n{}", sink.log());
+        let has_partitions = eventually(Duration::from_secs(60), || assigned(&sink));
+        assert!(has_partitions, "run {run} got no partitions:\n{}", sink.log());
         broker.produce(slice);
         std::thread::sleep(Duration::from_millis(rng.below(1200)));
         let log = sink.crash();
@@ -154,9 +164,7 @@ fn every_change_lands_once_across_kill_9_at_ten_random_points() {
     }
 
     let sink = Sink::start(dir.path(), &config, "last");
-    let total: i64 = expected.values().sum();
-    let arrived = eventually(Duration::from_secs(90), || row_counts(dir.path()).values().sum::<i64>() >= total);
-    std::thread::sleep(Duration::from_millis(600)); // a few more commit intervals: nothing more may come
+    let arrived = everything_arrives(dir.path(), &expected);
     logs += &stop(sink);
     assert!(arrived, "seed {seed}: not every row arrived: {:?} of {expected:?}\n{logs}", row_counts(dir.path()));
     assert_eq!(row_counts(dir.path()), expected, "seed {seed}: rows per table, Kafka vs file\n{logs}");
@@ -201,13 +209,10 @@ fn two_sinks_in_one_group_share_the_partitions_and_every_change_lands_once() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &broker, &topics);
     let (first, second) = (Sink::start(dir.path(), &config, "first"), Sink::start(dir.path(), &config, "second"));
-    let assigned = |sink: &Running| sink.log().contains("Kafka partitions assigned");
     let both = eventually(Duration::from_secs(60), || assigned(&first) && assigned(&second));
     assert!(both, "both sinks took partitions:\n{}\n{}", first.log(), second.log());
     broker.produce(&events);
-    let total: i64 = expected.values().sum();
-    let arrived = eventually(Duration::from_secs(90), || row_counts(dir.path()).values().sum::<i64>() >= total);
-    std::thread::sleep(Duration::from_millis(600));
+    let arrived = everything_arrives(dir.path(), &expected);
     let logs = format!("{}\n{}", stop(first), stop(second));
     assert!(arrived, "not every row arrived: {:?} of {expected:?}\n{logs}", row_counts(dir.path()));
     assert_eq!(row_counts(dir.path()), expected, "rows per table, two sinks vs file\n{logs}");
@@ -220,7 +225,6 @@ fn a_third_sink_joins_and_one_is_killed_in_the_middle_and_every_change_lands_onc
     let Captures { events, topics, broker, expected_dir, expected } = Captures::on_a_broker();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &broker, &topics);
-    let assigned = |sink: &Running| sink.log().contains("Kafka partitions assigned");
     let (first, second) = (Sink::start(dir.path(), &config, "first"), Sink::start(dir.path(), &config, "second"));
     assert!(eventually(Duration::from_secs(60), || assigned(&first) && assigned(&second)), "{}\n{}", first.log(), second.log());
     let third_of = events.len() / 3;
@@ -233,9 +237,7 @@ fn a_third_sink_joins_and_one_is_killed_in_the_middle_and_every_change_lands_onc
     let killed = first.crash();
     broker.produce(&events[2 * third_of..]);
 
-    let total: i64 = expected.values().sum();
-    let arrived = eventually(Duration::from_secs(90), || row_counts(dir.path()).values().sum::<i64>() >= total);
-    std::thread::sleep(Duration::from_millis(600));
+    let arrived = everything_arrives(dir.path(), &expected);
     let logs = format!("{killed}\n{}\n{}", stop(second), stop(third));
     assert!(arrived, "not every row arrived: {:?} of {expected:?}\n{logs}", row_counts(dir.path()));
     assert_eq!(row_counts(dir.path()), expected, "rows per table\n{logs}");
@@ -254,7 +256,7 @@ fn samples_sink(partitions: i32, interval: &str) -> (Broker, tempfile::TempDir, 
     let text = std::fs::read_to_string(&config).unwrap().replace("batch_rows = 5", "batch_rows = 100000");
     std::fs::write(&config, text.replace("\"200ms\"", &format!("\"{interval}\""))).unwrap();
     let sink = Sink::start(dir.path(), &config, "first");
-    assert!(eventually(Duration::from_secs(60), || sink.log().contains("Kafka partitions assigned")), "{}", sink.log());
+    assert!(eventually(Duration::from_secs(60), || assigned(&sink)), "{}", sink.log());
     (broker, dir, config, sink)
 }
 
@@ -343,7 +345,7 @@ fn serve_runs_the_kafka_sink_beside_compaction_and_exports_its_metrics() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     // Compaction at 03:00 on 1 January: not during the test.
-    let serve = Sink::run(dir.path(), "serve", &["serve", "--config", &config, "--metrics-addr", &addr, "--schedule", "0 0 3 1 1 *"]);
+    let serve = Running::start(dir.path(), "serve", &["serve", "--config", &config, "--metrics-addr", &addr, "--schedule", "0 0 3 1 1 *"]);
     let arrived = eventually(Duration::from_secs(60), || row_counts(dir.path()).get("lab.samples") == Some(&34));
     let lag_reported = eventually(Duration::from_secs(20), || metrics(port).contains("floe_sink_consumer_lag{"));
     let exported = metrics(port);
@@ -382,7 +384,7 @@ fn an_incompatible_change_pauses_one_table_raises_the_alert_metric_and_the_other
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &broker, &topics(&events));
     let port = free_port();
-    let sink = Sink::run(dir.path(), "sink", &["sink", "--config", &config, "--metrics-addr", &format!("127.0.0.1:{port}")]);
+    let sink = Running::start(dir.path(), "sink", &["sink", "--config", &config, "--metrics-addr", &format!("127.0.0.1:{port}")]);
     let alerted = eventually(Duration::from_secs(60), || metrics(port).contains("floe_sink_table_paused{table=\"shop.prices\"} 1"));
     let arrived = eventually(Duration::from_secs(30), || row_counts(dir.path()) == expected);
     let status = String::from_utf8_lossy(&floe(dir.path(), &["status", "--config", &config]).stdout).to_string();

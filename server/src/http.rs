@@ -33,8 +33,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::hooks::renew_listing;
-use crate::pg::Access;
-use crate::session::{session, Limits};
+use crate::session::{session, Access, Limits};
 
 /// Renders the process's Prometheus metrics.
 pub type MetricsText = Arc<dyn Fn() -> String + Send + Sync>;

@@ -30,19 +30,10 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::auth::{Users, ITERATIONS};
+use crate::auth::ITERATIONS;
 use crate::grants::Grants;
 use crate::hooks::{ReadOnlyFloe, Savepoints};
-use crate::session::{session, Limits};
-
-/// Who may connect, and what they may read.
-#[derive(Debug, Clone)]
-pub enum Access {
-    /// Users with passwords, checked by SCRAM-SHA-256, each reading what their grants give.
-    Users(Arc<Users>, Arc<Grants>),
-    /// Anyone, without a password, reading everything.
-    Anonymous,
-}
+use crate::session::{session, Access, Limits};
 
 /// A bound, not yet serving, Postgres wire endpoint.
 pub struct PgEndpoint {

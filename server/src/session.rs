@@ -1,4 +1,5 @@
-//! One request's or connection's DataFusion session, and the limits every query runs under.
+//! One request's or connection's DataFusion session, who may open one ([`Access`]), and the
+//! limits every query runs under; shared by the Postgres wire and HTTP endpoints.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,18 @@ use floe_views::access::SessionAccess;
 use floe_views::catalog_provider::{FloeCatalogProvider, CATALOG_NAME};
 use floe_views::session::session_config;
 use tokio::sync::Semaphore;
+
+use crate::auth::Users;
+use crate::grants::Grants;
+
+/// Who may connect, and what they may read.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// Users with passwords, each reading what their grants give.
+    Users(Arc<Users>, Arc<Grants>),
+    /// Anyone, without a password, reading everything.
+    Anonymous,
+}
 
 /// What one query may use, and how many may run at once.
 #[derive(Debug, Clone)]
