@@ -120,15 +120,8 @@ pub enum Command {
         /// Address of the Prometheus metrics endpoint.
         #[arg(long, env = "FLOE_METRICS_ADDR", default_value = "127.0.0.1:9464")]
         metrics_addr: std::net::SocketAddr,
-        /// Serve SQL over the PostgreSQL wire protocol at this address (port 0: any free port,
-        /// printed at start). Overrides [server] pg_addr; the endpoints run when [server] or an
-        /// address flag is set. Users and grants come from the config's [[users]], [[grants]].
-        #[arg(long, env = "FLOE_PG_ADDR")]
-        pg_addr: Option<std::net::SocketAddr>,
-        /// Serve SQL over HTTP (POST /sql, GET /tables) at this address (port 0: any free port,
-        /// printed at start). Overrides [server] http_addr; runs with the Postgres endpoint.
-        #[arg(long, env = "FLOE_HTTP_ADDR")]
-        http_addr: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        endpoints: EndpointArgs,
         #[command(flatten)]
         compaction: CompactionArgs,
     },
@@ -137,6 +130,30 @@ pub enum Command {
     HashPassword,
     /// Ingest a bundled sample into the embedded catalog and query it. Needs no service.
     Quickstart,
+}
+
+/// Flags that override the SQL endpoints' addresses in the config file's [server] section.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct EndpointArgs {
+    /// Serve SQL over the PostgreSQL wire protocol at this address (port 0: any free port,
+    /// printed at start). Overrides [server] pg_addr; the endpoints run when [server] or an
+    /// address flag is set. Users and grants come from the config's [[users]], [[grants]].
+    #[arg(long, env = "FLOE_PG_ADDR")]
+    pub pg_addr: Option<std::net::SocketAddr>,
+    /// Serve SQL over HTTP (POST /sql, GET /tables) at this address (port 0: any free port,
+    /// printed at start). Overrides [server] http_addr; runs with the Postgres endpoint.
+    #[arg(long, env = "FLOE_HTTP_ADDR")]
+    pub http_addr: Option<std::net::SocketAddr>,
+    /// Serve Arrow Flight SQL (ADBC, JDBC's Flight SQL driver) at this address (port 0: any
+    /// free port, printed at start). Overrides [server] flight_addr; runs with the others.
+    #[arg(long, env = "FLOE_FLIGHT_ADDR")]
+    pub flight_addr: Option<std::net::SocketAddr>,
+}
+
+impl EndpointArgs {
+    pub fn any(&self) -> bool {
+        self.pg_addr.is_some() || self.http_addr.is_some() || self.flight_addr.is_some()
+    }
 }
 
 /// Flags (and `FLOE_KAFKA_*` variables) that override the config file's [kafka] section.

@@ -37,6 +37,8 @@ struct Served {
     server: Option<Running>,
     port: u16,
     http: String,
+    /// `grpc://host:port` of the Flight SQL endpoint.
+    flight: String,
 }
 
 impl Served {
@@ -53,7 +55,7 @@ impl Served {
         let config = dir.path().join("floe.toml");
         let user = |name: &str, roles: &str| format!("[[users]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nroles = [{roles}]\n");
         let text = [
-            format!("[server]\npg_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n{server_settings}"),
+            format!("[server]\npg_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\nflight_addr = \"127.0.0.1:0\"\n{server_settings}"),
             user("analyst", "\"bi\""),
             user("intern", ""),
             user("outsider", ""),
@@ -69,7 +71,9 @@ impl Served {
         let port = line.rsplit(':').next().unwrap().trim().parse().unwrap_or_else(|_| panic!("no port in {line:?}"));
         let http = server.wait_for_line("HTTP on ", Duration::from_secs(10));
         let http = http.split("HTTP on ").nth(1).unwrap().trim().to_string();
-        Served { dir, server: Some(server), port, http }
+        let flight = server.wait_for_line("Flight SQL on ", Duration::from_secs(10));
+        let flight = flight.split("Flight SQL on ").nth(1).unwrap().trim().to_string();
+        Served { dir, server: Some(server), port, http, flight }
     }
 
     fn psql_as(&self, user: &str, password: &str, command: &str) -> Output {
@@ -120,6 +124,43 @@ impl Served {
     /// `POST /sql` with `query`, accepting `accept`.
     fn post_sql(&self, user: &str, query: &str, accept: &str) -> (u16, String) {
         self.curl(Some(user), "/sql", &["-X", "POST", "--data-binary", query, "-H", &format!("Accept: {accept}")])
+    }
+}
+
+impl Served {
+    /// What the ADBC Flight SQL driver answers `request` (`query SQL [PARAM…]`, `objects`,
+    /// `schema SCHEMA TABLE`; see tests/py/flight_query.py) as `user`.
+    fn adbc(&self, user: &str, password: &str, request: &[&str]) -> Value {
+        let mut args = vec![self.flight.as_str(), user, password];
+        args.extend(request);
+        run_python_json("flight_query.py", &args)
+    }
+
+    /// pgjdbc's answers (tests/java/JdbcProbe.java) as `user`, looking up `sku`: its lines.
+    fn jdbc(&self, user: &str, password: &str, sku: &str) -> Vec<String> {
+        let url = format!("jdbc:postgresql://127.0.0.1:{}/floe", self.port);
+        let probe = repo_root().join("tests/java/JdbcProbe.java");
+        let out = Command::new("java")
+            .args(["-cp", "/usr/share/java/postgresql.jar", &probe.display().to_string(), &url, user, password, sku])
+            .output()
+            .expect("java runs (Java 17; .ci/test installs pgjdbc)");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(stdout.contains("done ok="), "JdbcProbe did not finish:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        stdout.lines().map(str::to_string).collect()
+    }
+
+    /// node-postgres' answers (tests/js/pg_query.js) as `user`, looking up `sku`: one JSON
+    /// object per step.
+    fn node_pg(&self, user: &str, password: &str, sku: &str) -> Vec<Value> {
+        let script = repo_root().join("tests/js/pg_query.js");
+        let port = self.port.to_string();
+        let out = Command::new("node")
+            .args([&script.display().to_string(), "127.0.0.1", &port, user, password, "floe", sku])
+            .output()
+            .expect("node runs (.ci/test installs node-postgres in tests/js)");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(stdout.contains("\"done\""), "pg_query.js did not finish:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 }
 
@@ -314,10 +355,107 @@ fn http_answers_in_every_format_to_users_with_what_their_grants_give() {
 }
 
 #[test]
-fn an_http_query_over_its_time_is_cancelled() {
+fn a_query_over_its_time_is_cancelled_over_http_and_flight_sql() {
     let served = Served::start_with("query_timeout = \"1ms\"\n");
     let slow = "SELECT count(*) FROM depot.parts_latest a CROSS JOIN depot.parts_latest b CROSS JOIN depot.moves c";
     let (status, body) = served.post_sql("analyst", slow, "application/json");
     assert_eq!(status, 408, "{body}");
     assert!(body.contains("query_timeout"), "{body}");
+    let flight = served.adbc("analyst", PASSWORD, &["query", slow]);
+    assert!(flight["error"].as_str().is_some_and(|e| e.contains("query_timeout")), "{flight}");
+}
+
+fn qty_of(sku: &str) -> Value {
+    truth("parts").iter().find(|r| r["sku"] == sku).unwrap()["qty"].clone()
+}
+
+#[test]
+fn adbc_fetches_views_as_arrow_binds_parameters_and_lists_tables() {
+    let served = Served::start();
+    for table in ["parts", "bins", "moves"] {
+        let answer = served.adbc("analyst", PASSWORD, &["query", &format!("SELECT count(*) AS n FROM depot.{table}_latest")]);
+        assert_eq!(answer["rows"][0][0], truth(table).len(), "depot.{table}_latest: {answer}");
+    }
+    let skus = served.adbc("analyst", PASSWORD, &["query", "SELECT sku FROM depot.parts_latest ORDER BY sku"]);
+    let mut expected: Vec<Value> = truth("parts").iter().map(|r| serde_json::json!([r["sku"]])).collect();
+    expected.sort_by_key(|v| v[0].as_str().unwrap().to_string());
+    assert_eq!(skus["rows"], Value::Array(expected), "{skus}");
+    // JDBC's and ODBC's `?` placeholders, and Python's int bound to an int64 column.
+    let bound = served.adbc("analyst", PASSWORD, &["query", "SELECT sku, qty FROM depot.parts_latest WHERE sku = ?", "P-200"]);
+    assert_eq!(bound["rows"], serde_json::json!([["P-200", qty_of("P-200")]]), "{bound}");
+    let by_qty = served.adbc("analyst", PASSWORD, &["query", "SELECT count(*) FROM depot.parts_latest WHERE qty > $1", "0"]);
+    assert!(by_qty["rows"][0][0].as_i64().is_some_and(|n| n > 0), "{by_qty}");
+
+    let objects = served.adbc("analyst", PASSWORD, &["objects"]);
+    assert_eq!(objects["catalogs"], serde_json::json!(["floe"]), "{objects}");
+    let relations = ["bins", "bins_latest", "moves", "moves_latest", "parts", "parts_latest"];
+    let expected: Vec<Value> =
+        relations.iter().map(|r| serde_json::json!(["depot", r, if r.ends_with("_latest") { "VIEW" } else { "TABLE" }])).collect();
+    assert_eq!(objects["tables"], Value::Array(expected), "{objects}");
+    let schema = served.adbc("analyst", PASSWORD, &["schema", "depot", "parts_latest"]);
+    for column in ["sku", "qty", "price", "_op_ts"] {
+        assert!(schema["columns"].as_array().unwrap().iter().any(|c| c == column), "{column}: {schema}");
+    }
+}
+
+#[test]
+fn flight_sql_refuses_wrong_passwords_ungranted_tables_hidden_columns_and_writes() {
+    let served = Served::start();
+    let error = |answer: Value| answer["error"].as_str().map(str::to_string).unwrap_or_else(|| panic!("an error: {answer}"));
+    assert!(error(served.adbc("analyst", "wrong", &["objects"])).contains("UNAUTHENTICATED"));
+    assert!(error(served.adbc("nobody", PASSWORD, &["objects"])).contains("UNAUTHENTICATED"));
+    let write = error(served.adbc("analyst", PASSWORD, &["query", "CREATE TABLE depot.x AS SELECT 1"]));
+    assert!(write.contains("read-only"), "{write}");
+
+    // intern: sku and qty of depot.parts (and floe's own columns), nothing else.
+    let star = served.adbc("intern", PASSWORD, &["query", "SELECT * FROM depot.parts_latest"]);
+    assert_eq!(star["columns"], serde_json::json!(["sku", "qty", "_op_ts"]), "{star}");
+    let schema = served.adbc("intern", PASSWORD, &["schema", "depot", "parts"]);
+    assert!(!schema["columns"].as_array().unwrap().iter().any(|c| c == "price"), "{schema}");
+    let objects = served.adbc("intern", PASSWORD, &["objects"]);
+    assert_eq!(objects["tables"], serde_json::json!([["depot", "parts", "TABLE"], ["depot", "parts_latest", "VIEW"]]));
+    assert!(error(served.adbc("intern", PASSWORD, &["query", "SELECT price FROM depot.parts"])).contains("price"));
+    let join = "SELECT p.sku FROM depot.parts p JOIN depot.bins b ON p.qty = b.capacity";
+    assert!(error(served.adbc("intern", PASSWORD, &["query", join])).contains("permission denied for table depot.bins"));
+    // outsider: nothing, not even the names.
+    assert_eq!(served.adbc("outsider", PASSWORD, &["objects"])["tables"], serde_json::json!([]));
+    let parts = error(served.adbc("outsider", PASSWORD, &["query", "SELECT count(*) FROM depot.parts"]));
+    assert!(parts.contains("permission denied for table depot.parts"), "{parts}");
+}
+
+#[test]
+fn pgjdbc_lists_tables_and_columns_and_runs_a_prepared_statement_as_bi_tools_do() {
+    let served = Served::start();
+    let lines = served.jdbc("analyst", PASSWORD, "P-200");
+    let has = |line: &str| lines.iter().any(|l| l == line);
+    for line in ["schema depot", "table depot.parts TABLE", "table depot.parts_latest VIEW", "table depot.bins TABLE"] {
+        assert!(has(line), "{line}:\n{}", lines.join("\n"));
+    }
+    for column in ["sku", "qty", "price", "_op_ts"] {
+        assert!(lines.iter().any(|l| l.starts_with(&format!("column parts.{column} "))), "{column}:\n{}", lines.join("\n"));
+    }
+    assert!(has(&format!("row qty={}", qty_of("P-200"))), "the prepared statement's row:\n{}", lines.join("\n"));
+
+    let refused = served.jdbc("analyst", "wrong", "P-200");
+    assert!(refused[0].starts_with("error connect:"), "{refused:?}");
+    let intern = served.jdbc("intern", PASSWORD, "P-200");
+    assert!(intern.iter().any(|l| l.starts_with("column parts.qty ")), "{intern:?}");
+    assert!(!intern.iter().any(|l| l.starts_with("column parts.price ") || l.contains("depot.bins")), "{intern:?}");
+    let outsider = served.jdbc("outsider", PASSWORD, "P-200");
+    assert!(!outsider.iter().any(|l| l.starts_with("table ")), "{outsider:?}");
+    assert!(outsider.iter().any(|l| l.starts_with("error prepared:") && l.contains("permission denied")), "{outsider:?}");
+}
+
+#[test]
+fn node_postgres_runs_a_parameterised_query() {
+    let served = Served::start();
+    let steps = served.node_pg("analyst", PASSWORD, "P-200");
+    let rows =
+        |step: &str| steps.iter().filter(|s| s["step"] == step && s.get("row").is_some()).map(|s| s["row"].clone()).collect::<Vec<_>>();
+    // node-postgres hands int8 over as a string, to keep every digit.
+    assert_eq!(rows("param"), [serde_json::json!({"sku": "P-200", "qty": qty_of("P-200").to_string()})], "{steps:?}");
+    assert_eq!(rows("count"), [serde_json::json!({"n": truth("parts").len().to_string()})], "{steps:?}");
+    assert_eq!(rows("count_prepared"), rows("count"), "{steps:?}");
+    let refused = served.node_pg("analyst", "wrong", "P-200");
+    assert_eq!(refused[0]["code"], "28P01", "{refused:?}");
 }

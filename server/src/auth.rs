@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use pgwire::api::auth::sasl::scram::gen_salted_password;
 use pgwire::api::auth::{AuthSource, LoginInfo, Password};
@@ -54,6 +54,16 @@ impl std::str::FromStr for Secret {
         let decode = |part: &str, what: &str| STANDARD.decode(part).map_err(|e| format!("has an invalid {what}: {e}"));
         Ok(Secret { salt: decode(salt, "salt")?, salted_password: decode(salted, "salted password")? })
     }
+}
+
+/// The (user, password) of an HTTP basic `Authorization` header value (`Basic base64(u:p)`).
+pub fn basic_credentials(header: &str) -> Option<(String, String)> {
+    let encoded = header.strip_prefix("Basic ")?;
+    // Padded, as browsers and curl send it; unpadded, as Go's Flight client (ADBC) does.
+    let encoded = encoded.trim().trim_end_matches('=');
+    let decoded = String::from_utf8(STANDARD_NO_PAD.decode(encoded).ok()?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
 }
 
 /// The users who may connect, by name.
@@ -123,5 +133,17 @@ mod tests {
             let err = hash.parse::<Secret>().unwrap_err();
             assert!(err.contains(says), "{hash}: {err}");
         }
+    }
+
+    #[test]
+    fn basic_credentials_are_read_padded_or_not() {
+        let padded = format!("Basic {}", STANDARD.encode("ana:pencil!"));
+        let unpadded = format!("Basic {}", STANDARD_NO_PAD.encode("ana:pencil!"));
+        assert!(padded.ends_with('='), "the example needs padding");
+        for header in [padded, unpadded] {
+            assert_eq!(basic_credentials(&header), Some(("ana".into(), "pencil!".into())), "{header}");
+        }
+        assert_eq!(basic_credentials("Bearer abc"), None);
+        assert_eq!(basic_credentials("Basic !!!"), None);
     }
 }

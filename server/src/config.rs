@@ -5,10 +5,11 @@
 //! [server]
 //! pg_addr = "127.0.0.1:5433"     # Postgres wire; loopback by default
 //! http_addr = "127.0.0.1:8433"   # HTTP
+//! flight_addr = "127.0.0.1:8815" # Arrow Flight SQL
 //! allow_anonymous = false        # true: anyone may connect, without a password
-//! query_timeout = "5m"           # HTTP queries running longer are cancelled
+//! query_timeout = "5m"           # queries running longer are cancelled (HTTP, Flight SQL)
 //! query_memory_limit = "2GiB"    # per session, for sorts, joins and aggregates
-//! max_concurrent_queries = 16    # HTTP queries at once; more get 503
+//! max_concurrent_queries = 16    # queries at once (HTTP, Flight SQL); more are refused
 //!
 //! [[users]]
 //! name = "analyst"
@@ -35,6 +36,8 @@ use crate::session::Limits;
 pub const DEFAULT_PG_ADDR: &str = "127.0.0.1:5433";
 /// Where the HTTP endpoint listens when the config does not say.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8433";
+/// Where the Flight SQL endpoint listens when the config does not say (Arrow's usual port).
+pub const DEFAULT_FLIGHT_ADDR: &str = "127.0.0.1:8815";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +46,8 @@ struct ServerSection {
     pg_addr: SocketAddr,
     #[serde(default = "default_http_addr")]
     http_addr: SocketAddr,
+    #[serde(default = "default_flight_addr")]
+    flight_addr: SocketAddr,
     #[serde(default)]
     allow_anonymous: bool,
     #[serde(default = "default_query_timeout", with = "humantime_serde")]
@@ -59,6 +64,10 @@ fn default_pg_addr() -> SocketAddr {
 
 fn default_http_addr() -> SocketAddr {
     DEFAULT_HTTP_ADDR.parse().expect("a socket address")
+}
+
+fn default_flight_addr() -> SocketAddr {
+    DEFAULT_FLIGHT_ADDR.parse().expect("a socket address")
 }
 
 fn default_query_timeout() -> Duration {
@@ -95,6 +104,7 @@ struct GrantSection {
 pub struct ServerConfig {
     pub pg_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    pub flight_addr: SocketAddr,
     pub allow_anonymous: bool,
     pub users: Users,
     pub grants: Grants,
@@ -117,7 +127,7 @@ impl ServerConfig {
             invalid(
                 "server".into(),
                 e.message().to_string(),
-                "[server] takes pg_addr, http_addr, allow_anonymous, query_timeout, query_memory_limit and max_concurrent_queries",
+                "[server] takes pg_addr, http_addr, flight_addr, allow_anonymous, query_timeout, query_memory_limit and max_concurrent_queries",
             )
         })?;
         let memory = section.query_memory_limit.parse::<bytesize::ByteSize>().map_err(|e| {
@@ -155,6 +165,7 @@ impl ServerConfig {
         Ok(ServerConfig {
             pg_addr: section.pg_addr,
             http_addr: section.http_addr,
+            flight_addr: section.flight_addr,
             allow_anonymous: section.allow_anonymous,
             users,
             grants,

@@ -24,6 +24,8 @@ use pgwire::api::ClientInfo;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use tracing::warn;
 
+use crate::session::{plan_read, Unplanned};
+
 /// How stale a listing may be before a statement renews it.
 const LISTING_MAX_AGE: Duration = Duration::from_secs(1);
 
@@ -48,15 +50,15 @@ impl ReadOnlyFloe {
         // Planned from its text, as the query handler will: DataFusion's own statements
         // (COPY … TO, CREATE EXTERNAL TABLE) are recognised only there.
         let text = rewritten.as_ref().unwrap_or(statement).to_string();
-        let plan = match ctx.state().create_logical_plan(&text).await {
+        let plan = match plan_read(ctx, &text).await {
             Ok(plan) => plan,
             // Not plannable: the handler reports DataFusion's error itself.
-            Err(_) => return Verdict::AsItIs,
+            Err(Unplanned::Failed(_)) => return Verdict::AsItIs,
+            Err(refusal) => {
+                let info = ErrorInfo::new("ERROR".into(), "42501".into(), refusal.to_string());
+                return Verdict::Refused(PgWireError::UserError(Box::new(info)));
+            }
         };
-        if let Err(refusal) = floe_views::read_only().verify_plan(&plan) {
-            let message = format!("floe's SQL endpoint is read-only: {}", refusal.strip_backtrace());
-            return Verdict::Refused(PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), "42501".into(), message))));
-        }
         match rewritten {
             Some(_) => Verdict::Rewritten(Box::new(plan)),
             None => Verdict::AsItIs,

@@ -22,18 +22,17 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use floe_views::access::SessionAccess;
-use floe_views::catalog_provider::{FloeCatalogProvider, CATALOG_NAME};
+use floe_views::catalog_provider::FloeCatalogProvider;
 use floe_views::OutputFormat;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use crate::auth::basic_credentials;
 use crate::hooks::renew_listing;
-use crate::session::{session, Access, Limits};
+use crate::session::{listing, plan_read, session, Access, Limits, Unplanned};
 
 /// Renders the process's Prometheus metrics.
 pub type MetricsText = Arc<dyn Fn() -> String + Send + Sync>;
@@ -111,27 +110,11 @@ impl Endpoint {
     }
 
     fn authenticate(&self, headers: &HeaderMap) -> Result<SessionAccess, Failure> {
-        let (users, grants) = match &self.access {
-            Access::Anonymous => return Ok(SessionAccess::everything()),
-            Access::Users(users, grants) => (users, grants),
-        };
-        let refused = || Failure(StatusCode::UNAUTHORIZED, "authentication failed: send a [[users]] name and password (HTTP basic)".into());
-        let (user, password) = basic_credentials(headers).ok_or_else(refused)?;
-        if !users.verify(&user, &password) {
-            return Err(refused());
-        }
-        let reads = SessionAccess::default();
-        reads.grant(Arc::new(grants.policy_for(&user)));
-        Ok(reads)
+        let credentials = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(basic_credentials);
+        self.access.sign_in(credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))).ok_or_else(|| {
+            Failure(StatusCode::UNAUTHORIZED, "authentication failed: send a [[users]] name and password (HTTP basic)".into())
+        })
     }
-}
-
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let encoded = value.strip_prefix("Basic ")?;
-    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
 }
 
 /// The status a query error deserves.
@@ -171,10 +154,10 @@ async fn run_sql(endpoint: &Endpoint, headers: &HeaderMap, query: &str) -> Resul
             "too many queries at once ([server] max_concurrent_queries); try again".into(),
         ));
     };
-    let plan = ctx.state().create_logical_plan(query).await.map_err(failed_query)?;
-    floe_views::read_only()
-        .verify_plan(&plan)
-        .map_err(|e| Failure(StatusCode::FORBIDDEN, format!("floe's SQL endpoint is read-only: {}", e.strip_backtrace())))?;
+    let plan = plan_read(&ctx, query).await.map_err(|unplanned| match unplanned {
+        Unplanned::Failed(e) => failed_query(e),
+        not_a_read => Failure(StatusCode::FORBIDDEN, not_a_read.to_string()),
+    })?;
     let timeout = endpoint.limits.timeout;
     let batches = tokio::time::timeout(timeout, async { ctx.execute_logical_plan(plan).await?.collect().await })
         .await
@@ -231,16 +214,10 @@ fn parquet_file(batches: &[RecordBatch]) -> parquet::errors::Result<Vec<u8>> {
 
 async fn tables(State(endpoint): State<Endpoint>, headers: HeaderMap) -> Result<Response, Failure> {
     let ctx = endpoint.session_for(&headers).await?;
-    let catalog = ctx.catalog(CATALOG_NAME).expect("registered");
-    let mut listed = vec![];
-    for schema_name in catalog.schema_names() {
-        let Some(schema) = catalog.schema(&schema_name) else { continue };
-        let names = schema.table_names();
-        for name in &names {
-            let is_view = name.strip_suffix(floe_views::latest::LATEST_SUFFIX).is_some_and(|base| names.iter().any(|n| n == base));
-            listed.push(serde_json::json!({"schema": schema_name, "name": name, "type": if is_view { "view" } else { "table" }}));
-        }
-    }
+    let listed: Vec<_> = listing(&ctx)
+        .into_iter()
+        .map(|l| serde_json::json!({"schema": l.schema, "name": l.name, "type": if l.is_view { "view" } else { "table" }}))
+        .collect();
     Ok(axum::Json(listed).into_response())
 }
 

@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod flight;
 pub mod grants;
 pub mod hooks;
 pub mod http;

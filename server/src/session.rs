@@ -1,10 +1,13 @@
-//! One request's or connection's DataFusion session, who may open one ([`Access`]), and the
-//! limits every query runs under; shared by the Postgres wire and HTTP endpoints.
+//! One request's or connection's DataFusion session, who may open one ([`Access`]), the limits
+//! every query runs under, how a statement is planned as a read ([`plan_read`]) and what a
+//! session lists ([`listing`]); shared by the Postgres wire, Flight SQL and HTTP endpoints.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use floe_views::access::SessionAccess;
 use floe_views::catalog_provider::{FloeCatalogProvider, CATALOG_NAME};
@@ -21,6 +24,30 @@ pub enum Access {
     Users(Arc<Users>, Arc<Grants>),
     /// Anyone, without a password, reading everything.
     Anonymous,
+}
+
+impl Access {
+    /// What `user`, whose password or token has been checked, may read.
+    pub fn reads_of(&self, user: &str) -> SessionAccess {
+        match self {
+            Access::Anonymous => SessionAccess::everything(),
+            Access::Users(_, grants) => {
+                let reads = SessionAccess::default();
+                reads.grant(Arc::new(grants.policy_for(user)));
+                reads
+            }
+        }
+    }
+
+    /// What the holder of `credentials` (user, password) may read; `None` when they prove
+    /// nobody. Anonymous access needs none.
+    pub fn sign_in(&self, credentials: Option<(&str, &str)>) -> Option<SessionAccess> {
+        match (self, credentials) {
+            (Access::Anonymous, _) => Some(SessionAccess::everything()),
+            (Access::Users(users, _), Some((user, password))) if users.verify(user, password) => Some(self.reads_of(user)),
+            (Access::Users(..), _) => None,
+        }
+    }
 }
 
 /// What one query may use, and how many may run at once.
@@ -47,4 +74,53 @@ pub fn session(provider: &FloeCatalogProvider, reads: SessionAccess, limits: &Li
     let ctx = SessionContext::new_with_config_rt(session_config(), runtime);
     ctx.register_catalog(CATALOG_NAME, Arc::new(provider.for_session(reads)));
     Ok(ctx)
+}
+
+/// Why a statement will not run.
+#[derive(Debug)]
+pub enum Unplanned {
+    /// It writes, or would: DDL, DML, `COPY … TO`, `CREATE EXTERNAL TABLE`.
+    NotARead(String),
+    /// DataFusion could not plan it (a syntax error, an unknown or forbidden table …).
+    Failed(DataFusionError),
+}
+
+impl std::fmt::Display for Unplanned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unplanned::NotARead(why) => write!(f, "floe's SQL endpoint is read-only: {why}"),
+            Unplanned::Failed(e) => f.write_str(&e.strip_backtrace()),
+        }
+    }
+}
+
+/// `sql` planned in `ctx`, if it only reads.
+pub async fn plan_read(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan, Unplanned> {
+    let plan = ctx.state().create_logical_plan(sql).await.map_err(Unplanned::Failed)?;
+    floe_views::read_only().verify_plan(&plan).map_err(|e| Unplanned::NotARead(e.strip_backtrace()))?;
+    Ok(plan)
+}
+
+/// One relation a session may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub schema: String,
+    pub name: String,
+    /// A `_latest` view over a keyed table, rather than a table.
+    pub is_view: bool,
+}
+
+/// Every table and view of floe's catalog that `ctx` may read, schema by schema.
+pub fn listing(ctx: &SessionContext) -> Vec<Listed> {
+    let Some(catalog) = ctx.catalog(CATALOG_NAME) else { return vec![] };
+    let mut listed = vec![];
+    for schema in catalog.schema_names() {
+        let Some(provider) = catalog.schema(&schema) else { continue };
+        let names = provider.table_names();
+        for name in &names {
+            let is_view = name.strip_suffix(floe_views::latest::LATEST_SUFFIX).is_some_and(|base| names.iter().any(|n| n == base));
+            listed.push(Listed { schema: schema.clone(), name: name.clone(), is_view });
+        }
+    }
+    listed
 }

@@ -1,11 +1,10 @@
-//! The SQL endpoints of `floe serve`: PostgreSQL wire and HTTP, configured by `[server]`,
-//! `[[users]]` and `[[grants]]`, over one catalog provider.
-
-use std::net::SocketAddr;
+//! The SQL endpoints of `floe serve`: PostgreSQL wire, Arrow Flight SQL and HTTP, configured by
+//! `[server]`, `[[users]]` and `[[grants]]`, over one catalog provider.
 
 use anyhow::{Context, Result};
 use floe_catalog::Catalog;
 use floe_server::config::ServerConfig;
+use floe_server::flight::FlightSqlEndpoint;
 use floe_server::http::{HttpEndpoint, MetricsText};
 use floe_server::pg::PgEndpoint;
 use floe_server::session::Access;
@@ -13,27 +12,26 @@ use floe_sink::config::ConfigError;
 use floe_sink::SinkConfig;
 use floe_views::catalog_provider::FloeCatalogProvider;
 
+use crate::cli::EndpointArgs;
+
 /// The endpoints' settings, when the config has `[server]` or an address flag is given; the
 /// flags win over the file.
-pub fn settings(
-    config: &SinkConfig,
-    file: &str,
-    pg_addr: Option<SocketAddr>,
-    http_addr: Option<SocketAddr>,
-) -> Result<Option<ServerConfig>> {
-    if config.server.is_none() && pg_addr.is_none() && http_addr.is_none() {
+pub fn settings(config: &SinkConfig, file: &str, flags: &EndpointArgs) -> Result<Option<ServerConfig>> {
+    if config.server.is_none() && !flags.any() {
         return Ok(None);
     }
     let mut server = ServerConfig::from_toml(&config.server.clone().unwrap_or_default(), &config.users, &config.grants)
         .map_err(|e| ConfigError { file: file.to_string(), key: e.key, problem: e.problem, fix: e.fix })?;
-    server.pg_addr = pg_addr.unwrap_or(server.pg_addr);
-    server.http_addr = http_addr.unwrap_or(server.http_addr);
+    server.pg_addr = flags.pg_addr.unwrap_or(server.pg_addr);
+    server.http_addr = flags.http_addr.unwrap_or(server.http_addr);
+    server.flight_addr = flags.flight_addr.unwrap_or(server.flight_addr);
     Ok(Some(server))
 }
 
-/// Both endpoints, bound.
+/// The three endpoints, bound.
 pub struct Endpoints {
     pg: PgEndpoint,
+    flight: FlightSqlEndpoint,
     http: HttpEndpoint,
 }
 
@@ -43,24 +41,31 @@ impl Endpoints {
         let partitions = std::thread::available_parallelism().map_or(1, usize::from);
         let provider = std::sync::Arc::new(FloeCatalogProvider::new(catalog.shared(), partitions));
         provider.refresh().await?;
-        let (pg_addr, http_addr) = (server.pg_addr, server.http_addr);
+        let (pg_addr, http_addr, flight_addr) = (server.pg_addr, server.http_addr, server.flight_addr);
         let pg = PgEndpoint::bind(pg_addr, provider.clone(), access.clone(), server.limits.clone())
             .await
             .with_context(|| format!("listening on {pg_addr} (Postgres wire)"))?;
+        let flight = FlightSqlEndpoint::bind(flight_addr, provider.clone(), access.clone(), server.limits.clone())
+            .await
+            .with_context(|| format!("listening on {flight_addr} (Flight SQL)"))?;
         let http = HttpEndpoint::bind(http_addr, provider, access, server.limits, Some(metrics))
             .await
             .with_context(|| format!("listening on {http_addr} (HTTP)"))?;
-        Ok(Self { pg, http })
+        Ok(Self { pg, flight, http })
     }
 
-    /// Serves both until Ctrl-C or SIGTERM.
+    /// Serves all three until Ctrl-C or SIGTERM.
     pub async fn serve(self) -> Result<()> {
         println!("floe serve: Postgres wire on {}", self.pg.local_addr()?);
+        println!("floe serve: Flight SQL on grpc://{}", self.flight.local_addr()?);
         println!("floe serve: HTTP on http://{}", self.http.local_addr()?);
         let mut pg_shutdown = crate::shutdown::Shutdown::listen()?;
+        let mut flight_shutdown = crate::shutdown::Shutdown::listen()?;
         let mut http_shutdown = crate::shutdown::Shutdown::listen()?;
+        let flight = self.flight.serve(async move { flight_shutdown.requested().await });
         let http = self.http.serve(async move { http_shutdown.requested().await });
-        let ((), http) = tokio::join!(self.pg.serve(pg_shutdown.requested()), http);
+        let ((), flight, http) = tokio::join!(self.pg.serve(pg_shutdown.requested()), flight, http);
+        flight?;
         Ok(http?)
     }
 }

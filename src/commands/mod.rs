@@ -34,9 +34,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Resume { tables } => resume::run(&catalog, &tables).await,
         Command::Describe { table } => describe::describe(&catalog, &table).await,
         Command::Compact { table, all, dry_run, compaction } => compact::run(&catalog, table, all, &compaction.options(dry_run)).await,
-        Command::Serve { schedule, metrics_addr, pg_addr, http_addr, compaction, config, kafka } => {
+        Command::Serve { schedule, metrics_addr, endpoints, compaction, config, kafka } => {
             let (config, file) = sink::load(&cli.data_dir, config, kafka)?;
-            let server = endpoints::settings(&config, &file, pg_addr, http_addr)?;
+            let server = endpoints::settings(&config, &file, &endpoints)?;
             let sink = if config.kafka.is_some() { Some((sink::connect(&config, &file)?, config)) } else { None };
             serve::run(&catalog, &schedule, metrics_addr, &compaction.options(false), sink, server).await
         }

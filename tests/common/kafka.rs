@@ -40,10 +40,15 @@ impl Broker {
     pub fn start() -> Broker {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let url = format!("tcp://127.0.0.1:{port}");
+        // `FLOE_TANSU_LOG=dir` keeps each broker's log there, for a test that misbehaves.
+        let log = |suffix: &str| match std::env::var("FLOE_TANSU_LOG") {
+            Ok(dir) => Stdio::from(std::fs::File::create(format!("{dir}/tansu-{port}.{suffix}")).unwrap()),
+            Err(_) => Stdio::null(),
+        };
         let child = Command::new(tansu())
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log("out"))
+            .stderr(log("err"))
             .spawn()
             .expect("tansu starts");
         let address = format!("127.0.0.1:{port}");
