@@ -1,8 +1,8 @@
 //! The SQL endpoint against floe's in-process query path, in the same run:
 //!
 //! - a full scan of a `_latest` view: time to the first row and rows/s, in process
-//!   (`floe_views`, DataFusion's stream) and over the PostgreSQL wire (floe-server, read by
-//!   sqlx's PostgreSQL client, row by row);
+//!   (`floe_views`, DataFusion's stream), over the PostgreSQL wire (floe-server, read by sqlx's
+//!   PostgreSQL client, row by row) and over Flight SQL (arrow-flight's client, batch by batch);
 //! - point lookups by key over the PostgreSQL wire, per second, with filter pushdown
 //!   (`WHERE id = $1`: only the file whose statistics hold the key is read) and without
 //!   (`WHERE id + 0 = $1`: the same rows, but no predicate the scan can use).
@@ -13,7 +13,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow_flight::sql::client::FlightSqlServiceClient;
 use floe_catalog::{Catalog, SqlCatalog};
+use floe_server::flight::FlightSqlEndpoint;
 use floe_server::pg::PgEndpoint;
 use floe_server::session::{Access, Limits};
 
@@ -79,6 +81,25 @@ async fn over_the_wire(url: &str, sql: &str) -> (Duration, Duration, usize) {
     (first.expect("rows"), started.elapsed(), count)
 }
 
+/// Time to the first row, and to the last, reading `sql` over Flight SQL at `addr`.
+async fn over_flight(addr: std::net::SocketAddr, sql: &str) -> (Duration, Duration, usize) {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut client = FlightSqlServiceClient::new(channel);
+    let started = Instant::now();
+    let info = client.execute(sql.to_string(), None).await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().expect("a ticket");
+    let mut batches = client.do_get(ticket).await.unwrap();
+    let (mut first, mut rows) = (None, 0);
+    while let Some(batch) = batches.next().await {
+        let batch = batch.unwrap();
+        if batch.num_rows() > 0 {
+            first.get_or_insert_with(|| started.elapsed());
+        }
+        rows += batch.num_rows();
+    }
+    (first.expect("rows"), started.elapsed(), rows)
+}
+
 /// Lookups of `lookups` keys spread over the table, per second, by `sql` with `$1` the key.
 async fn lookups_per_second(url: &str, sql: &str, rows: usize, lookups: usize) -> f64 {
     let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
@@ -104,13 +125,18 @@ fn main() {
         let provider = Arc::new(FloeCatalogProvider::new(catalog.shared(), partitions));
         provider.refresh().await.unwrap();
         let limits = Limits::new(Duration::from_secs(600), 4 << 30, 16);
-        let endpoint = PgEndpoint::bind("127.0.0.1:0".parse().unwrap(), provider, Access::Anonymous, limits).await.unwrap();
+        let loopback = "127.0.0.1:0".parse().unwrap();
+        let endpoint = PgEndpoint::bind(loopback, provider.clone(), Access::Anonymous, limits.clone()).await.unwrap();
         let url = format!("postgres://bench@{}/floe", endpoint.local_addr().unwrap());
         tokio::spawn(endpoint.serve(std::future::pending()));
+        let flight = FlightSqlEndpoint::bind(loopback, provider, Access::Anonymous, limits).await.unwrap();
+        let flight_addr = flight.local_addr().unwrap();
+        tokio::spawn(flight.serve(std::future::pending()));
 
         // Best of three each, alternating, so that a noisy moment flatters neither side.
         let scan = "SELECT * FROM bench.customers_latest";
-        let (mut local, mut wire) = ((Duration::MAX, Duration::MAX), (Duration::MAX, Duration::MAX));
+        let unmeasured = (Duration::MAX, Duration::MAX);
+        let (mut local, mut wire, mut arrow) = (unmeasured, unmeasured, unmeasured);
         for _ in 0..3 {
             let (first, all, n) = in_process(&catalog, scan).await;
             assert_eq!(n, rows);
@@ -118,6 +144,9 @@ fn main() {
             let (first, all, n) = over_the_wire(&url, scan).await;
             assert_eq!(n, rows);
             wire = (wire.0.min(first), wire.1.min(all));
+            let (first, all, n) = over_flight(flight_addr, scan).await;
+            assert_eq!(n, rows);
+            arrow = (arrow.0.min(first), arrow.1.min(all));
         }
         let per_second = |d: Duration| rows as f64 / d.as_secs_f64();
         println!("sql_endpoint: {rows} rows in {FILES} files, full scan of a _latest view (best of 3)");
@@ -127,6 +156,12 @@ fn main() {
             wire.0,
             per_second(wire.1),
             local.1.as_secs_f64() / wire.1.as_secs_f64()
+        );
+        println!(
+            "  Flight SQL (arrow-flight)    first row {:>9.1?}  {:>10.0} rows/s  {:.2} of in process",
+            arrow.0,
+            per_second(arrow.1),
+            local.1.as_secs_f64() / arrow.1.as_secs_f64()
         );
 
         let pushed = lookups_per_second(&url, "SELECT * FROM bench.customers_latest WHERE id = $1", rows, lookups).await;

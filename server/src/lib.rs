@@ -1,7 +1,8 @@
 //! # floe-server
 //!
 //! floe's SQL endpoints over the views: the PostgreSQL wire protocol ([`pg`]) for BI tools,
-//! drivers and psql, and HTTP ([`http`]) for scripts. This crate owns the network side only:
+//! drivers and psql, Arrow Flight SQL ([`flight`]) for programs that want Arrow (ADBC), and
+//! HTTP ([`http`]) for scripts. This crate owns the network side only:
 //!
 //! - each connection gets its own DataFusion session over floe-views' catalog provider, with
 //!   `pg_catalog` added so drivers can list schemas, tables and columns;
