@@ -17,7 +17,7 @@ use arrow_flight::sql::client::FlightSqlServiceClient;
 use floe_catalog::{Catalog, SqlCatalog};
 use floe_server::flight::FlightSqlEndpoint;
 use floe_server::pg::PgEndpoint;
-use floe_server::session::{Access, Limits};
+use floe_server::session::{Access, Limits, Serving};
 
 use floe_sink::source::file::from_reader;
 use floe_sink::testing::{Column, TableEvents};
@@ -126,10 +126,11 @@ fn main() {
         provider.refresh().await.unwrap();
         let limits = Limits::new(Duration::from_secs(600), 4 << 30, 16);
         let loopback = "127.0.0.1:0".parse().unwrap();
-        let endpoint = PgEndpoint::bind(loopback, provider.clone(), Access::Anonymous, limits.clone()).await.unwrap();
+        let serving = Serving { provider, access: Access::Anonymous, limits, tls: None };
+        let endpoint = PgEndpoint::bind(loopback, serving.clone()).await.unwrap();
         let url = format!("postgres://bench@{}/floe", endpoint.local_addr().unwrap());
         tokio::spawn(endpoint.serve(std::future::pending()));
-        let flight = FlightSqlEndpoint::bind(loopback, provider, Access::Anonymous, limits).await.unwrap();
+        let flight = FlightSqlEndpoint::bind(loopback, serving).await.unwrap();
         let flight_addr = flight.local_addr().unwrap();
         tokio::spawn(flight.serve(std::future::pending()));
 

@@ -219,9 +219,15 @@ fn two_sinks_in_one_group_share_the_partitions_and_every_change_lands_once() {
     assert_latest_views_equal(dir.path(), expected_dir.path(), &expected);
 }
 
+/// A crash (SIGKILL) of one of several members is not tested here: tansu 0.6.0 can hang the
+/// group then. When a heartbeat is the first request to notice the dead member, tansu drops it
+/// but starts no new generation, so its partitions stay assigned to nobody
+/// (tansu-broker 0.6.0 `coordinator/group/administrator.rs`: `Inner<Formed>::heartbeat` keeps
+/// the group formed; fixed in tansu's unreleased v0.7.0). Kafka starts a new generation. A
+/// crash of a single sink, which needs no rebalance, is tested at ten random points above; a
+/// clean stop (LeaveGroup) starts a new generation in tansu too.
 #[test]
-#[ignore = "stalled once in CI (12 brokers on 2 cores): after the kill, the two survivors held 2 of 9 partitions for 90 s; passes alone; run with --ignored while it is investigated"]
-fn a_third_sink_joins_and_one_is_killed_in_the_middle_and_every_change_lands_once() {
+fn a_third_sink_joins_and_one_stops_in_the_middle_and_every_change_lands_once() {
     let Captures { events, topics, broker, expected_dir, expected } = Captures::on_a_broker();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &broker, &topics);
@@ -234,11 +240,11 @@ fn a_third_sink_joins_and_one_is_killed_in_the_middle_and_every_change_lands_onc
     let third = Sink::start(dir.path(), &config, "third");
     broker.produce(&events[third_of..2 * third_of]);
     assert!(eventually(Duration::from_secs(60), || assigned(&third)), "{}", third.log());
-    let killed = first.crash();
+    let stopped = stop(first);
     broker.produce(&events[2 * third_of..]);
 
     let arrived = everything_arrives(dir.path(), &expected);
-    let logs = format!("{killed}\n{}\n{}", stop(second), stop(third));
+    let logs = format!("{stopped}\n{}\n{}", stop(second), stop(third));
     assert!(arrived, "not every row arrived: {:?} of {expected:?}\n{logs}", row_counts(dir.path()));
     assert_eq!(row_counts(dir.path()), expected, "rows per table\n{logs}");
     assert_no_position_twice(dir.path(), &expected);

@@ -68,7 +68,8 @@ impl Served {
         let args = ["serve", "--config", &config.display().to_string(), "--metrics-addr", "127.0.0.1:0", "--schedule", "0 0 3 1 1 *"];
         let mut server = Running::start(dir.path(), "serve", &args);
         let line = server.wait_for_line("Postgres wire on", Duration::from_secs(60));
-        let port = line.rsplit(':').next().unwrap().trim().parse().unwrap_or_else(|_| panic!("no port in {line:?}"));
+        let address = line.split("wire on ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or_default();
+        let port = address.rsplit(':').next().unwrap().parse().unwrap_or_else(|_| panic!("no port in {line:?}"));
         let http = server.wait_for_line("HTTP on ", Duration::from_secs(10));
         let http = http.split("HTTP on ").nth(1).unwrap().trim().to_string();
         let flight = server.wait_for_line("Flight SQL on ", Duration::from_secs(10));
@@ -131,9 +132,15 @@ impl Served {
     /// What the ADBC Flight SQL driver answers `request` (`query SQL [PARAM…]`, `objects`,
     /// `schema SCHEMA TABLE`; see tests/py/flight_query.py) as `user`.
     fn adbc(&self, user: &str, password: &str, request: &[&str]) -> Value {
+        self.adbc_trusting(None, user, password, request)
+    }
+
+    /// As [`Served::adbc`], trusting the certificate at `cert` (a TLS server's).
+    fn adbc_trusting(&self, cert: Option<&str>, user: &str, password: &str, request: &[&str]) -> Value {
         let mut args = vec![self.flight.as_str(), user, password];
         args.extend(request);
-        run_python_json("flight_query.py", &args)
+        let env: Vec<(&str, &str)> = cert.map(|c| ("FLOE_TLS_ROOT_CERTS", c)).into_iter().collect();
+        run_python_json_with("flight_query.py", &args, &env)
     }
 
     /// pgjdbc's answers (tests/java/JdbcProbe.java) as `user`, looking up `sku`: its lines.
@@ -421,6 +428,54 @@ fn flight_sql_refuses_wrong_passwords_ungranted_tables_hidden_columns_and_writes
     assert_eq!(served.adbc("outsider", PASSWORD, &["objects"])["tables"], serde_json::json!([]));
     let parts = error(served.adbc("outsider", PASSWORD, &["query", "SELECT count(*) FROM depot.parts"]));
     assert!(parts.contains("permission denied for table depot.parts"), "{parts}");
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, made by openssl: (cert, key) paths.
+fn self_signed_certificate(dir: &Path) -> (String, String) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    (cert.display().to_string(), key.display().to_string())
+}
+
+#[test]
+fn with_a_certificate_every_endpoint_speaks_tls_and_clients_verify_it() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_certificate(certs.path());
+    let served = Served::start_with(&format!("tls_cert = \"{cert}\"\ntls_key = \"{key}\"\n"));
+
+    let psql = |mode: &str| {
+        Command::new("psql")
+            .arg(format!("host=127.0.0.1 port={} user=analyst dbname=floe sslmode={mode} sslrootcert={cert}", served.port))
+            .args(["-X", "-A", "-t", "-c", "SELECT count(*) FROM depot.parts_latest"])
+            .env("PGPASSWORD", PASSWORD)
+            .output()
+            .expect("psql runs")
+    };
+    let verified = psql("verify-full");
+    assert!(verified.status.success(), "psql over TLS: {}", String::from_utf8_lossy(&verified.stderr));
+    assert_eq!(String::from_utf8_lossy(&verified.stdout).trim(), truth("parts").len().to_string());
+
+    assert!(served.http.starts_with("https://"), "{}", served.http);
+    let health = Command::new("curl").args(["-s", "--cacert", &cert, &format!("{}/health", served.http)]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&health.stdout), "ok\n", "curl over TLS: {}", String::from_utf8_lossy(&health.stderr));
+    let plain = served.http.replace("https://", "http://");
+    let refused = Command::new("curl").args(["-s", "-m", "5", &format!("{plain}/health")]).output().unwrap();
+    assert_ne!(String::from_utf8_lossy(&refused.stdout), "ok\n", "plain HTTP is not served beside TLS");
+
+    assert!(served.flight.starts_with("grpc+tls://"), "{}", served.flight);
+    let count = served.adbc_trusting(Some(&cert), "analyst", PASSWORD, &["query", "SELECT count(*) FROM depot.parts_latest"]);
+    assert_eq!(count["rows"][0][0], truth("parts").len(), "ADBC over TLS: {count}");
+    let untrusted = served.adbc("analyst", PASSWORD, &["query", "SELECT 1"]);
+    assert!(untrusted.get("error").is_some(), "an unknown certificate is refused by the client: {untrusted}");
 }
 
 #[test]

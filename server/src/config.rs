@@ -10,6 +10,8 @@
 //! query_timeout = "5m"           # queries running longer are cancelled (HTTP, Flight SQL)
 //! query_memory_limit = "2GiB"    # per session, for sorts, joins and aggregates
 //! max_concurrent_queries = 16    # queries at once (HTTP, Flight SQL); more are refused
+//! tls_cert = "/etc/floe/cert.pem" # optional, with tls_key: TLS on every endpoint
+//! tls_key = "/etc/floe/key.pem"
 //!
 //! [[users]]
 //! name = "analyst"
@@ -31,6 +33,7 @@ use floe_views::access::Columns;
 use crate::auth::{Secret, Users};
 use crate::grants::{Grant, Grants, Scope};
 use crate::session::Limits;
+use crate::tls::{Tls, TlsError};
 
 /// Where the Postgres wire endpoint listens when the config does not say.
 pub const DEFAULT_PG_ADDR: &str = "127.0.0.1:5433";
@@ -56,6 +59,8 @@ struct ServerSection {
     query_memory_limit: String,
     #[serde(default = "default_max_concurrent_queries")]
     max_concurrent_queries: usize,
+    tls_cert: Option<std::path::PathBuf>,
+    tls_key: Option<std::path::PathBuf>,
 }
 
 fn default_pg_addr() -> SocketAddr {
@@ -109,6 +114,8 @@ pub struct ServerConfig {
     pub users: Users,
     pub grants: Grants,
     pub limits: Limits,
+    /// The certificate and key of every endpoint, when `tls_cert` and `tls_key` are set.
+    pub tls: Option<Tls>,
 }
 
 /// A problem in one key, and how to fix it.
@@ -127,7 +134,7 @@ impl ServerConfig {
             invalid(
                 "server".into(),
                 e.message().to_string(),
-                "[server] takes pg_addr, http_addr, flight_addr, allow_anonymous, query_timeout, query_memory_limit and max_concurrent_queries",
+                "[server] takes pg_addr, http_addr, flight_addr, allow_anonymous, query_timeout, query_memory_limit, max_concurrent_queries, tls_cert and tls_key",
             )
         })?;
         let memory = section.query_memory_limit.parse::<bytesize::ByteSize>().map_err(|e| {
@@ -141,6 +148,7 @@ impl ServerConfig {
             return Err(invalid("server.max_concurrent_queries".into(), "is 0: no query could run".into(), "set it to 1 or more"));
         }
         let limits = Limits::new(section.query_timeout, memory.as_u64() as usize, section.max_concurrent_queries);
+        let tls = tls_of(&section)?;
         let mut secrets = vec![];
         let mut roles = std::collections::BTreeMap::new();
         for (i, user) in users.iter().enumerate() {
@@ -170,7 +178,26 @@ impl ServerConfig {
             users,
             grants,
             limits,
+            tls,
         })
+    }
+}
+
+/// The TLS identity `tls_cert` and `tls_key` name: both or neither.
+fn tls_of(section: &ServerSection) -> Result<Option<Tls>, Invalid> {
+    let invalid = |key: &str, problem: String, fix: &str| Invalid { key: format!("server.{key}"), problem, fix: fix.into() };
+    match (&section.tls_cert, &section.tls_key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Tls::load(cert, key).map(Some).map_err(|e| match e {
+            TlsError::Cert(problem) => invalid("tls_cert", problem, "name a PEM file with the server's certificate (then its chain)"),
+            TlsError::Key(problem) => invalid("tls_key", problem, "name the PEM file with the private key of tls_cert's certificate"),
+        }),
+        (Some(_), None) => {
+            Err(invalid("tls_key", "is missing, while tls_cert is set".into(), "set tls_key to the certificate's PEM private key"))
+        }
+        (None, Some(_)) => {
+            Err(invalid("tls_cert", "is missing, while tls_key is set".into(), "set tls_cert to the PEM certificate of that key"))
+        }
     }
 }
 
@@ -222,6 +249,23 @@ mod tests {
         let users = tables("users", &mut file);
         let grants = tables("grants", &mut file);
         ServerConfig::from_toml(&server, &users, &grants)
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_names_the_one_that_is_wrong() {
+        let open = "[server]\nallow_anonymous = true\n";
+        let err = parse(&format!("{open}tls_cert = \"cert.pem\"\n")).unwrap_err();
+        assert_eq!((err.key.as_str(), err.problem.as_str()), ("server.tls_key", "is missing, while tls_cert is set"));
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, "not a certificate").unwrap();
+        let both = format!("{open}tls_cert = {:?}\ntls_key = {:?}\n", cert.display().to_string(), key.display().to_string());
+        let err = parse(&both).unwrap_err();
+        assert_eq!(err.key, "server.tls_key", "the key file does not exist: {err:?}");
+        std::fs::write(&key, "not a key").unwrap();
+        let err = parse(&both).unwrap_err();
+        assert_eq!(err.key, "server.tls_cert", "{err:?}");
+        assert!(err.problem.contains("holds no certificate") && err.fix.contains("PEM"), "{err:?}");
     }
 
     #[test]

@@ -44,11 +44,12 @@ use prost::Message;
 use tokio::net::TcpListener;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::auth::basic_credentials;
 use crate::hooks::renew_listing;
-use crate::session::{listing, plan_read, session, Access, Limits, Unplanned};
+use crate::session::{listing, plan_read, session, Access, Limits, Serving, Unplanned};
+use crate::tls::Tls;
 
 /// How long a handshake's bearer token stays valid.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
@@ -59,17 +60,17 @@ type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, St
 pub struct FlightSqlEndpoint {
     listener: TcpListener,
     service: FloeFlightSql,
+    tls: Option<Tls>,
 }
 
 impl FlightSqlEndpoint {
     /// Binds `addr` (port 0: any free port, see [`local_addr`](Self::local_addr)).
-    pub async fn bind(addr: SocketAddr, provider: Arc<FloeCatalogProvider>, access: Access, limits: Limits) -> std::io::Result<Self> {
-        if !addr.ip().is_loopback() {
-            warn!(%addr, "the Flight SQL endpoint listens beyond this machine without TLS: passwords, tokens and results travel in clear");
-        }
+    pub async fn bind(addr: SocketAddr, serving: Serving) -> std::io::Result<Self> {
+        serving.warn_if_exposed(addr, "Flight SQL", "passwords, tokens and results");
         let listener = TcpListener::bind(addr).await?;
+        let Serving { provider, access, limits, tls } = serving;
         let service = FloeFlightSql { provider, access, limits, tokens: Arc::default() };
-        Ok(Self { listener, service })
+        Ok(Self { listener, service, tls })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -79,10 +80,11 @@ impl FlightSqlEndpoint {
     /// Serves until `shutdown` completes.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), tonic::transport::Error> {
         let incoming = tonic::transport::server::TcpIncoming::from(self.listener);
-        tonic::transport::Server::builder()
-            .add_service(FlightServiceServer::new(self.service))
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await?;
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &self.tls {
+            builder = builder.tls_config(tls.tonic_config())?;
+        }
+        builder.add_service(FlightServiceServer::new(self.service)).serve_with_incoming_shutdown(incoming, shutdown).await?;
         info!("Flight SQL endpoint stopped");
         Ok(())
     }

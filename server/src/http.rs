@@ -28,11 +28,12 @@ use floe_views::access::SessionAccess;
 use floe_views::catalog_provider::FloeCatalogProvider;
 use floe_views::OutputFormat;
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::auth::basic_credentials;
 use crate::hooks::renew_listing;
-use crate::session::{listing, plan_read, session, Access, Limits, Unplanned};
+use crate::session::{listing, plan_read, session, Access, Limits, Serving, Unplanned};
+use crate::tls::TlsListener;
 
 /// Renders the process's Prometheus metrics.
 pub type MetricsText = Arc<dyn Fn() -> String + Send + Sync>;
@@ -45,30 +46,36 @@ struct Endpoint {
     metrics: Option<MetricsText>,
 }
 
+/// A bound listener: TLS when configured.
+enum Listening {
+    Plain(TcpListener),
+    Tls(TlsListener),
+}
+
 /// A bound, not yet serving, HTTP endpoint.
 pub struct HttpEndpoint {
-    listener: TcpListener,
+    listener: Listening,
     endpoint: Endpoint,
 }
 
 impl HttpEndpoint {
     /// Binds `addr` (port 0: any free port, see [`local_addr`](Self::local_addr)).
-    pub async fn bind(
-        addr: SocketAddr,
-        provider: Arc<FloeCatalogProvider>,
-        access: Access,
-        limits: Limits,
-        metrics: Option<MetricsText>,
-    ) -> std::io::Result<Self> {
-        if !addr.ip().is_loopback() {
-            warn!(%addr, "the HTTP endpoint listens beyond this machine without TLS: passwords and results travel in clear");
-        }
-        let listener = TcpListener::bind(addr).await?;
+    pub async fn bind(addr: SocketAddr, serving: Serving, metrics: Option<MetricsText>) -> std::io::Result<Self> {
+        serving.warn_if_exposed(addr, "HTTP", "passwords and results");
+        let tcp = TcpListener::bind(addr).await?;
+        let listener = match &serving.tls {
+            Some(tls) => Listening::Tls(TlsListener::new(tcp, tls)?),
+            None => Listening::Plain(tcp),
+        };
+        let Serving { provider, access, limits, .. } = serving;
         Ok(Self { listener, endpoint: Endpoint { provider, access, limits, metrics } })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Listening::Plain(tcp) => tcp.local_addr(),
+            Listening::Tls(tls) => axum::serve::Listener::local_addr(tls),
+        }
     }
 
     /// Serves until `shutdown` completes.
@@ -80,7 +87,10 @@ impl HttpEndpoint {
             .route("/tables", get(tables))
             .route("/tables/{name}/schema", get(table_schema))
             .with_state(self.endpoint);
-        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await?;
+        match self.listener {
+            Listening::Plain(tcp) => axum::serve(tcp, router).with_graceful_shutdown(shutdown).await?,
+            Listening::Tls(tls) => axum::serve(tls, router).with_graceful_shutdown(shutdown).await?,
+        }
         info!("HTTP endpoint stopped");
         Ok(())
     }

@@ -23,3 +23,4 @@ pub mod hooks;
 pub mod http;
 pub mod pg;
 pub mod session;
+pub mod tls;

@@ -33,24 +33,21 @@ use tracing::{info, warn};
 use crate::auth::ITERATIONS;
 use crate::grants::Grants;
 use crate::hooks::{ReadOnlyFloe, Savepoints};
-use crate::session::{session, Access, Limits};
+use crate::session::{session, Access, Limits, Serving};
+use crate::tls::Tls;
 
 /// A bound, not yet serving, Postgres wire endpoint.
 pub struct PgEndpoint {
     listener: TcpListener,
-    provider: Arc<FloeCatalogProvider>,
-    access: Access,
-    limits: Limits,
+    serving: Serving,
 }
 
 impl PgEndpoint {
     /// Binds `addr` (port 0: any free port, see [`local_addr`](Self::local_addr)).
-    pub async fn bind(addr: SocketAddr, provider: Arc<FloeCatalogProvider>, access: Access, limits: Limits) -> std::io::Result<Self> {
-        if !addr.ip().is_loopback() {
-            warn!(%addr, "the Postgres wire endpoint listens beyond this machine without TLS: passwords are safe (SCRAM), query results are not");
-        }
+    pub async fn bind(addr: SocketAddr, serving: Serving) -> std::io::Result<Self> {
+        serving.warn_if_exposed(addr, "Postgres wire", "query results (passwords are safe: SCRAM)");
         let listener = TcpListener::bind(addr).await?;
-        Ok(Self { listener, provider, access, limits })
+        Ok(Self { listener, serving })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -72,15 +69,17 @@ impl PgEndpoint {
                     continue;
                 }
             };
-            let connection = match Connection::new(&self.provider, &self.access, &self.limits) {
+            let serving = &self.serving;
+            let connection = match Connection::new(&serving.provider, &serving.access, &serving.limits) {
                 Ok(connection) => Arc::new(connection),
                 Err(e) => {
                     warn!(%peer, error = %e, "could not set up a session");
                     continue;
                 }
             };
+            let tls = serving.tls.as_ref().map(Tls::acceptor);
             tokio::spawn(async move {
-                if let Err(e) = pgwire::tokio::process_socket(socket, None, connection).await {
+                if let Err(e) = pgwire::tokio::process_socket(socket, tls, connection).await {
                     warn!(%peer, error = %e, "connection ended with an error");
                 }
             });

@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::Users;
 use crate::grants::Grants;
+use crate::tls::Tls;
 
 /// Who may connect, and what they may read.
 #[derive(Debug, Clone)]
@@ -46,6 +47,26 @@ impl Access {
             (Access::Anonymous, _) => Some(SessionAccess::everything()),
             (Access::Users(users, _), Some((user, password))) if users.verify(user, password) => Some(self.reads_of(user)),
             (Access::Users(..), _) => None,
+        }
+    }
+}
+
+/// What every endpoint serves, to whom and how: the catalog, who may connect, the limits, and
+/// TLS when configured.
+#[derive(Debug, Clone)]
+pub struct Serving {
+    pub provider: Arc<FloeCatalogProvider>,
+    pub access: Access,
+    pub limits: Limits,
+    pub tls: Option<Tls>,
+}
+
+impl Serving {
+    /// Warns loudly when `endpoint` listens beyond this machine without TLS: what then
+    /// `travels_in_clear`.
+    pub fn warn_if_exposed(&self, addr: std::net::SocketAddr, endpoint: &str, travels_in_clear: &str) {
+        if !addr.ip().is_loopback() && self.tls.is_none() {
+            tracing::warn!(%addr, "the {endpoint} endpoint listens beyond this machine without TLS ([server] tls_cert, tls_key): {travels_in_clear} travel in clear");
         }
     }
 }

@@ -7,7 +7,7 @@ use floe_server::config::ServerConfig;
 use floe_server::flight::FlightSqlEndpoint;
 use floe_server::http::{HttpEndpoint, MetricsText};
 use floe_server::pg::PgEndpoint;
-use floe_server::session::Access;
+use floe_server::session::{Access, Serving};
 use floe_sink::config::ConfigError;
 use floe_sink::SinkConfig;
 use floe_views::catalog_provider::FloeCatalogProvider;
@@ -30,6 +30,7 @@ pub fn settings(config: &SinkConfig, file: &str, flags: &EndpointArgs) -> Result
 
 /// The three endpoints, bound.
 pub struct Endpoints {
+    tls: bool,
     pg: PgEndpoint,
     flight: FlightSqlEndpoint,
     http: HttpEndpoint,
@@ -41,24 +42,24 @@ impl Endpoints {
         let partitions = std::thread::available_parallelism().map_or(1, usize::from);
         let provider = std::sync::Arc::new(FloeCatalogProvider::new(catalog.shared(), partitions));
         provider.refresh().await?;
+        let tls = server.tls.is_some();
+        let serving = Serving { provider, access, limits: server.limits, tls: server.tls };
         let (pg_addr, http_addr, flight_addr) = (server.pg_addr, server.http_addr, server.flight_addr);
-        let pg = PgEndpoint::bind(pg_addr, provider.clone(), access.clone(), server.limits.clone())
-            .await
-            .with_context(|| format!("listening on {pg_addr} (Postgres wire)"))?;
-        let flight = FlightSqlEndpoint::bind(flight_addr, provider.clone(), access.clone(), server.limits.clone())
+        let pg = PgEndpoint::bind(pg_addr, serving.clone()).await.with_context(|| format!("listening on {pg_addr} (Postgres wire)"))?;
+        let flight = FlightSqlEndpoint::bind(flight_addr, serving.clone())
             .await
             .with_context(|| format!("listening on {flight_addr} (Flight SQL)"))?;
-        let http = HttpEndpoint::bind(http_addr, provider, access, server.limits, Some(metrics))
-            .await
-            .with_context(|| format!("listening on {http_addr} (HTTP)"))?;
-        Ok(Self { pg, flight, http })
+        let http =
+            HttpEndpoint::bind(http_addr, serving, Some(metrics)).await.with_context(|| format!("listening on {http_addr} (HTTP)"))?;
+        Ok(Self { tls, pg, flight, http })
     }
 
     /// Serves all three until Ctrl-C or SIGTERM.
     pub async fn serve(self) -> Result<()> {
-        println!("floe serve: Postgres wire on {}", self.pg.local_addr()?);
-        println!("floe serve: Flight SQL on grpc://{}", self.flight.local_addr()?);
-        println!("floe serve: HTTP on http://{}", self.http.local_addr()?);
+        let (grpc, http, ssl) = if self.tls { ("grpc+tls", "https", " (TLS offered)") } else { ("grpc", "http", "") };
+        println!("floe serve: Postgres wire on {}{ssl}", self.pg.local_addr()?);
+        println!("floe serve: Flight SQL on {grpc}://{}", self.flight.local_addr()?);
+        println!("floe serve: HTTP on {http}://{}", self.http.local_addr()?);
         let mut pg_shutdown = crate::shutdown::Shutdown::listen()?;
         let mut flight_shutdown = crate::shutdown::Shutdown::listen()?;
         let mut http_shutdown = crate::shutdown::Shutdown::listen()?;

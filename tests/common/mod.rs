@@ -28,7 +28,14 @@ pub fn python() -> PathBuf {
 
 /// Runs a Python script from `tests/py` with `args`, returns its stdout parsed as JSON.
 pub fn run_python_json(script: &str, args: &[&str]) -> Value {
-    let output = Command::new(python()).arg(repo_root().join("tests/py").join(script)).args(args).output().unwrap();
+    run_python_json_with(script, args, &[])
+}
+
+/// As [`run_python_json`], with these environment variables set for the script.
+pub fn run_python_json_with(script: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let mut command = Command::new(python());
+    command.arg(repo_root().join("tests/py").join(script)).args(args).envs(env.iter().copied());
+    let output = command.output().unwrap();
     assert!(output.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}):\n{}", String::from_utf8_lossy(&output.stdout)))

@@ -6,7 +6,8 @@ usage: flight_query.py URI USER PASSWORD query SQL [PARAM ...]   (a PARAM of dig
        flight_query.py URI USER PASSWORD schema SCHEMA TABLE     (a table's Arrow schema)
 Prints JSON: {"columns": [...], "types": [...], "rows": [[...], ...]} for a query,
 {"tables": [[schema, table, type], ...]} for objects, {"columns": [...]} for schema, and
-{"error": "..."} when the driver raises.
+{"error": "..."} when the driver raises. With $FLOE_TLS_ROOT_CERTS (a PEM file), a
+grpc+tls:// server's certificate is verified against it.
 """
 import json
 import os
@@ -41,7 +42,11 @@ def run(conn):
 
 
 try:
-    with flightsql.connect(uri, db_kwargs={"username": user, "password": password}) as conn:
+    options = {"username": user, "password": password}
+    if os.environ.get("FLOE_TLS_ROOT_CERTS"):
+        with open(os.environ["FLOE_TLS_ROOT_CERTS"]) as pem:
+            options["adbc.flight.sql.client_option.tls_root_certs"] = pem.read()
+    with flightsql.connect(uri, db_kwargs=options) as conn:
         answer = run(conn)
 except Exception as e:  # the driver's errors are the answer under test
     answer = {"error": str(e)}
