@@ -122,6 +122,16 @@ impl Served {
         (status.parse().unwrap(), body.to_string())
     }
 
+    /// Asserts that `/metrics` counts `endpoint`'s queries and the rows they returned.
+    fn assert_counted(&self, endpoint: &str) {
+        let (_, metrics) = self.curl(None, "/metrics", &[]);
+        let value = |name: &str| {
+            let line = metrics.lines().find(|l| l.starts_with(name) && l.contains(&format!("endpoint=\"{endpoint}\"")));
+            line.and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).unwrap_or(0.0)
+        };
+        assert!(value("floe_sql_queries_total") > 0.0 && value("floe_sql_rows_total") > 0.0, "{endpoint}:\n{metrics}");
+    }
+
     /// `POST /sql` with `query`, accepting `accept`.
     fn post_sql(&self, user: &str, query: &str, accept: &str) -> (u16, String) {
         self.curl(Some(user), "/sql", &["-X", "POST", "--data-binary", query, "-H", &format!("Accept: {accept}")])
@@ -202,6 +212,7 @@ fn psql_reads_the_latest_views_and_lists_what_is_there() {
     for column in ["sku", "qty", "price", "_op_ts"] {
         assert!(columns.lines().any(|l| l.starts_with(&format!("{column}|"))), "\\d depot.parts shows {column}:\n{columns}");
     }
+    served.assert_counted("pg");
 }
 
 #[test]
@@ -362,7 +373,7 @@ fn http_answers_in_every_format_to_users_with_what_their_grants_give() {
 }
 
 #[test]
-fn a_query_over_its_time_is_cancelled_over_http_and_flight_sql() {
+fn a_query_over_its_time_is_cancelled_over_every_protocol() {
     let served = Served::start_with("query_timeout = \"1ms\"\n");
     let slow = "SELECT count(*) FROM depot.parts_latest a CROSS JOIN depot.parts_latest b CROSS JOIN depot.moves c";
     let (status, body) = served.post_sql("analyst", slow, "application/json");
@@ -370,6 +381,9 @@ fn a_query_over_its_time_is_cancelled_over_http_and_flight_sql() {
     assert!(body.contains("query_timeout"), "{body}");
     let flight = served.adbc("analyst", PASSWORD, &["query", slow]);
     assert!(flight["error"].as_str().is_some_and(|e| e.contains("query_timeout")), "{flight}");
+    let psql = served.psql_as("analyst", PASSWORD, slow);
+    assert!(!psql.status.success(), "{}", String::from_utf8_lossy(&psql.stdout));
+    assert!(String::from_utf8_lossy(&psql.stderr).contains("query_timeout"), "{}", String::from_utf8_lossy(&psql.stderr));
 }
 
 fn qty_of(sku: &str) -> Value {
@@ -403,6 +417,7 @@ fn adbc_fetches_views_as_arrow_binds_parameters_and_lists_tables() {
     for column in ["sku", "qty", "price", "_op_ts"] {
         assert!(schema["columns"].as_array().unwrap().iter().any(|c| c == column), "{column}: {schema}");
     }
+    served.assert_counted("flight");
 }
 
 #[test]

@@ -47,6 +47,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::info;
 
 use crate::auth::basic_credentials;
+use crate::deadline::timed_out;
 use crate::hooks::renew_listing;
 use crate::session::{listing, plan_read, session, Access, Limits, Serving, Unplanned};
 use crate::tls::Tls;
@@ -123,7 +124,7 @@ impl FloeFlightSql {
     /// A session for the caller of `request`, with a current listing.
     async fn session_for<T>(&self, request: &Request<T>) -> Result<SessionContext, Status> {
         let reads = self.authenticate(request)?;
-        let ctx = session(&self.provider, reads, &self.limits).map_err(|e| Status::internal(e.to_string()))?;
+        let ctx = session("flight", &self.provider, reads, &self.limits).map_err(|e| Status::internal(e.to_string()))?;
         renew_listing(&ctx).await;
         Ok(ctx)
     }
@@ -168,25 +169,12 @@ impl FloeFlightSql {
         let plan = self.plan(&ctx, statement).await?;
         let batches = ctx.execute_logical_plan(plan).await.map_err(query_failed)?.execute_stream().await.map_err(query_failed)?;
         let schema = batches.schema();
-        let timeout = self.limits.timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        // The permit and the deadline go with the stream: they last as long as the client reads.
-        let limited = futures::stream::unfold(Some((batches, running)), move |state| async move {
-            let (mut batches, running) = state?;
-            match tokio::time::timeout_at(deadline, batches.next()).await {
-                Ok(Some(Ok(batch))) => {
-                    metrics::counter!("floe_sql_rows_total", "endpoint" => "flight").increment(batch.num_rows() as u64);
-                    Some((Ok(batch), Some((batches, running))))
-                }
-                Ok(Some(Err(e))) => Some((Err(FlightError::Tonic(Box::new(query_failed(e)))), None)),
-                Ok(None) => None,
-                Err(_) => {
-                    let late = Status::deadline_exceeded(format!("the query ran longer than {timeout:?} ([server] query_timeout)"));
-                    Some((Err(FlightError::Tonic(Box::new(late))), None))
-                }
-            }
+        // The permit goes with the stream: it lasts as long as the client reads.
+        let batches = batches.map(move |batch| {
+            let _running = &running;
+            batch.map_err(|e| FlightError::Tonic(Box::new(query_failed(e))))
         });
-        let encoded = FlightDataEncoderBuilder::new().with_schema(schema).build(limited).map_err(Status::from);
+        let encoded = FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(Status::from);
         Ok(Response::new(Box::pin(encoded)))
     }
 }
@@ -196,6 +184,8 @@ fn query_failed(e: DataFusionError) -> Status {
     let message = e.strip_backtrace();
     if message.contains("permission denied") {
         Status::permission_denied(message)
+    } else if timed_out(&e) {
+        Status::deadline_exceeded(message)
     } else if matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) {
         Status::resource_exhausted(message)
     } else {

@@ -121,7 +121,9 @@ impl QueryHook for ReadOnlyFloe {
         ctx: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        match self.judge(statement, ctx).await {
+        let verdict = self.judge(statement, ctx).await;
+        count_query(if matches!(verdict, Verdict::Refused(_)) { "refused" } else { "ok" });
+        match verdict {
             Verdict::AsItIs => None,
             Verdict::Refused(error) => Some(Err(error)),
             Verdict::Rewritten(plan) => Some(run(*plan, ctx, client).await),
@@ -150,9 +152,16 @@ impl QueryHook for ReadOnlyFloe {
         _ctx: &SessionContext,
         _client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        // Checked when it was parsed.
+        // Checked when it was parsed; counted as it runs.
+        count_query("ok");
         None
     }
+}
+
+/// One more Postgres wire statement in `floe_sql_queries_total` (its rows are counted as they
+/// stream, by [`crate::deadline`]).
+fn count_query(outcome: &'static str) {
+    metrics::counter!("floe_sql_queries_total", "endpoint" => "pg", "outcome" => outcome).increment(1);
 }
 
 /// Accepts `SAVEPOINT` and `RELEASE SAVEPOINT`; a read-only session has nothing to keep.

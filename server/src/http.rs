@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::auth::basic_credentials;
+use crate::deadline::timed_out;
 use crate::hooks::renew_listing;
 use crate::session::{listing, plan_read, session, Access, Limits, Serving, Unplanned};
 use crate::tls::TlsListener;
@@ -114,7 +115,8 @@ impl Endpoint {
     /// The session of an authenticated request.
     async fn session_for(&self, headers: &HeaderMap) -> Result<SessionContext, Failure> {
         let reads = self.authenticate(headers)?;
-        let ctx = session(&self.provider, reads, &self.limits).map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let ctx =
+            session("http", &self.provider, reads, &self.limits).map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         renew_listing(&ctx).await;
         Ok(ctx)
     }
@@ -132,6 +134,8 @@ fn failed_query(e: DataFusionError) -> Failure {
     let message = e.strip_backtrace();
     let status = if message.contains("permission denied") {
         StatusCode::FORBIDDEN
+    } else if timed_out(&e) {
+        StatusCode::REQUEST_TIMEOUT
     } else if matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) {
         StatusCode::INSUFFICIENT_STORAGE
     } else {
@@ -168,14 +172,8 @@ async fn run_sql(endpoint: &Endpoint, headers: &HeaderMap, query: &str) -> Resul
         Unplanned::Failed(e) => failed_query(e),
         not_a_read => Failure(StatusCode::FORBIDDEN, not_a_read.to_string()),
     })?;
-    let timeout = endpoint.limits.timeout;
-    let batches = tokio::time::timeout(timeout, async { ctx.execute_logical_plan(plan).await?.collect().await })
-        .await
-        .map_err(|_| Failure(StatusCode::REQUEST_TIMEOUT, format!("the query ran longer than {timeout:?} ([server] query_timeout)")))?
-        .map_err(failed_query)?;
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let batches = ctx.execute_logical_plan(plan).await.map_err(failed_query)?.collect().await.map_err(failed_query)?;
     let (content_type, body) = render(&batches, headers).map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    metrics::counter!("floe_sql_rows_total", "endpoint" => "http").increment(rows as u64);
     metrics::counter!("floe_sql_bytes_total", "endpoint" => "http").increment(body.len() as u64);
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }

@@ -101,7 +101,7 @@ impl Connection {
             Access::Anonymous => SessionAccess::everything(),
             Access::Users(..) => SessionAccess::default(),
         };
-        let ctx = session(provider, reads.clone(), limits)?;
+        let ctx = session("pg", provider, reads.clone(), limits)?;
         setup_pg_catalog(&ctx, CATALOG_NAME, EmptyContextProvider).map_err(|e| *e)?;
         ctx.register_udf(postgres_version());
         ctx.register_udf(to_regtype());

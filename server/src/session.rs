@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use floe_views::access::SessionAccess;
@@ -15,6 +16,7 @@ use floe_views::session::session_config;
 use tokio::sync::Semaphore;
 
 use crate::auth::Users;
+use crate::deadline::Deadline;
 use crate::grants::Grants;
 use crate::tls::Tls;
 
@@ -74,12 +76,12 @@ impl Serving {
 /// What one query may use, and how many may run at once.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// A query still running after this long is cancelled (HTTP).
+    /// A query still running after this long is cancelled.
     pub timeout: Duration,
     /// Memory one session's operators may hold (sorts, joins, aggregates) before the query
     /// fails with "resources exhausted".
     pub memory: usize,
-    /// Queries allowed to run at once (HTTP); the rest are turned away at once.
+    /// Queries allowed to run at once (HTTP, Flight SQL); the rest are turned away at once.
     pub concurrent: Arc<Semaphore>,
 }
 
@@ -89,10 +91,22 @@ impl Limits {
     }
 }
 
-/// A session over floe's catalog that reads what `reads` allows, within `limits.memory`.
-pub fn session(provider: &FloeCatalogProvider, reads: SessionAccess, limits: &Limits) -> datafusion::error::Result<SessionContext> {
+/// A session of `endpoint` over floe's catalog that reads what `reads` allows, its queries
+/// within `limits.memory` and `limits.timeout`.
+pub fn session(
+    endpoint: &'static str,
+    provider: &FloeCatalogProvider,
+    reads: SessionAccess,
+    limits: &Limits,
+) -> datafusion::error::Result<SessionContext> {
     let runtime = RuntimeEnvBuilder::new().with_memory_limit(limits.memory, 1.0).build_arc()?;
-    let ctx = SessionContext::new_with_config_rt(session_config(), runtime);
+    let state = SessionStateBuilder::new()
+        .with_config(session_config())
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(Deadline { timeout: limits.timeout, endpoint }))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     ctx.register_catalog(CATALOG_NAME, Arc::new(provider.for_session(reads)));
     Ok(ctx)
 }
