@@ -230,7 +230,8 @@ fn sqlalchemys_inspector_lists_schemas_tables_and_views() {
     let served = Served::start();
     let port = served.port.to_string();
     let seen = run_python_json("sqlalchemy_inspect.py", &[&port, "analyst", PASSWORD, "depot"]);
-    assert_eq!(seen["schemas"], serde_json::json!(["depot"]), "{seen}");
+    // As PostgreSQL's own: every schema but pg_catalog's.
+    assert_eq!(seen["schemas"], serde_json::json!(["depot", "information_schema"]), "{seen}");
     assert_eq!(seen["tables"], serde_json::json!(["bins", "moves", "parts"]), "{seen}");
     assert_eq!(seen["views"], serde_json::json!(["bins_latest", "moves_latest", "parts_latest"]), "{seen}");
     let version = served.psql("SELECT version()");
@@ -494,7 +495,7 @@ fn with_a_certificate_every_endpoint_speaks_tls_and_clients_verify_it() {
 }
 
 #[test]
-fn pgjdbc_lists_tables_and_columns_and_runs_a_prepared_statement_as_bi_tools_do() {
+fn pgjdbc_lists_tables_columns_and_keys_and_runs_a_prepared_statement_as_bi_tools_do() {
     let served = Served::start();
     let lines = served.jdbc("analyst", PASSWORD, "P-200");
     let has = |line: &str| lines.iter().any(|l| l == line);
@@ -504,7 +505,10 @@ fn pgjdbc_lists_tables_and_columns_and_runs_a_prepared_statement_as_bi_tools_do(
     for column in ["sku", "qty", "price", "_op_ts"] {
         assert!(lines.iter().any(|l| l.starts_with(&format!("column parts.{column} "))), "{column}:\n{}", lines.join("\n"));
     }
+    // The latest view's key is its primary key (the table keeps every change of a key: none).
+    assert!(has("pk parts_latest sku 1"), "getPrimaryKeys:\n{}", lines.join("\n"));
     assert!(has(&format!("row qty={}", qty_of("P-200"))), "the prepared statement's row:\n{}", lines.join("\n"));
+    assert!(has("done ok=6 failed=0"), "every step answered:\n{}", lines.join("\n"));
 
     let refused = served.jdbc("analyst", "wrong", "P-200");
     assert!(refused[0].starts_with("error connect:"), "{refused:?}");

@@ -3,8 +3,7 @@
 //! not a read is refused: DDL, DML, `COPY … TO` a server path, `CREATE EXTERNAL TABLE`. The check
 //! plans the statement as DataFusion will run it and asks DataFusion's own read-only rules.
 //!
-//! DataFusion's `LIKE` takes only the backslash as its escape character; SQLAlchemy lists
-//! schemas with `LIKE 'pg/_%' ESCAPE '/'`. Such patterns are rewritten to the backslash first.
+//! PostgreSQL spellings DataFusion does not take are rewritten first ([`crate::pg_rewrite`]).
 //!
 //! Savepoints, which drivers set around their own queries (psycopg's nested transactions, which
 //! SQLAlchemy uses), are accepted and do nothing: a reader has nothing to roll back.
@@ -24,6 +23,7 @@ use pgwire::api::ClientInfo;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use tracing::warn;
 
+use crate::pg_rewrite;
 use crate::session::{plan_read, Unplanned};
 
 /// How stale a listing may be before a statement renews it.
@@ -46,7 +46,7 @@ enum Verdict {
 impl ReadOnlyFloe {
     async fn judge(&self, statement: &Statement, ctx: &SessionContext) -> Verdict {
         renew_listing(ctx).await;
-        let rewritten = backslash_escapes(statement);
+        let rewritten = pg_rewrite::for_datafusion(statement);
         // Planned from its text, as the query handler will: DataFusion's own statements
         // (COPY … TO, CREATE EXTERNAL TABLE) are recognised only there.
         let text = rewritten.as_ref().unwrap_or(statement).to_string();
@@ -64,34 +64,6 @@ impl ReadOnlyFloe {
             None => Verdict::AsItIs,
         }
     }
-}
-
-/// `statement` with every `LIKE … ESCAPE 'c'` (c not a backslash) turned into the same match
-/// with backslash escapes; `None` when it has none.
-fn backslash_escapes(statement: &Statement) -> Option<Statement> {
-    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr, Value};
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-    use std::ops::ControlFlow;
-    let mut statement = statement.clone();
-    let mut changed = false;
-    let _ = visit_expressions_mut(&mut statement, |expr| {
-        if let Expr::Like { pattern, escape_char, .. } | Expr::ILike { pattern, escape_char, .. } = expr {
-            if let Some(Value::SingleQuotedString(escape)) =
-                escape_char.as_ref().filter(|e| !matches!(e, Value::SingleQuotedString(c) if c == "\\"))
-            {
-                // A backslash was a plain character; the old escape character becomes one.
-                let text = format!("replace(replace({pattern}, '\\', '\\\\'), '{}', '\\')", escape.replace('\'', "''"));
-                if let Ok(replaced) = Parser::new(&PostgreSqlDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_expr()) {
-                    **pattern = replaced;
-                    *escape_char = Some(Value::SingleQuotedString("\\".into()));
-                    changed = true;
-                }
-            }
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    changed.then_some(statement)
 }
 
 /// Runs `plan` and answers with its rows, as the simple query handler would.
@@ -211,36 +183,5 @@ impl QueryHook for Savepoints {
         _: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         Self::tag(statement).map(|tag| Ok(Response::Execution(tag)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-
-    fn statement(sql: &str) -> Statement {
-        Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0)
-    }
-
-    #[test]
-    fn a_like_escape_other_than_backslash_is_rewritten_to_backslash() {
-        let rewritten = backslash_escapes(&statement("SELECT 1 WHERE n NOT LIKE $1 || '%' ESCAPE '/'")).unwrap().to_string();
-        assert!(rewritten.contains("ESCAPE '\\'") && rewritten.contains("replace(replace($1 || '%'"), "{rewritten}");
-        assert!(backslash_escapes(&statement("SELECT 1 WHERE n LIKE 'a\\_%' ESCAPE '\\'")).is_none());
-        assert!(backslash_escapes(&statement("SELECT 1 WHERE n LIKE 'a%'")).is_none());
-    }
-
-    #[tokio::test]
-    async fn the_rewritten_pattern_matches_as_the_original_did() {
-        let ctx = SessionContext::new();
-        for (name, pattern, matches) in [("pg_toast", "pg/_%", true), ("pgatoast", "pg/_%", false), ("a\\b", "a\\b", true)] {
-            let sql = format!("SELECT '{name}' LIKE '{pattern}' ESCAPE '/' AS m");
-            let rewritten = backslash_escapes(&statement(&sql)).unwrap().to_string();
-            let batches = ctx.sql(&rewritten).await.unwrap().collect().await.unwrap();
-            let m = batches[0].column(0).as_any().downcast_ref::<datafusion::arrow::array::BooleanArray>().unwrap().value(0);
-            assert_eq!(m, matches, "{sql} → {rewritten}");
-        }
     }
 }

@@ -23,5 +23,8 @@ pub mod grants;
 pub mod hooks;
 pub mod http;
 pub mod pg;
+pub mod pg_functions;
+pub mod pg_relations;
+pub mod pg_rewrite;
 pub mod session;
 pub mod tls;

@@ -33,6 +33,7 @@ use tracing::{info, warn};
 use crate::auth::ITERATIONS;
 use crate::grants::Grants;
 use crate::hooks::{ReadOnlyFloe, Savepoints};
+use crate::pg_relations::FloePgCatalog;
 use crate::session::{session, Access, Limits, Serving};
 use crate::tls::Tls;
 
@@ -103,8 +104,8 @@ impl Connection {
         };
         let ctx = session("pg", provider, reads.clone(), limits)?;
         setup_pg_catalog(&ctx, CATALOG_NAME, EmptyContextProvider).map_err(|e| *e)?;
-        ctx.register_udf(postgres_version());
-        ctx.register_udf(to_regtype());
+        FloePgCatalog::install(&ctx.catalog(CATALOG_NAME).expect("registered by session()"))?;
+        crate::pg_functions::register(&ctx);
         // datafusion-postgres' hooks first: SET, SHOW and transactions are not reads, yet allowed.
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(SetShowHook),
@@ -178,26 +179,4 @@ impl StartupHandler for Startup {
             Startup::Open(open) => open.on_startup(client, message).await,
         }
     }
-}
-
-/// `version()` as drivers parse it (SQLAlchemy, pgjdbc read "PostgreSQL <major>.<minor>"): the
-/// protocol level floe speaks, then what floe is.
-fn postgres_version() -> datafusion::logical_expr::ScalarUDF {
-    use datafusion::arrow::datatypes::DataType;
-    use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
-    use datafusion::scalar::ScalarValue;
-    let text = format!("PostgreSQL 16.6 (floe {}, Apache DataFusion {})", env!("CARGO_PKG_VERSION"), datafusion::DATAFUSION_VERSION);
-    let version = move |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))));
-    create_udf("version", vec![], DataType::Utf8, Volatility::Stable, std::sync::Arc::new(version))
-}
-
-/// `to_regtype(name)`: NULL, "no such type". Drivers call it to probe for optional types
-/// (psycopg, for SQLAlchemy: `hstore`), which a floe table never has; floe's own columns are
-/// described by `pg_type` and the result metadata.
-fn to_regtype() -> datafusion::logical_expr::ScalarUDF {
-    use datafusion::arrow::datatypes::DataType;
-    use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
-    use datafusion::scalar::ScalarValue;
-    let unknown = |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Int32(None)));
-    create_udf("to_regtype", vec![DataType::Utf8], DataType::Int32, Volatility::Stable, std::sync::Arc::new(unknown))
 }

@@ -11,7 +11,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use floe_views::access::SessionAccess;
-use floe_views::catalog_provider::{FloeCatalogProvider, CATALOG_NAME};
+use floe_views::catalog_provider::{FloeCatalogProvider, Relation, CATALOG_NAME};
 use floe_views::session::session_config;
 use tokio::sync::Semaphore;
 
@@ -136,26 +136,13 @@ pub async fn plan_read(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan, U
     Ok(plan)
 }
 
-/// One relation a session may read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    pub schema: String,
-    pub name: String,
-    /// A `_latest` view over a keyed table, rather than a table.
-    pub is_view: bool,
+/// Every table and view of floe's catalog that `ctx` may read, schema by schema, as last listed.
+pub fn listing(ctx: &SessionContext) -> Vec<Relation> {
+    with_floe(ctx, FloeCatalogProvider::relations).unwrap_or_default()
 }
 
-/// Every table and view of floe's catalog that `ctx` may read, schema by schema.
-pub fn listing(ctx: &SessionContext) -> Vec<Listed> {
-    let Some(catalog) = ctx.catalog(CATALOG_NAME) else { return vec![] };
-    let mut listed = vec![];
-    for schema in catalog.schema_names() {
-        let Some(provider) = catalog.schema(&schema) else { continue };
-        let names = provider.table_names();
-        for name in &names {
-            let is_view = name.strip_suffix(floe_views::latest::LATEST_SUFFIX).is_some_and(|base| names.iter().any(|n| n == base));
-            listed.push(Listed { schema: schema.clone(), name: name.clone(), is_view });
-        }
-    }
-    listed
+/// `f` of the session's floe catalog, if it has one.
+pub fn with_floe<R>(ctx: &SessionContext, f: impl FnOnce(&FloeCatalogProvider) -> R) -> Option<R> {
+    let catalog = ctx.catalog(CATALOG_NAME)?;
+    catalog.as_any().downcast_ref::<FloeCatalogProvider>().map(f)
 }

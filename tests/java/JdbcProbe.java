@@ -112,7 +112,7 @@ public class JdbcProbe {
         });
 
         step("getPrimaryKeys", () -> {
-            try (ResultSet rs = md.getPrimaryKeys(null, "depot", "parts")) {
+            try (ResultSet rs = md.getPrimaryKeys(null, "depot", "parts_latest")) {
                 while (rs.next()) {
                     System.out.println("pk " + rs.getString("TABLE_NAME") + " "
                             + rs.getString("COLUMN_NAME") + " " + rs.getInt("KEY_SEQ"));

@@ -33,11 +33,25 @@ use crate::scan::ParallelSnapshotScan;
 /// The name floe's catalog has in a session.
 pub const CATALOG_NAME: &str = "floe";
 
-/// Tables per schema, as last listed, each with whether it is keyed (has a latest view).
+/// Tables per schema, as last listed, each with its key columns when it is keyed (and so has
+/// a latest view).
 #[derive(Debug, Default)]
 struct Listing {
-    schemas: BTreeMap<String, BTreeMap<String, bool>>,
+    schemas: BTreeMap<String, BTreeMap<String, Option<Vec<String>>>>,
     at: Option<Instant>,
+}
+
+/// A table or latest view a session may read, as last listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    pub schema: String,
+    pub name: String,
+    /// A `_latest` view over a keyed table, rather than a table.
+    pub is_view: bool,
+    /// The columns that identify a row, on a latest view (the table's identifier fields): unique
+    /// there, unlike in the table, which keeps every change of a key. `None` when the session
+    /// may not read one of them.
+    pub unique_key: Option<Vec<String>>,
 }
 
 /// floe's catalog, for DataFusion.
@@ -68,7 +82,7 @@ impl FloeCatalogProvider {
     }
 
     /// Whether the session may read anything in `schema`.
-    fn sees_any(&self, schema: &str, tables: &BTreeMap<String, bool>) -> bool {
+    fn sees_any(&self, schema: &str, tables: &BTreeMap<String, Option<Vec<String>>>) -> bool {
         tables.keys().any(|table| self.access.columns(schema, table).is_some())
     }
 
@@ -84,7 +98,7 @@ impl FloeCatalogProvider {
                     Err(CatalogError::TableNotFound(_)) => continue,
                     Err(e) => return Err(e.into()),
                 };
-                tables.insert(ident.name().to_string(), key_columns(table.current_schema()).is_some());
+                tables.insert(ident.name().to_string(), key_columns(table.current_schema()));
             }
             schemas.insert(namespace.join("."), tables);
         }
@@ -99,6 +113,24 @@ impl FloeCatalogProvider {
             return Ok(());
         }
         self.refresh().await
+    }
+
+    /// Every table and latest view the session may read, schema by schema, as last listed.
+    pub fn relations(&self) -> Vec<Relation> {
+        let listing = self.listing.read().expect("not poisoned");
+        let mut relations = vec![];
+        for (schema, tables) in &listing.schemas {
+            for (table, key) in tables {
+                let Some(columns) = self.access.columns(schema, table) else { continue };
+                let relation = |name: String, is_view, unique_key| Relation { schema: schema.clone(), name, is_view, unique_key };
+                relations.push(relation(table.clone(), false, None));
+                if let Some(key) = key {
+                    let readable = key.iter().all(|k| columns.allows(k)).then(|| key.clone());
+                    relations.push(relation(format!("{table}{LATEST_SUFFIX}"), true, readable));
+                }
+            }
+        }
+        relations
     }
 
     fn schema_provider(&self, name: &str) -> FloeSchemaProvider {
@@ -223,9 +255,9 @@ impl SchemaProvider for FloeSchemaProvider {
         let Some(tables) = listing.schemas.get(&self.name) else { return vec![] };
         let visible = tables.iter().filter(|(table, _)| self.access.columns(&self.name, table).is_some());
         let mut names = vec![];
-        for (table, keyed) in visible {
+        for (table, key) in visible {
             names.push(table.clone());
-            if *keyed {
+            if key.is_some() {
                 names.push(format!("{table}{LATEST_SUFFIX}"));
             }
         }
