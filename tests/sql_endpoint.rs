@@ -226,14 +226,21 @@ fn psycopg_runs_a_parameterised_query() {
 }
 
 #[test]
-fn sqlalchemys_inspector_lists_schemas_tables_and_views() {
+fn sqlalchemys_inspector_lists_schemas_tables_views_columns_and_keys() {
     let served = Served::start();
     let port = served.port.to_string();
-    let seen = run_python_json("sqlalchemy_inspect.py", &[&port, "analyst", PASSWORD, "depot"]);
+    let seen = run_python_json("sqlalchemy_inspect.py", &[&port, "analyst", PASSWORD, "depot", "parts_latest"]);
     // As PostgreSQL's own: every schema but pg_catalog's.
     assert_eq!(seen["schemas"], serde_json::json!(["depot", "information_schema"]), "{seen}");
     assert_eq!(seen["tables"], serde_json::json!(["bins", "moves", "parts"]), "{seen}");
     assert_eq!(seen["views"], serde_json::json!(["bins_latest", "moves_latest", "parts_latest"]), "{seen}");
+    let columns = seen["columns"].as_array().unwrap();
+    for column in [serde_json::json!(["sku", "TEXT", false]), serde_json::json!(["qty", "BIGINT", true])] {
+        assert!(columns.contains(&column), "{column} in {seen}");
+    }
+    let price = columns.iter().find(|c| c[0] == "price").unwrap_or_else(|| panic!("price in {seen}"));
+    assert!(price[1].as_str().unwrap().starts_with("NUMERIC("), "a decimal keeps its precision and scale: {price}");
+    assert_eq!(seen["primary_key"], serde_json::json!(["sku"]), "{seen}");
     let version = served.psql("SELECT version()");
     assert!(version.starts_with("PostgreSQL 16.6 (floe "), "drivers parse the version: {version}");
 }

@@ -53,14 +53,20 @@ impl ReadOnlyFloe {
         let plan = match plan_read(ctx, &text).await {
             Ok(plan) => plan,
             // Not plannable: the handler reports DataFusion's error itself.
-            Err(Unplanned::Failed(_)) => return Verdict::AsItIs,
+            Err(Unplanned::Failed(e)) => {
+                tracing::debug!(statement = %text, error = %e, "not plannable, even rewritten");
+                return Verdict::AsItIs;
+            }
             Err(refusal) => {
                 let info = ErrorInfo::new("ERROR".into(), "42501".into(), refusal.to_string());
                 return Verdict::Refused(PgWireError::UserError(Box::new(info)));
             }
         };
         match rewritten {
-            Some(_) => Verdict::Rewritten(Box::new(plan)),
+            Some(_) => {
+                tracing::debug!(statement = %text, "rewritten for DataFusion");
+                Verdict::Rewritten(Box::new(plan))
+            }
             None => Verdict::AsItIs,
         }
     }

@@ -8,7 +8,7 @@ use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Int16Type};
 use datafusion::common::cast::as_list_array;
 use datafusion::error::Result;
-use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
+use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 
@@ -21,6 +21,53 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(to_regtype());
     ctx.register_udf(current_database());
     ctx.register_udf(pg_expandarray());
+    ctx.register_udf(to_regclass());
+    for (name, returns) in NULL_ANSWERS {
+        ctx.register_udf(ScalarUDF::new_from_impl(NullAnswer { name, returns, signature: Signature::variadic_any(Volatility::Stable) }));
+    }
+}
+
+/// What [`crate::pg_rewrite`] puts in place of a catalog lookup DataFusion cannot plan: NULL,
+/// with the lookup's parameters as its arguments, so they are still bound.
+pub const UNANSWERED: &str = "floe_unanswered";
+
+/// Functions about what floe's tables never have (sequences, collations, JSON built in the
+/// catalog's queries for identity columns), which drivers call inside lookups that come back
+/// empty for floe anyway, and [`UNANSWERED`]: each answers NULL, whatever its arguments.
+const NULL_ANSWERS: [(&str, DataType); 4] = [
+    ("pg_get_serial_sequence", DataType::Utf8),
+    ("json_build_object", DataType::Utf8),
+    ("pg_collation_is_visible", DataType::Boolean),
+    (UNANSWERED, DataType::Utf8),
+];
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NullAnswer {
+    name: &'static str,
+    returns: DataType,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for NullAnswer {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(self.returns.clone())
+    }
+
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from(&self.returns)?))
+    }
 }
 
 fn constant(name: &str, value: ScalarValue) -> ScalarUDF {
@@ -48,6 +95,19 @@ fn current_database() -> ScalarUDF {
 fn to_regtype() -> ScalarUDF {
     let unknown = |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Int32(None)));
     create_udf("to_regtype", vec![DataType::Utf8], DataType::Int32, Volatility::Stable, Arc::new(unknown))
+}
+
+/// `to_regclass(name)`: the object id floe gives the relation `name` (`schema.relation`; see
+/// [`crate::pg_relations`]). The statement hook rewrites `'name'::regclass` and `$1::regclass`
+/// to it (SQLAlchemy casts a parameter so).
+fn to_regclass() -> ScalarUDF {
+    let lookup = |args: &[ColumnarValue]| -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let names = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+        let oids: Int32Array = names.as_string::<i32>().iter().map(|name| name.map(crate::pg_relations::relation_oid_of)).collect();
+        Ok(ColumnarValue::Array(Arc::new(oids)))
+    };
+    create_udf("to_regclass", vec![DataType::Utf8], DataType::Int32, Volatility::Stable, Arc::new(lookup))
 }
 
 /// The element type of [`pg_expandarray`]: PostgreSQL's `information_schema._pg_expandarray`

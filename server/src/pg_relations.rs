@@ -158,6 +158,11 @@ fn relation_oid(relation: &Relation) -> i32 {
     oid(&format!("{}.{}", relation.schema, relation.name))
 }
 
+/// The id of the relation named `name` (`schema.relation`, as `regclass` spells it).
+pub fn relation_oid_of(name: &str) -> i32 {
+    oid(name)
+}
+
 /// The primary key's index and constraint: its name and id.
 fn key_oid(relation: &Relation) -> (String, i32) {
     let name = format!("{}_pkey", relation.name);
@@ -209,13 +214,18 @@ fn attribute_rows(relation: &Relation, columns: &Schema) -> Vec<Row> {
     let table = relation_oid(relation);
     let row = |(i, field): (usize, &Arc<Field>)| {
         let (type_oid, length) = pg_type_of(field.data_type());
+        // numeric(p,s) is typmod ((p << 16) | s) + 4, as format_type and drivers read it.
+        let modifier = match field.data_type() {
+            DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => ((i32::from(*p) << 16) | (i32::from(*s) & 0xffff)) + 4,
+            _ => -1,
+        };
         Row::from([
             ("attrelid", int(table)),
             ("attname", text(field.name())),
             ("atttypid", int(type_oid)),
             ("attlen", small(length)),
             ("attnum", small(i as i16 + 1)),
-            ("atttypmod", int(-1)),
+            ("atttypmod", int(modifier)),
             ("attnotnull", yes(!field.is_nullable())),
             ("attislocal", yes(true)),
             ("attstattarget", int(-1)),
