@@ -212,6 +212,16 @@ fn psql_reads_the_latest_views_and_lists_what_is_there() {
     for column in ["sku", "qty", "price", "_op_ts"] {
         assert!(columns.lines().any(|l| l.starts_with(&format!("{column}|"))), "\\d depot.parts shows {column}:\n{columns}");
     }
+    let views = served.psql("\\dv depot.*");
+    assert!(views.lines().any(|l| l.contains("|parts_latest|view|")), "\\dv lists the latest views:\n{views}");
+    assert!(served.psql("\\dn").lines().any(|l| l.starts_with("depot|")), "\\dn lists depot");
+
+    let file = served.dir.path().join("parts.csv");
+    served.psql(&format!("\\copy (SELECT sku, qty FROM depot.parts_latest ORDER BY sku) to '{}' csv header", file.display()));
+    let copied = std::fs::read_to_string(&file).unwrap();
+    let mut expected: Vec<String> = truth("parts").iter().map(|r| format!("{},{}", r["sku"].as_str().unwrap(), r["qty"])).collect();
+    expected.sort();
+    assert_eq!(copied.lines().collect::<Vec<_>>(), [vec!["sku,qty".to_string()], expected].concat(), "\\copy to a file");
     served.assert_counted("pg");
 }
 

@@ -17,6 +17,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod copy_out;
 pub mod deadline;
 pub mod flight;
 pub mod grants;

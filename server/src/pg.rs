@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::auth::ITERATIONS;
+use crate::copy_out::CopyToStdout;
 use crate::grants::Grants;
 use crate::hooks::{ReadOnlyFloe, Savepoints};
 use crate::pg_relations::FloePgCatalog;
@@ -112,6 +113,7 @@ impl Connection {
             Arc::new(TransactionStatementHook),
             Arc::new(CursorStatementHook),
             Arc::new(Savepoints),
+            Arc::new(CopyToStdout),
             Arc::new(ReadOnlyFloe),
         ];
         let service = Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks));
