@@ -55,9 +55,17 @@ async fn table(catalog: &SqlCatalog, rows: usize) {
 async fn in_process(catalog: &SqlCatalog, sql: &str) -> (Duration, Duration, usize) {
     let started = Instant::now();
     let ctx = floe_views::session(catalog).await.unwrap();
-    let mut stream = ctx.sql(sql).await.unwrap().execute_stream().await.unwrap();
+    let stream = ctx.sql(sql).await.unwrap().execute_stream().await.unwrap();
+    timed(started, stream).await
+}
+
+/// Time from `started` to the first row of `batches`, and to the last; the rows.
+async fn timed<E: std::fmt::Debug>(
+    started: Instant,
+    mut batches: impl futures::Stream<Item = Result<arrow_array::RecordBatch, E>> + Unpin,
+) -> (Duration, Duration, usize) {
     let (mut first, mut rows) = (None, 0);
-    while let Some(batch) = stream.next().await {
+    while let Some(batch) = batches.next().await {
         let batch = batch.unwrap();
         if batch.num_rows() > 0 {
             first.get_or_insert_with(|| started.elapsed());
@@ -88,16 +96,8 @@ async fn over_flight(addr: std::net::SocketAddr, sql: &str) -> (Duration, Durati
     let started = Instant::now();
     let info = client.execute(sql.to_string(), None).await.unwrap();
     let ticket = info.endpoint[0].ticket.clone().expect("a ticket");
-    let mut batches = client.do_get(ticket).await.unwrap();
-    let (mut first, mut rows) = (None, 0);
-    while let Some(batch) = batches.next().await {
-        let batch = batch.unwrap();
-        if batch.num_rows() > 0 {
-            first.get_or_insert_with(|| started.elapsed());
-        }
-        rows += batch.num_rows();
-    }
-    (first.expect("rows"), started.elapsed(), rows)
+    let batches = client.do_get(ticket).await.unwrap();
+    timed(started, batches).await
 }
 
 /// Lookups of `lookups` keys spread over the table, per second, by `sql` with `$1` the key.
