@@ -11,10 +11,15 @@ pub struct Cli {
     #[arg(long, env = "FLOE_DATA_DIR", default_value = "./floe-data", global = true)]
     pub data_dir: PathBuf,
 
-    /// Catalog database URL (sqlite:// or postgres://) instead of the embedded one; the
-    /// warehouse stays under --data-dir.
+    /// Catalog database URL (sqlite:// or postgres://) instead of the embedded one.
     #[arg(long, env = "FLOE_CATALOG_URL", global = true)]
     pub catalog_url: Option<String>,
+
+    /// Where new tables' files go: `s3://bucket/prefix` (AWS, or an S3-compatible server at
+    /// $AWS_ENDPOINT_URL; credentials and region from the standard AWS environment),
+    /// `file:///path` or a local path. Default: <data-dir>/warehouse.
+    #[arg(long, env = "FLOE_WAREHOUSE", global = true)]
+    pub warehouse: Option<String>,
 
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `floe_sink=debug`.
     #[arg(long, env = "FLOE_LOG", default_value = "warn", global = true)]

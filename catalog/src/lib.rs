@@ -32,6 +32,7 @@ pub mod replace;
 pub mod schema_update;
 mod snapshot;
 pub mod sql;
+pub mod storage;
 pub mod table;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -6,8 +6,7 @@
 //! metadata written but never swapped in, manifests of a lost race, data never committed.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use iceberg::spec::{ManifestStatus, MAIN_BRANCH};
@@ -16,7 +15,8 @@ use tracing::info;
 
 use crate::catalog::Catalog;
 use crate::commit::{commit_with_retry, RetryPolicy, TableChange};
-use crate::error::{CatalogError, Result};
+use crate::error::Result;
+use crate::storage::list_files;
 use crate::table::FloeTable;
 
 /// Which snapshots to expire.
@@ -84,8 +84,9 @@ pub struct CleanupReport {
     pub bytes_deleted: u64,
 }
 
-/// Every file path the table's metadata versions and retained snapshots reference.
-pub async fn referenced_files(table: &FloeTable) -> Result<HashSet<PathBuf>> {
+/// Every file the table's metadata versions and retained snapshots reference, by location as
+/// [`list_files`] spells it.
+pub async fn referenced_files(table: &FloeTable) -> Result<HashSet<String>> {
     let metadata = table.metadata();
     let mut paths = vec![table.metadata_location().to_string()];
     paths.extend(metadata.metadata_log().iter().map(|log| log.metadata_file.clone()));
@@ -97,27 +98,30 @@ pub async fn referenced_files(table: &FloeTable) -> Result<HashSet<PathBuf>> {
             paths.extend(entries.iter().filter(|e| e.status() != ManifestStatus::Deleted).map(|e| e.file_path().to_string()));
         }
     }
-    Ok(paths.iter().map(|p| local_path(p)).collect())
+    Ok(paths.iter().map(|p| comparable(p)).collect())
+}
+
+/// `location` as listings spell it: an object URL as it is, a local file as a plain path.
+fn comparable(location: &str) -> String {
+    match location.starts_with("s3://") || location.starts_with("s3a://") {
+        true => location.to_string(),
+        false => local_path(location).display().to_string(),
+    }
 }
 
 /// Deletes files under the table's location that nothing references and that are older than
-/// `older_than`. `table` must be freshly loaded.
+/// `older_than`, local or in a bucket alike. `table` must be freshly loaded.
 pub async fn remove_unreferenced_files(table: &FloeTable, older_than: DateTime<Utc>) -> Result<CleanupReport> {
     let referenced = referenced_files(table).await?;
-    let root = local_path(table.metadata().location());
-    let cutoff = SystemTime::from(older_than);
+    let file_io = table.iceberg_table()?.file_io().clone();
     let mut report = CleanupReport::default();
-    for file in list_files(&root)? {
-        if referenced.contains(&file) {
+    for file in list_files(&file_io, table.metadata().location()).await? {
+        if referenced.contains(&file.location) || file.modified >= older_than {
             continue;
         }
-        let meta = std::fs::metadata(&file)?;
-        if meta.modified()? >= cutoff {
-            continue;
-        }
-        std::fs::remove_file(&file)?;
+        file_io.delete(&file.location).await?;
         report.files_deleted += 1;
-        report.bytes_deleted += meta.len();
+        report.bytes_deleted += file.size;
     }
     info!(table = %table.ident(), files = report.files_deleted, bytes = report.bytes_deleted, "removed unreferenced files");
     Ok(report)
@@ -127,25 +131,4 @@ pub async fn remove_unreferenced_files(table: &FloeTable, older_than: DateTime<U
 pub fn local_path(location: &str) -> PathBuf {
     let stripped = location.strip_prefix("file://").or_else(|| location.strip_prefix("file:")).unwrap_or(location);
     PathBuf::from(stripped)
-}
-
-fn list_files(root: &Path) -> Result<Vec<PathBuf>> {
-    if !root.is_absolute() {
-        return Err(CatalogError::Invalid(format!("cleanup needs a local absolute table location, got {}", root.display())));
-    }
-    let mut files = vec![];
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries {
-            let entry = entry?;
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                dirs.push(entry.path());
-            } else if kind.is_file() {
-                files.push(entry.path());
-            }
-        }
-    }
-    Ok(files)
 }

@@ -28,6 +28,7 @@ use tracing::{debug, info};
 use crate::catalog::Catalog;
 use crate::commit::{stage_change, TableChange};
 use crate::error::{CatalogError, Result};
+use crate::storage::Warehouse;
 use crate::table::FloeTable;
 
 /// The catalog name floe uses unless told otherwise.
@@ -72,16 +73,26 @@ impl SqlCatalog {
     /// Opens (creating if needed) the embedded default: `<data_dir>/catalog.db` with the
     /// warehouse in `<data_dir>/warehouse`.
     pub async fn open_embedded(data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir.join(WAREHOUSE_DIR))?;
+        let warehouse = Warehouse::local(&data_dir.join(WAREHOUSE_DIR))?;
+        Self::open_embedded_with(data_dir, warehouse).await
+    }
+
+    /// Opens (creating if needed) `<data_dir>/catalog.db`, with tables in `warehouse`.
+    pub async fn open_embedded_with(data_dir: &Path, warehouse: Warehouse) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
         let data_dir = std::fs::canonicalize(data_dir)?;
         let url = format!("sqlite://{}?mode=rwc", data_dir.join(CATALOG_DB_FILE).display());
-        let warehouse = data_dir.join(WAREHOUSE_DIR).display().to_string();
-        Self::open(&url, DEFAULT_CATALOG_NAME, &warehouse).await
+        Self::open_with(&url, DEFAULT_CATALOG_NAME, warehouse).await
     }
 
     /// Opens a catalog at a `sqlite://` or `postgres://` URL, with tables under `warehouse`
     /// (an absolute local path).
     pub async fn open(url: &str, name: &str, warehouse: &str) -> Result<Self> {
+        Self::open_with(url, name, Warehouse { location: warehouse.to_string(), file_io: FileIO::new_with_fs() }).await
+    }
+
+    /// Opens a catalog at a `sqlite://` or `postgres://` URL, with tables in `warehouse`.
+    pub async fn open_with(url: &str, name: &str, warehouse: Warehouse) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let is_sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
@@ -102,8 +113,8 @@ impl SqlCatalog {
         let catalog = Self {
             pool,
             name: name.to_string(),
-            warehouse: warehouse.trim_end_matches('/').to_string(),
-            file_io: FileIO::new_with_fs(),
+            warehouse: warehouse.location.trim_end_matches('/').to_string(),
+            file_io: warehouse.file_io,
             loaded: Arc::default(),
         };
         catalog.ensure_schema().await?;

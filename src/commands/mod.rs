@@ -13,6 +13,7 @@ mod status;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use floe_catalog::storage::Warehouse;
 use floe_catalog::SqlCatalog;
 
 use crate::cli::{Cli, Command, KafkaArgs};
@@ -55,19 +56,20 @@ fn hash_password() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The embedded catalog under `--data-dir`, or the one at `--catalog-url`.
+/// The embedded catalog under `--data-dir`, or the one at `--catalog-url`, with tables in
+/// `--warehouse` (default: `<data-dir>/warehouse`).
 pub async fn open_catalog(cli: &Cli) -> Result<SqlCatalog> {
+    let warehouse = match &cli.warehouse {
+        Some(location) => Warehouse::parse(location, Default::default()).with_context(|| format!("--warehouse {location}"))?,
+        None => Warehouse::local(&cli.data_dir.join(floe_catalog::sql::WAREHOUSE_DIR))
+            .with_context(|| format!("creating the warehouse in {}", cli.data_dir.display()))?,
+    };
     match &cli.catalog_url {
-        None => SqlCatalog::open_embedded(&cli.data_dir)
+        None => SqlCatalog::open_embedded_with(&cli.data_dir, warehouse)
             .await
             .with_context(|| format!("opening the embedded catalog in {}", cli.data_dir.display())),
-        Some(url) => {
-            let warehouse = cli.data_dir.join(floe_catalog::sql::WAREHOUSE_DIR);
-            std::fs::create_dir_all(&warehouse)?;
-            let warehouse = std::fs::canonicalize(warehouse)?;
-            SqlCatalog::open(url, floe_catalog::sql::DEFAULT_CATALOG_NAME, &warehouse.display().to_string())
-                .await
-                .with_context(|| format!("opening the catalog at {url}"))
-        }
+        Some(url) => SqlCatalog::open_with(url, floe_catalog::sql::DEFAULT_CATALOG_NAME, warehouse)
+            .await
+            .with_context(|| format!("opening the catalog at {url}")),
     }
 }

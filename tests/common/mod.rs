@@ -4,6 +4,7 @@
 pub mod kafka;
 pub mod pg_truth;
 pub mod process;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

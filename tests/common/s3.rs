@@ -1,0 +1,70 @@
+//! An S3-compatible server for tests: moto's (`moto[server]`, installed into the test venv by
+//! `.ci/test`) on a free loopback port. Without it these tests fail; they do not skip.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Moto {
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    child: Child,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let server = super::python().with_file_name("moto_server");
+        let mut child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} starts ({e}); .ci/test installs moto[server] into the test venv", server.display()));
+        // moto prints " * Running on http://127.0.0.1:PORT" on stderr once it listens.
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let endpoint = loop {
+            assert!(Instant::now() < deadline, "moto did not start within 60 s");
+            let line = lines.next().expect("moto's output").expect("a line");
+            if let Some(url) = line.split("Running on ").nth(1) {
+                break url.trim().to_string();
+            }
+        };
+        // Keep reading, so moto never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Moto { endpoint, child }
+    }
+
+    /// The environment a client of this server runs with: test credentials, a region, and the
+    /// endpoint, as the standard AWS variables.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            // Never ask an instance-metadata service for credentials.
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        let out = Command::new("curl").args(["-s", "-f", "-X", "PUT", &format!("{}/{bucket}", self.endpoint)]).output().expect("curl runs");
+        assert!(out.status.success(), "creating bucket {bucket}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Every key in `bucket` under `prefix`.
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let url = format!("{}/{bucket}?list-type=2&prefix={prefix}&max-keys=100000", self.endpoint);
+        let out = Command::new("curl").args(["-s", "-f", &url]).output().expect("curl runs");
+        let xml = String::from_utf8_lossy(&out.stdout);
+        xml.split("<Key>").skip(1).filter_map(|s| s.split("</Key>").next()).map(str::to_string).collect()
+    }
+}
