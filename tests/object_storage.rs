@@ -1,13 +1,15 @@
 //! floe with its warehouse in an S3-compatible bucket (moto, on loopback): ingest of a real
 //! Debezium capture, the latest views, compaction with snapshot expiry and orphan cleanup, all
 //! through `--warehouse s3://…`, and PyIceberg reading the tables from the bucket through
-//! floe's catalog. The catalog database stays under `--data-dir`; no table file does.
+//! floe's catalog, also when the storage fails requests at random or not at all for a while.
+//! The catalog database stays under `--data-dir`; no table file does.
 
 mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::faulty_proxy::FaultyProxy;
 use common::s3::Moto;
 use common::*;
 use serde_json::Value;
@@ -16,10 +18,16 @@ const WAREHOUSE: &str = "s3://lake/floe";
 
 /// `floe` with the warehouse in moto's bucket.
 fn floe_on(moto: &Moto, dir: &Path, args: &[&str]) -> Output {
+    floe_through(&moto.endpoint, moto, dir, args)
+}
+
+/// `floe` with the warehouse in moto's bucket, reached at `endpoint` (moto, or a proxy to it).
+fn floe_through(endpoint: &str, moto: &Moto, dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_floe"))
         .args(["--data-dir", &dir.display().to_string(), "--warehouse", WAREHOUSE])
         .args(args)
         .envs(moto.env())
+        .env("AWS_ENDPOINT_URL", endpoint)
         .output()
         .expect("floe runs")
 }
@@ -68,6 +76,68 @@ fn ingest_views_compaction_and_cleanup_work_with_the_warehouse_in_a_bucket() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let read = run_python_json_with("read_s3_table.py", &[&data_dir, "depot.parts"], &env);
     assert_eq!(read["rows"].as_u64(), Some(count(&moto, dir.path(), "depot.parts")), "{read}");
+}
+
+/// What a capture's ingest and compaction must produce, however the storage behaved: every
+/// `_latest` view equal to PostgreSQL's truth, and every file the metadata names readable
+/// (PyIceberg reads them all from the bucket).
+fn assert_tables_whole(moto: &Moto, dir: &Path) {
+    for table in ["parts", "bins", "moves"] {
+        assert_eq!(count(moto, dir, &format!("depot.{table}_latest")), truth_len(table), "depot.{table}_latest");
+    }
+    let env: Vec<(&str, String)> = moto.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for table in ["parts", "bins", "moves"] {
+        let read = run_python_json_with("read_s3_table.py", &[&dir.display().to_string(), &format!("depot.{table}")], &env);
+        assert_eq!(read["rows"].as_u64(), Some(count(moto, dir, &format!("depot.{table}"))), "depot.{table}: {read}");
+    }
+}
+
+#[test]
+fn transient_storage_errors_are_retried_and_an_outage_is_waited_out() {
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let (mut rng, seed) = Rng::from_clock();
+    println!("seed {seed}");
+    // One request in ten fails with 503 SlowDown.
+    let proxy = FaultyProxy::start(&moto.endpoint, 100, rng.next());
+    let dir = tempfile::tempdir().unwrap();
+    let events = repo_root().join("tests/captures/evolution-s1/events.jsonl").display().to_string();
+    let ingested = floe_through(&proxy.endpoint, &moto, dir.path(), &["ingest", &events, "--config", &small_batches(dir.path())]);
+    assert!(ingested.status.success(), "ingest through failing storage: {}", String::from_utf8_lossy(&ingested.stderr));
+
+    // Every request fails for the first two seconds of a compaction: the retries wait it out.
+    let before = proxy.requests().1;
+    proxy.begin_outage();
+    let compaction = {
+        let (endpoint, dir) = (proxy.endpoint.clone(), dir.path().to_path_buf());
+        let env = moto.env();
+        std::thread::spawn(move || {
+            Command::new(env!("CARGO_BIN_EXE_floe"))
+                .args(["--data-dir", &dir.display().to_string(), "--warehouse", WAREHOUSE, "compact", "--all", "--orphan-grace-secs", "0"])
+                .envs(env)
+                .env("AWS_ENDPOINT_URL", endpoint)
+                .output()
+                .expect("floe runs")
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let during_outage = proxy.requests().1 - before;
+    proxy.end_outage();
+    let compacted = compaction.join().unwrap();
+    assert!(compacted.status.success(), "compaction through an outage: {}", String::from_utf8_lossy(&compacted.stderr));
+
+    assert!(during_outage > 1, "the compaction met the outage and retried: {during_outage} requests failed");
+    let (requests, failed) = proxy.requests();
+    assert!(failed > during_outage && requests.values().sum::<u64>() > failed, "random faults too: {failed} of {requests:?}");
+    assert_tables_whole(&moto, dir.path());
+}
+
+/// A config that commits every few rows, so the ingest makes many commits through the faults.
+fn small_batches(dir: &Path) -> String {
+    let path = dir.join("small.toml");
+    std::fs::write(&path, "[sink]\nbatch_rows = 10\n").unwrap();
+    path.display().to_string()
 }
 
 #[test]

@@ -1,0 +1,115 @@
+//! An HTTP proxy in front of an S3-compatible server that fails requests on purpose: a share
+//! of them at random, or every one while an outage lasts. It answers a failed request with 503
+//! SlowDown, as S3 does when it throttles, and counts requests by method.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::Rng;
+
+#[derive(Default)]
+struct Faults {
+    /// Out of 1000 requests, how many fail.
+    per_mille: u64,
+    outage: bool,
+    rng: Option<Rng>,
+    requests: BTreeMap<String, u64>,
+    failed: u64,
+}
+
+#[derive(Clone)]
+struct Proxy {
+    upstream: String,
+    client: reqwest::Client,
+    faults: Arc<Mutex<Faults>>,
+}
+
+/// A running proxy; it stops with the test process.
+pub struct FaultyProxy {
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    faults: Arc<Mutex<Faults>>,
+}
+
+impl FaultyProxy {
+    /// A proxy to `upstream` (`http://host:port`) that fails `per_mille` of 1000 requests,
+    /// chosen by a random generator seeded with `seed`.
+    pub fn start(upstream: &str, per_mille: u64, seed: u64) -> FaultyProxy {
+        let faults = Arc::new(Mutex::new(Faults { per_mille, rng: Some(Rng::seeded(seed)), ..Faults::default() }));
+        let proxy = Proxy { upstream: upstream.to_string(), client: reqwest::Client::new(), faults: faults.clone() };
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                sender.send(listener.local_addr().unwrap()).unwrap();
+                let app = axum::Router::new().fallback(forward).with_state(proxy);
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        let address: SocketAddr = receiver.recv().unwrap();
+        FaultyProxy { endpoint: format!("http://{address}"), faults }
+    }
+
+    /// Fails every request from now until [`end_outage`](Self::end_outage).
+    pub fn begin_outage(&self) {
+        self.faults.lock().unwrap().outage = true;
+    }
+
+    pub fn end_outage(&self) {
+        self.faults.lock().unwrap().outage = false;
+    }
+
+    /// Requests seen, by method, and how many of them were failed.
+    pub fn requests(&self) -> (BTreeMap<String, u64>, u64) {
+        let faults = self.faults.lock().unwrap();
+        (faults.requests.clone(), faults.failed)
+    }
+}
+
+/// Whether this request fails; counts it either way.
+fn fails(faults: &Mutex<Faults>, method: &str) -> bool {
+    let mut faults = faults.lock().unwrap();
+    *faults.requests.entry(method.to_string()).or_default() += 1;
+    let per_mille = faults.per_mille;
+    let unlucky = faults.rng.as_mut().is_some_and(|rng| rng.below(1000) < per_mille);
+    let failing = faults.outage || unlucky;
+    faults.failed += u64::from(failing);
+    failing
+}
+
+async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
+    if fails(&proxy.faults, request.method().as_str()) {
+        let body = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>injected by the test</Message></Error>";
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    }
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).unwrap();
+    let mut upstream = proxy.client.request(method, format!("{}{path}", proxy.upstream)).body(body);
+    // The body is passed whole, so its framing is the client library's to set again.
+    for (name, value) in parts.headers.iter().filter(|(name, _)| !hop_by_hop(name.as_str())) {
+        upstream = upstream.header(name.as_str(), value.as_bytes());
+    }
+    let Ok(answer) = upstream.send().await else { return StatusCode::BAD_GATEWAY.into_response() };
+    let mut response = Response::builder().status(answer.status().as_u16());
+    // Content-Length stays: a HEAD answer's is the object's size.
+    for (name, value) in answer.headers().iter().filter(|(name, _)| !matches!(name.as_str(), "transfer-encoding" | "connection")) {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes())) {
+            response = response.header(name, value);
+        }
+    }
+    let bytes = answer.bytes().await.unwrap_or_default();
+    response.body(Body::from(bytes)).unwrap()
+}
+
+fn hop_by_hop(name: &str) -> bool {
+    matches!(name, "content-length" | "transfer-encoding" | "connection")
+}
