@@ -550,3 +550,21 @@ fn node_postgres_runs_a_parameterised_query() {
     let refused = served.node_pg("analyst", "wrong", "P-200");
     assert_eq!(refused[0]["code"], "28P01", "{refused:?}");
 }
+
+#[test]
+fn pyiceberg_reads_tables_through_the_iceberg_rest_catalog_under_grants() {
+    let served = Served::start();
+    let uri = format!("{}/iceberg", served.http);
+    let analyst = run_python_json("rest_catalog.py", &[&uri, "analyst", PASSWORD, "depot.parts"]);
+    assert_eq!(analyst["namespaces"], serde_json::json!(["depot"]), "{analyst}");
+    assert_eq!(analyst["tables"], serde_json::json!(["depot.bins", "depot.moves", "depot.parts"]), "{analyst}");
+    let rows = served.psql("SELECT count(*) FROM depot.parts");
+    assert_eq!(analyst["rows"].to_string(), rows.trim(), "PyIceberg reads every row of the table: {analyst}");
+    assert!(analyst["create"].as_str().is_some_and(|e| e.contains("read-only")), "{analyst}");
+
+    // Engines read the files themselves: a grant of some columns gives no table here.
+    let intern = run_python_json("rest_catalog.py", &[&uri, "intern", PASSWORD, "depot.parts"]);
+    assert_eq!((&intern["tables"], &intern["rows"]), (&serde_json::json!([]), &Value::Null), "{intern}");
+    let refused = run_python_json("rest_catalog.py", &[&uri, "analyst", "wrong", "depot.parts"]);
+    assert!(refused["error"].as_str().is_some_and(|e| e.contains("wrong password")), "{refused}");
+}

@@ -66,6 +66,33 @@ pub fn basic_credentials(header: &str) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
+/// How long a bearer token stays valid.
+pub const TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(12 * 60 * 60);
+
+/// Bearer tokens handed to users who proved their password (Flight SQL's handshake, the
+/// Iceberg REST catalog's OAuth token endpoint), in this server's memory.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens(std::sync::Arc<std::sync::Mutex<BTreeMap<String, (String, std::time::Instant)>>>);
+
+impl Tokens {
+    /// A new token for `user`, valid [`TOKEN_LIFETIME`]; expired ones are forgotten.
+    pub fn issue(&self, user: &str) -> String {
+        let bytes: [u8; 32] = rand::random();
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let now = std::time::Instant::now();
+        let mut tokens = self.0.lock().expect("tokens lock");
+        tokens.retain(|_, (_, expires)| *expires > now);
+        tokens.insert(token.clone(), (user.to_string(), now + TOKEN_LIFETIME));
+        token
+    }
+
+    /// The user `token` was issued to, while it is valid.
+    pub fn user_of(&self, token: &str) -> Option<String> {
+        let tokens = self.0.lock().expect("tokens lock");
+        tokens.get(token.trim()).filter(|(_, expires)| *expires > std::time::Instant::now()).map(|(user, _)| user.clone())
+    }
+}
+
 /// The users who may connect, by name.
 #[derive(Debug, Default, Clone)]
 pub struct Users(BTreeMap<String, Secret>);
@@ -145,5 +172,14 @@ mod tests {
         }
         assert_eq!(basic_credentials("Bearer abc"), None);
         assert_eq!(basic_credentials("Basic !!!"), None);
+    }
+
+    #[test]
+    fn a_token_names_its_user_and_nothing_else_does() {
+        let tokens = Tokens::default();
+        let token = tokens.issue("ana");
+        assert_eq!(tokens.user_of(&token).as_deref(), Some("ana"));
+        assert_ne!(tokens.issue("ana"), token, "every token is new");
+        assert_eq!(tokens.user_of("guess"), None);
     }
 }

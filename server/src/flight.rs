@@ -3,7 +3,7 @@
 //!
 //! - **Authentication.** A handshake with HTTP basic credentials (a `[[users]]` name and
 //!   password) returns a bearer token, which later calls send; basic credentials are accepted on
-//!   every call too. Tokens live in the server's memory for [`TOKEN_LIFETIME`].
+//!   every call too. Tokens live in the server's memory for [`crate::auth::TOKEN_LIFETIME`].
 //! - **Queries.** Statements and prepared statements (with `$1` or `?` parameters), planned as
 //!   reads in a session of their own under the user's grants, and streamed batch by batch within
 //!   the memory limit, the timeout and the cap on concurrent queries. A statement's handle and
@@ -12,12 +12,11 @@
 //! - **Listings.** Catalogs, schemas, tables (with their Arrow schemas on request) and table
 //!   types, showing only what the user may read; `GetSqlInfo` says floe is read-only.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -46,14 +45,11 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::info;
 
-use crate::auth::basic_credentials;
+use crate::auth::{basic_credentials, Tokens};
 use crate::deadline::timed_out;
 use crate::hooks::renew_listing;
 use crate::session::{listing, plan_read, session, Access, Limits, Serving, Unplanned};
 use crate::tls::Tls;
-
-/// How long a handshake's bearer token stays valid.
-pub const TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
 
@@ -70,7 +66,7 @@ impl FlightSqlEndpoint {
         serving.warn_if_exposed(addr, "Flight SQL", "passwords, tokens and results");
         let listener = TcpListener::bind(addr).await?;
         let Serving { provider, access, limits, tls } = serving;
-        let service = FloeFlightSql { provider, access, limits, tokens: Arc::default() };
+        let service = FloeFlightSql { provider, access, limits, tokens: Tokens::default() };
         Ok(Self { listener, service, tls })
     }
 
@@ -91,9 +87,6 @@ impl FlightSqlEndpoint {
     }
 }
 
-/// The bearer tokens handed out, with their user and expiry.
-type Tokens = Arc<Mutex<HashMap<String, (String, Instant)>>>;
-
 #[derive(Clone)]
 struct FloeFlightSql {
     provider: Arc<FloeCatalogProvider>,
@@ -111,10 +104,9 @@ impl FloeFlightSql {
     fn authenticate<T>(&self, request: &Request<T>) -> Result<SessionAccess, Status> {
         let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
         if let Some(token) = header.strip_prefix("Bearer ") {
-            let tokens = self.tokens.lock().expect("tokens lock");
-            return match tokens.get(token.trim()) {
-                Some((user, expires)) if *expires > Instant::now() => Ok(self.access.reads_of(user)),
-                _ => Err(Status::unauthenticated("the bearer token is unknown or expired: run the handshake again")),
+            return match self.tokens.user_of(token) {
+                Some(user) => Ok(self.access.reads_of(&user)),
+                None => Err(Status::unauthenticated("the bearer token is unknown or expired: run the handshake again")),
             };
         }
         let credentials = basic_credentials(header);
@@ -327,11 +319,7 @@ impl FlightSqlService for FloeFlightSql {
         let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
         let (user, password) = basic_credentials(header).ok_or_else(unauthenticated)?;
         self.access.sign_in(Some((&user, &password))).ok_or_else(unauthenticated)?;
-        let token = random_token();
-        let mut tokens = self.tokens.lock().expect("tokens lock");
-        tokens.retain(|_, (_, expires)| *expires > Instant::now());
-        tokens.insert(token.clone(), (user, Instant::now() + TOKEN_LIFETIME));
-        drop(tokens);
+        let token = self.tokens.issue(&user);
         let answer = HandshakeResponse { protocol_version: 0, payload: token.clone().into() };
         let mut response: Response<Pin<Box<dyn Stream<Item = _> + Send>>> = Response::new(Box::pin(futures::stream::iter([Ok(answer)])));
         let bearer = MetadataValue::try_from(format!("Bearer {token}")).map_err(|e| Status::internal(e.to_string()))?;
@@ -516,12 +504,6 @@ impl FlightSqlService for FloeFlightSql {
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
-}
-
-/// 32 random bytes, hex: a bearer token no one can guess.
-fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! - `GET /tables`: the tables and views the user may read; `GET /tables/{schema.name}/schema`:
 //!   one's columns;
 //! - `GET /health` (no authentication) and `GET /metrics` (Prometheus, when the process has an
-//!   exporter).
+//!   exporter);
+//! - `/iceberg/v1/…`: the Iceberg REST catalog API, read-only ([`crate::iceberg_rest`]).
 //!
 //! Users authenticate with HTTP basic authentication against the same `[[users]]` and read what
 //! the same grants give them. Every query runs read-only, within the memory limit and the
@@ -87,7 +88,8 @@ impl HttpEndpoint {
             .route("/sql", post(sql))
             .route("/tables", get(tables))
             .route("/tables/{name}/schema", get(table_schema))
-            .with_state(self.endpoint);
+            .with_state(self.endpoint.clone())
+            .nest("/iceberg", crate::iceberg_rest::router(self.endpoint.provider.catalog().clone(), self.endpoint.access.clone()));
         match self.listener {
             Listening::Plain(tcp) => axum::serve(tcp, router).with_graceful_shutdown(shutdown).await?,
             Listening::Tls(tls) => axum::serve(tls, router).with_graceful_shutdown(shutdown).await?,

@@ -23,6 +23,7 @@ pub mod flight;
 pub mod grants;
 pub mod hooks;
 pub mod http;
+pub mod iceberg_rest;
 pub mod pg;
 pub mod pg_functions;
 pub mod pg_relations;

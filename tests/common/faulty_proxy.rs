@@ -57,6 +57,13 @@ impl FaultyProxy {
         FaultyProxy { endpoint: format!("http://{address}"), faults }
     }
 
+    /// Forgets the requests counted so far.
+    pub fn reset_counts(&self) {
+        let mut faults = self.faults.lock().unwrap();
+        faults.requests.clear();
+        faults.failed = 0;
+    }
+
     /// Fails every request from now until [`end_outage`](Self::end_outage).
     pub fn begin_outage(&self) {
         self.faults.lock().unwrap().outage = true;
@@ -66,7 +73,7 @@ impl FaultyProxy {
         self.faults.lock().unwrap().outage = false;
     }
 
-    /// Requests seen, by method, and how many of them were failed.
+    /// Requests seen, by kind, and how many of them were failed.
     pub fn requests(&self) -> (BTreeMap<String, u64>, u64) {
         let faults = self.faults.lock().unwrap();
         (faults.requests.clone(), faults.failed)
@@ -74,9 +81,9 @@ impl FaultyProxy {
 }
 
 /// Whether this request fails; counts it either way.
-fn fails(faults: &Mutex<Faults>, method: &str) -> bool {
+fn fails(faults: &Mutex<Faults>, kind: &str) -> bool {
     let mut faults = faults.lock().unwrap();
-    *faults.requests.entry(method.to_string()).or_default() += 1;
+    *faults.requests.entry(kind.to_string()).or_default() += 1;
     let per_mille = faults.per_mille;
     let unlucky = faults.rng.as_mut().is_some_and(|rng| rng.below(1000) < per_mille);
     let failing = faults.outage || unlucky;
@@ -85,7 +92,10 @@ fn fails(faults: &Mutex<Faults>, method: &str) -> bool {
 }
 
 async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
-    if fails(&proxy.faults, request.method().as_str()) {
+    // A GET of the bucket with `list-type` is a LIST, the request cleanup and listings make.
+    let listing = request.uri().query().is_some_and(|q| q.contains("list-type"));
+    let kind = if listing { "LIST" } else { request.method().as_str() };
+    if fails(&proxy.faults, kind) {
         let body = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>injected by the test</Message></Error>";
         return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
     }

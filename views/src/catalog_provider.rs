@@ -115,6 +115,11 @@ impl FloeCatalogProvider {
         self.refresh().await
     }
 
+    /// The catalog this provider presents.
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.catalog
+    }
+
     /// Every table and latest view the session may read, schema by schema, as last listed.
     pub fn relations(&self) -> Vec<Relation> {
         let listing = self.listing.read().expect("not poisoned");

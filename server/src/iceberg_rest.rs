@@ -1,0 +1,191 @@
+//! floe's catalog over the Iceberg REST catalog API, for engines that read Iceberg themselves
+//! (PyIceberg, Spark, Trino, DuckDB's iceberg extension), under `/iceberg` on the HTTP endpoint:
+//! `RestCatalog(uri="http://host:8433/iceberg", credential="user:password")`.
+//!
+//! - `POST /v1/oauth/tokens` (client credentials: a `[[users]]` name and password) returns a
+//!   bearer token; basic authentication works on every call too.
+//! - `GET /v1/config`, `GET /v1/namespaces`, `GET /v1/namespaces/{ns}`,
+//!   `GET /v1/namespaces/{ns}/tables`, `GET` and `HEAD /v1/namespaces/{ns}/tables/{table}`.
+//! - Read-only: the engines read the files themselves, so only a user granted whole tables may
+//!   list and load them; a grant of some columns gives nothing here. Creating, committing to and
+//!   dropping tables are refused (405); floe's sink and compactor are the writers.
+
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use floe_catalog::iceberg::{NamespaceIdent, TableIdent};
+use floe_catalog::{Catalog, CatalogError};
+use floe_views::access::{Columns, SessionAccess};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{basic_credentials, Tokens};
+use crate::session::Access;
+
+#[derive(Clone)]
+struct Rest {
+    catalog: Arc<dyn Catalog>,
+    access: Access,
+    tokens: Tokens,
+}
+
+/// The REST catalog's routes, to nest under a prefix.
+pub fn router(catalog: Arc<dyn Catalog>, access: Access) -> Router {
+    let rest = Rest { catalog, access, tokens: Tokens::default() };
+    let read_only = || async { refusal(StatusCode::METHOD_NOT_ALLOWED, "NotAllowedException", "floe's REST catalog is read-only") };
+    Router::new()
+        .route("/v1/oauth/tokens", post(token))
+        .route("/v1/config", get(config))
+        .route("/v1/namespaces", get(namespaces).post(read_only))
+        .route("/v1/namespaces/{namespace}", get(namespace).delete(read_only))
+        .route("/v1/namespaces/{namespace}/tables", get(tables).post(read_only))
+        .route("/v1/namespaces/{namespace}/tables/{table}", get(load_table).head(table_exists).post(read_only).delete(read_only))
+        .with_state(rest)
+}
+
+/// An error, answered as the REST spec shapes it.
+struct Refusal {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"message": self.message, "type": self.kind, "code": self.status.as_u16()}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn refusal(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal { status, kind, message: message.into() }
+}
+
+fn unauthorized() -> Refusal {
+    refusal(
+        StatusCode::UNAUTHORIZED,
+        "NotAuthorizedException",
+        "send a bearer token from /v1/oauth/tokens, or a [[users]] name and password",
+    )
+}
+
+fn internal(e: CatalogError) -> Refusal {
+    refusal(StatusCode::INTERNAL_SERVER_ERROR, "ServiceFailureException", e.to_string())
+}
+
+type Answer = Result<Response, Refusal>;
+
+impl Rest {
+    /// What the caller may read, from a bearer token or basic credentials.
+    fn reads(&self, headers: &HeaderMap) -> Result<SessionAccess, Refusal> {
+        let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if let Some(token) = header.strip_prefix("Bearer ") {
+            return self.tokens.user_of(token).map(|user| self.access.reads_of(&user)).ok_or_else(unauthorized);
+        }
+        let credentials = basic_credentials(header);
+        self.access.sign_in(credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))).ok_or_else(unauthorized)
+    }
+
+    /// The tables of `namespace` the caller may load.
+    async fn loadable(&self, reads: &SessionAccess, namespace: &NamespaceIdent) -> Result<Vec<TableIdent>, Refusal> {
+        let tables = self.catalog.list_tables(namespace).await.map_err(internal)?;
+        Ok(tables.into_iter().filter(|t| whole(reads, t)).collect())
+    }
+
+    /// The table the caller names and may load.
+    async fn granted_table(&self, headers: &HeaderMap, namespace: &str, table: &str) -> Result<floe_catalog::FloeTable, Refusal> {
+        let reads = self.reads(headers)?;
+        let ident = TableIdent::new(namespace_of(namespace), table.to_string());
+        // Not granted reads as not there: names are not disclosed either.
+        let missing = || refusal(StatusCode::NOT_FOUND, "NoSuchTableException", format!("no table {namespace}.{table}"));
+        if !whole(&reads, &ident) {
+            return Err(missing());
+        }
+        match self.catalog.load_table(&ident).await {
+            Ok(table) => Ok(table),
+            Err(CatalogError::TableNotFound(_) | CatalogError::NamespaceNotFound(_)) => Err(missing()),
+            Err(e) => Err(internal(e)),
+        }
+    }
+}
+
+/// Whether `reads` covers every column of `table`: engines read its files, all of them.
+fn whole(reads: &SessionAccess, table: &TableIdent) -> bool {
+    reads.columns(&table.namespace().join("."), table.name()) == Some(Columns::All)
+}
+
+/// `a.b` or the REST spec's `a\u{1f}b` as a namespace.
+fn namespace_of(text: &str) -> NamespaceIdent {
+    let parts: Vec<&str> = text.split(['\u{1f}', '.']).collect();
+    NamespaceIdent::from_strs(parts).unwrap_or_else(|_| NamespaceIdent::new(text.to_string()))
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+async fn token(State(rest): State<Rest>, Form(request): Form<TokenRequest>) -> Answer {
+    let (Some(user), Some(password)) = (request.client_id, request.client_secret) else {
+        return Err(refusal(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "send client_id and client_secret (a [[users]] name and password)",
+        ));
+    };
+    if rest.access.sign_in(Some((&user, &password))).is_none() {
+        return Err(refusal(StatusCode::UNAUTHORIZED, "invalid_client", "unknown user or wrong password"));
+    }
+    let (token, lifetime) = (rest.tokens.issue(&user), crate::auth::TOKEN_LIFETIME.as_secs());
+    let issued = "urn:ietf:params:oauth:token-type:access_token";
+    Ok(Json(json!({"access_token": token, "token_type": "bearer", "expires_in": lifetime, "issued_token_type": issued})).into_response())
+}
+
+async fn config(State(rest): State<Rest>, headers: HeaderMap) -> Answer {
+    rest.reads(&headers)?;
+    Ok(Json(json!({"defaults": {}, "overrides": {}})).into_response())
+}
+
+async fn namespaces(State(rest): State<Rest>, headers: HeaderMap) -> Answer {
+    let reads = rest.reads(&headers)?;
+    let mut listed = vec![];
+    for namespace in rest.catalog.list_namespaces().await.map_err(internal)? {
+        if !rest.loadable(&reads, &namespace).await?.is_empty() {
+            listed.push(namespace.inner());
+        }
+    }
+    Ok(Json(json!({"namespaces": listed})).into_response())
+}
+
+async fn namespace(State(rest): State<Rest>, headers: HeaderMap, Path(name): Path<String>) -> Answer {
+    let reads = rest.reads(&headers)?;
+    let namespace = namespace_of(&name);
+    if rest.loadable(&reads, &namespace).await?.is_empty() {
+        return Err(refusal(StatusCode::NOT_FOUND, "NoSuchNamespaceException", format!("no namespace {name}")));
+    }
+    Ok(Json(json!({"namespace": namespace.inner(), "properties": {}})).into_response())
+}
+
+async fn tables(State(rest): State<Rest>, headers: HeaderMap, Path(name): Path<String>) -> Answer {
+    let reads = rest.reads(&headers)?;
+    let tables = rest.loadable(&reads, &namespace_of(&name)).await?;
+    let identifiers: Vec<_> = tables.iter().map(|t| json!({"namespace": t.namespace().clone().inner(), "name": t.name()})).collect();
+    Ok(Json(json!({"identifiers": identifiers})).into_response())
+}
+
+async fn load_table(State(rest): State<Rest>, headers: HeaderMap, Path((namespace, table)): Path<(String, String)>) -> Answer {
+    let table = rest.granted_table(&headers, &namespace, &table).await?;
+    Ok(Json(json!({"metadata-location": table.metadata_location(), "metadata": table.metadata(), "config": {}})).into_response())
+}
+
+async fn table_exists(State(rest): State<Rest>, headers: HeaderMap, Path((namespace, table)): Path<(String, String)>) -> StatusCode {
+    match rest.granted_table(&headers, &namespace, &table).await {
+        Ok(_) => StatusCode::NO_CONTENT,
+        Err(refused) => refused.status,
+    }
+}
