@@ -23,13 +23,14 @@ fn floe_on(moto: &Moto, dir: &Path, args: &[&str]) -> Output {
 
 /// `floe` with the warehouse in moto's bucket, reached at `endpoint` (moto, or a proxy to it).
 fn floe_through(endpoint: &str, moto: &Moto, dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_floe"))
-        .args(["--data-dir", &dir.display().to_string(), "--warehouse", WAREHOUSE])
-        .args(args)
-        .envs(moto.env())
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .output()
-        .expect("floe runs")
+    floe_command(endpoint, moto, dir, args).output().expect("floe runs")
+}
+
+fn floe_command(endpoint: &str, moto: &Moto, dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_floe"));
+    command.args(["--data-dir", &dir.display().to_string(), "--warehouse", WAREHOUSE]).args(args);
+    command.envs(moto.env()).env("AWS_ENDPOINT_URL", endpoint);
+    command
 }
 
 fn count(moto: &Moto, dir: &Path, relation: &str) -> u64 {
@@ -109,18 +110,8 @@ fn transient_storage_errors_are_retried_and_an_outage_is_waited_out() {
     // Every request fails for the first two seconds of a compaction: the retries wait it out.
     let before = proxy.requests().1;
     proxy.begin_outage();
-    let compaction = {
-        let (endpoint, dir) = (proxy.endpoint.clone(), dir.path().to_path_buf());
-        let env = moto.env();
-        std::thread::spawn(move || {
-            Command::new(env!("CARGO_BIN_EXE_floe"))
-                .args(["--data-dir", &dir.display().to_string(), "--warehouse", WAREHOUSE, "compact", "--all", "--orphan-grace-secs", "0"])
-                .envs(env)
-                .env("AWS_ENDPOINT_URL", endpoint)
-                .output()
-                .expect("floe runs")
-        })
-    };
+    let mut compaction = floe_command(&proxy.endpoint, &moto, dir.path(), &["compact", "--all", "--orphan-grace-secs", "0"]);
+    let compaction = std::thread::spawn(move || compaction.output().expect("floe runs"));
     std::thread::sleep(std::time::Duration::from_secs(2));
     let during_outage = proxy.requests().1 - before;
     proxy.end_outage();
