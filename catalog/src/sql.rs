@@ -245,7 +245,7 @@ impl Catalog for SqlCatalog {
         if self.namespace_exists(namespace).await? {
             return Err(CatalogError::NamespaceAlreadyExists(namespace_key(namespace)));
         }
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO iceberg_namespace_properties
              (catalog_name, namespace, property_key, property_value) VALUES ($1, $2, $3, $4)",
         )
@@ -254,7 +254,12 @@ impl Catalog for SqlCatalog {
         .bind(NAMESPACE_EXISTS_PROPERTY)
         .bind("true")
         .execute(&self.pool)
-        .await?;
+        .await;
+        // Another process created it since the check (sinks of one group start together).
+        if inserted.is_err() && self.namespace_exists(namespace).await? {
+            return Err(CatalogError::NamespaceAlreadyExists(namespace_key(namespace)));
+        }
+        inserted?;
         info!(namespace = %namespace_key(namespace), "created namespace");
         Ok(())
     }

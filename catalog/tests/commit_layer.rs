@@ -7,7 +7,7 @@ use floe_catalog::commit::stage_change;
 use floe_catalog::iceberg::spec::Operation;
 use floe_catalog::replace::{prepare_replace, replace};
 use floe_catalog::testing::*;
-use floe_catalog::{Catalog, CatalogError, RetryPolicy};
+use floe_catalog::{Catalog, CatalogError, RetryPolicy, SqlCatalog};
 
 #[tokio::test]
 async fn namespaces_and_tables_lifecycle() {
@@ -167,4 +167,20 @@ async fn crash_between_metadata_write_and_swap_leaves_previous_snapshot() {
     // The orphan metadata, its manifest list, its manifest and its data file.
     assert_eq!(report.files_deleted, 4);
     assert_eq!(read_ids(&t.catalog.load_table(table.ident()).await.unwrap()).await, vec![1]);
+}
+
+#[tokio::test]
+async fn two_processes_creating_one_namespace_both_see_it_created() {
+    // Two catalogs on one database, as two sinks of one group are: each one's create either
+    // makes the namespace or finds it made, never fails on the other's row.
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..20 {
+        let (a, b) = (SqlCatalog::open_embedded(dir.path()).await.unwrap(), SqlCatalog::open_embedded(dir.path()).await.unwrap());
+        let namespace = floe_catalog::iceberg::NamespaceIdent::new(format!("lab{round}"));
+        let (first, second) = tokio::join!(a.create_namespace(&namespace), b.create_namespace(&namespace));
+        for result in [first, second] {
+            assert!(matches!(result, Ok(()) | Err(CatalogError::NamespaceAlreadyExists(_))), "round {round}: {result:?}");
+        }
+        assert!(a.namespace_exists(&namespace).await.unwrap());
+    }
 }

@@ -75,13 +75,19 @@ pub const TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(1
 pub struct Tokens(std::sync::Arc<std::sync::Mutex<BTreeMap<String, (String, std::time::Instant)>>>);
 
 impl Tokens {
-    /// A new token for `user`, valid [`TOKEN_LIFETIME`]; expired ones are forgotten.
+    /// A token for `user`, valid at least half of [`TOKEN_LIFETIME`]: the user's newest when it
+    /// is, else a new one (so clients that log in on every connection do not pile tokens up);
+    /// expired ones are forgotten.
     pub fn issue(&self, user: &str) -> String {
-        let bytes: [u8; 32] = rand::random();
-        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let now = std::time::Instant::now();
         let mut tokens = self.0.lock().expect("tokens lock");
         tokens.retain(|_, (_, expires)| *expires > now);
+        let fresh = tokens.iter().find(|(_, (holder, expires))| holder == user && *expires > now + TOKEN_LIFETIME / 2);
+        if let Some((token, _)) = fresh {
+            return token.clone();
+        }
+        let bytes: [u8; 32] = rand::random();
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         tokens.insert(token.clone(), (user.to_string(), now + TOKEN_LIFETIME));
         token
     }
@@ -179,7 +185,8 @@ mod tests {
         let tokens = Tokens::default();
         let token = tokens.issue("ana");
         assert_eq!(tokens.user_of(&token).as_deref(), Some("ana"));
-        assert_ne!(tokens.issue("ana"), token, "every token is new");
+        assert_eq!(tokens.issue("ana"), token, "a fresh token is handed out again");
+        assert_ne!(tokens.issue("bob"), token);
         assert_eq!(tokens.user_of("guess"), None);
     }
 }

@@ -7,7 +7,7 @@
 //! http_addr = "127.0.0.1:8433"   # HTTP
 //! flight_addr = "127.0.0.1:8815" # Arrow Flight SQL
 //! allow_anonymous = false        # true: anyone may connect, without a password
-//! query_timeout = "5m"           # queries running longer are cancelled (HTTP, Flight SQL)
+//! query_timeout = "5m"           # queries running longer are cancelled (every endpoint)
 //! query_memory_limit = "2GiB"    # per session, for sorts, joins and aggregates
 //! max_concurrent_queries = 16    # queries at once (HTTP, Flight SQL); more are refused
 //! tls_cert = "/etc/floe/cert.pem" # optional, with tls_key: TLS on every endpoint

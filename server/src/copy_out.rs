@@ -21,6 +21,7 @@ use pgwire::api::ClientInfo;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::CopyData;
 
+use crate::hooks::{count_query, renew_listing};
 use crate::session::{plan_read, Unplanned};
 
 /// Answers `COPY (query) TO STDOUT`.
@@ -73,15 +74,61 @@ impl Format {
 
     /// `batch` as COPY data; the header only with the first batch.
     fn encode(&self, batch: &RecordBatch, first: bool) -> PgWireResult<CopyData> {
-        let quoting = if self.csv { QuoteStyle::Necessary } else { QuoteStyle::Never };
+        let failed = |e: datafusion::arrow::error::ArrowError| PgWireError::ApiError(Box::new(e));
+        if !self.csv {
+            return Ok(CopyData::new(self.text(batch, first).map_err(failed)?.into_bytes().into()));
+        }
         let builder = WriterBuilder::new()
             .with_header(self.header && first)
             .with_delimiter(self.delimiter)
             .with_null(self.null.clone())
-            .with_quote_style(quoting);
+            .with_quote_style(QuoteStyle::Necessary);
         let mut writer = builder.build(Vec::new());
-        writer.write(batch).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        writer.write(batch).map_err(failed)?;
         Ok(CopyData::new(writer.into_inner().into()))
+    }
+
+    /// `batch` in PostgreSQL's text format: backslash, newline, carriage return, tab and the
+    /// delimiter inside a value escaped with a backslash, so every value stays one field.
+    fn text(&self, batch: &RecordBatch, first: bool) -> Result<String, datafusion::arrow::error::ArrowError> {
+        use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+        let delimiter = char::from(self.delimiter);
+        let escape = |value: &str| {
+            let mut escaped = String::with_capacity(value.len());
+            for c in value.chars() {
+                match c {
+                    '\\' => escaped.push_str("\\\\"),
+                    '\n' => escaped.push_str("\\n"),
+                    '\r' => escaped.push_str("\\r"),
+                    '\t' if delimiter == '\t' => escaped.push_str("\\t"),
+                    c if c == delimiter => escaped.extend(['\\', c]),
+                    c => escaped.push(c),
+                }
+            }
+            escaped
+        };
+        let mut out = String::new();
+        if self.header && first {
+            let names: Vec<String> = batch.schema().fields().iter().map(|f| escape(f.name())).collect();
+            out.push_str(&names.join(&delimiter.to_string()));
+            out.push('\n');
+        }
+        let options = FormatOptions::default();
+        let columns = batch.columns();
+        let formatters = columns.iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            for (i, (column, formatter)) in columns.iter().zip(&formatters).enumerate() {
+                if i > 0 {
+                    out.push(delimiter);
+                }
+                match column.is_null(row) {
+                    true => out.push_str(&self.null),
+                    false => out.push_str(&escape(&formatter.value(row).to_string())),
+                }
+            }
+            out.push('\n');
+        }
+        Ok(out)
     }
 }
 
@@ -99,6 +146,8 @@ fn refused(code: &str, message: String) -> PgWireError {
 }
 
 async fn copy_out(query: &str, format: Format, ctx: &SessionContext) -> PgWireResult<Response> {
+    renew_listing(ctx).await;
+    count_query("ok");
     let plan = plan_read(ctx, query).await.map_err(|unplanned| match unplanned {
         Unplanned::NotARead(_) => refused("42501", unplanned.to_string()),
         Unplanned::Failed(e) => refused("42601", e.strip_backtrace()),
@@ -177,5 +226,7 @@ mod tests {
         assert_eq!(csv.encode(&batch, false).unwrap().data.as_ref(), b"1,,\"x,y\"\n");
         let text = format_of("COPY (SELECT 1) TO STDOUT");
         assert_eq!(text.encode(&batch, true).unwrap().data.as_ref(), b"1\t\\N\tx,y\n");
+        let awkward = ctx.sql("SELECT 'a\tb' AS a, 'c\nd\\e' AS b").await.unwrap().collect().await.unwrap().remove(0);
+        assert_eq!(text.encode(&awkward, false).unwrap().data.as_ref(), b"a\\tb\tc\\nd\\\\e\n", "one field per value");
     }
 }

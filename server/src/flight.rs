@@ -96,21 +96,16 @@ struct FloeFlightSql {
 }
 
 fn unauthenticated() -> Status {
-    Status::unauthenticated("authentication failed: send a [[users]] name and password (basic), or the handshake's bearer token")
+    Status::unauthenticated(
+        "authentication failed: send a [[users]] name and password (basic), or an unexpired bearer token from the handshake",
+    )
 }
 
 impl FloeFlightSql {
     /// What the caller of `request` may read.
     fn authenticate<T>(&self, request: &Request<T>) -> Result<SessionAccess, Status> {
         let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        if let Some(token) = header.strip_prefix("Bearer ") {
-            return match self.tokens.user_of(token) {
-                Some(user) => Ok(self.access.reads_of(&user)),
-                None => Err(Status::unauthenticated("the bearer token is unknown or expired: run the handshake again")),
-            };
-        }
-        let credentials = basic_credentials(header);
-        self.access.sign_in(credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))).ok_or_else(unauthenticated)
+        self.access.authenticate(header, Some(&self.tokens)).ok_or_else(unauthenticated)
     }
 
     /// A session for the caller of `request`, with a current listing.
@@ -161,13 +156,39 @@ impl FloeFlightSql {
         let plan = self.plan(&ctx, statement).await?;
         let batches = ctx.execute_logical_plan(plan).await.map_err(query_failed)?.execute_stream().await.map_err(query_failed)?;
         let schema = batches.schema();
-        // The permit goes with the stream: it lasts as long as the client reads.
+        // The slot goes with the stream, until it ends or the timeout passes: a client that
+        // stops reading does not hold it longer.
+        let slot = QuerySlot::hold(running, self.limits.timeout);
         let batches = batches.map(move |batch| {
-            let _running = &running;
+            let _slot = &slot;
             batch.map_err(|e| FlightError::Tonic(Box::new(query_failed(e))))
         });
         let encoded = FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(Status::from);
         Ok(Response::new(Box::pin(encoded)))
+    }
+}
+
+/// A place among `max_concurrent_queries`, given back when its stream is dropped or `timeout`
+/// has passed, whichever comes first.
+struct QuerySlot(Arc<std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>);
+
+impl QuerySlot {
+    fn hold(permit: tokio::sync::OwnedSemaphorePermit, timeout: std::time::Duration) -> Self {
+        let slot = Arc::new(std::sync::Mutex::new(Some(permit)));
+        let expiring = Arc::downgrade(&slot);
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(slot) = expiring.upgrade() {
+                slot.lock().expect("slot lock").take();
+            }
+        });
+        Self(slot)
+    }
+}
+
+impl Drop for QuerySlot {
+    fn drop(&mut self) {
+        self.0.lock().expect("slot lock").take();
     }
 }
 
@@ -219,7 +240,9 @@ impl Statement {
             None
         } else {
             let mut reader = arrow::ipc::reader::StreamReader::try_new(rest, None).map_err(arrow_failed)?;
-            reader.next().transpose().map_err(arrow_failed)?
+            let row = reader.next().transpose().map_err(arrow_failed)?;
+            // One execution's parameters are one row; a handle with other is not this server's.
+            Some(row.filter(|r| r.num_rows() == 1).ok_or_else(invalid)?)
         };
         Ok(Self { sql: sql.to_string(), parameters })
     }
@@ -317,8 +340,9 @@ impl FlightSqlService for FloeFlightSql {
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
         let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let (user, password) = basic_credentials(header).ok_or_else(unauthenticated)?;
-        self.access.sign_in(Some((&user, &password))).ok_or_else(unauthenticated)?;
+        self.access.authenticate(header, None).ok_or_else(unauthenticated)?;
+        // With anonymous access, a handshake without credentials gets a token too.
+        let user = basic_credentials(header).map_or_else(|| "anonymous".to_string(), |(user, _)| user);
         let token = self.tokens.issue(&user);
         let answer = HandshakeResponse { protocol_version: 0, payload: token.clone().into() };
         let mut response: Response<Pin<Box<dyn Stream<Item = _> + Send>>> = Response::new(Box::pin(futures::stream::iter([Ok(answer)])));

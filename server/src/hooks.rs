@@ -52,15 +52,18 @@ impl ReadOnlyFloe {
         let text = rewritten.as_ref().unwrap_or(statement).to_string();
         let plan = match plan_read(ctx, &text).await {
             Ok(plan) => plan,
-            // Not plannable: the handler reports DataFusion's error itself.
             Err(Unplanned::Failed(e)) => {
-                tracing::debug!(statement = %text, error = %e, "not plannable, even rewritten");
+                tracing::debug!(statement = %text, error = %e, "not plannable");
+                // The handler runs the original then, so it must pass the read-only check too.
+                if rewritten.is_some() {
+                    if let Err(refusal @ Unplanned::NotARead(_)) = plan_read(ctx, &statement.to_string()).await {
+                        return refused(refusal);
+                    }
+                }
+                // Not plannable: the handler reports DataFusion's error itself.
                 return Verdict::AsItIs;
             }
-            Err(refusal) => {
-                let info = ErrorInfo::new("ERROR".into(), "42501".into(), refusal.to_string());
-                return Verdict::Refused(PgWireError::UserError(Box::new(info)));
-            }
+            Err(refusal) => return refused(refusal),
         };
         match rewritten {
             Some(_) => {
@@ -70,6 +73,12 @@ impl ReadOnlyFloe {
             None => Verdict::AsItIs,
         }
     }
+}
+
+/// A statement refused as not a read, with SQLSTATE 42501 (insufficient privilege).
+fn refused(refusal: Unplanned) -> Verdict {
+    let info = ErrorInfo::new("ERROR".into(), "42501".into(), refusal.to_string());
+    Verdict::Refused(PgWireError::UserError(Box::new(info)))
 }
 
 /// Runs `plan` and answers with its rows, as the simple query handler would.
@@ -138,7 +147,7 @@ impl QueryHook for ReadOnlyFloe {
 
 /// One more Postgres wire statement in `floe_sql_queries_total` (its rows are counted as they
 /// stream, by [`crate::deadline`]).
-fn count_query(outcome: &'static str) {
+pub fn count_query(outcome: &'static str) {
     metrics::counter!("floe_sql_queries_total", "endpoint" => "pg", "outcome" => outcome).increment(1);
 }
 

@@ -31,7 +31,6 @@ use floe_views::OutputFormat;
 use tokio::net::TcpListener;
 use tracing::info;
 
-use crate::auth::basic_credentials;
 use crate::deadline::timed_out;
 use crate::hooks::renew_listing;
 use crate::session::{listing, plan_read, session, Access, Limits, Serving, Unplanned};
@@ -124,8 +123,8 @@ impl Endpoint {
     }
 
     fn authenticate(&self, headers: &HeaderMap) -> Result<SessionAccess, Failure> {
-        let credentials = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(basic_credentials);
-        self.access.sign_in(credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))).ok_or_else(|| {
+        let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        self.access.authenticate(header, None).ok_or_else(|| {
             Failure(StatusCode::UNAUTHORIZED, "authentication failed: send a [[users]] name and password (HTTP basic)".into())
         })
     }

@@ -23,7 +23,7 @@ use floe_views::access::{Columns, SessionAccess};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{basic_credentials, Tokens};
+use crate::auth::Tokens;
 use crate::session::Access;
 
 #[derive(Clone)]
@@ -83,11 +83,7 @@ impl Rest {
     /// What the caller may read, from a bearer token or basic credentials.
     fn reads(&self, headers: &HeaderMap) -> Result<SessionAccess, Refusal> {
         let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        if let Some(token) = header.strip_prefix("Bearer ") {
-            return self.tokens.user_of(token).map(|user| self.access.reads_of(&user)).ok_or_else(unauthorized);
-        }
-        let credentials = basic_credentials(header);
-        self.access.sign_in(credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))).ok_or_else(unauthorized)
+        self.access.authenticate(header, Some(&self.tokens)).ok_or_else(unauthorized)
     }
 
     /// The tables of `namespace` the caller may load.

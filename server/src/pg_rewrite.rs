@@ -157,8 +157,14 @@ fn object_id_cast(expr: &mut Expr) -> bool {
 fn catalog_lookup(query: &mut Query) -> Option<&mut Select> {
     let SetExpr::Select(select) = query.body.as_mut() else { return None };
     let catalog_relation = |from: &TableFactor| match from {
+        // `pg_x` or `pg_catalog.pg_x`; a user's `schema.pg_x` is not the catalog.
         TableFactor::Table { name, .. } => {
-            name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.to_lowercase().starts_with("pg_"))
+            let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident()).map(|i| i.value.to_lowercase()).collect();
+            match &parts[..] {
+                [relation] => relation.starts_with("pg_"),
+                [schema, relation] => schema == "pg_catalog" && relation.starts_with("pg_"),
+                _ => false,
+            }
         }
         _ => false,
     };

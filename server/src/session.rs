@@ -15,7 +15,7 @@ use floe_views::catalog_provider::{FloeCatalogProvider, Relation, CATALOG_NAME};
 use floe_views::session::session_config;
 use tokio::sync::Semaphore;
 
-use crate::auth::Users;
+use crate::auth::{basic_credentials, Tokens, Users};
 use crate::deadline::Deadline;
 use crate::grants::Grants;
 use crate::tls::Tls;
@@ -40,6 +40,16 @@ impl Access {
                 reads
             }
         }
+    }
+
+    /// What the sender of an HTTP-style `Authorization` header value may read: a bearer token
+    /// from `tokens`, or basic credentials; `None` when it proves nobody.
+    pub fn authenticate(&self, header: &str, tokens: Option<&Tokens>) -> Option<SessionAccess> {
+        if let Some(token) = header.strip_prefix("Bearer ") {
+            return tokens?.user_of(token).map(|user| self.reads_of(&user));
+        }
+        let credentials = basic_credentials(header);
+        self.sign_in(credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())))
     }
 
     /// What the holder of `credentials` (user, password) may read; `None` when they prove

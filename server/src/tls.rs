@@ -90,7 +90,16 @@ impl TlsListener {
         let acceptor = tls.acceptor();
         tokio::spawn(async move {
             loop {
-                let Ok((socket, peer)) = listener.accept().await else { continue };
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    // The endpoint stopped serving: stop accepting.
+                    () = sender.closed() => break,
+                };
+                let Ok((socket, peer)) = accepted else {
+                    // Out of descriptors, say: let connections finish before trying again.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
                 let (acceptor, handed) = (acceptor.clone(), sender.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
@@ -101,9 +110,6 @@ impl TlsListener {
                         Err(_) => debug!(%peer, "TLS handshake timed out"),
                     }
                 });
-                if sender.is_closed() {
-                    break;
-                }
             }
         });
         Ok(Self { accepted, local_addr })
