@@ -64,9 +64,13 @@ impl FloePgCatalog {
         let mut described = vec![];
         for relation in self.relations() {
             let Some(schema) = floe.schema(&relation.schema) else { continue };
-            // None: dropped since it was listed.
-            if let Some(table) = schema.table(&relation.name).await? {
-                described.push((relation, table.schema()));
+            match schema.table(&relation.name).await {
+                Ok(Some(table)) => described.push((relation, table.schema())),
+                // Dropped since it was listed.
+                Ok(None) => {}
+                // One table that cannot be loaded (its storage unreachable, say) leaves the
+                // others listed: a driver's catalog query does not fail on it.
+                Err(e) => tracing::warn!(table = %format!("{}.{}", relation.schema, relation.name), error = %e, "left out of pg_catalog"),
             }
         }
         Ok(described)
