@@ -104,7 +104,7 @@ fn to_regclass() -> ScalarUDF {
     let lookup = |args: &[ColumnarValue]| -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(args)?;
         let names = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
-        let oids: Int32Array = names.as_string::<i32>().iter().map(|name| name.map(crate::pg_relations::relation_oid_of)).collect();
+        let oids: Int32Array = names.as_string::<i32>().iter().map(|name| name.map(crate::pg_relations::oid)).collect();
         Ok(ColumnarValue::Array(Arc::new(oids)))
     };
     create_udf("to_regclass", vec![DataType::Utf8], DataType::Int32, Volatility::Stable, Arc::new(lookup))

@@ -141,9 +141,10 @@ fn smalls(values: &[i16]) -> ScalarValue {
     ScalarValue::List(ScalarValue::new_list_nullable(&values.iter().map(|v| small(*v)).collect::<Vec<_>>(), &DataType::Int16))
 }
 
-/// An object id for `name` (a schema, or a relation's qualified name): the same in every
-/// session and process, above the ids PostgreSQL itself hands out (below 2^24) and positive.
-fn oid(name: &str) -> i32 {
+/// An object id for `name` (a schema, or a relation's qualified name as `regclass` spells it):
+/// the same in every session and process, above the ids PostgreSQL itself hands out (below
+/// 2^24) and positive.
+pub fn oid(name: &str) -> i32 {
     const FNV_OFFSET: u32 = 0x811c_9dc5;
     const FNV_PRIME: u32 = 0x0100_0193;
     let hash = name.bytes().fold(FNV_OFFSET, |h, b| (h ^ u32::from(b)).wrapping_mul(FNV_PRIME));
@@ -160,11 +161,6 @@ fn schema_oid(schema: &str) -> i32 {
 
 fn relation_oid(relation: &Relation) -> i32 {
     oid(&format!("{}.{}", relation.schema, relation.name))
-}
-
-/// The id of the relation named `name` (`schema.relation`, as `regclass` spells it).
-pub fn relation_oid_of(name: &str) -> i32 {
-    oid(name)
 }
 
 /// The primary key's index and constraint: its name and id.
