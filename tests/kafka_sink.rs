@@ -225,7 +225,8 @@ fn two_sinks_in_one_group_share_the_partitions_and_every_change_lands_once() {
 /// (tansu-broker 0.6.0 `coordinator/group/administrator.rs`: `Inner<Formed>::heartbeat` keeps
 /// the group formed; fixed in tansu's unreleased v0.7.0). Kafka starts a new generation. A
 /// crash of a single sink, which needs no rebalance, is tested at ten random points above; a
-/// clean stop (LeaveGroup) starts a new generation in tansu too.
+/// clean stop (LeaveGroup) starts a new generation in tansu too, so a stopping sink waits until
+/// its consumer has left the group before the process ends (CI once caught it exiting first).
 #[test]
 fn a_third_sink_joins_and_one_stops_in_the_middle_and_every_change_lands_once() {
     let Captures { events, topics, broker, expected_dir, expected } = Captures::on_a_broker();

@@ -39,6 +39,8 @@ pub struct KafkaSource {
     /// Set by a rebalance that assigned partitions, before any of their records is polled.
     assigned: Arc<AtomicBool>,
     commands: Option<std::sync::mpsc::Sender<Command>>,
+    /// The consumer thread: waited for on drop, so that it leaves the group before the process ends.
+    poller: Option<std::thread::JoinHandle<()>>,
     records: Option<mpsc::Receiver<Delivery>>,
     /// Records read before a resume, of partitions it did not rewind: handed out first.
     held: VecDeque<SourceRecord>,
@@ -82,6 +84,8 @@ impl Outbox {
 /// How long a revocation waits for the commit of what was read before it gives up the
 /// partitions anyway (their records are then read again by the new owner, never twice committed).
 const REVOKE_WAIT: Duration = Duration::from_secs(30);
+/// How long a stopping sink waits for its consumer to leave the group.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 enum Command {
     Pause(Vec<(String, i32)>),
@@ -122,6 +126,7 @@ pub fn connect(settings: &KafkaSettings) -> std::io::Result<KafkaSource> {
         positions,
         assigned,
         commands: None,
+        poller: None,
         records: None,
         held: VecDeque::new(),
         revoking: None,
@@ -140,7 +145,8 @@ impl KafkaSource {
         let (sender, records) = mpsc::channel(BATCHES_AHEAD);
         consumer.context().outbox.lock().expect("not poisoned").sender = Some(sender);
         let (commands, receiver) = std::sync::mpsc::channel();
-        std::thread::Builder::new().name("floe-kafka".into()).spawn(move || poll_loop(consumer, receiver))?;
+        let poller = std::thread::Builder::new().name("floe-kafka".into()).spawn(move || poll_loop(consumer, receiver))?;
+        self.poller = Some(poller);
         self.commands = Some(commands);
         self.records = Some(records);
         Ok(())
@@ -154,8 +160,24 @@ impl KafkaSource {
 }
 
 impl Drop for KafkaSource {
+    /// Stops the consumer thread and waits (boundedly) until it has closed the consumer: closing
+    /// sends LeaveGroup, so the other members take over these partitions at once. A process that
+    /// ends first leaves the group to notice only after `session.timeout.ms`, and tansu 0.6.0
+    /// then never hands the partitions on (see the scale-out test in tests/kafka_sink.rs).
     fn drop(&mut self) {
+        // The revocation that closing triggers must not wait for an ingest loop that is gone.
+        drop(self.records.take());
         self.send(Command::Stop);
+        let Some(poller) = self.poller.take() else { return };
+        let deadline = std::time::Instant::now() + CLOSE_WAIT;
+        while !poller.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if poller.is_finished() {
+            let _ = poller.join();
+        } else {
+            warn!(waited = ?CLOSE_WAIT, "the Kafka consumer did not leave its group in time: the group reassigns its partitions after session.timeout.ms");
+        }
     }
 }
 
