@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::process::Running;
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const PASSWORD: &str = "pencil";
 
@@ -29,9 +29,9 @@ fn hash_password(dir: &Path, password: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// A data dir holding the evolution capture, served on a free port to three users with one
-/// password: `analyst` (granted everything), `intern` (granted `sku` and `qty` of depot.parts)
-/// and `outsider` (granted nothing).
+/// A data dir holding the evolution capture, served on a free port to four users with one
+/// password: `analyst` (granted everything), `intern` (granted `sku` and `qty` of depot.parts),
+/// `outsider` (granted nothing) and `etl` (granted writing namespace `scratch`).
 struct Served {
     dir: tempfile::TempDir,
     server: Option<Running>,
@@ -59,7 +59,9 @@ impl Served {
             user("analyst", "\"bi\""),
             user("intern", ""),
             user("outsider", ""),
+            user("etl", ""),
             "[[grants]]\nto = \"bi\"\non = \"*\"\n".to_string(),
+            "[[grants]]\nto = \"etl\"\non = \"scratch.*\"\nwrite = true\n".to_string(),
             "[[grants]]\nto = \"intern\"\non = \"depot.parts\"\ncolumns = [\"sku\", \"qty\"]\n".to_string(),
         ]
         .join("\n");
@@ -562,11 +564,32 @@ fn pyiceberg_reads_tables_through_the_iceberg_rest_catalog_under_grants() {
     assert_eq!(analyst["tables"], serde_json::json!(["depot.bins", "depot.moves", "depot.parts"]), "{analyst}");
     let rows = served.psql("SELECT count(*) FROM depot.parts");
     assert_eq!(analyst["rows"].to_string(), rows.trim(), "PyIceberg reads every row of the table: {analyst}");
-    assert!(analyst["create"].as_str().is_some_and(|e| e.contains("read-only")), "{analyst}");
+    assert!(analyst["create"].as_str().is_some_and(|e| e.contains("no grant with write = true")), "{analyst}");
 
     // Engines read the files themselves: a grant of some columns gives no table here.
     let intern = run_python_json("rest_catalog.py", &[&uri, "intern", PASSWORD, "depot.parts"]);
     assert_eq!((&intern["tables"], &intern["rows"]), (&serde_json::json!([]), &Value::Null), "{intern}");
     let refused = run_python_json("rest_catalog.py", &[&uri, "analyst", "wrong", "depot.parts"]);
     assert!(refused["error"].as_str().is_some_and(|e| e.contains("wrong password")), "{refused}");
+}
+
+#[test]
+fn pyiceberg_creates_and_appends_through_the_rest_catalog_with_a_write_grant_and_floe_reads_it() {
+    let served = Served::start();
+    let uri = format!("{}/iceberg", served.http);
+    let etl = run_python_json("rest_catalog_writes.py", &[&uri, "etl", PASSWORD]);
+    // The stale handle's base had moved: the commit layer refused it once, PyIceberg rebuilt the
+    // append on the current metadata, and every snapshot follows the one before it.
+    assert_eq!((&etl["rows"], &etl["sum"], &etl["refused"]), (&json!(4), &json!(9), &json!(1)), "{etl}");
+    assert_eq!(etl["parents"], json!([true, true, true]), "{etl}");
+    assert_eq!(served.psql("SELECT count(*), sum(id) FROM scratch.events").trim(), "4|9", "floe reads what PyIceberg committed");
+
+    // Reading everything is not writing: the analyst's grant has no `write = true`.
+    let analyst = run_python_json("rest_catalog_writes.py", &[&uri, "analyst", PASSWORD]);
+    assert!(analyst["error"].as_str().is_some_and(|e| e.contains("no grant with write = true covers namespace scratch")), "{analyst}");
+
+    let read_only = Served::start_with("catalog_read_only = true\n");
+    let uri = format!("{}/iceberg", read_only.http);
+    let etl = run_python_json("rest_catalog_writes.py", &[&uri, "etl", PASSWORD]);
+    assert!(etl["error"].as_str().is_some_and(|e| e.contains("catalog_read_only")), "{etl}");
 }

@@ -61,6 +61,9 @@ struct ServerSection {
     max_concurrent_queries: usize,
     tls_cert: Option<std::path::PathBuf>,
     tls_key: Option<std::path::PathBuf>,
+    /// The Iceberg REST catalog refuses every write, whatever the grants say.
+    #[serde(default)]
+    catalog_read_only: bool,
 }
 
 fn default_pg_addr() -> SocketAddr {
@@ -102,6 +105,8 @@ struct GrantSection {
     to: String,
     on: String,
     columns: Option<Vec<String>>,
+    #[serde(default)]
+    write: bool,
 }
 
 /// The endpoint's settings.
@@ -116,6 +121,7 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// The certificate and key of every endpoint, when `tls_cert` and `tls_key` are set.
     pub tls: Option<Tls>,
+    pub catalog_read_only: bool,
 }
 
 /// A problem in one key, and how to fix it.
@@ -134,7 +140,7 @@ impl ServerConfig {
             invalid(
                 "server".into(),
                 e.message().to_string(),
-                "[server] takes pg_addr, http_addr, flight_addr, allow_anonymous, query_timeout, query_memory_limit, max_concurrent_queries, tls_cert and tls_key",
+                "[server] takes pg_addr, http_addr, flight_addr, allow_anonymous, query_timeout, query_memory_limit, max_concurrent_queries, tls_cert, tls_key and catalog_read_only",
             )
         })?;
         let memory = section.query_memory_limit.parse::<bytesize::ByteSize>().map_err(|e| {
@@ -179,6 +185,7 @@ impl ServerConfig {
             grants,
             limits,
             tls,
+            catalog_read_only: section.catalog_read_only,
         })
     }
 }
@@ -209,10 +216,9 @@ fn parse_grants(
     let mut parsed = vec![];
     for (i, grant) in grants.iter().enumerate() {
         let invalid = |key: &str, problem: String, fix: &str| Invalid { key: format!("grants[{i}]{key}"), problem, fix: fix.into() };
-        let grant: GrantSection = grant
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| invalid("", e.message().to_string(), "each [[grants]] has to, on and optionally columns"))?;
+        let grant: GrantSection = grant.clone().try_into().map_err(|e: toml::de::Error| {
+            invalid("", e.message().to_string(), "each [[grants]] has to, on and optionally columns and write")
+        })?;
         let scope = Scope::parse(&grant.on).ok_or_else(|| {
             invalid(".on", format!("{:?} names no tables", grant.on), "write \"*\", \"namespace.*\" or \"namespace.table\"")
         })?;
@@ -230,7 +236,10 @@ fn parse_grants(
                 return Err(invalid(".columns", "columns need one table".into(), "set on = \"namespace.table\" for a column grant"))
             }
         };
-        parsed.push(Grant { to: grant.to, scope, columns });
+        if grant.write && columns != Columns::All {
+            return Err(invalid(".write", "a grant of some columns cannot write".into(), "drop columns, or write = true, from this grant"));
+        }
+        parsed.push(Grant { to: grant.to, scope, columns, write: grant.write });
     }
     Ok(Grants { grants: parsed, roles })
 }

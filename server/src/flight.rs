@@ -65,7 +65,7 @@ impl FlightSqlEndpoint {
     pub async fn bind(addr: SocketAddr, serving: Serving) -> std::io::Result<Self> {
         serving.warn_if_exposed(addr, "Flight SQL", "passwords, tokens and results");
         let listener = TcpListener::bind(addr).await?;
-        let Serving { provider, access, limits, tls } = serving;
+        let Serving { provider, access, limits, tls, .. } = serving;
         let service = FloeFlightSql { provider, access, limits, tokens: Tokens::default() };
         Ok(Self { listener, service, tls })
     }

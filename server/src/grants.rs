@@ -10,9 +10,16 @@
 //! to = "intern"
 //! on = "studio.movies"
 //! columns = ["movie_id", "title"]   # only these (floe's own _op, _op_ts… stay readable)
+//!
+//! [[grants]]
+//! to = "spark-jobs"
+//! on = "scratch.*"
+//! write = true                 # may also create, commit to and drop tables (Iceberg REST)
 //! ```
 //!
-//! A user reads the union of what their grants give, and nothing without one.
+//! A user reads the union of what their grants give, and nothing without one. Writing needs a
+//! grant with `write = true` on whole tables; creating or dropping a namespace needs one on
+//! the namespace (`"namespace.*"`) or on `"*"`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -57,6 +64,8 @@ pub struct Grant {
     pub to: String,
     pub scope: Scope,
     pub columns: Columns,
+    /// Creating, committing to and dropping the tables in scope, through the Iceberg REST API.
+    pub write: bool,
 }
 
 /// Every grant, and each user's roles.
@@ -81,6 +90,19 @@ pub struct UserPolicy {
     grants: Vec<Grant>,
 }
 
+impl UserPolicy {
+    /// Whether a write grant covers the whole of `namespace.table`, or with `table` `None`, the
+    /// namespace itself (creating or dropping it).
+    pub fn writes(&self, namespace: &str, table: Option<&str>) -> bool {
+        self.grants.iter().filter(|g| g.write && g.columns == Columns::All).any(|g| match (table, &g.scope) {
+            (Some(table), scope) => scope.covers(namespace, table),
+            (None, Scope::Everything) => true,
+            (None, Scope::Namespace(n)) => n == namespace,
+            (None, Scope::Table { .. }) => false,
+        })
+    }
+}
+
 impl AccessPolicy for UserPolicy {
     fn columns(&self, namespace: &str, table: &str) -> Option<Columns> {
         let covering = self.grants.iter().filter(|g| g.scope.covers(namespace, table));
@@ -94,7 +116,21 @@ mod tests {
 
     fn grant(to: &str, on: &str, columns: Option<&[&str]>) -> Grant {
         let columns = columns.map_or(Columns::All, |c| Columns::Only(c.iter().map(|s| s.to_string()).collect()));
-        Grant { to: to.into(), scope: Scope::parse(on).unwrap(), columns }
+        Grant { to: to.into(), scope: Scope::parse(on).unwrap(), columns, write: false }
+    }
+
+    #[test]
+    fn writing_needs_a_write_grant_on_whole_tables_and_namespaces_need_a_namespace_wide_one() {
+        let write = |on: &str| Grant { write: true, ..grant("etl", on, None) };
+        let grants =
+            Grants { grants: vec![write("scratch.*"), write("lab.samples"), grant("etl", "shop.*", None)], roles: Default::default() };
+        let etl = grants.policy_for("etl");
+        assert!(etl.writes("scratch", Some("anything")) && etl.writes("scratch", None));
+        assert!(etl.writes("lab", Some("samples")) && !etl.writes("lab", Some("other")) && !etl.writes("lab", None));
+        assert!(!etl.writes("shop", Some("orders")) && !etl.writes("shop", None), "a read grant writes nothing");
+        let columns_only = Grants { grants: vec![Grant { write: true, ..grant("etl", "lab.samples", Some(&["id"])) }], ..grants };
+        assert!(!columns_only.policy_for("etl").writes("lab", Some("samples")), "a column grant cannot write whole files");
+        assert!(!grants.policy_for("nobody").writes("scratch", None));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!   one's columns;
 //! - `GET /health` (no authentication) and `GET /metrics` (Prometheus, when the process has an
 //!   exporter);
-//! - `/iceberg/v1/…`: the Iceberg REST catalog API, read-only ([`crate::iceberg_rest`]).
+//! - `/iceberg/v1/…`: the Iceberg REST catalog API ([`crate::iceberg_rest`]).
 //!
 //! Users authenticate with HTTP basic authentication against the same `[[users]]` and read what
 //! the same grants give them. Every query runs read-only, within the memory limit and the
@@ -45,6 +45,13 @@ struct Endpoint {
     access: Access,
     limits: Limits,
     metrics: Option<MetricsText>,
+    catalog_read_only: bool,
+}
+
+/// The Iceberg REST catalog over the endpoint's catalog, users and grants.
+fn rest_catalog(endpoint: &Endpoint) -> Router {
+    let catalog = endpoint.provider.catalog().clone();
+    crate::iceberg_rest::router(catalog, endpoint.access.clone(), endpoint.catalog_read_only)
 }
 
 /// A bound listener: TLS when configured.
@@ -68,8 +75,8 @@ impl HttpEndpoint {
             Some(tls) => Listening::Tls(TlsListener::new(tcp, tls)?),
             None => Listening::Plain(tcp),
         };
-        let Serving { provider, access, limits, .. } = serving;
-        Ok(Self { listener, endpoint: Endpoint { provider, access, limits, metrics } })
+        let Serving { provider, access, limits, catalog_read_only, .. } = serving;
+        Ok(Self { listener, endpoint: Endpoint { provider, access, limits, metrics, catalog_read_only } })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -88,7 +95,7 @@ impl HttpEndpoint {
             .route("/tables", get(tables))
             .route("/tables/{name}/schema", get(table_schema))
             .with_state(self.endpoint.clone())
-            .nest("/iceberg", crate::iceberg_rest::router(self.endpoint.provider.catalog().clone(), self.endpoint.access.clone()));
+            .nest("/iceberg", rest_catalog(&self.endpoint));
         match self.listener {
             Listening::Plain(tcp) => axum::serve(tcp, router).with_graceful_shutdown(shutdown).await?,
             Listening::Tls(tls) => axum::serve(tls, router).with_graceful_shutdown(shutdown).await?,

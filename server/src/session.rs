@@ -52,6 +52,18 @@ impl Access {
         self.sign_in(credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())))
     }
 
+    /// Whether the sender of an `Authorization` header value is a user whose grants let them
+    /// write `namespace.table`, or with `table` `None`, the namespace. Anonymous access writes
+    /// nothing: writing always needs a user and a grant with `write = true`.
+    pub fn writes(&self, header: &str, tokens: Option<&Tokens>, namespace: &str, table: Option<&str>) -> bool {
+        let Access::Users(users, grants) = self else { return false };
+        let user = match header.strip_prefix("Bearer ") {
+            Some(token) => tokens.and_then(|tokens| tokens.user_of(token)),
+            None => basic_credentials(header).filter(|(user, password)| users.verify(user, password)).map(|(user, _)| user),
+        };
+        user.is_some_and(|user| grants.policy_for(&user).writes(namespace, table))
+    }
+
     /// What the holder of `credentials` (user, password) may read; `None` when they prove
     /// nobody. Anonymous access needs none.
     pub fn sign_in(&self, credentials: Option<(&str, &str)>) -> Option<SessionAccess> {
@@ -71,6 +83,8 @@ pub struct Serving {
     pub access: Access,
     pub limits: Limits,
     pub tls: Option<Tls>,
+    /// The Iceberg REST catalog takes no writes ([`crate::iceberg_rest`]).
+    pub catalog_read_only: bool,
 }
 
 impl Serving {

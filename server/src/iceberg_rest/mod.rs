@@ -4,11 +4,14 @@
 //!
 //! - `POST /v1/oauth/tokens` (client credentials: a `[[users]]` name and password) returns a
 //!   bearer token; basic authentication works on every call too.
-//! - `GET /v1/config`, `GET /v1/namespaces`, `GET /v1/namespaces/{ns}`,
+//! - Reads: `GET /v1/config`, `GET /v1/namespaces`, `GET /v1/namespaces/{ns}`,
 //!   `GET /v1/namespaces/{ns}/tables`, `GET` and `HEAD /v1/namespaces/{ns}/tables/{table}`.
-//! - Read-only: the engines read the files themselves, so only a user granted whole tables may
-//!   list and load them; a grant of some columns gives nothing here. Creating, committing to and
-//!   dropping tables are refused (405); floe's sink and compactor are the writers.
+//!   The engines read the files themselves, so only a user granted whole tables may list and
+//!   load them; a grant of some columns gives nothing here.
+//! - Writes ([`writes`]): create and drop namespaces, create, commit to, rename and drop tables,
+//!   for users with a `write = true` grant. A commit goes through floe's commit layer, the same
+//!   compare-and-swap as floe's own sink and compactor. `[server] catalog_read_only` refuses
+//!   them all (405).
 
 use std::sync::Arc;
 
@@ -26,24 +29,30 @@ use serde_json::json;
 use crate::auth::Tokens;
 use crate::session::Access;
 
+mod writes;
+
 #[derive(Clone)]
 struct Rest {
     catalog: Arc<dyn Catalog>,
     access: Access,
     tokens: Tokens,
+    read_only: bool,
 }
 
-/// The REST catalog's routes, to nest under a prefix.
-pub fn router(catalog: Arc<dyn Catalog>, access: Access) -> Router {
-    let rest = Rest { catalog, access, tokens: Tokens::default() };
-    let read_only = || async { refusal(StatusCode::METHOD_NOT_ALLOWED, "NotAllowedException", "floe's REST catalog is read-only") };
+/// The REST catalog's routes, to nest under a prefix. `read_only` refuses every write.
+pub fn router(catalog: Arc<dyn Catalog>, access: Access, read_only: bool) -> Router {
+    let rest = Rest { catalog, access, tokens: Tokens::default(), read_only };
     Router::new()
         .route("/v1/oauth/tokens", post(token))
         .route("/v1/config", get(config))
-        .route("/v1/namespaces", get(namespaces).post(read_only))
-        .route("/v1/namespaces/{namespace}", get(namespace).delete(read_only))
-        .route("/v1/namespaces/{namespace}/tables", get(tables).post(read_only))
-        .route("/v1/namespaces/{namespace}/tables/{table}", get(load_table).head(table_exists).post(read_only).delete(read_only))
+        .route("/v1/namespaces", get(namespaces).post(writes::create_namespace))
+        .route("/v1/namespaces/{namespace}", get(namespace).delete(writes::drop_namespace))
+        .route("/v1/namespaces/{namespace}/tables", get(tables).post(writes::create_table))
+        .route(
+            "/v1/namespaces/{namespace}/tables/{table}",
+            get(load_table).head(table_exists).post(writes::commit_table).delete(writes::drop_table),
+        )
+        .route("/v1/tables/rename", post(writes::rename_table))
         .with_state(rest)
 }
 
@@ -77,6 +86,24 @@ fn internal(e: CatalogError) -> Refusal {
     refusal(StatusCode::INTERNAL_SERVER_ERROR, "ServiceFailureException", e.to_string())
 }
 
+/// A catalog error as the REST spec names it.
+fn refused(e: CatalogError) -> Refusal {
+    use floe_catalog::iceberg::ErrorKind;
+    let (status, kind) = match &e {
+        CatalogError::TableNotFound(_) => (StatusCode::NOT_FOUND, "NoSuchTableException"),
+        CatalogError::NamespaceNotFound(_) => (StatusCode::NOT_FOUND, "NoSuchNamespaceException"),
+        CatalogError::TableAlreadyExists(_) | CatalogError::NamespaceAlreadyExists(_) => (StatusCode::CONFLICT, "AlreadyExistsException"),
+        CatalogError::NamespaceNotEmpty(_) => (StatusCode::CONFLICT, "NamespaceNotEmptyException"),
+        CatalogError::Conflict { .. } => (StatusCode::CONFLICT, "CommitFailedException"),
+        CatalogError::Invalid(_) | CatalogError::InvalidSchemaChange(_) => (StatusCode::BAD_REQUEST, "BadRequestException"),
+        CatalogError::Iceberg(e) if matches!(e.kind(), ErrorKind::DataInvalid | ErrorKind::FeatureUnsupported) => {
+            (StatusCode::BAD_REQUEST, "BadRequestException")
+        }
+        _ => return internal(e),
+    };
+    refusal(status, kind, e.to_string())
+}
+
 type Answer = Result<Response, Refusal>;
 
 impl Rest {
@@ -84,6 +111,15 @@ impl Rest {
     fn reads(&self, headers: &HeaderMap) -> Result<SessionAccess, Refusal> {
         let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
         self.access.authenticate(header, Some(&self.tokens)).ok_or_else(unauthorized)
+    }
+
+    /// Whether the caller sees `namespace`: it holds a table they may load, or they may write it.
+    async fn visible(&self, headers: &HeaderMap, reads: &SessionAccess, namespace: &NamespaceIdent) -> Result<bool, Refusal> {
+        let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if self.access.writes(header, Some(&self.tokens), &namespace.join("."), None) {
+            return Ok(true);
+        }
+        Ok(!self.loadable(reads, namespace).await?.is_empty())
     }
 
     /// The tables of `namespace` the caller may load.
@@ -151,7 +187,7 @@ async fn namespaces(State(rest): State<Rest>, headers: HeaderMap) -> Answer {
     let reads = rest.reads(&headers)?;
     let mut listed = vec![];
     for namespace in rest.catalog.list_namespaces().await.map_err(internal)? {
-        if !rest.loadable(&reads, &namespace).await?.is_empty() {
+        if rest.visible(&headers, &reads, &namespace).await? {
             listed.push(namespace.inner());
         }
     }
@@ -161,7 +197,7 @@ async fn namespaces(State(rest): State<Rest>, headers: HeaderMap) -> Answer {
 async fn namespace(State(rest): State<Rest>, headers: HeaderMap, Path(name): Path<String>) -> Answer {
     let reads = rest.reads(&headers)?;
     let namespace = namespace_of(&name);
-    if rest.loadable(&reads, &namespace).await?.is_empty() {
+    if !rest.catalog.namespace_exists(&namespace).await.map_err(internal)? || !rest.visible(&headers, &reads, &namespace).await? {
         return Err(refusal(StatusCode::NOT_FOUND, "NoSuchNamespaceException", format!("no namespace {name}")));
     }
     Ok(Json(json!({"namespace": namespace.inner(), "properties": {}})).into_response())
@@ -176,7 +212,7 @@ async fn tables(State(rest): State<Rest>, headers: HeaderMap, Path(name): Path<S
 
 async fn load_table(State(rest): State<Rest>, headers: HeaderMap, Path((namespace, table)): Path<(String, String)>) -> Answer {
     let table = rest.granted_table(&headers, &namespace, &table).await?;
-    Ok(Json(json!({"metadata-location": table.metadata_location(), "metadata": table.metadata(), "config": {}})).into_response())
+    Ok(writes::loaded(&table))
 }
 
 async fn table_exists(State(rest): State<Rest>, headers: HeaderMap, Path((namespace, table)): Path<(String, String)>) -> StatusCode {
