@@ -128,9 +128,9 @@ mod tests {
         assert!(etl.writes("scratch", Some("anything")) && etl.writes("scratch", None));
         assert!(etl.writes("lab", Some("samples")) && !etl.writes("lab", Some("other")) && !etl.writes("lab", None));
         assert!(!etl.writes("shop", Some("orders")) && !etl.writes("shop", None), "a read grant writes nothing");
+        assert!(!grants.policy_for("nobody").writes("scratch", None));
         let columns_only = Grants { grants: vec![Grant { write: true, ..grant("etl", "lab.samples", Some(&["id"])) }], ..grants };
         assert!(!columns_only.policy_for("etl").writes("lab", Some("samples")), "a column grant cannot write whole files");
-        assert!(!grants.policy_for("nobody").writes("scratch", None));
     }
 
     #[test]
