@@ -126,7 +126,7 @@ fn main() {
         provider.refresh().await.unwrap();
         let limits = Limits::new(Duration::from_secs(600), 4 << 30, 16);
         let loopback = "127.0.0.1:0".parse().unwrap();
-        let serving = Serving { provider, access: Access::Anonymous, limits, tls: None };
+        let serving = Serving { provider, access: Access::Anonymous, limits, tls: None, catalog_read_only: true };
         let endpoint = PgEndpoint::bind(loopback, serving.clone()).await.unwrap();
         let url = format!("postgres://bench@{}/floe", endpoint.local_addr().unwrap());
         tokio::spawn(endpoint.serve(std::future::pending()));

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::process::Running;
@@ -13,21 +13,6 @@ use common::*;
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "pencil";
-
-/// `floe hash-password`, fed on stdin.
-fn hash_password(dir: &Path, password: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_floe"))
-        .args(["--data-dir", &data_dir_arg(dir), "hash-password"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// A data dir holding the evolution capture, served on a free port to four users with one
 /// password: `analyst` (granted everything), `intern` (granted `sku` and `qty` of depot.parts),

@@ -8,8 +8,8 @@
 //!   [`CatalogError::Conflict`](crate::CatalogError::Conflict) and leaves the pointer alone.
 //! - **Already exists** means a row for that identifier exists, whatever it points at.
 //!
-//! The embedded SQL catalog ([`crate::SqlCatalog`]) is the default. A REST catalog would be a
-//! second implementation that sends the same requirements and updates to the server.
+//! The embedded SQL catalog ([`crate::SqlCatalog`]) is the default; [`crate::rest::RestCatalog`]
+//! sends the same requirements and updates to an Iceberg REST catalog.
 
 use async_trait::async_trait;
 use iceberg::io::FileIO;

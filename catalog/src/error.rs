@@ -52,6 +52,9 @@ pub enum CatalogError {
 
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 impl CatalogError {

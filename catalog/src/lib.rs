@@ -5,6 +5,7 @@
 //!
 //! - [`SqlCatalog`]: the embedded catalog (SQLite by default, PostgreSQL by URL) in the Iceberg
 //!   JDBC layout, so PyIceberg's `SqlCatalog` and Java's `JdbcCatalog` read the same tables;
+//! - [`rest::RestCatalog`]: any Iceberg REST catalog, floe's own `serve` included;
 //! - the commit model ([`commit`]): requirements checked against current metadata, updates
 //!   applied, new `metadata.json` written, pointer swapped by compare-and-swap, typed
 //!   [`CatalogError::Conflict`] on a lost race, and one bounded retry helper;
@@ -29,6 +30,7 @@ pub mod maintenance;
 pub mod pause;
 pub mod read;
 pub mod replace;
+pub mod rest;
 pub mod schema_update;
 mod snapshot;
 pub mod sql;

@@ -80,8 +80,12 @@ fn apply_change(
         SchemaChange::AddColumn { parent, name, field_type, doc } => {
             let parent_path = parent.as_deref().map(split_path).unwrap_or_default();
             edit_at(fields, &parent_path, &mut |siblings| {
-                if siblings.iter().any(|f| &f.name == name) {
-                    return Err(invalid(format!("column {name} already exists")));
+                if let Some(existing) = siblings.iter().find(|f| &f.name == name) {
+                    // Another writer evolved the table the same way first: nothing left to do.
+                    if already_holds(&existing.field_type, field_type) {
+                        return Ok(());
+                    }
+                    return Err(invalid(format!("column {name} already exists, as {}", existing.field_type)));
                 }
                 let mut field = NestedField::optional(take_id(next_id), name, with_fresh_ids(field_type, next_id));
                 field.doc = doc.clone();
@@ -91,6 +95,10 @@ fn apply_change(
         }
         SchemaChange::Widen { path, to } => edit_leaf(fields, path, |field| {
             let from = field.field_type.as_primitive_type().ok_or_else(|| invalid(format!("{path} is not a primitive column")))?;
+            if from == to {
+                // Already this wide (another writer widened it first).
+                return Ok(());
+            }
             if !can_widen(from, to) {
                 return Err(invalid(format!("{path}: cannot change {from} to {to}")));
             }
@@ -237,6 +245,23 @@ fn all_ids(field: &NestedFieldRef) -> Vec<i32> {
         ids.extend(kids.iter().flat_map(all_ids));
     }
     ids
+}
+
+/// Whether a column of type `existing` already holds what adding one of type `wanted` asks
+/// for: the same shape by field names, each primitive equal to or wider than `wanted`'s.
+fn already_holds(existing: &Type, wanted: &Type) -> bool {
+    match (existing, wanted) {
+        (Type::Primitive(existing), Type::Primitive(wanted)) => can_widen(wanted, existing),
+        (Type::Struct(existing), Type::Struct(wanted)) => {
+            wanted.fields().iter().all(|w| existing.field_by_name(&w.name).is_some_and(|e| already_holds(&e.field_type, &w.field_type)))
+        }
+        (Type::List(existing), Type::List(wanted)) => already_holds(&existing.element_field.field_type, &wanted.element_field.field_type),
+        (Type::Map(existing), Type::Map(wanted)) => {
+            already_holds(&existing.key_field.field_type, &wanted.key_field.field_type)
+                && already_holds(&existing.value_field.field_type, &wanted.value_field.field_type)
+        }
+        _ => false,
+    }
 }
 
 /// The change that makes the evolved schema current, or `None` when `changes` change nothing.

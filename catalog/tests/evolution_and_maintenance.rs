@@ -146,3 +146,28 @@ async fn appends_keep_only_the_newest_snapshots_and_lose_no_data() {
     assert_eq!(read_ids(&reloaded).await, (0..12).collect::<Vec<_>>());
     assert_eq!(reloaded.current_summary()["total-records"], "12");
 }
+
+#[tokio::test]
+async fn two_writers_evolving_a_table_the_same_way_at_once_both_succeed_and_change_it_once() {
+    let t = test_catalog().await;
+    let table = create_people(&t.catalog, "people").await;
+    let string = Type::Primitive(PrimitiveType::String);
+    let changes = vec![
+        SchemaChange::AddColumn { parent: None, name: "color".into(), field_type: string, doc: None },
+        SchemaChange::Widen { path: "amount".into(), to: PrimitiveType::Long },
+    ];
+    let policy = RetryPolicy::default();
+    let ident = table.ident();
+    let (first, second) =
+        tokio::join!(update_schema(&t.catalog, ident, &changes, &policy), update_schema(&t.catalog, ident, &changes, &policy));
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.metadata_location(), second.metadata_location(), "the loser found its change made and committed nothing");
+    let schema = t.catalog.load_table(ident).await.unwrap().current_schema().clone();
+    assert_eq!(schema.as_struct().fields().iter().filter(|f| f.name == "color").count(), 1);
+    assert_eq!(*schema.field_by_name("amount").unwrap().field_type, long());
+
+    // A column of that name but another type is still refused.
+    let clash = [SchemaChange::AddColumn { parent: None, name: "color".into(), field_type: long(), doc: None }];
+    let refused = update_schema(&t.catalog, ident, &clash, &policy).await.unwrap_err();
+    assert!(refused.to_string().contains("column color already exists, as string"), "{refused}");
+}

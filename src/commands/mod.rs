@@ -13,8 +13,11 @@ mod status;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use std::sync::Arc;
+
+use floe_catalog::rest::{Credential, RestCatalog};
 use floe_catalog::storage::Warehouse;
-use floe_catalog::SqlCatalog;
+use floe_catalog::{Catalog, SqlCatalog};
 
 use crate::cli::{Cli, Command, KafkaArgs};
 
@@ -25,21 +28,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::HashPassword = cli.command {
         return hash_password();
     }
-    let catalog = open_catalog(&cli).await?;
+    let opened = open_catalog(&cli).await?;
+    let catalog = opened.as_ref();
     match cli.command {
-        Command::Ingest { input, config, source_name } => ingest::run(&catalog, &cli.data_dir, &input, config, source_name).await,
-        Command::Sink { config, kafka, metrics_addr } => sink::run(&catalog, &cli.data_dir, config, kafka, metrics_addr).await,
-        Command::Sql { query, format } => sql::run(&catalog, &query, format.into()).await,
-        Command::Tables => describe::tables(&catalog).await,
-        Command::Status { config } => status::run(&catalog, &sink::load(&cli.data_dir, config, KafkaArgs::none())?.0).await,
-        Command::Resume { tables } => resume::run(&catalog, &tables).await,
-        Command::Describe { table } => describe::describe(&catalog, &table).await,
-        Command::Compact { table, all, dry_run, compaction } => compact::run(&catalog, table, all, &compaction.options(dry_run)).await,
+        Command::Ingest { input, config, source_name } => ingest::run(catalog, &cli.data_dir, &input, config, source_name).await,
+        Command::Sink { config, kafka, metrics_addr } => sink::run(catalog, &cli.data_dir, config, kafka, metrics_addr).await,
+        Command::Sql { query, format } => sql::run(catalog, &query, format.into()).await,
+        Command::Tables => describe::tables(catalog).await,
+        Command::Status { config } => status::run(catalog, &sink::load(&cli.data_dir, config, KafkaArgs::none())?.0).await,
+        Command::Resume { tables } => resume::run(catalog, &tables).await,
+        Command::Describe { table } => describe::describe(catalog, &table).await,
+        Command::Compact { table, all, dry_run, compaction } => compact::run(catalog, table, all, &compaction.options(dry_run)).await,
         Command::Serve { schedule, metrics_addr, endpoints, compaction, config, kafka } => {
             let (config, file) = sink::load(&cli.data_dir, config, kafka)?;
             let server = endpoints::settings(&config, &file, &endpoints)?;
             let sink = if config.kafka.is_some() { Some((sink::connect(&config, &file)?, config)) } else { None };
-            serve::run(&catalog, &schedule, metrics_addr, &compaction.options(false), sink, server).await
+            serve::run(catalog, &schedule, metrics_addr, &compaction.options(false), sink, server).await
         }
         Command::HashPassword => unreachable!("handled above"),
         Command::Quickstart => unreachable!("handled above"),
@@ -58,7 +62,10 @@ fn hash_password() -> Result<ExitCode> {
 
 /// The embedded catalog under `--data-dir`, or the one at `--catalog-url`, with tables in
 /// `--warehouse` (default: `<data-dir>/warehouse`).
-pub async fn open_catalog(cli: &Cli) -> Result<SqlCatalog> {
+pub async fn open_catalog(cli: &Cli) -> Result<Arc<dyn Catalog>> {
+    if let Some(url) = cli.catalog_url.as_deref().filter(|url| url.starts_with("http://") || url.starts_with("https://")) {
+        return open_rest_catalog(cli, url).await;
+    }
     let warehouse = match &cli.warehouse {
         Some(location) => Warehouse::parse(location, Default::default()).with_context(|| format!("--warehouse {location}"))?,
         None => Warehouse::local(&cli.data_dir.join(floe_catalog::sql::WAREHOUSE_DIR))
@@ -72,4 +79,16 @@ pub async fn open_catalog(cli: &Cli) -> Result<SqlCatalog> {
             .await
             .with_context(|| format!("opening the catalog at {url}")),
     }
+    .map(|catalog| catalog.shared())
+}
+
+/// The Iceberg REST catalog at `url`, with tables' files in `--warehouse` or the catalog's own.
+async fn open_rest_catalog(cli: &Cli, url: &str) -> Result<Arc<dyn Catalog>> {
+    let warehouse = match &cli.warehouse {
+        Some(location) => Some(Warehouse::parse(location, Default::default()).with_context(|| format!("--warehouse {location}"))?),
+        None => None,
+    };
+    let credential = Credential::from_env()?;
+    let catalog = RestCatalog::open(url, credential, warehouse).await.with_context(|| format!("opening the REST catalog at {url}"))?;
+    Ok(Arc::new(catalog))
 }

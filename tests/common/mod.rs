@@ -143,3 +143,18 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// `floe hash-password`, fed on stdin.
+pub fn hash_password(dir: &Path, password: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(["--data-dir", &data_dir_arg(dir), "hash-password"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

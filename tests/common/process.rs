@@ -12,6 +12,11 @@ pub struct Running {
 impl Running {
     /// `floe --data-dir <dir> --log info <args>`, stdout and stderr into `<dir>/<name>.log`.
     pub fn start(dir: &Path, name: &str, args: &[&str]) -> Running {
+        Running::start_with_env(dir, name, args, &[])
+    }
+
+    /// As [`Running::start`], with more environment variables.
+    pub fn start_with_env(dir: &Path, name: &str, args: &[&str], env: &[(&str, String)]) -> Running {
         let log = dir.join(format!("{name}.log"));
         // One open file for both streams, so that neither writes over the other.
         let file = std::fs::File::create(&log).unwrap();
@@ -20,6 +25,7 @@ impl Running {
             .arg(dir)
             .args(["--log", "info"])
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::from(file.try_clone().unwrap()))
             .stderr(Stdio::from(file))
             .spawn()

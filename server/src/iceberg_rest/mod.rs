@@ -180,7 +180,8 @@ async fn token(State(rest): State<Rest>, Form(request): Form<TokenRequest>) -> A
 
 async fn config(State(rest): State<Rest>, headers: HeaderMap) -> Answer {
     rest.reads(&headers)?;
-    Ok(Json(json!({"defaults": {}, "overrides": {}})).into_response())
+    // Where the tables' files live, for clients that write them (floe's own REST client).
+    Ok(Json(json!({"defaults": {"warehouse": rest.catalog.warehouse()}, "overrides": {}})).into_response())
 }
 
 async fn namespaces(State(rest): State<Rest>, headers: HeaderMap) -> Answer {

@@ -1,0 +1,164 @@
+//! floe as a client of an Iceberg REST catalog: floe's own `serve`, with the warehouse in an
+//! S3-compatible bucket (moto, on loopback). Writers on other data dirs share nothing with it but
+//! the catalog's URL and the bucket: `--catalog-url http://…/iceberg`, credentials in
+//! `FLOE_CATALOG_CREDENTIAL`, and the bucket named by the catalog's `/v1/config`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::process::Running;
+use common::s3::Moto;
+use common::*;
+use serde_json::Value;
+
+const WAREHOUSE: &str = "s3://lake/floe";
+const PASSWORD: &str = "pencil";
+
+/// `floe serve` on its own data dir with the warehouse in moto's bucket, serving the REST catalog
+/// to `writer`, who may write everything.
+struct Catalog {
+    moto: Moto,
+    dir: tempfile::TempDir,
+    /// `http://127.0.0.1:PORT/iceberg`
+    uri: String,
+    _server: Running,
+}
+
+impl Catalog {
+    fn start() -> Catalog {
+        let moto = Moto::start();
+        moto.create_bucket("lake");
+        let dir = tempfile::tempdir().unwrap();
+        let hash = hash_password(dir.path(), PASSWORD);
+        let config = dir.path().join("floe.toml");
+        let text = format!(
+            "[server]\npg_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\nflight_addr = \"127.0.0.1:0\"\n\n\
+             [[users]]\nname = \"writer\"\npassword_hash = \"{hash}\"\n\n[[grants]]\nto = \"writer\"\non = \"*\"\nwrite = true\n"
+        );
+        std::fs::write(&config, text).unwrap();
+        let config = config.display().to_string();
+        let args = ["--warehouse", WAREHOUSE, "serve", "--config", &config, "--metrics-addr", "127.0.0.1:0", "--schedule", "0 0 3 1 1 *"];
+        let mut server = Running::start_with_env(dir.path(), "serve", &args, &moto.env());
+        let http = server.wait_for_line("HTTP on ", Duration::from_secs(60));
+        let uri = format!("{}/iceberg", http.split("HTTP on ").nth(1).unwrap().trim());
+        Catalog { moto, dir, uri, _server: server }
+    }
+
+    /// `floe` on a data dir of its own, a client of this catalog.
+    fn client(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_floe"));
+        command.args(["--data-dir", &dir.display().to_string(), "--catalog-url", &self.uri]).args(args);
+        command.envs(self.moto.env()).env("FLOE_CATALOG_CREDENTIAL", format!("writer:{PASSWORD}"));
+        command
+    }
+
+    /// `floe sql` on the catalog's own data dir (its embedded catalog, the bucket's files).
+    fn sql(&self, query: &str) -> Vec<Value> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_floe"));
+        command.args(["--data-dir", &self.dir.path().display().to_string(), "--warehouse", WAREHOUSE]);
+        let out = command.args(["sql", query, "--format", "json"]).envs(self.moto.env()).output().unwrap();
+        assert!(out.status.success(), "{query}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn rows(&self, table: &str) -> i64 {
+        self.sql(&format!("SELECT count(*) AS n FROM {table}"))[0]["n"].as_i64().unwrap()
+    }
+}
+
+fn capture() -> String {
+    repo_root().join("tests/captures/evolution-s1/events.jsonl").display().to_string()
+}
+
+/// Rows per table when the capture is ingested once, alone, into a local data dir.
+fn rows_of_one_ingest() -> BTreeMap<String, i64> {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(floe(dir.path(), &["ingest", &capture()]).status.success());
+    ["depot.parts", "depot.bins", "depot.moves"]
+        .into_iter()
+        .map(|t| (t.to_string(), floe_sql(dir.path(), &format!("SELECT count(*) AS n FROM {t}"))[0]["n"].as_i64().unwrap()))
+        .collect()
+}
+
+/// A `[sink]` config that commits every 3 rows: many commits, so the two writers interleave.
+fn small_batches(dir: &Path) -> String {
+    let config = dir.join("floe.toml");
+    std::fs::write(&config, "[sink]\nbatch_rows = 3\n").unwrap();
+    config.display().to_string()
+}
+
+/// Runs `floe ingest` of the capture in two processes at once, each on its own data dir, with
+/// source names `names`; returns their outputs.
+fn ingest_twice_at_once(catalog: &Catalog, names: [&str; 2]) -> Vec<Output> {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let children: Vec<_> = dirs
+        .iter()
+        .zip(names)
+        .map(|(dir, name)| {
+            let config = small_batches(dir.path());
+            let args = ["ingest", &capture(), "--config", &config, "--source-name", name];
+            catalog.client(dir.path(), &args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    children.into_iter().map(|child| child.wait_with_output().unwrap()).collect()
+}
+
+fn log_of(outputs: &[Output]) -> String {
+    outputs.iter().map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))).collect()
+}
+
+#[test]
+fn two_processes_reading_one_source_through_one_rest_catalog_land_every_change_once() {
+    let catalog = Catalog::start();
+    let outputs = ingest_twice_at_once(&catalog, ["capture", "capture"]);
+    let mut log = log_of(&outputs);
+    // Whichever writer commits a position first holds it. The other's batch is fenced: that
+    // table is left, uncommitted, to the writer's next run, which says so and fails.
+    for output in &outputs {
+        let fenced = String::from_utf8_lossy(&output.stderr).contains("were committed by another writer");
+        assert!(output.status.success() || fenced, "{log}");
+    }
+    let next_run = tempfile::tempdir().unwrap();
+    let again = catalog.client(next_run.path(), &["ingest", &capture(), "--source-name", "capture"]).output().unwrap();
+    log += &log_of(std::slice::from_ref(&again));
+    assert!(again.status.success(), "the next run takes up what a fenced writer left\n{log}");
+
+    for (table, rows) in rows_of_one_ingest() {
+        assert_eq!(catalog.rows(&table), rows, "{table}: each change once\n{log}");
+        let twice = catalog.sql(&format!("SELECT _src_partition, _src_offset FROM {table} GROUP BY 1, 2 HAVING count(*) > 1"));
+        assert!(twice.is_empty(), "{table}: positions appended twice: {twice:?}\n{log}");
+    }
+    for table in ["parts", "bins", "moves"] {
+        let truth = read_json(&repo_root().join(format!("tests/captures/evolution-s1/truth_{table}.json")));
+        let latest = catalog.sql(&format!("SELECT * FROM depot.{table}_latest"));
+        assert_eq!(latest.len(), truth.len(), "depot.{table}_latest holds one row per key of the truth");
+    }
+    assert!(catalog.moto.keys("lake", "floe/depot/parts/data/").iter().any(|k| k.ends_with(".parquet")), "the clients wrote to the bucket");
+    assert!(!catalog.dir.path().join("warehouse").exists(), "no table file on the catalog's disk");
+}
+
+#[test]
+fn two_processes_appending_to_one_table_through_one_rest_catalog_both_land() {
+    let catalog = Catalog::start();
+    let outputs = ingest_twice_at_once(&catalog, ["east", "west"]);
+    let log = log_of(&outputs);
+    assert!(outputs.iter().all(|o| o.status.success()), "{log}");
+    // Two sources: every row twice, one of each, however the commits interleaved.
+    for (table, rows) in rows_of_one_ingest() {
+        assert_eq!(catalog.rows(&table), 2 * rows, "{table}\n{log}");
+    }
+}
+
+#[test]
+fn a_wrong_password_is_a_clear_error_naming_the_catalog() {
+    let catalog = Catalog::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = catalog.client(dir.path(), &["tables"]).env("FLOE_CATALOG_CREDENTIAL", "writer:wrong").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&catalog.uri) && stderr.contains("401") && stderr.contains("wrong password"), "{stderr}");
+}
