@@ -139,3 +139,29 @@ fn a_warehouse_url_floe_cannot_store_in_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--warehouse gs://lake/floe") && stderr.contains("s3://"), "{stderr}");
 }
+
+#[test]
+fn the_warehouse_can_come_from_the_config_file_and_a_bad_one_names_the_file_and_the_key() {
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("floe.toml");
+    std::fs::write(&config, "[catalog]\nwarehouse = \"s3://lake/from-config\"\n").unwrap();
+    let floe_here = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_floe"));
+        command.args(["--data-dir", &dir.path().display().to_string()]).args(args).envs(moto.env()).output().unwrap()
+    };
+    let events = repo_root().join("tests/captures/evolution-s1/events.jsonl");
+    let ingested = floe_here(&["ingest", &events.display().to_string()]);
+    assert!(ingested.status.success(), "{}", String::from_utf8_lossy(&ingested.stderr));
+    assert!(!moto.keys("lake", "from-config/depot/parts/data/").is_empty(), "the data files went to the configured bucket");
+    let latest = floe_here(&["sql", "SELECT count(*) AS n FROM depot.parts_latest", "--format", "json"]);
+    let rows: Vec<Value> = serde_json::from_slice(&latest.stdout).unwrap_or_default();
+    assert_eq!(rows.first().and_then(|r| r["n"].as_u64()), Some(truth_len("parts")), "{}", String::from_utf8_lossy(&latest.stderr));
+
+    std::fs::write(&config, "[catalog]\nwarehouse = \"ftp://files/lake\"\n").unwrap();
+    let refused = floe_here(&["tables"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains(&format!("{}: catalog.warehouse:", config.display())) && stderr.contains("fix:"), "{stderr}");
+}

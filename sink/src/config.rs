@@ -66,6 +66,19 @@ pub struct SinkConfig {
     /// `[[grants]]`: what the SQL endpoint's users may read, read by floe-server.
     #[serde(default)]
     pub grants: Vec<toml::Table>,
+    /// `[catalog]`: which catalog and warehouse every command opens, under the flags and the
+    /// environment (`--catalog-url`, `--warehouse`).
+    #[serde(default)]
+    pub catalog: CatalogSettings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSettings {
+    /// `sqlite://…`, `postgres://…` or an Iceberg REST catalog's `http(s)://…`.
+    pub url: Option<String>,
+    /// `s3://bucket/prefix`, `file:///path` or a local path.
+    pub warehouse: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -21,13 +21,14 @@ use floe_catalog::{Catalog, SqlCatalog};
 
 use crate::cli::{Cli, Command, KafkaArgs};
 
-pub async fn run(cli: Cli) -> Result<ExitCode> {
+pub async fn run(mut cli: Cli) -> Result<ExitCode> {
     if let Command::Quickstart = cli.command {
         return crate::quickstart::run(&cli.data_dir).await;
     }
     if let Command::HashPassword = cli.command {
         return hash_password();
     }
+    take_catalog_section(&mut cli)?;
     let opened = open_catalog(&cli).await?;
     let catalog = opened.as_ref();
     match cli.command {
@@ -58,6 +59,29 @@ fn hash_password() -> Result<ExitCode> {
     anyhow::ensure!(!password.is_empty(), "no password on stdin: `echo -n 'secret' | floe hash-password`");
     println!("{}", floe_server::auth::hash_password(password));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fills `--catalog-url` and `--warehouse`, when neither the flag nor its variable gave them,
+/// from `[catalog]` of the command's `--config`, or of `<data-dir>/floe.toml`.
+fn take_catalog_section(cli: &mut Cli) -> Result<()> {
+    let explicit = match &cli.command {
+        Command::Ingest { config, .. } | Command::Sink { config, .. } | Command::Serve { config, .. } => config.clone(),
+        Command::Status { config } => config.clone(),
+        _ => None,
+    };
+    let file = explicit.clone().unwrap_or_else(|| floe_sink::config::default_config_path(&cli.data_dir));
+    let section = ingest::load_config(&cli.data_dir, explicit)?.catalog;
+    if let (None, Some(location)) = (&cli.warehouse, &section.warehouse) {
+        Warehouse::parse(location, Default::default()).map_err(|e| floe_sink::config::ConfigError {
+            file: file.display().to_string(),
+            key: "catalog.warehouse".into(),
+            problem: e.to_string(),
+            fix: "write s3://bucket/prefix, file:///path or a local directory".into(),
+        })?;
+    }
+    cli.catalog_url = cli.catalog_url.take().or(section.url);
+    cli.warehouse = cli.warehouse.take().or(section.warehouse);
+    Ok(())
 }
 
 /// The embedded catalog under `--data-dir`, or the one at `--catalog-url`, with tables in
