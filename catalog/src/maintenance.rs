@@ -115,14 +115,17 @@ pub async fn remove_unreferenced_files(table: &FloeTable, older_than: DateTime<U
     let referenced = referenced_files(table).await?;
     let file_io = table.iceberg_table()?.file_io().clone();
     let mut report = CleanupReport::default();
+    let mut orphans = vec![];
     for file in list_files(&file_io, table.metadata().location()).await? {
         if referenced.contains(&file.location) || file.modified >= older_than {
             continue;
         }
-        file_io.delete(&file.location).await?;
         report.files_deleted += 1;
         report.bytes_deleted += file.size;
+        orphans.push(file.location);
     }
+    // One stream: an object store deletes them in bulk requests.
+    file_io.delete_stream(futures::stream::iter(orphans)).await?;
     info!(table = %table.ident(), files = report.files_deleted, bytes = report.bytes_deleted, "removed unreferenced files");
     Ok(report)
 }

@@ -44,6 +44,10 @@ pub async fn prepare_replace(table: &FloeTable, rewrite: &FileRewrite, propertie
     let mut writer = SnapshotWriter::new(table)?;
     let manifests = table.manifests(&snapshot).await?;
     let mut kept = Vec::with_capacity(manifests.len());
+    // The entries of every manifest that holds a removed file, written together with the added
+    // files: a few new manifests per rewrite, however many manifests it touched (on object
+    // storage, each is a request).
+    let mut rewritten = vec![];
     let mut found = HashSet::new();
     let mut required_found = 0;
     for (manifest, entries) in table.manifest_entries(&manifests).await? {
@@ -53,17 +57,14 @@ pub async fn prepare_replace(table: &FloeTable, rewrite: &FileRewrite, propertie
             kept.push(manifest);
             continue;
         }
-        let rewritten = live
-            .map(|e| {
-                if remove.contains(e.file_path()) {
-                    found.insert(e.file_path().to_string());
-                    EntryWrite::Deleted(live_file(e))
-                } else {
-                    EntryWrite::Existing(live_file(e))
-                }
-            })
-            .collect();
-        kept.extend(writer.write_manifests(rewritten).await?);
+        rewritten.extend(live.map(|e| {
+            if remove.contains(e.file_path()) {
+                found.insert(e.file_path().to_string());
+                EntryWrite::Deleted(live_file(e))
+            } else {
+                EntryWrite::Existing(live_file(e))
+            }
+        }));
     }
     if found.len() != remove.len() {
         let missing: Vec<_> = remove.difference(&found).take(3).cloned().collect();
@@ -78,7 +79,8 @@ pub async fn prepare_replace(table: &FloeTable, rewrite: &FileRewrite, propertie
             format!("{} data file(s) the new deletes apply to are no longer live", rewrite.require_live.len() - required_found),
         ));
     }
-    kept.extend(writer.write_manifests(rewrite.add.iter().cloned().map(EntryWrite::Added).collect()).await?);
+    rewritten.extend(rewrite.add.iter().cloned().map(EntryWrite::Added));
+    kept.extend(writer.write_manifests(rewritten).await?);
     writer.finish(Operation::Replace, kept, properties).await
 }
 

@@ -196,9 +196,22 @@ impl Storage for S3Storage {
         Ok(())
     }
 
-    async fn delete_stream(&self, mut paths: BoxStream<'static, String>) -> iceberg::Result<()> {
-        while let Some(path) = paths.next().await {
-            self.delete(&path).await?;
+    /// Bulk deletes: a thousand keys a request (DeleteObjects), bucket by bucket.
+    async fn delete_stream(&self, paths: BoxStream<'static, String>) -> iceberg::Result<()> {
+        let mut buckets: HashMap<String, (Arc<dyn ObjectStore>, Vec<ObjectPath>)> = HashMap::new();
+        for path in paths.collect::<Vec<_>>().await {
+            let (store, key) = self.locate(&path)?;
+            let (bucket, _) = bucket_and_key(&path).map_err(|e| storage_error(e, "locating", &path))?;
+            buckets.entry(bucket.to_string()).or_insert_with(|| (store, vec![])).1.push(key);
+        }
+        for (bucket, (store, keys)) in buckets {
+            let mut deleted = store.delete_stream(futures::stream::iter(keys.into_iter().map(Ok)).boxed());
+            while let Some(result) = deleted.next().await {
+                match result {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(storage_error(e, "deleting in", &format!("s3://{bucket}"))),
+                }
+            }
         }
         Ok(())
     }
