@@ -21,6 +21,10 @@ pub struct Cli {
     #[arg(long, env = "FLOE_WAREHOUSE", global = true)]
     pub warehouse: Option<String>,
 
+    /// The warehouse's storage properties, from `[catalog]` of the config file.
+    #[arg(skip)]
+    pub warehouse_properties: std::collections::HashMap<String, String>,
+
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `floe_sink=debug`.
     #[arg(long, env = "FLOE_LOG", default_value = "warn", global = true)]
     pub log: String,

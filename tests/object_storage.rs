@@ -86,9 +86,17 @@ fn assert_tables_whole(moto: &Moto, dir: &Path) {
     for table in ["parts", "bins", "moves"] {
         assert_eq!(count(moto, dir, &format!("depot.{table}_latest")), truth_len(table), "depot.{table}_latest");
     }
+    assert_every_file_readable(moto, dir);
+}
+
+/// Every table that was created loads, and every file its metadata names is readable
+/// (PyIceberg reads them all).
+fn assert_every_file_readable(moto: &Moto, dir: &Path) {
     let env: Vec<(&str, String)> = moto.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    for table in ["parts", "bins", "moves"] {
+    let listed = floe_on(moto, dir, &["tables"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    for table in ["parts", "bins", "moves"].into_iter().filter(|t| listed.contains(&format!("depot.{t} "))) {
         let read = run_python_json_with("read_s3_table.py", &[&dir.display().to_string(), &format!("depot.{table}")], &env);
         assert_eq!(read["rows"].as_u64(), Some(count(moto, dir, &format!("depot.{table}"))), "depot.{table}: {read}");
     }
@@ -122,6 +130,45 @@ fn transient_storage_errors_are_retried_and_an_outage_is_waited_out() {
     let (requests, failed) = proxy.requests();
     assert!(failed > during_outage && requests.values().sum::<u64>() > failed, "random faults too: {failed} of {requests:?}");
     assert_tables_whole(&moto, dir.path());
+}
+
+#[test]
+fn an_outage_longer_than_the_retry_budget_fails_the_ingest_cleanly_and_the_next_run_lands_everything() {
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let proxy = FaultyProxy::start(&moto.endpoint, 0, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("budget.toml");
+    let budget = "[catalog]\nstorage_retry_timeout = \"1s\"\nstorage_max_retries = 2\n";
+    std::fs::write(&config, format!("[sink]\nbatch_rows = 10\n\n{budget}")).unwrap();
+    let config = config.display().to_string();
+    let events = repo_root().join("tests/captures/evolution-s1/events.jsonl");
+    let first_half = dir.path().join("first.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&events).unwrap().lines().map(str::to_string).collect();
+    std::fs::write(&first_half, lines[..lines.len() / 2].join("\n") + "\n").unwrap();
+    let ingest = |input: &Path| {
+        let input = input.display().to_string();
+        floe_through(&proxy.endpoint, &moto, dir.path(), &["ingest", &input, "--config", &config, "--source-name", "capture"])
+    };
+    assert!(ingest(&first_half).status.success());
+
+    proxy.begin_outage();
+    let failed = ingest(&events);
+    proxy.end_outage();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "an outage past the budget fails the run");
+    assert!(stderr.contains("SlowDown") || stderr.contains("503"), "the storage's error is reported: {stderr}");
+    assert_every_file_readable(&moto, dir.path());
+
+    let again = ingest(&events);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    for table in ["parts", "bins", "moves"] {
+        assert_eq!(count(&moto, dir.path(), &format!("depot.{table}_latest")), truth_len(table), "depot.{table}_latest");
+        let query = format!("SELECT _src_offset FROM depot.{table} GROUP BY 1 HAVING count(*) > 1");
+        let twice = floe_on(&moto, dir.path(), &["sql", &query, "--format", "json"]);
+        let twice: Vec<Value> = serde_json::from_slice(&twice.stdout).unwrap();
+        assert!(twice.is_empty(), "depot.{table}: changes appended twice: {twice:?}");
+    }
 }
 
 /// A config that commits every few rows, so the ingest makes many commits through the faults.

@@ -117,11 +117,32 @@ impl S3Storage {
     }
 }
 
+/// floe's own warehouse properties: how long and how often a request to object storage is
+/// retried before the operation fails (by default 3 minutes and 20 times).
+pub const RETRY_TIMEOUT_MS: &str = "floe.storage.retry-timeout-ms";
+pub const MAX_RETRIES: &str = "floe.storage.max-retries";
+
+/// object_store's retry settings, with the budget `properties` give. floe's defaults wait
+/// longer than object_store's (10 retries from 100 ms, with a jitter that can spend them all
+/// in about a second): at least 20 × 200 ms, so a throttling burst of a few seconds is waited
+/// out, still within 3 minutes.
+fn retry_config(properties: &HashMap<String, String>) -> object_store::RetryConfig {
+    let mut retry = object_store::RetryConfig { max_retries: 20, ..Default::default() };
+    retry.backoff.init_backoff = std::time::Duration::from_millis(200);
+    if let Some(ms) = properties.get(RETRY_TIMEOUT_MS).and_then(|v| v.parse().ok()) {
+        retry.retry_timeout = std::time::Duration::from_millis(ms);
+    }
+    if let Some(n) = properties.get(MAX_RETRIES).and_then(|v| v.parse().ok()) {
+        retry.max_retries = n;
+    }
+    retry
+}
+
 /// An S3 client for `bucket`: the AWS environment, overridden by iceberg's `s3.*` properties.
 /// With an endpoint of its own (an S3-compatible server), requests are path-style unless the
 /// properties say otherwise.
 fn s3_client(bucket: &str, properties: &HashMap<String, String>) -> object_store::Result<object_store::aws::AmazonS3> {
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry_config(properties));
     let endpoint = properties.get(S3_ENDPOINT).cloned().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
     if let Some(endpoint) = &endpoint {
         let path_style = properties.get(S3_PATH_STYLE_ACCESS).is_none_or(|v| v == "true");

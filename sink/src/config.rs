@@ -79,6 +79,12 @@ pub struct CatalogSettings {
     pub url: Option<String>,
     /// `s3://bucket/prefix`, `file:///path` or a local path.
     pub warehouse: Option<String>,
+    /// How long a request to object storage is retried (with backoff) before the operation
+    /// fails; object_store's default is 3 minutes.
+    #[serde(default, with = "humantime_serde")]
+    pub storage_retry_timeout: Option<std::time::Duration>,
+    /// How often a request to object storage is retried at most (default 10).
+    pub storage_max_retries: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

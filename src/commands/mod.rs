@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use std::sync::Arc;
 
 use floe_catalog::rest::{Credential, RestCatalog};
-use floe_catalog::storage::Warehouse;
+use floe_catalog::storage::{self, Warehouse};
 use floe_catalog::{Catalog, SqlCatalog};
 
 use crate::cli::{Cli, Command, KafkaArgs};
@@ -81,6 +81,12 @@ fn take_catalog_section(cli: &mut Cli) -> Result<()> {
     }
     cli.catalog_url = cli.catalog_url.take().or(section.url);
     cli.warehouse = cli.warehouse.take().or(section.warehouse);
+    if let Some(timeout) = section.storage_retry_timeout {
+        cli.warehouse_properties.insert(storage::RETRY_TIMEOUT_MS.into(), timeout.as_millis().to_string());
+    }
+    if let Some(retries) = section.storage_max_retries {
+        cli.warehouse_properties.insert(storage::MAX_RETRIES.into(), retries.to_string());
+    }
     Ok(())
 }
 
@@ -91,7 +97,9 @@ pub async fn open_catalog(cli: &Cli) -> Result<Arc<dyn Catalog>> {
         return open_rest_catalog(cli, url).await;
     }
     let warehouse = match &cli.warehouse {
-        Some(location) => Warehouse::parse(location, Default::default()).with_context(|| format!("--warehouse {location}"))?,
+        Some(location) => {
+            Warehouse::parse(location, cli.warehouse_properties.clone()).with_context(|| format!("--warehouse {location}"))?
+        }
         None => Warehouse::local(&cli.data_dir.join(floe_catalog::sql::WAREHOUSE_DIR))
             .with_context(|| format!("creating the warehouse in {}", cli.data_dir.display()))?,
     };
@@ -109,7 +117,9 @@ pub async fn open_catalog(cli: &Cli) -> Result<Arc<dyn Catalog>> {
 /// The Iceberg REST catalog at `url`, with tables' files in `--warehouse` or the catalog's own.
 async fn open_rest_catalog(cli: &Cli, url: &str) -> Result<Arc<dyn Catalog>> {
     let warehouse = match &cli.warehouse {
-        Some(location) => Some(Warehouse::parse(location, Default::default()).with_context(|| format!("--warehouse {location}"))?),
+        Some(location) => {
+            Some(Warehouse::parse(location, cli.warehouse_properties.clone()).with_context(|| format!("--warehouse {location}"))?)
+        }
         None => None,
     };
     let credential = Credential::from_env()?;
