@@ -17,6 +17,8 @@ pub struct Cli {
 
     /// Where new tables' files go: `s3://bucket/prefix` (AWS, or an S3-compatible server at
     /// $AWS_ENDPOINT_URL; credentials and region from the standard AWS environment),
+    /// `gs://bucket/prefix` (GOOGLE_* environment), `az://container/prefix` or
+    /// `abfss://container@account.dfs.core.windows.net/prefix` (AZURE_* environment),
     /// `file:///path` or a local path. Default: <data-dir>/warehouse.
     #[arg(long, env = "FLOE_WAREHOUSE", global = true)]
     pub warehouse: Option<String>,

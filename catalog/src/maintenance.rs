@@ -103,7 +103,7 @@ pub async fn referenced_files(table: &FloeTable) -> Result<HashSet<String>> {
 
 /// `location` as listings spell it: an object URL as it is, a local file as a plain path.
 fn comparable(location: &str) -> String {
-    match location.starts_with("s3://") || location.starts_with("s3a://") {
+    match crate::storage::is_object_url(location) {
         true => location.to_string(),
         false => local_path(location).display().to_string(),
     }

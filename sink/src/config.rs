@@ -77,7 +77,7 @@ pub struct SinkConfig {
 pub struct CatalogSettings {
     /// `sqlite://…`, `postgres://…` or an Iceberg REST catalog's `http(s)://…`.
     pub url: Option<String>,
-    /// `s3://bucket/prefix`, `file:///path` or a local path.
+    /// `s3://`, `gs://`, `az://` or `abfss://` bucket/prefix, `file:///path` or a local path.
     pub warehouse: Option<String>,
     /// How long a request to object storage is retried (with backoff) before the operation
     /// fails; object_store's default is 3 minutes.

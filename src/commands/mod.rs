@@ -76,7 +76,7 @@ fn take_catalog_section(cli: &mut Cli) -> Result<()> {
             file: file.display().to_string(),
             key: "catalog.warehouse".into(),
             problem: e.to_string(),
-            fix: "write s3://bucket/prefix, file:///path or a local directory".into(),
+            fix: "write s3://, gs:// or az://bucket/prefix, file:///path or a local directory".into(),
         })?;
     }
     cli.catalog_url = cli.catalog_url.take().or(section.url);

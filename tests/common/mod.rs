@@ -1,6 +1,7 @@
 //! Shared helpers of floe's end-to-end tests.
 #![allow(dead_code)]
 
+pub mod cloud_emulators;
 pub mod faulty_proxy;
 pub mod kafka;
 pub mod pg_truth;

@@ -1,0 +1,82 @@
+//! One `object_store` client per bucket or container, by URL scheme, with floe's retry budget.
+//!
+//! - `s3://` (`s3a://`): the standard AWS environment (keys, session token, web identity,
+//!   container and instance credentials), `AWS_REGION`, and `AWS_ENDPOINT_URL` for an
+//!   S3-compatible server (path-style then); iceberg's `s3.*` properties override them.
+//! - `gs://`: Google Cloud Storage, from `GOOGLE_*` variables (`GOOGLE_SERVICE_ACCOUNT`,
+//!   `GOOGLE_APPLICATION_CREDENTIALS`, or the instance's credentials; `GOOGLE_BASE_URL` for
+//!   another server).
+//! - `az://container/…` and `abfs(s)://container@account.dfs.core.windows.net/…`: Azure Blob
+//!   Storage, from `AZURE_*` variables (`AZURE_STORAGE_ACCOUNT_NAME`, a key, SAS or client
+//!   secret, or managed identity; `AZURE_STORAGE_USE_EMULATOR` for Azurite).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use iceberg::io::{S3_ACCESS_KEY_ID, S3_ENDPOINT, S3_PATH_STYLE_ACCESS, S3_REGION, S3_SECRET_ACCESS_KEY, S3_SESSION_TOKEN};
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::{ObjectStore, RetryConfig};
+
+use super::ObjectUrl;
+
+/// floe's own warehouse properties: how long and how often a request to object storage is
+/// retried before the operation fails (by default 3 minutes and 20 times).
+pub const RETRY_TIMEOUT_MS: &str = "floe.storage.retry-timeout-ms";
+pub const MAX_RETRIES: &str = "floe.storage.max-retries";
+
+/// The URL schemes floe stores tables under, besides local directories.
+pub const SCHEMES: [&str; 6] = ["s3", "s3a", "gs", "az", "abfs", "abfss"];
+
+/// A client for the bucket or container of `url`.
+pub fn client(url: &ObjectUrl, properties: &HashMap<String, String>) -> object_store::Result<Arc<dyn ObjectStore>> {
+    let retry = retry_config(properties);
+    Ok(match url.scheme {
+        "gs" => Arc::new(GoogleCloudStorageBuilder::from_env().with_bucket_name(url.bucket).with_retry(retry).build()?),
+        "az" => Arc::new(MicrosoftAzureBuilder::from_env().with_container_name(url.bucket).with_retry(retry).build()?),
+        "abfs" | "abfss" => {
+            Arc::new(MicrosoftAzureBuilder::from_env().with_url(format!("{}://{}", url.scheme, url.bucket)).with_retry(retry).build()?)
+        }
+        _ => Arc::new(s3_client(url.bucket, properties)?.with_retry(retry).build()?),
+    })
+}
+
+/// object_store's retry settings, with the budget `properties` give. floe's defaults wait
+/// longer than object_store's (10 retries from 100 ms, with a jitter that can spend them all
+/// in about a second): at least 20 × 200 ms, so a throttling burst of a few seconds is waited
+/// out, still within 3 minutes.
+fn retry_config(properties: &HashMap<String, String>) -> RetryConfig {
+    let mut retry = RetryConfig { max_retries: 20, ..Default::default() };
+    retry.backoff.init_backoff = Duration::from_millis(200);
+    if let Some(ms) = properties.get(RETRY_TIMEOUT_MS).and_then(|v| v.parse().ok()) {
+        retry.retry_timeout = Duration::from_millis(ms);
+    }
+    if let Some(n) = properties.get(MAX_RETRIES).and_then(|v| v.parse().ok()) {
+        retry.max_retries = n;
+    }
+    retry
+}
+
+/// An S3 client builder for `bucket`: the AWS environment, overridden by iceberg's `s3.*`
+/// properties. With an endpoint of its own (an S3-compatible server), requests are path-style
+/// unless the properties say otherwise.
+fn s3_client(bucket: &str, properties: &HashMap<String, String>) -> object_store::Result<AmazonS3Builder> {
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let endpoint = properties.get(S3_ENDPOINT).cloned().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    if let Some(endpoint) = &endpoint {
+        let path_style = properties.get(S3_PATH_STYLE_ACCESS).is_none_or(|v| v == "true");
+        builder =
+            builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://")).with_virtual_hosted_style_request(!path_style);
+    }
+    let set = |builder: AmazonS3Builder, key: &str, apply: fn(AmazonS3Builder, &String) -> AmazonS3Builder| match properties.get(key) {
+        Some(value) => apply(builder, value),
+        None => builder,
+    };
+    builder = set(builder, S3_REGION, |b, v| b.with_region(v));
+    builder = set(builder, S3_ACCESS_KEY_ID, |b, v| b.with_access_key_id(v));
+    builder = set(builder, S3_SECRET_ACCESS_KEY, |b, v| b.with_secret_access_key(v));
+    builder = set(builder, S3_SESSION_TOKEN, |b, v| b.with_token(v));
+    Ok(builder)
+}

@@ -1,0 +1,173 @@
+//! iceberg's `Storage` over `object_store`: one client per bucket or container, made on first
+//! use ([`super::clients`]). Writes go through `BufWriter` (a large file is a multipart upload
+//! and appears only once complete), reads are ranged, and deletes are bulk requests.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use iceberg::io::{FileMetadata, FileRead, FileWrite, InputFile, OutputFile, Storage, StorageConfig, StorageFactory};
+use object_store::buffered::BufWriter;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use super::{clients, storage_error, ObjectUrl};
+
+/// Builds [`ObjectStorage`] from a FileIO's properties.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ObjectStorageFactory;
+
+#[typetag::serde]
+impl StorageFactory for ObjectStorageFactory {
+    fn build(&self, config: &StorageConfig) -> iceberg::Result<Arc<dyn Storage>> {
+        Ok(Arc::new(ObjectStorage { properties: config.props().clone(), stores: Arc::default() }))
+    }
+}
+
+/// iceberg's `Storage` over `object_store`, one client per bucket or container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObjectStorage {
+    properties: HashMap<String, String>,
+    #[serde(skip)]
+    stores: Arc<Mutex<HashMap<String, Arc<dyn ObjectStore>>>>,
+}
+
+impl ObjectStorage {
+    /// The client for `location`'s bucket, and the object's key.
+    fn locate(&self, location: &str) -> iceberg::Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+        let url = ObjectUrl::parse(location).ok_or_else(|| storage_error("not an object store URL", "locating", location))?;
+        let mut stores = self.stores.lock().expect("stores lock");
+        let store = match stores.get(&url.store()) {
+            Some(store) => store.clone(),
+            None => {
+                let store = clients::client(&url, &self.properties).map_err(|e| storage_error(e, "connecting to", location))?;
+                stores.insert(url.store(), store.clone());
+                store
+            }
+        };
+        Ok((store, ObjectPath::from(url.key)))
+    }
+}
+
+#[async_trait]
+#[typetag::serde]
+impl Storage for ObjectStorage {
+    async fn exists(&self, path: &str) -> iceberg::Result<bool> {
+        let (store, key) = self.locate(path)?;
+        match store.head(&key).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(storage_error(e, "checking", path)),
+        }
+    }
+
+    async fn metadata(&self, path: &str) -> iceberg::Result<FileMetadata> {
+        let (store, key) = self.locate(path)?;
+        let meta = store.head(&key).await.map_err(|e| storage_error(e, "reading the size of", path))?;
+        Ok(FileMetadata { size: meta.size })
+    }
+
+    async fn read(&self, path: &str) -> iceberg::Result<Bytes> {
+        let (store, key) = self.locate(path)?;
+        let got = store.get(&key).await.map_err(|e| storage_error(e, "reading", path))?;
+        got.bytes().await.map_err(|e| storage_error(e, "reading", path))
+    }
+
+    async fn reader(&self, path: &str) -> iceberg::Result<Box<dyn FileRead>> {
+        let (store, key) = self.locate(path)?;
+        Ok(Box::new(ObjectRead { store, key, path: path.to_string() }))
+    }
+
+    async fn write(&self, path: &str, bs: Bytes) -> iceberg::Result<()> {
+        let (store, key) = self.locate(path)?;
+        store.put(&key, bs.into()).await.map_err(|e| storage_error(e, "writing", path))?;
+        Ok(())
+    }
+
+    async fn writer(&self, path: &str) -> iceberg::Result<Box<dyn FileWrite>> {
+        let (store, key) = self.locate(path)?;
+        // Buffers a part, then uploads in parts: a large file is a multipart upload, and an
+        // object appears only once it is complete.
+        Ok(Box::new(ObjectWrite { writer: BufWriter::new(store, key), path: path.to_string() }))
+    }
+
+    async fn delete(&self, path: &str) -> iceberg::Result<()> {
+        let (store, key) = self.locate(path)?;
+        match store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(storage_error(e, "deleting", path)),
+        }
+    }
+
+    async fn delete_prefix(&self, path: &str) -> iceberg::Result<()> {
+        let (store, key) = self.locate(path)?;
+        let keys = store.list(Some(&key)).map_ok(|meta| meta.location).boxed();
+        store.delete_stream(keys).try_collect::<Vec<_>>().await.map_err(|e| storage_error(e, "deleting under", path))?;
+        Ok(())
+    }
+
+    /// Bulk deletes (S3's DeleteObjects takes a thousand keys a request), store by store.
+    async fn delete_stream(&self, paths: BoxStream<'static, String>) -> iceberg::Result<()> {
+        let mut stores: HashMap<String, (Arc<dyn ObjectStore>, Vec<ObjectPath>)> = HashMap::new();
+        for path in paths.collect::<Vec<_>>().await {
+            let (store, key) = self.locate(&path)?;
+            let name = ObjectUrl::parse(&path).map(|u| u.store()).unwrap_or_default();
+            stores.entry(name).or_insert_with(|| (store, vec![])).1.push(key);
+        }
+        for (name, (store, keys)) in stores {
+            let mut deleted = store.delete_stream(futures::stream::iter(keys.into_iter().map(Ok)).boxed());
+            while let Some(result) = deleted.next().await {
+                match result {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(storage_error(e, "deleting in", &name)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn new_input(&self, path: &str) -> iceberg::Result<InputFile> {
+        Ok(InputFile::new(Arc::new(self.clone()), path.to_string()))
+    }
+
+    fn new_output(&self, path: &str) -> iceberg::Result<OutputFile> {
+        Ok(OutputFile::new(Arc::new(self.clone()), path.to_string()))
+    }
+}
+
+/// Ranged reads of one object.
+struct ObjectRead {
+    store: Arc<dyn ObjectStore>,
+    key: ObjectPath,
+    path: String,
+}
+
+#[async_trait]
+impl FileRead for ObjectRead {
+    async fn read(&self, range: Range<u64>) -> iceberg::Result<Bytes> {
+        self.store.get_range(&self.key, range).await.map_err(|e| storage_error(e, "reading", &self.path))
+    }
+}
+
+/// An upload in progress.
+struct ObjectWrite {
+    writer: BufWriter,
+    path: String,
+}
+
+#[async_trait]
+impl FileWrite for ObjectWrite {
+    async fn write(&mut self, bs: Bytes) -> iceberg::Result<()> {
+        self.writer.write_all(&bs).await.map_err(|e| storage_error(e, "writing", &self.path))
+    }
+
+    async fn close(&mut self) -> iceberg::Result<()> {
+        self.writer.shutdown().await.map_err(|e| storage_error(e, "completing", &self.path))
+    }
+}

@@ -1,0 +1,76 @@
+//! Azurite, the Azure Blob Storage emulator, on loopback, for the `az://` warehouse tests (npm,
+//! in tests/js, installed by `.ci/test`). Without it these tests fail; they do not skip.
+//!
+//! No Google Cloud Storage emulator from the registries answers object_store's XML API
+//! (gcp-storage-emulator sends no ETag and cannot list), so `gs://` has no test here.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Azurite's well-known development account.
+const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// A child process killed with the test.
+pub struct Emulator {
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    child: Child,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Emulator {
+    /// Azurite's blob service, in memory, without telemetry (nothing leaves loopback).
+    pub fn azurite() -> Emulator {
+        let program = super::repo_root().join("tests/js/node_modules/.bin/azurite-blob");
+        let mut child = Command::new(&program)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", "0", "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} starts ({e}); .ci/test installs it with npm ci in tests/js", program.display()));
+        // "Azurite Blob service successfully listens on http://127.0.0.1:PORT"
+        let endpoint = wait_for(&mut child, "successfully listens on ", |line| line.trim().to_string());
+        Emulator { endpoint, child }
+    }
+
+    /// The environment object_store's Azure client needs to reach this Azurite.
+    pub fn azurite_env(&self) -> Vec<(&'static str, String)> {
+        vec![("AZURE_STORAGE_USE_EMULATOR", "true".into()), ("AZURITE_BLOB_STORAGE_URL", self.endpoint.clone())]
+    }
+
+    /// Creates `container` (Azure's SDK for Python signs the request with the account key).
+    pub fn create_container(&self, container: &str) {
+        let connection = format!(
+            "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};BlobEndpoint={}/{AZURITE_ACCOUNT};",
+            self.endpoint
+        );
+        let script = "import sys\nfrom azure.storage.blob import BlobServiceClient\n\
+                      BlobServiceClient.from_connection_string(sys.argv[1]).create_container(sys.argv[2])";
+        let out = Command::new(super::python()).args(["-c", script, &connection, container]).output().unwrap();
+        assert!(out.status.success(), "creating container {container}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// Reads `child`'s stdout until a line contains `marker`; `parse` gets what follows it. The
+/// rest of the output is drained, so the emulator never blocks on a full pipe.
+fn wait_for<T>(child: &mut Child, marker: &str, parse: impl Fn(&str) -> T) -> T {
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let found = loop {
+        assert!(Instant::now() < deadline, "no {marker:?} within 60 s");
+        let line = lines.next().expect("the emulator's output").expect("a line");
+        if let Some(rest) = line.split(marker).nth(1) {
+            break parse(rest);
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    found
+}
