@@ -61,7 +61,7 @@ pub async fn write_position_deletes(table: &FloeTable, deletes: &PositionDeletes
 /// The positions the given position-delete files remove, per data file path.
 pub async fn read_position_deletes(table: &FloeTable, files: &[LiveFile]) -> Result<HashMap<String, HashSet<i64>>> {
     let loaded: Vec<Vec<RecordBatch>> = stream::iter(files)
-        .map(|f| read_columns(table, f.path(), &[FILE_PATH_FIELD_ID, POS_FIELD_ID]))
+        .map(|f| read_columns(table, f.path(), f.data_file.file_size_in_bytes(), &[FILE_PATH_FIELD_ID, POS_FIELD_ID]))
         .buffer_unordered(8)
         .try_collect()
         .await?;

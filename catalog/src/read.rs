@@ -9,12 +9,13 @@ use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask, PARQUET_FI
 use crate::error::{CatalogError, Result};
 use crate::table::FloeTable;
 
-/// The top-level columns of the Parquet file at `path` with the given Iceberg field ids, in
-/// file order. Columns appear in the order of `field_ids`; a field the file lacks is an error
-/// (the caller decides what an older file means).
-pub async fn read_columns(table: &FloeTable, path: &str, field_ids: &[i32]) -> Result<Vec<arrow_array::RecordBatch>> {
+/// The top-level columns of the Parquet file at `path` (of `size` bytes, as its manifest says:
+/// no request to learn it) with the given Iceberg field ids, in file order. Columns appear in
+/// the order of `field_ids`; a field the file lacks is an error (the caller decides what an
+/// older file means).
+pub async fn read_columns(table: &FloeTable, path: &str, size: u64, field_ids: &[i32]) -> Result<Vec<arrow_array::RecordBatch>> {
     let input = table.file_io().new_input(path)?;
-    let reader = ArrowFileReader::new(input.metadata().await?, input.reader().await?);
+    let reader = ArrowFileReader::new(iceberg::io::FileMetadata { size }, input.reader().await?);
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
     let arrow_fields = builder.schema().fields().clone();
     let field_id = |f: &arrow_schema::Field| f.metadata().get(PARQUET_FIELD_ID_META_KEY).and_then(|v| v.parse::<i32>().ok());

@@ -86,9 +86,15 @@ async fn input_tasks(table: &FloeTable, keys: &KeyColumns, paths: &HashSet<Strin
 /// Rows per batch read and written.
 pub(crate) const BATCH_ROWS: usize = 32 * 1024;
 
-/// How many files are read at once: one per core.
+/// How many shards the latest-record index has: one per core.
 fn read_concurrency() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+/// How many files are read at once: four per core, since a read from object storage mostly
+/// waits on the network (each file is a few round trips: footer, then column chunks).
+fn io_concurrency() -> usize {
+    4 * read_concurrency()
 }
 
 /// Memory a hashed rewrite may hold, shared by its concurrent readers.
@@ -139,7 +145,7 @@ async fn index_files(table: &FloeTable, keys: Arc<KeyColumns>, tasks: Vec<FileSc
             let (table, keys, hasher, senders) = (table.clone(), keys.clone(), hasher.clone(), senders.clone());
             tokio::spawn(send_key_batches(table, keys, hasher, file as u32, task, senders))
         })
-        .buffer_unordered(read_concurrency())
+        .buffer_unordered(io_concurrency())
         .map(|joined| joined.map_err(join_error)?)
         .try_collect::<()>()
         .await;
@@ -212,7 +218,7 @@ async fn gather(table: &FloeTable, tasks: Vec<FileScanTask>, winners: &[Winner],
 
     let per_file: Vec<Vec<RecordBatch>> = stream::iter(tasks.into_iter().zip(selections.clone()))
         .map(|(task, selection)| tokio::spawn(read_selected(table.clone(), task, selection, budget.clone())))
-        .buffered(read_concurrency())
+        .buffered(io_concurrency())
         .map(|joined| joined.map_err(join_error)?)
         .try_collect()
         .await?;

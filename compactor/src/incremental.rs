@@ -81,7 +81,7 @@ async fn matching_positions(
     already_deleted: &HashSet<i64>,
 ) -> Result<(String, Vec<i64>)> {
     // Raw file order: position deletes count every row of the file, deleted or not.
-    let batches: Vec<RecordBatch> = read_columns(table, file.path(), &keys.field_ids).await?;
+    let batches: Vec<RecordBatch> = read_columns(table, file.path(), file.data_file.file_size_in_bytes(), &keys.field_ids).await?;
     let mut positions = vec![];
     let mut offset = 0i64;
     // Compacted files are sorted by key, so one forward walk over the changed keys finds the
