@@ -76,7 +76,7 @@ fn ingest_views_compaction_and_cleanup_work_with_the_warehouse_in_a_bucket() {
     let data_dir = dir.path().display().to_string();
     let env: Vec<(&str, String)> = moto.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let read = run_python_json_with("read_s3_table.py", &[&data_dir, "depot.parts"], &env);
+    let read = run_python_json_with("read_table.py", &[&data_dir, "depot.parts"], &env);
     assert_eq!(read["rows"].as_u64(), Some(count(&moto, dir.path(), "depot.parts")), "{read}");
 }
 
@@ -98,7 +98,7 @@ fn assert_every_file_readable(moto: &Moto, dir: &Path) {
     let listed = floe_on(moto, dir, &["tables"]);
     let listed = String::from_utf8_lossy(&listed.stdout).to_string();
     for table in ["parts", "bins", "moves"].into_iter().filter(|t| listed.contains(&format!("depot.{t} "))) {
-        let read = run_python_json_with("read_s3_table.py", &[&dir.display().to_string(), &format!("depot.{table}")], &env);
+        let read = run_python_json_with("read_table.py", &[&dir.display().to_string(), &format!("depot.{table}")], &env);
         assert_eq!(read["rows"].as_u64(), Some(count(moto, dir, &format!("depot.{table}"))), "depot.{table}: {read}");
     }
 }

@@ -2,7 +2,7 @@
 //! FileIO to read its files. Cheap to clone; immutable. A commit returns a new `FloeTable`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use iceberg::io::FileIO;
@@ -11,11 +11,26 @@ use iceberg::spec::{
 };
 use iceberg::table::Table;
 use iceberg::TableIdent;
+use moka::sync::Cache;
 
 use crate::error::Result;
 
 /// How many manifests are read at once when a snapshot's file list is needed.
 const MANIFEST_READ_CONCURRENCY: usize = 16;
+
+/// Manifests and manifest lists never change once written, and every one has a name of its
+/// own: their parsed contents are kept by location, so that one compaction's plan, commit and
+/// cleanup read each once (on object storage, each read is a request). Bounded by the number
+/// of entries and manifests held.
+static MANIFESTS: LazyLock<Cache<String, Arc<Vec<ManifestEntryRef>>>> = LazyLock::new(|| {
+    Cache::builder()
+        .weigher(|_, entries: &Arc<Vec<ManifestEntryRef>>| entries.len().try_into().unwrap_or(u32::MAX))
+        .max_capacity(1 << 20)
+        .build()
+});
+static MANIFEST_LISTS: LazyLock<Cache<String, Arc<Vec<ManifestFile>>>> = LazyLock::new(|| {
+    Cache::builder().weigher(|_, list: &Arc<Vec<ManifestFile>>| list.len().try_into().unwrap_or(u32::MAX)).max_capacity(1 << 18).build()
+});
 
 #[derive(Debug, Clone)]
 pub struct FloeTable {
@@ -97,9 +112,14 @@ impl FloeTable {
 
     /// The manifests listed by `snapshot`'s manifest list.
     pub async fn manifests(&self, snapshot: &SnapshotRef) -> Result<Vec<ManifestFile>> {
+        if let Some(list) = MANIFEST_LISTS.get(snapshot.manifest_list()) {
+            return Ok(list.as_ref().clone());
+        }
         let bytes = self.file_io.new_input(snapshot.manifest_list())?.read().await?;
         let list = ManifestList::parse_with_version(&bytes, self.metadata.format_version())?;
-        Ok(list.consume_entries().into_iter().collect())
+        let list: Vec<ManifestFile> = list.consume_entries().into_iter().collect();
+        MANIFEST_LISTS.insert(snapshot.manifest_list().to_string(), Arc::new(list.clone()));
+        Ok(list)
     }
 
     /// Entries of the given manifests, loaded concurrently, in manifest order.
@@ -107,8 +127,12 @@ impl FloeTable {
         let file_io = &self.file_io;
         stream::iter(manifests.iter().cloned())
             .map(|manifest| async move {
-                let loaded = manifest.load_manifest(file_io).await?;
-                Ok::<_, crate::CatalogError>((manifest, loaded.entries().to_vec()))
+                if let Some(entries) = MANIFESTS.get(&manifest.manifest_path) {
+                    return Ok((manifest, entries.as_ref().clone()));
+                }
+                let entries = manifest.load_manifest(file_io).await?.entries().to_vec();
+                MANIFESTS.insert(manifest.manifest_path.clone(), Arc::new(entries.clone()));
+                Ok::<_, crate::CatalogError>((manifest, entries))
             })
             .buffered(MANIFEST_READ_CONCURRENCY)
             .try_collect()

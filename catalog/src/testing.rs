@@ -17,10 +17,27 @@ pub struct TestCatalog {
     pub catalog: SqlCatalog,
 }
 
+/// An embedded catalog in a temporary directory. Its tables' files are there too, unless
+/// `FLOE_TEST_WAREHOUSE` names a bucket (`s3://bucket`, reached with the AWS variables): then
+/// they go to a prefix of their own in it. `.ci/test` runs the ingest, view and compaction
+/// suites both ways.
 pub async fn test_catalog() -> TestCatalog {
     let dir = tempfile::tempdir().unwrap();
-    let catalog = SqlCatalog::open_embedded(dir.path()).await.unwrap();
+    let catalog = match suite_warehouse(dir.path()) {
+        Some(location) => {
+            let warehouse = crate::storage::Warehouse::parse(&location, HashMap::new()).unwrap();
+            SqlCatalog::open_embedded_with(dir.path(), warehouse).await.unwrap()
+        }
+        None => SqlCatalog::open_embedded(dir.path()).await.unwrap(),
+    };
     TestCatalog { dir, catalog }
+}
+
+/// `$FLOE_TEST_WAREHOUSE/<dir's name>`, when the variable is set: a warehouse no other test shares.
+pub fn suite_warehouse(dir: &std::path::Path) -> Option<String> {
+    let base = std::env::var("FLOE_TEST_WAREHOUSE").ok().filter(|b| !b.is_empty())?;
+    let name = dir.file_name().map(|n| n.to_string_lossy().trim_start_matches('.').to_string()).unwrap_or_default();
+    Some(format!("{}/{name}", base.trim_end_matches('/')))
 }
 
 pub fn ident(ns: &str, name: &str) -> TableIdent {

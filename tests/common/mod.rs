@@ -81,9 +81,15 @@ pub fn fixtures_dir() -> PathBuf {
     std::env::var("FLOE_FIXTURES").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("../shared/fixtures/debezium"))
 }
 
-/// Runs the `floe` binary with `--data-dir dir` and `args`.
+/// Runs the `floe` binary with `--data-dir dir` and `args`; with its warehouse in a bucket when
+/// `FLOE_TEST_WAREHOUSE` names one (see `floe_catalog::testing::suite_warehouse`).
 pub fn floe(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_floe")).arg("--data-dir").arg(dir).args(args).output().expect("floe runs")
+    let mut command = Command::new(env!("CARGO_BIN_EXE_floe"));
+    command.arg("--data-dir").arg(dir);
+    if let Some(warehouse) = floe_catalog::testing::suite_warehouse(dir) {
+        command.args(["--warehouse", &warehouse]);
+    }
+    command.args(args).output().expect("floe runs")
 }
 
 /// Runs `floe sql QUERY --format json` and returns the rows.
