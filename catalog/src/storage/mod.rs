@@ -86,6 +86,13 @@ impl<'a> ObjectUrl<'a> {
     }
 }
 
+/// The object key of `key` exactly as written: `Path::from` would percent-encode characters
+/// such as `%#[]?*`, and the object would then be stored under a name its metadata does not
+/// give. A key object_store cannot take as is (an empty segment, `..`) is encoded as before.
+pub(crate) fn object_key(key: &str) -> ObjectPath {
+    ObjectPath::parse(key).unwrap_or_else(|_| ObjectPath::from(key))
+}
+
 /// Whether `location` is in object storage rather than on a local disk.
 pub fn is_object_url(location: &str) -> bool {
     ObjectUrl::parse(location).is_some()
@@ -111,7 +118,7 @@ pub async fn list_files(file_io: &FileIO, root: &str) -> Result<Vec<ListedFile>>
     };
     let client =
         clients::client(&url, file_io.config().props()).map_err(|e| CatalogError::Invalid(format!("connecting to {root}: {e}")))?;
-    let prefix = ObjectPath::from(url.key);
+    let prefix = object_key(url.key);
     let listed: Vec<_> =
         client.list(Some(&prefix)).try_collect().await.map_err(|e| CatalogError::Invalid(format!("listing {root}: {e}")))?;
     Ok(listed
@@ -158,6 +165,7 @@ mod tests {
         for location in ["gs://lake/floe", "az://lake/floe"] {
             assert_eq!(Warehouse::parse(location, HashMap::new()).unwrap().location, location);
         }
+        assert_eq!(object_key("t/data/a#1 [x]%2.parquet").as_ref(), "t/data/a#1 [x]%2.parquet", "no encoding");
         let err = Warehouse::parse("ftp://lake/floe", HashMap::new()).unwrap_err().to_string();
         assert!(err.contains("not ftp://"), "{err}");
         assert!(Warehouse::parse("s3:///floe", HashMap::new()).is_err(), "no bucket");

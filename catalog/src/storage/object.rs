@@ -51,7 +51,7 @@ impl ObjectStorage {
                 store
             }
         };
-        Ok((store, ObjectPath::from(url.key)))
+        Ok((store, super::object_key(url.key)))
     }
 }
 
