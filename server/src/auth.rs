@@ -56,6 +56,11 @@ impl std::str::FromStr for Secret {
     }
 }
 
+/// The `Authorization` header's value, or `""` when there is none (or it is not text).
+pub fn authorization(headers: &axum::http::HeaderMap) -> &str {
+    headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default()
+}
+
 /// The (user, password) of an HTTP basic `Authorization` header value (`Basic base64(u:p)`).
 pub fn basic_credentials(header: &str) -> Option<(String, String)> {
     let encoded = header.strip_prefix("Basic ")?;

@@ -130,8 +130,7 @@ impl Endpoint {
     }
 
     fn authenticate(&self, headers: &HeaderMap) -> Result<SessionAccess, Failure> {
-        let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        self.access.authenticate(header, None).ok_or_else(|| {
+        self.access.authenticate(crate::auth::authorization(headers), None).ok_or_else(|| {
             Failure(StatusCode::UNAUTHORIZED, "authentication failed: send a [[users]] name and password (HTTP basic)".into())
         })
     }

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Form, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -26,7 +26,7 @@ use floe_views::access::{Columns, SessionAccess};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::Tokens;
+use crate::auth::{authorization, Tokens};
 use crate::session::Access;
 
 mod writes;
@@ -109,14 +109,17 @@ type Answer = Result<Response, Refusal>;
 impl Rest {
     /// What the caller may read, from a bearer token or basic credentials.
     fn reads(&self, headers: &HeaderMap) -> Result<SessionAccess, Refusal> {
-        let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        self.access.authenticate(header, Some(&self.tokens)).ok_or_else(unauthorized)
+        self.access.authenticate(authorization(headers), Some(&self.tokens)).ok_or_else(unauthorized)
+    }
+
+    /// Whether the caller's grants let them write `namespace` (with `table`, that table of it).
+    fn writes(&self, headers: &HeaderMap, namespace: &NamespaceIdent, table: Option<&str>) -> bool {
+        self.access.writes(authorization(headers), Some(&self.tokens), &namespace.join("."), table)
     }
 
     /// Whether the caller sees `namespace`: it holds a table they may load, or they may write it.
     async fn visible(&self, headers: &HeaderMap, reads: &SessionAccess, namespace: &NamespaceIdent) -> Result<bool, Refusal> {
-        let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        if self.access.writes(header, Some(&self.tokens), &namespace.join("."), None) {
+        if self.writes(headers, namespace, None) {
             return Ok(true);
         }
         Ok(!self.loadable(reads, namespace).await?.is_empty())

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use floe_catalog::iceberg::spec::{Schema, SortOrder, UnboundPartitionSpec};
@@ -34,10 +34,9 @@ impl Rest {
             let why = "floe's REST catalog is read-only here ([server] catalog_read_only)";
             return Err(refusal(StatusCode::METHOD_NOT_ALLOWED, "NotAllowedException", why));
         }
-        let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
         self.reads(headers)?;
-        let name = namespace.join(".");
-        if !self.access.writes(header, Some(&self.tokens), &name, table) {
+        if !self.writes(headers, namespace, table) {
+            let name = namespace.join(".");
             let what = table.map_or(format!("namespace {name}"), |t| format!("{name}.{t}"));
             return Err(refusal(StatusCode::FORBIDDEN, "ForbiddenException", format!("no grant with write = true covers {what}")));
         }
