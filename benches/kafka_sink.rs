@@ -11,9 +11,11 @@
 //! default 20000 events/s, for `FLOE_BENCH_SECONDS`, default 10; `FLOE_BENCH_KAFKA="k=v,…"`:
 //! librdkafka properties for both consumers, default `fetch.wait.max.ms=5`).
 
-#[allow(dead_code)]
-#[path = "../tests/common/kafka.rs"]
-mod kafka;
+#[allow(unused_imports)]
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::kafka;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};

@@ -8,6 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::process::KilledOnDrop;
+
 /// Azurite's well-known development account.
 const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
@@ -16,14 +18,7 @@ const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UV
 pub struct Emulator {
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
-    child: Child,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _child: KilledOnDrop,
 }
 
 impl Emulator {
@@ -38,7 +33,7 @@ impl Emulator {
             .unwrap_or_else(|e| panic!("{} starts ({e}); .ci/test installs it with npm ci in tests/js", program.display()));
         // "Azurite Blob service successfully listens on http://127.0.0.1:PORT"
         let endpoint = wait_for(&mut child, "successfully listens on ", |line| line.trim().to_string());
-        Emulator { endpoint, child }
+        Emulator { endpoint, _child: KilledOnDrop(child) }
     }
 
     /// The environment object_store's Azure client needs to reach this Azurite.

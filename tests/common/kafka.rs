@@ -4,8 +4,10 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::process::KilledOnDrop;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -14,14 +16,7 @@ use rdkafka::ClientConfig;
 
 pub struct Broker {
     pub address: String,
-    child: Child,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _child: KilledOnDrop,
 }
 
 /// `$FLOE_TANSU`, else `tansu` on the PATH or in ~/.cargo/bin.
@@ -57,7 +52,7 @@ impl Broker {
             assert!(Instant::now() < deadline, "tansu did not listen on {address} within 30 s");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Broker { address, child }
+        Broker { address, _child: KilledOnDrop(child) }
     }
 
     /// Creates `(topic, partitions)`.

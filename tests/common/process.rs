@@ -75,3 +75,13 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// A server process of a test (a broker, an object store), killed when the test ends with it.
+pub struct KilledOnDrop(pub Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -2,20 +2,15 @@
 //! `.ci/test`) on a free loopback port. Without it these tests fail; they do not skip.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::process::KilledOnDrop;
 
 pub struct Moto {
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
-    child: Child,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _child: KilledOnDrop,
 }
 
 impl Moto {
@@ -39,7 +34,7 @@ impl Moto {
         };
         // Keep reading, so moto never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Moto { endpoint, child }
+        Moto { endpoint, _child: KilledOnDrop(child) }
     }
 
     /// The environment a client of this server runs with: test credentials, a region, and the
