@@ -27,6 +27,10 @@ pub struct Cli {
     #[arg(skip)]
     pub warehouse_properties: std::collections::HashMap<String, String>,
 
+    /// The config file `warehouse` came from, when neither the flag nor its variable gave it.
+    #[arg(skip)]
+    pub warehouse_file: Option<PathBuf>,
+
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `floe_sink=debug`.
     #[arg(long, env = "FLOE_LOG", default_value = "warn", global = true)]
     pub log: String,

@@ -71,13 +71,8 @@ fn take_catalog_section(cli: &mut Cli) -> Result<()> {
     };
     let file = explicit.clone().unwrap_or_else(|| floe_sink::config::default_config_path(&cli.data_dir));
     let section = ingest::load_config(&cli.data_dir, explicit)?.catalog;
-    if let (None, Some(location)) = (&cli.warehouse, &section.warehouse) {
-        Warehouse::parse(location, Default::default()).map_err(|e| floe_sink::config::ConfigError {
-            file: file.display().to_string(),
-            key: "catalog.warehouse".into(),
-            problem: e.to_string(),
-            fix: "write s3://, gs:// or az://bucket/prefix, file:///path or a local directory".into(),
-        })?;
+    if cli.warehouse.is_none() && section.warehouse.is_some() {
+        cli.warehouse_file = Some(file);
     }
     cli.catalog_url = cli.catalog_url.take().or(section.url);
     cli.warehouse = cli.warehouse.take().or(section.warehouse);
@@ -90,16 +85,30 @@ fn take_catalog_section(cli: &mut Cli) -> Result<()> {
     Ok(())
 }
 
+/// The warehouse `--warehouse` (or its variable, or `[catalog] warehouse`) names, if any. A bad
+/// one from the config file is an error naming the file and the key.
+fn configured_warehouse(cli: &Cli) -> Result<Option<Warehouse>> {
+    let Some(location) = &cli.warehouse else { return Ok(None) };
+    let parsed = Warehouse::parse(location, cli.warehouse_properties.clone());
+    Ok(Some(match &cli.warehouse_file {
+        Some(file) => parsed.map_err(|e| floe_sink::config::ConfigError {
+            file: file.display().to_string(),
+            key: "catalog.warehouse".into(),
+            problem: e.to_string(),
+            fix: "write s3://, gs:// or az://bucket/prefix, file:///path or a local directory".into(),
+        })?,
+        None => parsed.with_context(|| format!("--warehouse {location}"))?,
+    }))
+}
+
 /// The embedded catalog under `--data-dir`, or the one at `--catalog-url`, with tables in
 /// `--warehouse` (default: `<data-dir>/warehouse`).
 pub async fn open_catalog(cli: &Cli) -> Result<Arc<dyn Catalog>> {
     if let Some(url) = cli.catalog_url.as_deref().filter(|url| url.starts_with("http://") || url.starts_with("https://")) {
         return open_rest_catalog(cli, url).await;
     }
-    let warehouse = match &cli.warehouse {
-        Some(location) => {
-            Warehouse::parse(location, cli.warehouse_properties.clone()).with_context(|| format!("--warehouse {location}"))?
-        }
+    let warehouse = match configured_warehouse(cli)? {
+        Some(warehouse) => warehouse,
         None => Warehouse::local(&cli.data_dir.join(floe_catalog::sql::WAREHOUSE_DIR))
             .with_context(|| format!("creating the warehouse in {}", cli.data_dir.display()))?,
     };
@@ -116,12 +125,7 @@ pub async fn open_catalog(cli: &Cli) -> Result<Arc<dyn Catalog>> {
 
 /// The Iceberg REST catalog at `url`, with tables' files in `--warehouse` or the catalog's own.
 async fn open_rest_catalog(cli: &Cli, url: &str) -> Result<Arc<dyn Catalog>> {
-    let warehouse = match &cli.warehouse {
-        Some(location) => {
-            Some(Warehouse::parse(location, cli.warehouse_properties.clone()).with_context(|| format!("--warehouse {location}"))?)
-        }
-        None => None,
-    };
+    let warehouse = configured_warehouse(cli)?;
     let credential = Credential::from_env()?;
     let catalog = RestCatalog::open(url, credential, warehouse).await.with_context(|| format!("opening the REST catalog at {url}"))?;
     Ok(Arc::new(catalog))
