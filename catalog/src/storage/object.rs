@@ -41,17 +41,19 @@ pub struct ObjectStorage {
 impl ObjectStorage {
     /// The client for `location`'s bucket, and the object's key.
     fn locate(&self, location: &str) -> iceberg::Result<(Arc<dyn ObjectStore>, ObjectPath)> {
-        let url = ObjectUrl::parse(location).ok_or_else(|| storage_error("not an object store URL", "locating", location))?;
+        let url = parse(location)?;
+        Ok((self.store(&url, location)?, super::object_key(url.key)))
+    }
+
+    /// The client of `url`'s bucket, made on first use.
+    fn store(&self, url: &ObjectUrl, location: &str) -> iceberg::Result<Arc<dyn ObjectStore>> {
         let mut stores = self.stores.lock().expect("stores lock");
-        let store = match stores.get(&url.store()) {
-            Some(store) => store.clone(),
-            None => {
-                let store = clients::client(&url, &self.properties).map_err(|e| storage_error(e, "connecting to", location))?;
-                stores.insert(url.store(), store.clone());
-                store
-            }
-        };
-        Ok((store, super::object_key(url.key)))
+        if let Some(store) = stores.get(&url.store()) {
+            return Ok(store.clone());
+        }
+        let store = clients::client(url, &self.properties).map_err(|e| storage_error(e, "connecting to", location))?;
+        stores.insert(url.store(), store.clone());
+        Ok(store)
     }
 }
 
@@ -116,9 +118,12 @@ impl Storage for ObjectStorage {
     async fn delete_stream(&self, paths: BoxStream<'static, String>) -> iceberg::Result<()> {
         let mut stores: HashMap<String, (Arc<dyn ObjectStore>, Vec<ObjectPath>)> = HashMap::new();
         for path in paths.collect::<Vec<_>>().await {
-            let (store, key) = self.locate(&path)?;
-            let name = ObjectUrl::parse(&path).map(|u| u.store()).unwrap_or_default();
-            stores.entry(name).or_insert_with(|| (store, vec![])).1.push(key);
+            let url = parse(&path)?;
+            let key = super::object_key(url.key);
+            match stores.entry(url.store()) {
+                std::collections::hash_map::Entry::Occupied(mut known) => known.get_mut().1.push(key),
+                std::collections::hash_map::Entry::Vacant(new) => _ = new.insert((self.store(&url, &path)?, vec![key])),
+            }
         }
         for (name, (store, keys)) in stores {
             let mut deleted = store.delete_stream(futures::stream::iter(keys.into_iter().map(Ok)).boxed());
@@ -139,6 +144,10 @@ impl Storage for ObjectStorage {
     fn new_output(&self, path: &str) -> iceberg::Result<OutputFile> {
         Ok(OutputFile::new(Arc::new(self.clone()), path.to_string()))
     }
+}
+
+fn parse(location: &str) -> iceberg::Result<ObjectUrl<'_>> {
+    ObjectUrl::parse(location).ok_or_else(|| storage_error("not an object store URL", "locating", location))
 }
 
 /// Ranged reads of one object.
