@@ -98,8 +98,9 @@ struct CreateTableRequest<'a> {
 
 impl RestCatalog {
     /// Connects to the catalog at `url` (the part before `/v1`) and reads its `/v1/config`.
-    /// Tables' files go to `warehouse`, or without one, to the catalog's `warehouse` default.
-    pub async fn open(url: &str, credential: Credential, warehouse: Option<Warehouse>) -> Result<Self> {
+    /// Tables' files go to `warehouse`, or without one, to the catalog's `warehouse` default,
+    /// reached with `storage` properties (floe's retry budget, iceberg's `s3.*`).
+    pub async fn open(url: &str, credential: Credential, warehouse: Option<Warehouse>, storage: HashMap<String, String>) -> Result<Self> {
         let root =
             Url::parse(&format!("{}/", url.trim_end_matches('/'))).map_err(|e| CatalogError::Invalid(format!("catalog URL {url}: {e}")))?;
         let v1 = root.join("v1/").expect("a relative path joins");
@@ -123,7 +124,7 @@ impl RestCatalog {
         }
         catalog.warehouse = match (warehouse, setting("warehouse")) {
             (Some(warehouse), _) => warehouse,
-            (None, Some(location)) => Warehouse::parse(&location, HashMap::new())?,
+            (None, Some(location)) => Warehouse::parse(&location, storage)?,
             (None, None) => {
                 return Err(CatalogError::Invalid(format!(
                     "the catalog at {url} names no warehouse in /v1/config: give floe one with --warehouse"

@@ -45,23 +45,35 @@ impl Access {
     /// What the sender of an HTTP-style `Authorization` header value may read: a bearer token
     /// from `tokens`, or basic credentials; `None` when it proves nobody.
     pub fn authenticate(&self, header: &str, tokens: Option<&Tokens>) -> Option<SessionAccess> {
-        if let Some(token) = header.strip_prefix("Bearer ") {
-            return tokens?.user_of(token).map(|user| self.reads_of(&user));
-        }
-        let credentials = basic_credentials(header);
-        self.sign_in(credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())))
+        self.caller(header, tokens).map(|caller| caller.reads)
     }
 
-    /// Whether the sender of an `Authorization` header value is a user whose grants let them
-    /// write `namespace.table`, or with `table` `None`, the namespace. Anonymous access writes
-    /// nothing: writing always needs a user and a grant with `write = true`.
-    pub fn writes(&self, header: &str, tokens: Option<&Tokens>, namespace: &str, table: Option<&str>) -> bool {
-        let Access::Users(users, grants) = self else { return false };
-        let user = match header.strip_prefix("Bearer ") {
-            Some(token) => tokens.and_then(|tokens| tokens.user_of(token)),
-            None => basic_credentials(header).filter(|(user, password)| users.verify(user, password)).map(|(user, _)| user),
+    /// Who sent an HTTP-style `Authorization` header value, checked once (a password check is
+    /// deliberately slow): a bearer token from `tokens`, or basic credentials. `None` when it
+    /// proves nobody; under anonymous access, without a token, anyone.
+    pub fn caller(&self, header: &str, tokens: Option<&Tokens>) -> Option<Caller> {
+        let user = match (header.strip_prefix("Bearer "), self) {
+            (Some(token), _) => Some(tokens?.user_of(token)?),
+            (None, Access::Anonymous) => None,
+            (None, Access::Users(users, _)) => {
+                let (user, password) = basic_credentials(header)?;
+                if !users.verify(&user, &password) {
+                    return None;
+                }
+                Some(user)
+            }
         };
-        user.is_some_and(|user| grants.policy_for(&user).writes(namespace, table))
+        let reads = user.as_deref().map_or_else(SessionAccess::everything, |user| self.reads_of(user));
+        Some(Caller { user, reads })
+    }
+
+    /// Whether `caller`'s grants let them write `namespace.table`, or with `table` `None`, the
+    /// namespace. Anonymous access writes nothing: writing needs a user and a `write = true` grant.
+    pub fn writes(&self, caller: &Caller, namespace: &str, table: Option<&str>) -> bool {
+        match (self, &caller.user) {
+            (Access::Users(_, grants), Some(user)) => grants.policy_for(user).writes(namespace, table),
+            _ => false,
+        }
     }
 
     /// What the holder of `credentials` (user, password) may read; `None` when they prove
@@ -73,6 +85,14 @@ impl Access {
             (Access::Users(..), _) => None,
         }
     }
+}
+
+/// Someone whose token or password was checked: their name (none under anonymous access) and
+/// what they may read.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    user: Option<String>,
+    pub reads: SessionAccess,
 }
 
 /// What every endpoint serves, to whom and how: the catalog, who may connect, the limits, and

@@ -127,6 +127,8 @@ pub async fn open_catalog(cli: &Cli) -> Result<Arc<dyn Catalog>> {
 async fn open_rest_catalog(cli: &Cli, url: &str) -> Result<Arc<dyn Catalog>> {
     let warehouse = configured_warehouse(cli)?;
     let credential = Credential::from_env()?;
-    let catalog = RestCatalog::open(url, credential, warehouse).await.with_context(|| format!("opening the REST catalog at {url}"))?;
+    let storage = cli.warehouse_properties.clone();
+    let catalog =
+        RestCatalog::open(url, credential, warehouse, storage).await.with_context(|| format!("opening the REST catalog at {url}"))?;
     Ok(Arc::new(catalog))
 }

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{authorization, Tokens};
-use crate::session::Access;
+use crate::session::{Access, Caller};
 
 mod writes;
 
@@ -108,21 +108,21 @@ type Answer = Result<Response, Refusal>;
 
 impl Rest {
     /// What the caller may read, from a bearer token or basic credentials.
-    fn reads(&self, headers: &HeaderMap) -> Result<SessionAccess, Refusal> {
-        self.access.authenticate(authorization(headers), Some(&self.tokens)).ok_or_else(unauthorized)
+    fn caller(&self, headers: &HeaderMap) -> Result<Caller, Refusal> {
+        self.access.caller(authorization(headers), Some(&self.tokens)).ok_or_else(unauthorized)
     }
 
-    /// Whether the caller's grants let them write `namespace` (with `table`, that table of it).
-    fn writes(&self, headers: &HeaderMap, namespace: &NamespaceIdent, table: Option<&str>) -> bool {
-        self.access.writes(authorization(headers), Some(&self.tokens), &namespace.join("."), table)
+    /// Whether `caller`'s grants let them write `namespace` (with `table`, that table of it).
+    fn writes(&self, caller: &Caller, namespace: &NamespaceIdent, table: Option<&str>) -> bool {
+        self.access.writes(caller, &namespace.join("."), table)
     }
 
-    /// Whether the caller sees `namespace`: it holds a table they may load, or they may write it.
-    async fn visible(&self, headers: &HeaderMap, reads: &SessionAccess, namespace: &NamespaceIdent) -> Result<bool, Refusal> {
-        if self.writes(headers, namespace, None) {
+    /// Whether `caller` sees `namespace`: it holds a table they may load, or they may write it.
+    async fn visible(&self, caller: &Caller, namespace: &NamespaceIdent) -> Result<bool, Refusal> {
+        if self.writes(caller, namespace, None) {
             return Ok(true);
         }
-        Ok(!self.loadable(reads, namespace).await?.is_empty())
+        Ok(!self.loadable(&caller.reads, namespace).await?.is_empty())
     }
 
     /// The tables of `namespace` the caller may load.
@@ -131,21 +131,20 @@ impl Rest {
         Ok(tables.into_iter().filter(|t| whole(reads, t)).collect())
     }
 
-    /// The table the caller names and may load.
-    async fn granted_table(&self, headers: &HeaderMap, namespace: &str, table: &str) -> Result<floe_catalog::FloeTable, Refusal> {
-        let reads = self.reads(headers)?;
+    /// The table the caller names, if they may load it. Not granted reads as not there: names
+    /// are not disclosed either.
+    fn granted(&self, headers: &HeaderMap, namespace: &str, table: &str) -> Result<TableIdent, Refusal> {
+        let reads = self.caller(headers)?.reads;
         let ident = TableIdent::new(namespace_of(namespace), table.to_string());
-        // Not granted reads as not there: names are not disclosed either.
-        let missing = || refusal(StatusCode::NOT_FOUND, "NoSuchTableException", format!("no table {namespace}.{table}"));
         if !whole(&reads, &ident) {
-            return Err(missing());
+            return Err(no_table(&ident));
         }
-        match self.catalog.load_table(&ident).await {
-            Ok(table) => Ok(table),
-            Err(CatalogError::TableNotFound(_) | CatalogError::NamespaceNotFound(_)) => Err(missing()),
-            Err(e) => Err(internal(e)),
-        }
+        Ok(ident)
     }
+}
+
+fn no_table(ident: &TableIdent) -> Refusal {
+    refusal(StatusCode::NOT_FOUND, "NoSuchTableException", format!("no table {ident}"))
 }
 
 /// Whether `reads` covers every column of `table`: engines read its files, all of them.
@@ -182,16 +181,16 @@ async fn token(State(rest): State<Rest>, Form(request): Form<TokenRequest>) -> A
 }
 
 async fn config(State(rest): State<Rest>, headers: HeaderMap) -> Answer {
-    rest.reads(&headers)?;
+    rest.caller(&headers)?;
     // Where the tables' files live, for clients that write them (floe's own REST client).
     Ok(Json(json!({"defaults": {"warehouse": rest.catalog.warehouse()}, "overrides": {}})).into_response())
 }
 
 async fn namespaces(State(rest): State<Rest>, headers: HeaderMap) -> Answer {
-    let reads = rest.reads(&headers)?;
+    let caller = rest.caller(&headers)?;
     let mut listed = vec![];
     for namespace in rest.catalog.list_namespaces().await.map_err(internal)? {
-        if rest.visible(&headers, &reads, &namespace).await? {
+        if rest.visible(&caller, &namespace).await? {
             listed.push(namespace.inner());
         }
     }
@@ -199,29 +198,39 @@ async fn namespaces(State(rest): State<Rest>, headers: HeaderMap) -> Answer {
 }
 
 async fn namespace(State(rest): State<Rest>, headers: HeaderMap, Path(name): Path<String>) -> Answer {
-    let reads = rest.reads(&headers)?;
+    let caller = rest.caller(&headers)?;
     let namespace = namespace_of(&name);
-    if !rest.catalog.namespace_exists(&namespace).await.map_err(internal)? || !rest.visible(&headers, &reads, &namespace).await? {
+    if !rest.catalog.namespace_exists(&namespace).await.map_err(internal)? || !rest.visible(&caller, &namespace).await? {
         return Err(refusal(StatusCode::NOT_FOUND, "NoSuchNamespaceException", format!("no namespace {name}")));
     }
     Ok(Json(json!({"namespace": namespace.inner(), "properties": {}})).into_response())
 }
 
 async fn tables(State(rest): State<Rest>, headers: HeaderMap, Path(name): Path<String>) -> Answer {
-    let reads = rest.reads(&headers)?;
+    let reads = rest.caller(&headers)?.reads;
     let tables = rest.loadable(&reads, &namespace_of(&name)).await?;
     let identifiers: Vec<_> = tables.iter().map(|t| json!({"namespace": t.namespace().clone().inner(), "name": t.name()})).collect();
     Ok(Json(json!({"identifiers": identifiers})).into_response())
 }
 
 async fn load_table(State(rest): State<Rest>, headers: HeaderMap, Path((namespace, table)): Path<(String, String)>) -> Answer {
-    let table = rest.granted_table(&headers, &namespace, &table).await?;
-    Ok(writes::loaded(&table))
+    let ident = rest.granted(&headers, &namespace, &table)?;
+    match rest.catalog.load_table(&ident).await {
+        Ok(table) => Ok(writes::loaded(&table)),
+        Err(CatalogError::TableNotFound(_) | CatalogError::NamespaceNotFound(_)) => Err(no_table(&ident)),
+        Err(e) => Err(internal(e)),
+    }
 }
 
+/// `HEAD`: whether the table exists (and may be read), without reading its metadata.
 async fn table_exists(State(rest): State<Rest>, headers: HeaderMap, Path((namespace, table)): Path<(String, String)>) -> StatusCode {
-    match rest.granted_table(&headers, &namespace, &table).await {
-        Ok(_) => StatusCode::NO_CONTENT,
-        Err(refused) => refused.status,
+    let ident = match rest.granted(&headers, &namespace, &table) {
+        Ok(ident) => ident,
+        Err(refused) => return refused.status,
+    };
+    match rest.catalog.table_exists(&ident).await {
+        Ok(true) => StatusCode::NO_CONTENT,
+        Ok(false) => StatusCode::NOT_FOUND,
+        Err(e) => internal(e).status,
     }
 }

@@ -20,22 +20,28 @@ use floe_catalog::{commit_with_retry, FloeTable, RetryPolicy, TableChange};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{namespace_of, refusal, refused, Answer, Refusal, Rest};
+use super::{namespace_of, refusal, refused, Answer, Caller, Refusal, Rest};
 
 /// A commit that lost a race to another writer is re-checked this often on the new metadata.
 const COMMIT_RETRY: RetryPolicy =
     RetryPolicy { max_attempts: 4, initial_backoff: Duration::from_millis(10), max_backoff: Duration::from_millis(200) };
 
 impl Rest {
-    /// Refuses unless this catalog takes writes and the caller may write `namespace` (with
-    /// `table`, that table of it).
-    fn may_write(&self, headers: &HeaderMap, namespace: &NamespaceIdent, table: Option<&str>) -> Result<(), Refusal> {
+    /// The sender of `headers`, refused unless this catalog takes writes and they may write
+    /// `namespace` (with `table`, that table of it).
+    fn writer(&self, headers: &HeaderMap, namespace: &NamespaceIdent, table: Option<&str>) -> Result<Caller, Refusal> {
         if self.read_only {
             let why = "floe's REST catalog is read-only here ([server] catalog_read_only)";
             return Err(refusal(StatusCode::METHOD_NOT_ALLOWED, "NotAllowedException", why));
         }
-        self.reads(headers)?;
-        if !self.writes(headers, namespace, table) {
+        let caller = self.caller(headers)?;
+        self.may_write(&caller, namespace, table)?;
+        Ok(caller)
+    }
+
+    /// Refuses unless `caller` may write `namespace` (with `table`, that table of it).
+    fn may_write(&self, caller: &Caller, namespace: &NamespaceIdent, table: Option<&str>) -> Result<(), Refusal> {
+        if !self.writes(caller, namespace, table) {
             let name = namespace.join(".");
             let what = table.map_or(format!("namespace {name}"), |t| format!("{name}.{t}"));
             return Err(refusal(StatusCode::FORBIDDEN, "ForbiddenException", format!("no grant with write = true covers {what}")));
@@ -59,7 +65,7 @@ pub(super) struct CreateNamespace {
 pub(super) async fn create_namespace(State(rest): State<Rest>, headers: HeaderMap, Json(request): Json<CreateNamespace>) -> Answer {
     let namespace =
         NamespaceIdent::from_vec(request.namespace).map_err(|e| refusal(StatusCode::BAD_REQUEST, "BadRequestException", e.to_string()))?;
-    rest.may_write(&headers, &namespace, None)?;
+    rest.writer(&headers, &namespace, None)?;
     if !request.properties.is_empty() {
         // floe's catalogs keep no namespace properties; saying so beats dropping them silently.
         let why = "floe keeps no namespace properties: create the namespace without them";
@@ -71,7 +77,7 @@ pub(super) async fn create_namespace(State(rest): State<Rest>, headers: HeaderMa
 
 pub(super) async fn drop_namespace(State(rest): State<Rest>, headers: HeaderMap, Path(name): Path<String>) -> Answer {
     let namespace = namespace_of(&name);
-    rest.may_write(&headers, &namespace, None)?;
+    rest.writer(&headers, &namespace, None)?;
     rest.catalog.drop_namespace(&namespace).await.map_err(refused)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -97,7 +103,7 @@ pub(super) async fn create_table(
     Json(request): Json<CreateTable>,
 ) -> Answer {
     let namespace = namespace_of(&name);
-    rest.may_write(&headers, &namespace, Some(&request.name))?;
+    rest.writer(&headers, &namespace, Some(&request.name))?;
     if request.stage_create {
         let why = "floe does not stage table creation: create the table, then commit to it";
         return Err(refusal(StatusCode::BAD_REQUEST, "BadRequestException", why));
@@ -130,7 +136,7 @@ pub(super) async fn commit_table(
     Json(request): Json<CommitTable>,
 ) -> Answer {
     let namespace = namespace_of(&namespace);
-    rest.may_write(&headers, &namespace, Some(&table))?;
+    rest.writer(&headers, &namespace, Some(&table))?;
     let ident = TableIdent::new(namespace, table);
     let change = TableChange::new(request.requirements, request.updates);
     let committed = commit_with_retry(rest.catalog.as_ref(), &ident, &COMMIT_RETRY, |_| {
@@ -145,7 +151,7 @@ pub(super) async fn commit_table(
 
 pub(super) async fn drop_table(State(rest): State<Rest>, headers: HeaderMap, Path((namespace, table)): Path<(String, String)>) -> Answer {
     let namespace = namespace_of(&namespace);
-    rest.may_write(&headers, &namespace, Some(&table))?;
+    rest.writer(&headers, &namespace, Some(&table))?;
     // The files stay (purgeRequested is not honoured): floe's orphan cleanup is per table,
     // and a dropped table's files are the operator's to remove.
     rest.catalog.drop_table(&TableIdent::new(namespace, table)).await.map_err(refused)?;
@@ -174,8 +180,8 @@ impl RestIdent {
 
 pub(super) async fn rename_table(State(rest): State<Rest>, headers: HeaderMap, Json(request): Json<Rename>) -> Answer {
     let (from, to) = (request.source.ident()?, request.destination.ident()?);
-    rest.may_write(&headers, from.namespace(), Some(from.name()))?;
-    rest.may_write(&headers, to.namespace(), Some(to.name()))?;
+    let caller = rest.writer(&headers, from.namespace(), Some(from.name()))?;
+    rest.may_write(&caller, to.namespace(), Some(to.name()))?;
     rest.catalog.rename_table(&from, &to).await.map_err(refused)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
