@@ -39,8 +39,9 @@ pub struct KafkaSource {
     /// Set by a rebalance that assigned partitions, before any of their records is polled.
     assigned: Arc<AtomicBool>,
     commands: Option<std::sync::mpsc::Sender<Command>>,
-    /// The consumer thread: waited for on drop, so that it leaves the group before the process ends.
-    poller: Option<std::thread::JoinHandle<()>>,
+    /// Closed when the consumer thread has closed the consumer (left the group): waited for on
+    /// drop, so that it leaves before the process ends.
+    closed: Option<std::sync::mpsc::Receiver<()>>,
     records: Option<mpsc::Receiver<Delivery>>,
     /// Records read before a resume, of partitions it did not rewind: handed out first.
     held: VecDeque<SourceRecord>,
@@ -126,7 +127,7 @@ pub fn connect(settings: &KafkaSettings) -> std::io::Result<KafkaSource> {
         positions,
         assigned,
         commands: None,
-        poller: None,
+        closed: None,
         records: None,
         held: VecDeque::new(),
         revoking: None,
@@ -145,8 +146,13 @@ impl KafkaSource {
         let (sender, records) = mpsc::channel(BATCHES_AHEAD);
         consumer.context().outbox.lock().expect("not poisoned").sender = Some(sender);
         let (commands, receiver) = std::sync::mpsc::channel();
-        let poller = std::thread::Builder::new().name("floe-kafka".into()).spawn(move || poll_loop(consumer, receiver))?;
-        self.poller = Some(poller);
+        let (closing, closed) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new().name("floe-kafka".into()).spawn(move || {
+            // The consumer is dropped (closed) inside; then `closing` drops, which `closed` sees.
+            poll_loop(consumer, receiver);
+            drop(closing);
+        })?;
+        self.closed = Some(closed);
         self.commands = Some(commands);
         self.records = Some(records);
         Ok(())
@@ -168,14 +174,8 @@ impl Drop for KafkaSource {
         // The revocation that closing triggers must not wait for an ingest loop that is gone.
         drop(self.records.take());
         self.send(Command::Stop);
-        let Some(poller) = self.poller.take() else { return };
-        let deadline = std::time::Instant::now() + CLOSE_WAIT;
-        while !poller.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if poller.is_finished() {
-            let _ = poller.join();
-        } else {
+        let Some(closed) = self.closed.take() else { return };
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = closed.recv_timeout(CLOSE_WAIT) {
             warn!(waited = ?CLOSE_WAIT, "the Kafka consumer did not leave its group in time: the group reassigns its partitions after session.timeout.ms");
         }
     }
