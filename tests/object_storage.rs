@@ -35,10 +35,7 @@ fn floe_command(endpoint: &str, moto: &Moto, dir: &Path, args: &[&str]) -> Comma
 }
 
 fn count(moto: &Moto, dir: &Path, relation: &str) -> u64 {
-    let out = floe_on(moto, dir, &["sql", &format!("SELECT count(*) AS n FROM {relation}"), "--format", "json"]);
-    assert!(out.status.success(), "{relation}: {}", String::from_utf8_lossy(&out.stderr));
-    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    rows[0]["n"].as_u64().unwrap()
+    count_in(dir, WAREHOUSE, &moto.env(), relation)
 }
 
 fn truth_len(table: &str) -> u64 {
@@ -113,7 +110,7 @@ fn transient_storage_errors_are_retried_and_an_outage_is_waited_out() {
     let proxy = FaultyProxy::start(&moto.endpoint, 100, rng.next());
     let dir = tempfile::tempdir().unwrap();
     let events = repo_root().join("tests/captures/evolution-s1/events.jsonl").display().to_string();
-    let ingested = floe_through(&proxy.endpoint, &moto, dir.path(), &["ingest", &events, "--config", &small_batches(dir.path())]);
+    let ingested = floe_through(&proxy.endpoint, &moto, dir.path(), &["ingest", &events, "--config", &batch_config(dir.path(), 10)]);
     assert!(ingested.status.success(), "ingest through failing storage: {}", String::from_utf8_lossy(&ingested.stderr));
 
     // Every request fails for the first two seconds of a compaction: the retries wait it out.
@@ -172,13 +169,6 @@ fn an_outage_longer_than_the_retry_budget_fails_the_ingest_cleanly_and_the_next_
     }
 }
 
-/// A config that commits every few rows, so the ingest makes many commits through the faults.
-fn small_batches(dir: &Path) -> String {
-    let path = dir.join("small.toml");
-    std::fs::write(&path, "[sink]\nbatch_rows = 10\n").unwrap();
-    path.display().to_string()
-}
-
 /// `floe` on `dir` with its warehouse at `warehouse`, and `env` to reach it.
 fn floe_in(dir: &Path, warehouse: &str, env: &[(&str, String)], args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_floe"));
@@ -200,7 +190,7 @@ fn ingest_views_compaction_and_cleanup_work_with_the_warehouse_in_azure_blob_sto
     azurite.create_container("lake");
     let (dir, env, warehouse) = (tempfile::tempdir().unwrap(), azurite.azurite_env(), "az://lake/floe");
     let events = repo_root().join("tests/captures/evolution-s1/events.jsonl").display().to_string();
-    let ingested = floe_in(dir.path(), warehouse, &env, &["ingest", &events, "--config", &small_batches(dir.path())]);
+    let ingested = floe_in(dir.path(), warehouse, &env, &["ingest", &events, "--config", &batch_config(dir.path(), 10)]);
     assert!(ingested.status.success(), "{}", String::from_utf8_lossy(&ingested.stderr));
     let raw_rows = count_in(dir.path(), warehouse, &env, "depot.parts");
     let compacted =

@@ -84,13 +84,6 @@ fn rows_of_one_ingest() -> BTreeMap<String, i64> {
         .collect()
 }
 
-/// A `[sink]` config that commits every 3 rows: many commits, so the two writers interleave.
-fn small_batches(dir: &Path) -> String {
-    let config = dir.join("floe.toml");
-    std::fs::write(&config, "[sink]\nbatch_rows = 3\n").unwrap();
-    config.display().to_string()
-}
-
 /// Runs `floe ingest` of the capture in two processes at once, each on its own data dir, with
 /// source names `names`; returns their outputs.
 fn ingest_twice_at_once(catalog: &Catalog, names: [&str; 2]) -> Vec<Output> {
@@ -99,7 +92,8 @@ fn ingest_twice_at_once(catalog: &Catalog, names: [&str; 2]) -> Vec<Output> {
         .iter()
         .zip(names)
         .map(|(dir, name)| {
-            let config = small_batches(dir.path());
+            // Many commits, so the two writers interleave.
+            let config = batch_config(dir.path(), 3);
             let args = ["ingest", &capture(), "--config", &config, "--source-name", name];
             catalog.client(dir.path(), &args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
         })

@@ -165,3 +165,10 @@ pub fn hash_password(dir: &Path, password: &str) -> String {
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// A config in `dir` whose `[sink]` commits every `rows` rows (many commits); its path.
+pub fn batch_config(dir: &Path, rows: usize) -> String {
+    let path = dir.join(format!("batch-{rows}.toml"));
+    std::fs::write(&path, format!("[sink]\nbatch_rows = {rows}\n")).unwrap();
+    path.display().to_string()
+}
