@@ -33,6 +33,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{OnIncompatible, SinkConfig};
 use crate::dead_letter::{dead_letter_row, dead_letter_schema};
+use crate::decode::parallel::{snapshot, Ahead, DecodeAhead, TableSnapshot, IN_FLIGHT};
 use crate::decode::{cell, Cell, ChangeEvent, DebeziumJson, DecodeError, Decoded, Decoder, Kind, Op, TableState};
 use crate::diagnostics::{DeadLetterCounts, DeadLetterLog};
 use crate::error::{Result, SinkError};
@@ -128,6 +129,10 @@ pub struct Ingestor<'a> {
     catalog: &'a dyn Catalog,
     config: SinkConfig,
     decoder: Box<dyn Decoder>,
+    /// Forks of `decoder`, decoding the next batches beside the loop.
+    decoding: DecodeAhead,
+    /// When the buffered rows are flushed if nothing else flushes them first.
+    next_flush: Instant,
     /// This machine's time in microseconds, the base of `_op_ts`.
     clock: fn() -> i64,
     tables: HashMap<String, TableSink>,
@@ -156,6 +161,8 @@ impl<'a> Ingestor<'a> {
     pub fn new(catalog: &'a dyn Catalog, config: SinkConfig) -> Self {
         Self {
             catalog,
+            decoding: DecodeAhead::new(&DebeziumJson::default()),
+            next_flush: Instant::now(),
             decoder: Box::new(DebeziumJson::default()),
             clock: || chrono::Utc::now().timestamp_micros(),
             tables: HashMap::new(),
@@ -179,6 +186,7 @@ impl<'a> Ingestor<'a> {
 
     /// Decodes with `decoder` instead of Debezium JSON.
     pub fn with_decoder(mut self, decoder: Box<dyn Decoder>) -> Self {
+        self.decoding = DecodeAhead::new(decoder.as_ref());
         self.decoder = decoder;
         self
     }
@@ -201,44 +209,44 @@ impl<'a> Ingestor<'a> {
     /// with the records read so far, then commits everything read.
     pub async fn run(mut self, mut source: impl Source, progress: &dyn Fn(u64)) -> Result<IngestReport> {
         self.seek_known(&mut source).await?;
-        let interval = self.config.sink.commit_interval;
-        let mut deadline = Instant::now() + interval;
         let mut control = self.control.take();
+        self.next_flush = Instant::now() + self.config.sink.commit_interval;
         loop {
             tokio::select! {
                 // Requests first, so a pause takes effect before the records that follow it.
                 biased;
-                request = next_request(&mut control) => match request {
-                    Control::Shutdown => {
-                        info!("shutdown requested: committing what was read");
-                        for record in source.drain() {
-                            self.ingest(record).await?;
+                request = next_request(&mut control) => {
+                    // What was read before the request is taken before it, as if decoded already.
+                    self.ingest_decoding(0, progress).await?;
+                    match request {
+                        Control::Shutdown => {
+                            info!("shutdown requested: committing what was read");
+                            for record in source.drain() {
+                                self.ingest(record).await?;
+                            }
+                            break;
                         }
-                        break;
+                        Control::Pause(table) => self.pause(&table, &mut source).await?,
+                        Control::Resume(table) => self.resume(&table, &mut source).await?,
                     }
-                    Control::Pause(table) => self.pause(&table, &mut source).await?,
-                    Control::Resume(table) => self.resume(&table, &mut source).await?,
-                },
+                }
                 round = wait(&mut self.in_flight) => self.commit_round(round?).await?,
-                _ = tokio::time::sleep_until(deadline) => {
-                    self.flush().await?;
-                    deadline = Instant::now() + interval;
+                _ = tokio::time::sleep_until(self.next_flush) => {
+                    self.ingest_decoding(0, progress).await?;
+                    self.flush_on_time().await?;
                 }
                 batch = source.next_batch() => {
                     let Some(records) = batch? else { break };
                     if source.reassigned() {
+                        self.ingest_decoding(0, progress).await?;
                         self.catch_up_with_other_writers().await?;
                     }
                     crate::metrics::events_read(records.len());
-                    for record in records {
-                        self.ingest(record).await?;
-                        if self.buffered_rows >= self.config.sink.batch_rows || self.buffered_bytes >= self.config.sink.batch_bytes {
-                            self.flush().await?;
-                            deadline = Instant::now() + interval;
-                        }
-                    }
-                    progress(self.report.events_read);
+                    self.start_decoding(records);
+                    // The batch before is taken while this one decodes.
+                    self.ingest_decoding(IN_FLIGHT - 1, progress).await?;
                     if source.wants_commit() {
+                        self.ingest_decoding(0, progress).await?;
                         self.flush().await?;
                         self.settle().await?;
                         source.committed(&self.committed_positions()).await;
@@ -249,6 +257,7 @@ impl<'a> Ingestor<'a> {
                 source.committed(&self.committed_positions()).await;
             }
         }
+        self.ingest_decoding(0, progress).await?;
         self.flush().await?;
         self.settle().await?;
         source.committed(&self.committed_positions()).await;
@@ -288,7 +297,62 @@ impl<'a> Ingestor<'a> {
         positions
     }
 
+    /// Starts decoding `records` beside the loop (see [`crate::decode::parallel`]). Records the
+    /// loop will skip (of failed, paused or committed tables) are left out, and so are those of
+    /// topics whose table is not open yet: the loop opens it and decodes them.
+    fn start_decoding(&mut self, records: Vec<SourceRecord>) {
+        let mut jobs = Vec::with_capacity(records.len());
+        let mut tables: Vec<(Arc<str>, TableSnapshot)> = vec![];
+        for (index, record) in records.iter().enumerate() {
+            let Ok(message) = &record.message else { continue };
+            let Some(table) = self.topics.get(&message.topic).cloned() else { continue };
+            if self.failed.contains_key(&*table) || self.paused.contains_key(&*table) {
+                continue;
+            }
+            let position = self.position_of(record);
+            let Some(sink) = self.tables.get(&*table).filter(|sink| !sink.is_committed(&position, record.offset)) else { continue };
+            let snapshot = match tables.iter().position(|(name, _)| *name == table) {
+                Some(i) => i,
+                None => {
+                    tables.push((table, snapshot(sink.schema_ref(), &sink.hints)));
+                    tables.len() - 1
+                }
+            };
+            jobs.push((index, snapshot));
+        }
+        let tables = tables.into_iter().map(|(_, snapshot)| snapshot).collect();
+        self.decoding.start(records, jobs, tables);
+    }
+
+    /// Ingests the batches decoding beside the loop, oldest first, until `left` are in flight;
+    /// flushes whenever the buffered rows or bytes reach the batch size.
+    async fn ingest_decoding(&mut self, left: usize, progress: &dyn Fn(u64)) -> Result<()> {
+        while self.decoding.in_flight() > left {
+            let Some(batch) = self.decoding.take().await else { break };
+            for (record, ahead) in batch {
+                self.ingest_with(record, ahead).await?;
+                if self.buffered_rows >= self.config.sink.batch_rows || self.buffered_bytes >= self.config.sink.batch_bytes {
+                    self.flush_on_time().await?;
+                }
+            }
+            progress(self.report.events_read);
+        }
+        Ok(())
+    }
+
+    /// Flushes, and sets the next time-based flush one `commit_interval` from now.
+    async fn flush_on_time(&mut self) -> Result<()> {
+        self.flush().await?;
+        self.next_flush = Instant::now() + self.config.sink.commit_interval;
+        Ok(())
+    }
+
     pub async fn ingest(&mut self, record: SourceRecord) -> Result<()> {
+        self.ingest_with(record, None).await
+    }
+
+    /// Ingests `record`, taking its decoding from `ahead` when it is still valid.
+    async fn ingest_with(&mut self, record: SourceRecord, ahead: Option<Ahead>) -> Result<()> {
         self.report.events_read += 1;
         let message = match &record.message {
             Ok(message) => message,
@@ -325,7 +389,11 @@ impl<'a> Ingestor<'a> {
             self.report.already_committed += 1;
             return Ok(());
         }
-        let decoded = self.decoder.decode(message, TableState { schema: sink.schema_ref(), hints: &sink.hints });
+        let state = TableState { schema: sink.schema_ref(), hints: &sink.hints };
+        let decoded = match ahead.and_then(|ahead| ahead.valid_for(state)) {
+            Some(decoded) => decoded,
+            None => self.decoder.decode(message, state),
+        };
         match decoded {
             Decoded::DeadLetter(e) => self.dead_letter(&record, Some(table_name.to_string()), &e.to_string()).await,
             Decoded::Tombstone => {

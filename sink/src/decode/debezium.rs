@@ -36,6 +36,10 @@ impl Decoder for DebeziumJson {
             Err(reason) => Decoded::DeadLetter(reason),
         }
     }
+
+    fn fork(&self) -> Box<dyn Decoder> {
+        Box::new(DebeziumJson::default())
+    }
 }
 
 /// The members of a Debezium value payload floe reads; the rest is skipped unread.

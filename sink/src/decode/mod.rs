@@ -10,6 +10,7 @@ pub mod debezium;
 pub mod infer;
 pub mod json_object;
 pub mod kind;
+pub mod parallel;
 pub mod value;
 
 use std::sync::Arc;
@@ -52,6 +53,10 @@ pub enum Decoded {
 /// across messages (schema caches), so each ingest owns one.
 pub trait Decoder: Send {
     fn decode(&mut self, message: &Message, table: TableState<'_>) -> Decoded;
+
+    /// A new decoder of the same format and settings, with empty caches: another thread
+    /// decodes with it.
+    fn fork(&self) -> Box<dyn Decoder>;
 }
 
 /// Why a record could not be decoded. Becomes the `reason` of its dead letter.

@@ -1,0 +1,160 @@
+//! Decoding a batch of records on other threads while the ingest loop takes the batch before.
+//!
+//! Decoding is much of the loop's work, and a record's decoding depends only on its bytes and
+//! on its table's state ([`TableState`]). So when a batch arrives, the loop hands it to
+//! [`DecodeAhead::start`] with a snapshot of its tables' states, and goes on with the previous
+//! batch. The batch is decoded on a blocking thread (split into contiguous runs, one per
+//! decoder, when there are cores to spare) and comes back with each record's result and the
+//! table schema it was decoded against. When the loop reaches the record, a table that has
+//! evolved since (an earlier record added a column) decodes it again, so the outcome is always
+//! the one sequential decoding gives.
+//!
+//! Each thread has its own [`Decoder`] (decoders keep caches and are not shared), and each of
+//! the two batches that can be in flight has its own set. Runs are contiguous so that
+//! consecutive records share one decoder's column lists, which is what lets schema sync and
+//! the row builders recognise a known schema by pointer.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use floe_catalog::iceberg::spec::SchemaRef;
+use tokio::task::JoinHandle;
+
+use super::{ColumnHints, Decoded, Decoder, TableState};
+use crate::source::SourceRecord;
+
+/// Runs smaller than this are not given a thread of their own: starting one would cost more
+/// than it saves.
+const MIN_RECORDS_PER_THREAD: usize = 128;
+
+/// Threads that decode one batch: past a few, the loop's sequential work is the limit.
+const MAX_DECODE_THREADS: usize = 3;
+
+/// What a decoder needs of a table, owned: it is read on another thread.
+#[derive(Debug, Clone)]
+pub struct TableSnapshot {
+    pub schema: Option<SchemaRef>,
+    pub hints: ColumnHints,
+}
+
+impl TableSnapshot {
+    fn state(&self) -> TableState<'_> {
+        TableState { schema: self.schema.as_ref(), hints: &self.hints }
+    }
+}
+
+/// A record decoded ahead, and the table schema (its id, none before the table exists) it was
+/// decoded against.
+#[derive(Debug)]
+pub struct Ahead {
+    schema_id: Option<i32>,
+    decoded: Decoded,
+}
+
+impl Ahead {
+    /// The decoding, if the table still has the schema it was made against.
+    pub fn valid_for(self, table: TableState<'_>) -> Option<Decoded> {
+        (self.schema_id == schema_id(table)).then_some(self.decoded)
+    }
+}
+
+/// A batch's records, each with its decoding when it was decoded ahead.
+pub type DecodedBatch = Vec<(SourceRecord, Option<Ahead>)>;
+
+type Decoders = Vec<Box<dyn Decoder>>;
+
+/// The decoding stage: up to [`IN_FLIGHT`] batches being decoded, oldest first, and the idle
+/// decoder sets.
+pub struct DecodeAhead {
+    idle: Vec<Decoders>,
+    in_flight: VecDeque<JoinHandle<(DecodedBatch, Decoders)>>,
+}
+
+/// Batches decoded at once: the one the loop is about to take and the one after it.
+pub const IN_FLIGHT: usize = 2;
+
+impl DecodeAhead {
+    /// A stage whose decoders are forks of `decoder`, one per spare core (at least one), in
+    /// one set per batch in flight.
+    pub fn new(decoder: &dyn Decoder) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let threads = cores.saturating_sub(1).clamp(1, MAX_DECODE_THREADS);
+        let set = || (0..threads).map(|_| decoder.fork()).collect();
+        Self { idle: (0..IN_FLIGHT).map(|_| set()).collect(), in_flight: VecDeque::new() }
+    }
+
+    /// Batches being decoded.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Starts decoding `records`; `tables[i]` is the table state of the records with `jobs`
+    /// entry `(index, i)`. Records without an entry are left for the loop. At most
+    /// [`IN_FLIGHT`] batches may be in flight.
+    pub fn start(&mut self, records: Vec<SourceRecord>, jobs: Vec<(usize, usize)>, tables: Vec<TableSnapshot>) {
+        let mut decoders = self.idle.pop().expect("more batches started than IN_FLIGHT");
+        self.in_flight.push_back(tokio::task::spawn_blocking(move || {
+            let mut ahead = decode(&mut decoders, &records, &jobs, &tables);
+            let batch = records.into_iter().enumerate().map(|(i, record)| (record, ahead[i].take())).collect();
+            (batch, decoders)
+        }));
+    }
+
+    /// The oldest batch in flight, decoded; `None` when there is none.
+    pub async fn take(&mut self) -> Option<DecodedBatch> {
+        let (batch, decoders) = self.in_flight.pop_front()?.await.expect("a decoder panicked");
+        self.idle.push(decoders);
+        Some(batch)
+    }
+}
+
+/// Decodes `jobs` of `records`, split into contiguous runs over `decoders`, one thread each.
+fn decode(
+    decoders: &mut [Box<dyn Decoder>],
+    records: &[SourceRecord],
+    jobs: &[(usize, usize)],
+    tables: &[TableSnapshot],
+) -> Vec<Option<Ahead>> {
+    let mut ahead: Vec<Option<Ahead>> = (0..records.len()).map(|_| None).collect();
+    if jobs.is_empty() {
+        return ahead;
+    }
+    let threads = decoders.len().min(jobs.len() / MIN_RECORDS_PER_THREAD).max(1);
+    let runs = jobs.chunks(jobs.len().div_ceil(threads));
+    let decoded: Vec<Vec<(usize, Ahead)>> = std::thread::scope(|scope| {
+        let mut runs = decoders.iter_mut().zip(runs);
+        let (first_decoder, first_run) = runs.next().expect("jobs is not empty");
+        let spawned: Vec<_> = runs.map(|(decoder, run)| scope.spawn(move || decode_run(decoder.as_mut(), records, run, tables))).collect();
+        let mut decoded = vec![decode_run(first_decoder.as_mut(), records, first_run, tables)];
+        decoded.extend(spawned.into_iter().map(|thread| thread.join().expect("a decoder panicked")));
+        decoded
+    });
+    for (index, result) in decoded.into_iter().flatten() {
+        ahead[index] = Some(result);
+    }
+    ahead
+}
+
+fn decode_run(
+    decoder: &mut dyn Decoder,
+    records: &[SourceRecord],
+    run: &[(usize, usize)],
+    tables: &[TableSnapshot],
+) -> Vec<(usize, Ahead)> {
+    let mut decoded = Vec::with_capacity(run.len());
+    for &(index, table) in run {
+        let Ok(message) = &records[index].message else { continue };
+        let state = tables[table].state();
+        decoded.push((index, Ahead { schema_id: schema_id(state), decoded: decoder.decode(message, state) }));
+    }
+    decoded
+}
+
+fn schema_id(table: TableState<'_>) -> Option<i32> {
+    table.schema.map(|schema| schema.schema_id())
+}
+
+/// Snapshots shared between threads: cheap to clone per batch.
+pub fn snapshot(schema: Option<&SchemaRef>, hints: &ColumnHints) -> TableSnapshot {
+    TableSnapshot { schema: schema.map(Arc::clone), hints: hints.clone() }
+}
