@@ -252,6 +252,8 @@ impl<'a> Ingestor<'a> {
                         source.committed(&self.committed_positions()).await;
                     }
                 }
+                // Nothing more to read for now: the batches decoded ahead are taken at once.
+                () = self.decoding.oldest_decoded() => self.ingest_decoding(0, progress).await?,
             }
             if std::mem::take(&mut self.unannounced) {
                 source.committed(&self.committed_positions()).await;

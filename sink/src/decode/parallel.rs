@@ -67,7 +67,13 @@ type Decoders = Vec<Box<dyn Decoder>>;
 /// decoder sets.
 pub struct DecodeAhead {
     idle: Vec<Decoders>,
-    in_flight: VecDeque<JoinHandle<(DecodedBatch, Decoders)>>,
+    in_flight: VecDeque<Flight>,
+}
+
+/// A batch being decoded, or decoded and not yet taken.
+enum Flight {
+    Decoding(JoinHandle<(DecodedBatch, Decoders)>),
+    Decoded(DecodedBatch, Decoders),
 }
 
 /// Batches decoded at once: the one the loop is about to take and the one after it.
@@ -93,16 +99,29 @@ impl DecodeAhead {
     /// [`IN_FLIGHT`] batches may be in flight.
     pub fn start(&mut self, records: Vec<SourceRecord>, jobs: Vec<(usize, usize)>, tables: Vec<TableSnapshot>) {
         let mut decoders = self.idle.pop().expect("more batches started than IN_FLIGHT");
-        self.in_flight.push_back(tokio::task::spawn_blocking(move || {
+        self.in_flight.push_back(Flight::Decoding(tokio::task::spawn_blocking(move || {
             let mut ahead = decode(&mut decoders, &records, &jobs, &tables);
             let batch = records.into_iter().enumerate().map(|(i, record)| (record, ahead[i].take())).collect();
             (batch, decoders)
-        }));
+        })));
+    }
+
+    /// Waits until the oldest batch is decoded; never, when none is in flight. Cancel-safe:
+    /// the loop selects on it beside its source.
+    pub async fn oldest_decoded(&mut self) {
+        let Some(flight) = self.in_flight.front_mut() else { return std::future::pending().await };
+        if let Flight::Decoding(handle) = flight {
+            let (batch, decoders) = handle.await.expect("a decoder panicked");
+            *flight = Flight::Decoded(batch, decoders);
+        }
     }
 
     /// The oldest batch in flight, decoded; `None` when there is none.
     pub async fn take(&mut self) -> Option<DecodedBatch> {
-        let (batch, decoders) = self.in_flight.pop_front()?.await.expect("a decoder panicked");
+        let (batch, decoders) = match self.in_flight.pop_front()? {
+            Flight::Decoding(handle) => handle.await.expect("a decoder panicked"),
+            Flight::Decoded(batch, decoders) => (batch, decoders),
+        };
         self.idle.push(decoders);
         Some(batch)
     }
