@@ -209,13 +209,15 @@ fn main() {
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
 
     // Every figure is the best of three, so that a noisy moment on a shared machine flatters
-    // neither side. `FLOE_BENCH_ONLY=messages` runs only floe's Kafka-message path, once (for
-    // perf: nothing but that run follows the setup).
+    // neither side. `FLOE_BENCH_ONLY=messages` (or `lines`) runs only floe's Kafka-message (or
+    // NDJSON) path with the envelope, once: for perf, nothing but that run follows the setup.
     let best = |run: &dyn Fn() -> Duration| (0..3).map(|_| rate(run())).fold(0.0, f64::max);
-    if std::env::var("FLOE_BENCH_ONLY").is_ok_and(|v| v == "messages") {
-        let messages = rate(floe_ingest_messages(messages(n, true), &runtime));
-        println!("  floe, Kafka messages, schema envelope {messages:>10.0} events/s");
-        return;
+    match std::env::var("FLOE_BENCH_ONLY").as_deref() {
+        Ok("messages") => {
+            return println!("  floe, Kafka messages, envelope {:>10.0} events/s", rate(floe_ingest_messages(messages(n, true), &runtime)))
+        }
+        Ok("lines") => return println!("  floe, NDJSON, envelope {:>10.0} events/s", rate(floe_ingest(&events(n, true), &runtime))),
+        _ => {}
     }
     let ceiling = best(&|| arrow_parquet(n));
     println!("ingest_throughput: {n} Debezium JSON events, 5 columns + key (best of 3 each)");

@@ -6,9 +6,11 @@
 //! envelope, ~1.8 KB of which ~1.5 KB is the schema, the same on every line of a topic.
 //! Scanning and unescaping it is most of the cost of reading a line, so [`LineParser`]
 //! remembers, per topic, the escaped prefix the last strings shared and its unescaped text.
-//! A line of a known topic in the usual shape (`topic`, `key`, `value`, in that order) is
-//! then read by a byte compare of the prefix and a scan of the rest; any other line goes
-//! through serde_json and teaches the parser its topic's prefixes.
+//! A line of a known topic in the usual shape (members `topic`, `key` and `value`, in any
+//! order) is then read by a byte compare of the prefix and a scan of the rest; any other line
+//! goes through serde_json and teaches the parser its topic's prefixes. A key or value that
+//! comes before the topic (as in `{"key":…,"topic":…,"value":…}`, what a JSON writer that
+//! sorts members makes) is scanned whole first, then checked against the prefix.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -40,15 +42,47 @@ impl LineParser {
         self.parse_any(text)
     }
 
-    /// `{"topic": "<known topic>", "key": …, "value": …}` whose strings start with their
-    /// prefixes; `None` for anything else, which [`Self::parse_any`] reads (and reports).
-    fn parse_usual(&mut self, text: &str) -> Option<Message> {
-        let rest = member_name(token(text, '{')?, "topic")?;
-        let (topic, rest) = plain_string(rest)?;
-        let [key_prefix, value_prefix] = self.prefixes.get_mut(topic)?;
-        let (key, rest) = key_prefix.read_member(member_name(token(rest, ',')?, "key")?)?;
-        let (value, rest) = value_prefix.read_member(member_name(token(rest, ',')?, "value")?)?;
-        token(rest, '}')?.trim_ascii().is_empty().then(|| Message { topic: topic.to_owned(), key, value })
+    /// `{"topic": "<known topic>", "key": …, "value": …}`, members in any order, whose strings
+    /// start with their prefixes; `None` for anything else, which [`Self::parse_any`] reads
+    /// (and reports).
+    fn parse_usual(&self, text: &str) -> Option<Message> {
+        let mut rest = token(text, '{')?;
+        let mut topic = None;
+        // Key and value, [`Member::Read`] once their topic is known.
+        let mut members = [Member::Absent, Member::Absent];
+        for n in 0..3 {
+            if n > 0 {
+                rest = token(rest, ',')?;
+            }
+            let (name, after) = plain_string(rest.trim_ascii_start())?;
+            rest = token(after, ':')?.trim_ascii_start();
+            let slot = match name {
+                "topic" if topic.is_none() => {
+                    let (name, after) = plain_string(rest)?;
+                    topic = Some((name, self.prefixes.get(name)?));
+                    rest = after;
+                    continue;
+                }
+                "key" => 0,
+                "value" => 1,
+                _ => return None,
+            };
+            if !matches!(members[slot], Member::Absent) {
+                return None;
+            }
+            let (member, after) = match topic {
+                Some((_, prefixes)) => prefixes[slot].read_member(rest).map(|(bytes, after)| (Member::Read(bytes), after))?,
+                None => scan_member(rest)?,
+            };
+            members[slot] = member;
+            rest = after;
+        }
+        if !token(rest, '}')?.trim_ascii().is_empty() {
+            return None;
+        }
+        let (topic, prefixes) = topic?;
+        let [key, value] = members;
+        Some(Message { topic: topic.to_owned(), key: key.read(&prefixes[0])?, value: value.read(&prefixes[1])? })
     }
 
     fn parse_any(&mut self, text: &str) -> Result<Message, String> {
@@ -75,12 +109,6 @@ fn token(rest: &str, expected: char) -> Option<&str> {
     rest.trim_ascii_start().strip_prefix(expected)
 }
 
-/// `rest` after `"name":`.
-fn member_name<'a>(rest: &'a str, name: &str) -> Option<&'a str> {
-    let rest = token(rest, '"')?.strip_prefix(name)?.strip_prefix('"')?;
-    Some(token(rest, ':')?.trim_ascii_start())
-}
-
 /// A string without escapes at the start of `rest`, and what follows it.
 fn plain_string(rest: &str) -> Option<(&str, &str)> {
     let rest = rest.strip_prefix('"')?;
@@ -100,6 +128,37 @@ fn string_content_len(rest: &str) -> Option<usize> {
         }
         at += 2;
     }
+}
+
+/// A key or value member of a line being read.
+enum Member<'a> {
+    Absent,
+    /// Read with its topic's prefix: null, or the unescaped bytes.
+    Read(Option<Vec<u8>>),
+    /// Met before its topic: null, or the escaped content of its string.
+    Scanned(Option<&'a str>),
+}
+
+impl Member<'_> {
+    /// The member's bytes; `None` when it is absent or does not start with `prefix`.
+    fn read(self, prefix: &SharedPrefix) -> Option<Option<Vec<u8>>> {
+        match self {
+            Member::Absent => None,
+            Member::Read(bytes) => Some(bytes),
+            Member::Scanned(None) => Some(None),
+            Member::Scanned(Some(content)) => prefix.read_content(content).map(Some),
+        }
+    }
+}
+
+/// A null or string member at the start of `rest`, scanned to its end, and what follows it.
+fn scan_member(rest: &str) -> Option<(Member<'_>, &str)> {
+    if let Some(rest) = rest.strip_prefix("null") {
+        return Some((Member::Scanned(None), rest));
+    }
+    let content = rest.strip_prefix('"')?;
+    let end = string_content_len(content)?;
+    Some((Member::Scanned(Some(&content[..end])), &content[end + 1..]))
 }
 
 /// A member's bytes: a JSON string's content, or the text of any other JSON value.
@@ -129,10 +188,21 @@ impl SharedPrefix {
         if let Some(rest) = rest.strip_prefix("null") {
             return Some((None, rest));
         }
-        let tail = rest.strip_prefix('"')?.strip_prefix(self.escaped.as_str()).filter(|_| !self.escaped.is_empty())?;
+        let tail = self.after_prefix(rest.strip_prefix('"')?)?;
         let end = string_content_len(tail)?;
         let text = self.joined(&tail[..end]).ok()?;
         Some((Some(text.into_bytes()), &tail[end + 1..]))
+    }
+
+    /// The unescaped bytes of a string's escaped `content`; `None` unless it starts with the
+    /// prefix.
+    fn read_content(&self, content: &str) -> Option<Vec<u8>> {
+        Some(self.joined(self.after_prefix(content)?).ok()?.into_bytes())
+    }
+
+    /// `content` after the prefix; `None` when it does not start with it (or none is learned).
+    fn after_prefix<'a>(&self, content: &'a str) -> Option<&'a str> {
+        content.strip_prefix(self.escaped.as_str()).filter(|_| !self.escaped.is_empty())
     }
 
     /// The prefix's text followed by the unescaped `tail` (escaped content after the prefix).
@@ -205,6 +275,26 @@ mod tests {
         assert!(!parser.prefixes["t"][1].escaped.is_empty(), "a shared start was learned");
         let usual = parser.parse_usual(&line_of(documents[1])).expect("read by the prefix");
         assert_eq!(text(usual.value), documents[1]);
+    }
+
+    #[test]
+    fn members_in_any_order_are_read_by_the_prefix() {
+        let document = |id: i32| format!(r#"{{"schema": {{"a": "x	y"}}, "payload": {{"id": {id}}}}}"#);
+        let key = |id: i32| format!(r#"{{"schema": "k", "payload": {id}}}"#);
+        let mut parser = LineParser::default();
+        for id in 0..3 {
+            message(&serde_json::json!({"topic": "t", "key": key(id), "value": document(id)}).to_string(), &mut parser);
+        }
+        // serde_json's own maps sort their members: key, topic, value.
+        let sorted = serde_json::json!({"value": document(7), "topic": "t", "key": key(7)}).to_string();
+        assert!(sorted.starts_with(r#"{"key":"#));
+        let usual = parser.parse_usual(&sorted).expect("read by the prefix");
+        assert_eq!((text(usual.key), text(usual.value)), (key(7), document(7)));
+        let value_first = format!(r#"{{"value": {}, "key": null, "topic": "t"}}"#, serde_json::to_string(&document(8)).unwrap());
+        let usual = parser.parse_usual(&value_first).expect("read by the prefix");
+        assert_eq!((usual.key, text(usual.value)), (None, document(8)));
+        assert!(parser.parse_usual(r#"{"topic": "t", "key": null, "key": null}"#).is_none(), "a repeated member is left to serde_json");
+        assert!(parser.parse_usual(r#"{"topic": "t", "key": null}"#).is_none(), "so is a missing one");
     }
 
     #[test]
