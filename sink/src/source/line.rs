@@ -135,7 +135,7 @@ enum Member<'a> {
     Absent,
     /// Read with its topic's prefix: null, or the unescaped bytes.
     Read(Option<Vec<u8>>),
-    /// Met before its topic: null, or the escaped content of its string.
+    /// Met before its topic: null, or the escaped content of its string, closing quote included.
     Scanned(Option<&'a str>),
 }
 
@@ -158,7 +158,7 @@ fn scan_member(rest: &str) -> Option<(Member<'_>, &str)> {
     }
     let content = rest.strip_prefix('"')?;
     let end = string_content_len(content)?;
-    Some((Member::Scanned(Some(&content[..end])), &content[end + 1..]))
+    Some((Member::Scanned(Some(&content[..=end])), &content[end + 1..]))
 }
 
 /// A member's bytes: a JSON string's content, or the text of any other JSON value.
@@ -189,13 +189,12 @@ impl SharedPrefix {
             return Some((None, rest));
         }
         let tail = self.after_prefix(rest.strip_prefix('"')?)?;
-        let end = string_content_len(tail)?;
-        let text = self.joined(&tail[..end]).ok()?;
-        Some((Some(text.into_bytes()), &tail[end + 1..]))
+        let (text, rest) = unescape_after(&self.unescaped, tail).ok()?;
+        Some((Some(text.into_bytes()), rest))
     }
 
-    /// The unescaped bytes of a string's escaped `content`; `None` unless it starts with the
-    /// prefix.
+    /// The unescaped bytes of a string's escaped `content` (closing quote included); `None`
+    /// unless it starts with the prefix.
     fn read_content(&self, content: &str) -> Option<Vec<u8>> {
         Some(self.joined(self.after_prefix(content)?).ok()?.into_bytes())
     }
@@ -205,20 +204,20 @@ impl SharedPrefix {
         content.strip_prefix(self.escaped.as_str()).filter(|_| !self.escaped.is_empty())
     }
 
-    /// The prefix's text followed by the unescaped `tail` (escaped content after the prefix).
+    /// The prefix's text followed by the unescaped `tail` (escaped content after the prefix,
+    /// closing quote included, nothing after it).
     fn joined(&self, tail: &str) -> Result<String, String> {
-        let mut text = String::with_capacity(self.unescaped.len() + tail.len());
-        text.push_str(&self.unescaped);
-        text.push_str(&unescape(&format!("\"{tail}\""))?);
-        Ok(text)
+        match unescape_after(&self.unescaped, tail)? {
+            (text, "") => Ok(text),
+            (_, rest) => Err(format!("line is not valid JSON: {rest:.20} after a string")),
+        }
     }
 
     /// The content of the JSON string literal `quoted` (quotes included).
     fn unescape(&mut self, quoted: &str) -> Result<String, String> {
         let body = &quoted[1..];
         if !self.escaped.is_empty() && body.starts_with(self.escaped.as_str()) {
-            // `body` ends with the closing quote.
-            return self.joined(&body[self.escaped.len()..body.len() - 1]);
+            return self.joined(&body[self.escaped.len()..]);
         }
         let text = unescape(quoted)?;
         self.learn(body)?;
@@ -236,9 +235,22 @@ impl SharedPrefix {
     }
 }
 
-/// sonic-rs unescapes with SIMD.
+/// The content of the JSON string literal `quoted` (quotes included).
 fn unescape(quoted: &str) -> Result<String, String> {
-    sonic_rs::from_str::<String>(quoted).map_err(|e| format!("line is not valid JSON: {e}"))
+    SharedPrefix::default().joined(quoted.strip_prefix('"').ok_or("line is not valid JSON: a string without its quote")?)
+}
+
+/// `prefix` followed by the unescaped content of the JSON string that `rest` is inside of, and
+/// what follows its closing quote. sonic-rs scans and unescapes with SIMD, in one pass, into a
+/// scratch buffer only when there are escapes.
+fn unescape_after<'a>(prefix: &str, rest: &'a str) -> Result<(String, &'a str), String> {
+    let mut parser = sonic_rs::parser::Parser::new(sonic_rs::Read::from(rest));
+    let mut scratch = Vec::new();
+    let content = parser.parse_str(&mut scratch).map_err(|e| format!("line is not valid JSON: {e}"))?;
+    let mut text = String::with_capacity(prefix.len() + content.len());
+    text.push_str(prefix);
+    text.push_str(&content);
+    Ok((text, &rest[parser.offset()..]))
 }
 
 #[cfg(test)]
