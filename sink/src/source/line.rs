@@ -179,7 +179,19 @@ struct SharedPrefix {
     unescaped: String,
     /// The last string that did not start with `escaped`, to learn the next prefix from.
     previous: String,
+    /// Whether the prefix was learned from two strings in a row. An empty one then means the
+    /// strings share no start (short schemaless values): they are still read without
+    /// serde_json. One learned against an older string is tried on the next string only.
+    settled: bool,
+    /// Whether `previous` is the last string read.
+    previous_is_last: std::cell::Cell<bool>,
+    /// Strings read by an empty prefix since it was learned: after [`RELEARN_EMPTY`], the
+    /// parser learns again, in case the strings have come to share a start.
+    read_by_empty: std::cell::Cell<u32>,
 }
+
+/// How often a settled empty prefix is learned again.
+const RELEARN_EMPTY: u32 = 100;
 
 impl SharedPrefix {
     /// A key or value member at the start of `rest` (null, or a string starting with the
@@ -199,9 +211,20 @@ impl SharedPrefix {
         Some(self.joined(self.after_prefix(content)?).ok()?.into_bytes())
     }
 
-    /// `content` after the prefix; `None` when it does not start with it (or none is learned).
+    /// `content` after the prefix; `None` when it does not start with it, when none is learned,
+    /// and when an empty prefix is due to be learned again.
     fn after_prefix<'a>(&self, content: &'a str) -> Option<&'a str> {
-        content.strip_prefix(self.escaped.as_str()).filter(|_| !self.escaped.is_empty())
+        let tail = if self.escaped.is_empty() {
+            let read = self.read_by_empty.get();
+            self.read_by_empty.set(read + 1);
+            (self.settled && read < RELEARN_EMPTY).then_some(content)
+        } else {
+            content.strip_prefix(self.escaped.as_str())
+        };
+        if tail.is_some() {
+            self.previous_is_last.set(false);
+        }
+        tail
     }
 
     /// The prefix's text followed by the unescaped `tail` (escaped content after the prefix,
@@ -216,8 +239,8 @@ impl SharedPrefix {
     /// The content of the JSON string literal `quoted` (quotes included).
     fn unescape(&mut self, quoted: &str) -> Result<String, String> {
         let body = &quoted[1..];
-        if !self.escaped.is_empty() && body.starts_with(self.escaped.as_str()) {
-            return self.joined(&body[self.escaped.len()..]);
+        if let Some(tail) = self.after_prefix(body) {
+            return self.joined(tail);
         }
         let text = unescape(quoted)?;
         self.learn(body)?;
@@ -230,7 +253,10 @@ impl SharedPrefix {
         let end = body.as_bytes()[..shared].iter().rposition(|b| *b == b',').map_or(0, |comma| comma + 1);
         self.unescaped = if end == 0 { String::new() } else { unescape(&format!("\"{}\"", &body[..end]))? };
         self.escaped = body[..end].to_owned();
+        self.settled = self.previous_is_last.get();
         self.previous = body.to_owned();
+        self.previous_is_last.set(true);
+        self.read_by_empty.set(0);
         Ok(())
     }
 }
@@ -284,9 +310,29 @@ mod tests {
         for document in documents.iter().cycle().take(20) {
             assert_eq!(text(message(&line_of(document), &mut parser).value), *document);
         }
+        // Strings of the first schema from now on: they come to be read by its start.
+        for document in documents[..4].iter().cycle().take(2 * RELEARN_EMPTY as usize) {
+            assert_eq!(text(message(&line_of(document), &mut parser).value), *document);
+        }
         assert!(!parser.prefixes["t"][1].escaped.is_empty(), "a shared start was learned");
         let usual = parser.parse_usual(&line_of(documents[1])).expect("read by the prefix");
         assert_eq!(text(usual.value), documents[1]);
+    }
+
+    #[test]
+    fn strings_that_share_no_start_are_read_without_serde_json_and_learned_again_now_and_then() {
+        let documents = [r#"{"b": 1}"#, r#"{"a": 2}"#, r#"{"c": "x"}"#];
+        let mut parser = LineParser::default();
+        for document in documents {
+            message(&line_of(document), &mut parser);
+        }
+        assert!(parser.parse_usual(&line_of(r#"{"d": 1}"#)).is_some(), "read by the empty prefix");
+        let shared = |i: usize| format!(r#"{{"schema": "a long schema", "payload": {i}}}"#);
+        let learned = (0..2 * RELEARN_EMPTY as usize).find(|i| {
+            assert_eq!(text(message(&line_of(&shared(*i)), &mut parser).value), shared(*i));
+            !parser.prefixes["t"][1].escaped.is_empty()
+        });
+        assert!(learned.is_some(), "a shared start is learned again");
     }
 
     #[test]
