@@ -55,6 +55,49 @@ pub async fn scan_tasks(
     Ok(tasks.into_iter().filter(|t| only.is_none_or(|o| o.contains(&t.data_file_path))).collect())
 }
 
+/// Scan tasks reading `columns` (snapshot-schema names) of the current snapshot's data files
+/// at `paths`, planned from the manifests floe has cached (the compactor's planner read them
+/// already) instead of by iceberg's planner, which reads every manifest again: on object
+/// storage, a GET each. `None` when iceberg's planner must do it: the snapshot has delete files
+/// (matching them to data files is its job), or the table maps column names to field ids
+/// (`schema.name-mapping.default`).
+pub async fn planned_tasks(
+    table: &FloeTable,
+    columns: &[String],
+    paths: &std::collections::HashSet<String>,
+) -> Result<Option<Vec<iceberg::scan::FileScanTask>>> {
+    use iceberg::spec::DEFAULT_SCHEMA_NAME_MAPPING;
+    let Some(snapshot) = table.current_snapshot() else { return Ok(Some(vec![])) };
+    if table.metadata().properties().contains_key(DEFAULT_SCHEMA_NAME_MAPPING) {
+        return Ok(None);
+    }
+    let schema = snapshot.schema(table.metadata())?;
+    let field_id = |name: &String| {
+        schema.field_id_by_name(name).ok_or_else(|| CatalogError::Invalid(format!("{} has no column {name}", table.ident())))
+    };
+    let field_ids = columns.iter().map(field_id).collect::<Result<Vec<i32>>>()?;
+    let files = table.live_files().await?;
+    if files.iter().any(|f| !f.is_data()) {
+        return Ok(None);
+    }
+    let task = |file: crate::table::LiveFile| {
+        let data = file.data_file;
+        iceberg::scan::FileScanTask::builder()
+            .with_file_size_in_bytes(data.file_size_in_bytes())
+            .with_start(0)
+            .with_length(data.file_size_in_bytes())
+            .with_record_count(Some(data.record_count()))
+            .with_data_file_path(data.file_path().to_string())
+            .with_data_file_format(data.file_format())
+            .with_schema(schema.clone())
+            .with_project_field_ids(field_ids.clone())
+            .with_partition(Some(data.partition().clone()))
+            .with_case_sensitive(true)
+            .build()
+    };
+    Ok(Some(files.into_iter().filter(|f| paths.contains(f.path())).map(task).collect()))
+}
+
 /// The rows of one scan task through iceberg's reader: schema evolution resolved by field id,
 /// deletes applied, in file order. Row `i` of the stream is the file's `i`-th row left after
 /// deletes, the same on every read.

@@ -18,7 +18,7 @@ use datafusion::error::DataFusionError;
 use floe_catalog::iceberg::scan::FileScanTask;
 use floe_catalog::iceberg::spec::DataFile;
 use floe_catalog::layout::COMPACTED_FILE_PREFIX;
-use floe_catalog::read::{read_task, scan_tasks};
+use floe_catalog::read::{planned_tasks, read_task, scan_tasks};
 use floe_catalog::writer::DataFileSink;
 use floe_catalog::FloeTable;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -77,7 +77,10 @@ impl IndexedInput {
 /// ranking columns, and reading every column.
 async fn input_tasks(table: &FloeTable, keys: &KeyColumns, paths: &HashSet<String>) -> Result<(Vec<FileScanTask>, Vec<FileScanTask>)> {
     let columns: Vec<String> = keys.names.iter().cloned().chain(INDEX_COLUMNS.map(String::from)).collect();
-    let narrow = scan_tasks(&table.iceberg_table()?, &columns, Some(paths), None).await?;
+    let narrow = match planned_tasks(table, &columns, paths).await? {
+        Some(tasks) => tasks,
+        None => scan_tasks(&table.iceberg_table()?, &columns, Some(paths), None).await?,
+    };
     let all_fields: Vec<i32> = table.current_schema().as_struct().fields().iter().map(|f| f.id).collect();
     let full = narrow.iter().map(|t| FileScanTask { project_field_ids: all_fields.clone(), ..t.clone() }).collect();
     Ok((narrow, full))
