@@ -31,8 +31,9 @@ pub struct RowBuilder {
     rows: usize,
     /// Raw bytes the rows came from: the batch's size as the input counts it.
     bytes: usize,
-    /// Cells of the row being appended, checked; kept to reuse its allocation.
-    ready: Vec<Ready>,
+    /// The decimal cells of the row being appended, scaled by the check for the push; kept to
+    /// reuse its allocation.
+    decimals: Vec<i128>,
     /// The last list of source columns mapped by [`Self::slots_of`], and its mapping: records
     /// of one source schema share the list.
     last_slots: Option<(Columns, Slots)>,
@@ -42,7 +43,7 @@ impl RowBuilder {
     pub fn new(schema: SchemaRef) -> Self {
         let columns = schema.fields().iter().map(|f| Column::new(f.clone())).collect();
         let by_name = schema.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
-        Self { schema, columns, by_name, rows: 0, bytes: 0, ready: vec![], last_slots: None }
+        Self { schema, columns, by_name, rows: 0, bytes: 0, decimals: vec![], last_slots: None }
     }
 
     pub fn index_of(&self, name: &str) -> Option<usize> {
@@ -77,21 +78,16 @@ impl RowBuilder {
     /// every column takes its value or none does.
     pub fn append(&mut self, cells: Vec<Cell>, bytes: usize) -> Result<(), DecodeError> {
         debug_assert_eq!(cells.len(), self.columns.len());
-        let mut ready = std::mem::take(&mut self.ready);
-        ready.clear();
-        for (column, cell) in self.columns.iter().zip(cells) {
-            match column.check(cell) {
-                Ok(cell) => ready.push(cell),
-                Err(reason) => {
-                    self.ready = ready;
-                    return Err(reason);
-                }
+        self.decimals.clear();
+        for (column, cell) in self.columns.iter().zip(&cells) {
+            if let Some(decimal) = column.check(cell)? {
+                self.decimals.push(decimal);
             }
         }
-        for (column, cell) in self.columns.iter_mut().zip(ready.drain(..)) {
-            column.push(cell);
+        let mut decimals = self.decimals.iter().copied();
+        for (column, cell) in self.columns.iter_mut().zip(cells) {
+            column.push(cell, &mut decimals);
         }
-        self.ready = ready;
         self.rows += 1;
         self.bytes += bytes;
         Ok(())
@@ -104,18 +100,6 @@ impl RowBuilder {
         self.bytes = 0;
         RecordBatch::try_new(self.schema.clone(), arrays)
     }
-}
-
-/// A cell a column has accepted: converted to the column's physical value.
-enum Ready {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(String),
-    Bytes(Vec<u8>),
-    Decimal(i128),
-    Json(Value),
 }
 
 struct Column {
@@ -144,53 +128,47 @@ impl Column {
         Self { builder: Builder::sized(&field, 0, 0), field }
     }
 
-    /// Whether this column takes `cell`, and in which form. Reasons name the column.
-    fn check(&self, cell: Cell) -> Result<Ready, DecodeError> {
+    /// Whether this column takes `cell`; a decimal's unscaled value, which the push takes.
+    /// Reasons name the column.
+    fn check(&self, cell: &Cell) -> Result<Option<i128>, DecodeError> {
         let name = self.field.name();
         let wrong = |cell: &Cell| DecodeError::new(format!("value {cell:?} does not fit type {}", self.field.data_type())).in_column(name);
-        if cell == Cell::Null {
-            if !self.field.is_nullable() {
-                return Err(DecodeError::new("null in a required column").in_column(name));
+        match (&self.builder, cell) {
+            (_, Cell::Null) if !self.field.is_nullable() => Err(DecodeError::new("null in a required column").in_column(name)),
+            (Builder::Int32(_) | Builder::Date(_), Cell::Int(i)) if i32::try_from(*i).is_err() => {
+                Err(DecodeError::new(format!("{i} is out of range for int")).in_column(name))
             }
-            return Ok(Ready::Null);
+            (Builder::Decimal(_, p, s), Cell::Decimal(text)) => Ok(Some(parse_decimal(text, *p, *s).map_err(|e| e.in_column(name))?)),
+            (Builder::Decimal(_, p, s), Cell::Int(i)) => Ok(Some(parse_decimal(&i.to_string(), *p, *s).map_err(|e| e.in_column(name))?)),
+            (_, Cell::Null)
+            | (Builder::Boolean(_), Cell::Bool(_))
+            | (Builder::Int32(_) | Builder::Date(_) | Builder::Int64(_) | Builder::Time(_) | Builder::Timestamp(_), Cell::Int(_))
+            | (Builder::Float32(_) | Builder::Float64(_), Cell::Float(_) | Cell::Int(_))
+            | (Builder::Utf8(_), Cell::Text(_))
+            | (Builder::Binary(_), Cell::Bytes(_))
+            | (Builder::Json(_), _) => Ok(None),
+            (_, cell) => Err(wrong(cell)),
         }
-        Ok(match (&self.builder, cell) {
-            (Builder::Boolean(_), Cell::Bool(b)) => Ready::Bool(b),
-            (Builder::Int32(_) | Builder::Date(_), Cell::Int(i)) => {
-                Ready::Int(i32::try_from(i).map_err(|_| DecodeError::new(format!("{i} is out of range for int")).in_column(name))? as i64)
-            }
-            (Builder::Int64(_) | Builder::Time(_) | Builder::Timestamp(_), Cell::Int(i)) => Ready::Int(i),
-            (Builder::Float32(_) | Builder::Float64(_), Cell::Float(f)) => Ready::Float(f),
-            (Builder::Float32(_) | Builder::Float64(_), Cell::Int(i)) => Ready::Float(i as f64),
-            (Builder::Utf8(_), Cell::Text(s)) => Ready::Text(s),
-            (Builder::Binary(_), Cell::Bytes(b)) => Ready::Bytes(b),
-            (Builder::Decimal(_, p, s), Cell::Decimal(text)) => {
-                Ready::Decimal(parse_decimal(&text, *p, *s).map_err(|e| e.in_column(name))?)
-            }
-            (Builder::Decimal(_, p, s), Cell::Int(i)) => {
-                Ready::Decimal(parse_decimal(&i.to_string(), *p, *s).map_err(|e| e.in_column(name))?)
-            }
-            (Builder::Json(_), cell) => Ready::Json(cell_json(cell)),
-            (_, cell) => return Err(wrong(&cell)),
-        })
     }
 
-    fn push(&mut self, cell: Ready) {
+    /// Appends `cell`, which [`Self::check`] accepted; a decimal's value comes from `decimals`.
+    fn push(&mut self, cell: Cell, decimals: &mut impl Iterator<Item = i128>) {
         match (&mut self.builder, cell) {
-            (Builder::Json(values), Ready::Json(v)) => values.push(v),
-            (Builder::Json(values), Ready::Null) => values.push(Value::Null),
-            (Builder::Boolean(b), Ready::Bool(v)) => b.append_value(v),
-            (Builder::Int32(b), Ready::Int(v)) => b.append_value(v as i32),
-            (Builder::Date(b), Ready::Int(v)) => b.append_value(v as i32),
-            (Builder::Int64(b), Ready::Int(v)) => b.append_value(v),
-            (Builder::Time(b), Ready::Int(v)) => b.append_value(v),
-            (Builder::Timestamp(b), Ready::Int(v)) => b.append_value(v),
-            (Builder::Float32(b), Ready::Float(v)) => b.append_value(v as f32),
-            (Builder::Float64(b), Ready::Float(v)) => b.append_value(v),
-            (Builder::Utf8(b), Ready::Text(v)) => b.append_value(v),
-            (Builder::Binary(b), Ready::Bytes(v)) => b.append_value(v),
-            (Builder::Decimal(b, ..), Ready::Decimal(v)) => b.append_value(v),
-            (builder, Ready::Null) => builder.append_null(),
+            (Builder::Json(values), cell) => values.push(cell_json(cell)),
+            (builder, Cell::Null) => builder.append_null(),
+            (Builder::Boolean(b), Cell::Bool(v)) => b.append_value(v),
+            (Builder::Int32(b), Cell::Int(v)) => b.append_value(v as i32),
+            (Builder::Date(b), Cell::Int(v)) => b.append_value(v as i32),
+            (Builder::Int64(b), Cell::Int(v)) => b.append_value(v),
+            (Builder::Time(b), Cell::Int(v)) => b.append_value(v),
+            (Builder::Timestamp(b), Cell::Int(v)) => b.append_value(v),
+            (Builder::Float32(b), Cell::Float(v)) => b.append_value(v as f32),
+            (Builder::Float32(b), Cell::Int(v)) => b.append_value(v as f64 as f32),
+            (Builder::Float64(b), Cell::Float(v)) => b.append_value(v),
+            (Builder::Float64(b), Cell::Int(v)) => b.append_value(v as f64),
+            (Builder::Utf8(b), Cell::Text(v)) => b.append_value(v),
+            (Builder::Binary(b), Cell::Bytes(v)) => b.append_value(v),
+            (Builder::Decimal(b, ..), Cell::Decimal(_) | Cell::Int(_)) => b.append_value(decimals.next().expect("checked")),
             _ => unreachable!("check admits only what push takes"),
         }
     }
