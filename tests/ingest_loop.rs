@@ -254,3 +254,27 @@ async fn a_sink_whose_clock_is_behind_still_writes_above_what_others_committed()
     assert!(b_report.unwrap().failed_tables.is_empty());
     assert_eq!(latest_note(&t.catalog, 1).await, "b takes over", "the later change wins, though its sink's clock is behind");
 }
+
+/// Batches are decoded ahead of the loop against the table as it was; a record decoded before
+/// an earlier record of its batch added a column must be decoded again, against the column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_decoded_ahead_of_a_new_column_is_typed_by_it() {
+    let t = test_catalog().await;
+    let before = TableEvents::new(A, vec![Column::new("note", "string")]).without_schemas();
+    let after = TableEvents::new(A, vec![Column::new("note", "string"), Column::new("amount", "double")]).without_schemas();
+    // Past the first batches (decoded on the loop while the table is being created), so the
+    // new column arrives in a batch decoded ahead.
+    let mut lines: Vec<String> = (0..3000).map(|id| before.upsert("c", id, &[json!("old")])).collect();
+    // Schemaless: 1.5 makes `amount` a double; the 2 after it is a double by the table's
+    // column, where on its own it would be a long (which the double column cannot take back).
+    lines.push(after.upsert("c", 3000, &[json!("new"), json!(1.5)]));
+    lines.push(after.upsert("c", 3001, &[json!("new"), json!(2)]));
+    let source = floe_sink::source::file::from_reader(Box::new(std::io::Cursor::new(lines.join("\n").into_bytes())), "test".into());
+    let report = Ingestor::new(&t.catalog, SinkConfig::default()).run(source, &|_| {}).await.unwrap();
+    assert!(report.paused_tables.is_empty() && report.failed_tables.is_empty(), "{report:?}");
+    assert_eq!((report.dead_letters, report.rows.get("shop.orders")), (0, Some(&3002)), "{report:?}");
+    let sql = "SELECT id, amount FROM shop.orders_latest WHERE amount IS NOT NULL ORDER BY id";
+    let batches = floe_views::query(&t.catalog, sql).await.unwrap();
+    let amounts = batches[0].column(1).as_primitive::<arrow_array::types::Float64Type>().values().to_vec();
+    assert_eq!(amounts, vec![1.5, 2.0]);
+}
