@@ -131,6 +131,29 @@ fn transient_storage_errors_are_retried_and_an_outage_is_waited_out() {
 }
 
 #[test]
+fn a_compaction_fetches_each_small_data_file_once_though_it_reads_it_twice() {
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let proxy = FaultyProxy::start(&moto.endpoint, 0, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let events = repo_root().join("tests/captures/evolution-s1/events.jsonl").display().to_string();
+    let ingested = floe_through(&proxy.endpoint, &moto, dir.path(), &["ingest", &events, "--config", &batch_config(dir.path(), 10)]);
+    assert!(ingested.status.success(), "{}", String::from_utf8_lossy(&ingested.stderr));
+    let written = proxy.requests().0.get("PUT parquet").copied().unwrap_or_default();
+    assert!(written > 3, "the ingest wrote several data files: {:?}", proxy.requests());
+
+    proxy.reset_counts();
+    let compacted = floe_through(&proxy.endpoint, &moto, dir.path(), &["compact", "--all"]);
+    assert!(compacted.status.success(), "{}", String::from_utf8_lossy(&compacted.stderr));
+    let (requests, _) = proxy.requests();
+    let fetched = requests.get("GET parquet").copied().unwrap_or_default();
+    // The compactor reads its inputs twice (their keys, then the winning rows), and each read
+    // of a file is a footer and its column chunks: four requests a file, without keeping them.
+    assert!(fetched > 0 && fetched <= written, "{fetched} GETs of data files for {written} written: {requests:?}");
+    assert_tables_whole(&moto, dir.path());
+}
+
+#[test]
 fn an_outage_longer_than_the_retry_budget_fails_the_ingest_cleanly_and_the_next_run_lands_everything() {
     let moto = Moto::start();
     moto.create_bucket("lake");

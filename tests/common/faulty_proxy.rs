@@ -1,6 +1,7 @@
 //! An HTTP proxy in front of an S3-compatible server that fails requests on purpose: a share
 //! of them at random, or every one while an outage lasts. It answers a failed request with 503
-//! SlowDown, as S3 does when it throttles, and counts requests by method.
+//! SlowDown, as S3 does when it throttles, and counts requests by method (`GET parquet` and
+//! `PUT parquet` for requests of data files).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -94,7 +95,13 @@ fn fails(faults: &Mutex<Faults>, kind: &str) -> bool {
 async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     // A GET of the bucket with `list-type` is a LIST, the request cleanup and listings make.
     let listing = request.uri().query().is_some_and(|q| q.contains("list-type"));
-    let kind = if listing { "LIST" } else { request.method().as_str() };
+    let data_file = request.uri().path().ends_with(".parquet");
+    let kind = match (listing, data_file) {
+        (true, _) => "LIST".to_string(),
+        (false, true) => format!("{} parquet", request.method()),
+        (false, false) => request.method().to_string(),
+    };
+    let kind = kind.as_str();
     if fails(&proxy.faults, kind) {
         let body = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>injected by the test</Message></Error>";
         return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();

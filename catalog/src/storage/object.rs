@@ -1,10 +1,15 @@
 //! iceberg's `Storage` over `object_store`: one client per bucket or container, made on first
 //! use ([`super::clients`]). Writes go through `BufWriter` (a large file is a multipart upload
 //! and appears only once complete), reads are ranged, and deletes are bulk requests.
+//!
+//! A small Parquet file is read whole, once: reading one takes a request for its footer and
+//! another for its column chunks, each a round trip to the store, and the compactor reads its
+//! inputs twice (keys, then the winning rows). Its bytes are kept in [`SMALL_FILES`], bounded
+//! in memory, for the next read; data files never change once written.
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -150,6 +155,19 @@ fn parse(location: &str) -> iceberg::Result<ObjectUrl<'_>> {
     ObjectUrl::parse(location).ok_or_else(|| storage_error("not an object store URL", "locating", location))
 }
 
+/// A Parquet file whose first read ends within this many bytes is read whole (its footer is at
+/// its end, so the first read, the footer's, ends at the file's size).
+const SMALL_FILE: u64 = 16 << 20;
+
+/// Small Parquet files read whole, by location, up to 256 MiB in all.
+static SMALL_FILES: LazyLock<moka::sync::Cache<String, Bytes>> = LazyLock::new(|| {
+    moka::sync::Cache::builder()
+        .weigher(|_, bytes: &Bytes| bytes.len().try_into().unwrap_or(u32::MAX))
+        .max_capacity(256 << 20)
+        .time_to_idle(std::time::Duration::from_secs(300))
+        .build()
+});
+
 /// Ranged reads of one object.
 struct ObjectRead {
     store: Arc<dyn ObjectStore>,
@@ -157,10 +175,26 @@ struct ObjectRead {
     path: String,
 }
 
+impl ObjectRead {
+    async fn get_range(&self, range: Range<u64>) -> iceberg::Result<Bytes> {
+        self.store.get_range(&self.key, range).await.map_err(|e| storage_error(e, "reading", &self.path))
+    }
+}
+
 #[async_trait]
 impl FileRead for ObjectRead {
     async fn read(&self, range: Range<u64>) -> iceberg::Result<Bytes> {
-        self.store.get_range(&self.key, range).await.map_err(|e| storage_error(e, "reading", &self.path))
+        if !self.path.ends_with(".parquet") || range.end > SMALL_FILE {
+            return self.get_range(range).await;
+        }
+        if let Some(whole) = SMALL_FILES.get(&self.path).filter(|whole| range.end <= whole.len() as u64) {
+            return Ok(whole.slice(range.start as usize..range.end as usize));
+        }
+        // From the start: the bytes up to the end of this read, all of a file that this read
+        // ends (and a prefix, served as such, of one it does not).
+        let whole = self.get_range(0..range.end).await?;
+        SMALL_FILES.insert(self.path.clone(), whole.clone());
+        Ok(whole.slice(range.start as usize..))
     }
 }
 
