@@ -100,15 +100,21 @@ fn assert_every_file_readable(moto: &Moto, dir: &Path) {
     }
 }
 
-#[test]
-fn transient_storage_errors_are_retried_and_an_outage_is_waited_out() {
+/// moto with bucket `lake`, behind a proxy failing `per_mille` of its requests (seeded with
+/// `seed`), and a data directory.
+fn bucket_behind_proxy(per_mille: u64, seed: u64) -> (Moto, FaultyProxy, tempfile::TempDir) {
     let moto = Moto::start();
     moto.create_bucket("lake");
+    let proxy = FaultyProxy::start(&moto.endpoint, per_mille, seed);
+    (moto, proxy, tempfile::tempdir().unwrap())
+}
+
+#[test]
+fn transient_storage_errors_are_retried_and_an_outage_is_waited_out() {
     let (mut rng, seed) = Rng::from_clock();
     println!("seed {seed}");
     // One request in ten fails with 503 SlowDown.
-    let proxy = FaultyProxy::start(&moto.endpoint, 100, rng.next());
-    let dir = tempfile::tempdir().unwrap();
+    let (moto, proxy, dir) = bucket_behind_proxy(100, rng.next());
     let events = repo_root().join("tests/captures/evolution-s1/events.jsonl").display().to_string();
     let ingested = floe_through(&proxy.endpoint, &moto, dir.path(), &["ingest", &events, "--config", &batch_config(dir.path(), 10)]);
     assert!(ingested.status.success(), "ingest through failing storage: {}", String::from_utf8_lossy(&ingested.stderr));
@@ -132,10 +138,7 @@ fn transient_storage_errors_are_retried_and_an_outage_is_waited_out() {
 
 #[test]
 fn a_compaction_fetches_each_small_data_file_once_though_it_reads_it_twice() {
-    let moto = Moto::start();
-    moto.create_bucket("lake");
-    let proxy = FaultyProxy::start(&moto.endpoint, 0, 0);
-    let dir = tempfile::tempdir().unwrap();
+    let (moto, proxy, dir) = bucket_behind_proxy(0, 0);
     let events = repo_root().join("tests/captures/evolution-s1/events.jsonl").display().to_string();
     let ingested = floe_through(&proxy.endpoint, &moto, dir.path(), &["ingest", &events, "--config", &batch_config(dir.path(), 10)]);
     assert!(ingested.status.success(), "{}", String::from_utf8_lossy(&ingested.stderr));
@@ -155,10 +158,7 @@ fn a_compaction_fetches_each_small_data_file_once_though_it_reads_it_twice() {
 
 #[test]
 fn an_outage_longer_than_the_retry_budget_fails_the_ingest_cleanly_and_the_next_run_lands_everything() {
-    let moto = Moto::start();
-    moto.create_bucket("lake");
-    let proxy = FaultyProxy::start(&moto.endpoint, 0, 1);
-    let dir = tempfile::tempdir().unwrap();
+    let (moto, proxy, dir) = bucket_behind_proxy(0, 1);
     let config = dir.path().join("budget.toml");
     let budget = "[catalog]\nstorage_retry_timeout = \"1s\"\nstorage_max_retries = 2\n";
     std::fs::write(&config, format!("[sink]\nbatch_rows = 10\n\n{budget}")).unwrap();
