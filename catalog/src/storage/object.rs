@@ -88,7 +88,7 @@ impl Storage for ObjectStorage {
 
     async fn reader(&self, path: &str) -> iceberg::Result<Box<dyn FileRead>> {
         let (store, key) = self.locate(path)?;
-        Ok(Box::new(ObjectRead { store, key, path: path.to_string() }))
+        Ok(Box::new(ObjectRead { store, key, path: path.to_string(), small: Default::default() }))
     }
 
     async fn write(&self, path: &str, bs: Bytes) -> iceberg::Result<()> {
@@ -173,28 +173,43 @@ struct ObjectRead {
     store: Arc<dyn ObjectStore>,
     key: ObjectPath,
     path: String,
+    /// Whether this is a small Parquet file, read whole: decided by the first read.
+    small: std::sync::OnceLock<bool>,
 }
 
 impl ObjectRead {
     async fn get_range(&self, range: Range<u64>) -> iceberg::Result<Bytes> {
         self.store.get_range(&self.key, range).await.map_err(|e| storage_error(e, "reading", &self.path))
     }
+
+    /// `range` of the file, from its bytes kept in [`SMALL_FILES`] or fetched whole (from its
+    /// start to the end of `range`, all of it when `range` ends at its end) and kept.
+    async fn read_small(&self, range: Range<u64>) -> iceberg::Result<Bytes> {
+        let whole = match SMALL_FILES.get(&self.path).filter(|whole| range.end <= whole.len() as u64) {
+            Some(whole) => whole,
+            None => {
+                let whole = self.get_range(0..range.end).await?;
+                SMALL_FILES.insert(self.path.clone(), whole.clone());
+                whole
+            }
+        };
+        let (start, end) = (range.start as usize, (range.end as usize).min(whole.len()));
+        if start > end {
+            let reason = format!("{range:?} is beyond its {} bytes", whole.len());
+            return Err(storage_error(reason, "reading", &self.path));
+        }
+        Ok(whole.slice(start..end))
+    }
 }
 
 #[async_trait]
 impl FileRead for ObjectRead {
     async fn read(&self, range: Range<u64>) -> iceberg::Result<Bytes> {
-        if !self.path.ends_with(".parquet") || range.end > SMALL_FILE {
-            return self.get_range(range).await;
+        let small = *self.small.get_or_init(|| self.path.ends_with(".parquet") && range.end <= SMALL_FILE);
+        match small {
+            true => self.read_small(range).await,
+            false => self.get_range(range).await,
         }
-        if let Some(whole) = SMALL_FILES.get(&self.path).filter(|whole| range.end <= whole.len() as u64) {
-            return Ok(whole.slice(range.start as usize..range.end as usize));
-        }
-        // From the start: the bytes up to the end of this read, all of a file that this read
-        // ends (and a prefix, served as such, of one it does not).
-        let whole = self.get_range(0..range.end).await?;
-        SMALL_FILES.insert(self.path.clone(), whole.clone());
-        Ok(whole.slice(range.start as usize..))
     }
 }
 

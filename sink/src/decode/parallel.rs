@@ -12,7 +12,8 @@
 //! Each thread has its own [`Decoder`] (decoders keep caches and are not shared), and each of
 //! the two batches that can be in flight has its own set. Runs are contiguous so that
 //! consecutive records share one decoder's column lists, which is what lets schema sync and
-//! the row builders recognise a known schema by pointer.
+//! the row builders recognise a known schema by pointer. Sets alternate from batch to batch,
+//! so that recognition is redone (a comparison of the columns) once per run, not per record.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -111,7 +112,7 @@ impl DecodeAhead {
     pub async fn oldest_decoded(&mut self) {
         let Some(flight) = self.in_flight.front_mut() else { return std::future::pending().await };
         if let Flight::Decoding(handle) = flight {
-            let (batch, decoders) = handle.await.expect("a decoder panicked");
+            let (batch, decoders) = joined(handle.await);
             *flight = Flight::Decoded(batch, decoders);
         }
     }
@@ -119,12 +120,17 @@ impl DecodeAhead {
     /// The oldest batch in flight, decoded; `None` when there is none.
     pub async fn take(&mut self) -> Option<DecodedBatch> {
         let (batch, decoders) = match self.in_flight.pop_front()? {
-            Flight::Decoding(handle) => handle.await.expect("a decoder panicked"),
+            Flight::Decoding(handle) => joined(handle.await),
             Flight::Decoded(batch, decoders) => (batch, decoders),
         };
         self.idle.push(decoders);
         Some(batch)
     }
+}
+
+/// A decoding task's result; a decoder's panic goes on as the same panic.
+fn joined<T>(result: Result<T, tokio::task::JoinError>) -> T {
+    result.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// Decodes `jobs` of `records`, split into contiguous runs over `decoders`, one thread each.
@@ -145,7 +151,7 @@ fn decode(
         let (first_decoder, first_run) = runs.next().expect("jobs is not empty");
         let spawned: Vec<_> = runs.map(|(decoder, run)| scope.spawn(move || decode_run(decoder.as_mut(), records, run, tables))).collect();
         let mut decoded = vec![decode_run(first_decoder.as_mut(), records, first_run, tables)];
-        decoded.extend(spawned.into_iter().map(|thread| thread.join().expect("a decoder panicked")));
+        decoded.extend(spawned.into_iter().map(|thread| thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))));
         decoded
     });
     for (index, result) in decoded.into_iter().flatten() {

@@ -122,7 +122,8 @@ fn string_content_len(rest: &str) -> Option<usize> {
     let bytes = rest.as_bytes();
     let mut at = 0;
     loop {
-        at += memchr::memchr2(b'"', b'\\', &bytes[at..])?;
+        // `get`: a backslash can be the line's last byte (a cut line).
+        at += memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
         if bytes[at] == b'"' {
             return Some(at);
         }
@@ -353,6 +354,7 @@ mod tests {
         assert_eq!((usual.key, text(usual.value)), (None, document(8)));
         assert!(parser.parse_usual(r#"{"topic": "t", "key": null, "key": null}"#).is_none(), "a repeated member is left to serde_json");
         assert!(parser.parse_usual(r#"{"topic": "t", "key": null}"#).is_none(), "so is a missing one");
+        assert!(parser.parse(br#"{"key": "abc\"#).unwrap_err().contains("not valid JSON"), "a line cut after a backslash");
     }
 
     #[test]
