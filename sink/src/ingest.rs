@@ -159,11 +159,12 @@ pub struct Ingestor<'a> {
 
 impl<'a> Ingestor<'a> {
     pub fn new(catalog: &'a dyn Catalog, config: SinkConfig) -> Self {
+        let decoder: Box<dyn Decoder> = Box::new(DebeziumJson::default());
         Self {
             catalog,
-            decoding: DecodeAhead::new(&DebeziumJson::default()),
+            decoding: DecodeAhead::new(decoder.as_ref()),
             next_flush: Instant::now(),
-            decoder: Box::new(DebeziumJson::default()),
+            decoder,
             clock: || chrono::Utc::now().timestamp_micros(),
             tables: HashMap::new(),
             topics: HashMap::new(),

@@ -4,11 +4,9 @@
 //! No Google Cloud Storage emulator from the registries answers object_store's XML API
 //! (gcp-storage-emulator sends no ETag and cannot list), so `gs://` has no test here.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use super::process::KilledOnDrop;
+use super::process::{wait_for_line, KilledOnDrop};
 
 /// Azurite's well-known development account.
 const AZURITE_ACCOUNT: &str = "devstoreaccount1";
@@ -32,7 +30,8 @@ impl Emulator {
             .spawn()
             .unwrap_or_else(|e| panic!("{} starts ({e}); .ci/test installs it with npm ci in tests/js", program.display()));
         // "Azurite Blob service successfully listens on http://127.0.0.1:PORT"
-        let endpoint = wait_for(&mut child, "successfully listens on ", |line| line.trim().to_string());
+        let stdout = child.stdout.take().expect("stdout");
+        let endpoint = wait_for_line(stdout, "successfully listens on ", "Azurite");
         Emulator { endpoint, _child: KilledOnDrop(child) }
     }
 
@@ -52,20 +51,4 @@ impl Emulator {
         let out = Command::new(super::python()).args(["-c", script, &connection, container]).output().unwrap();
         assert!(out.status.success(), "creating container {container}: {}", String::from_utf8_lossy(&out.stderr));
     }
-}
-
-/// Reads `child`'s stdout until a line contains `marker`; `parse` gets what follows it. The
-/// rest of the output is drained, so the emulator never blocks on a full pipe.
-fn wait_for<T>(child: &mut Child, marker: &str, parse: impl Fn(&str) -> T) -> T {
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let found = loop {
-        assert!(Instant::now() < deadline, "no {marker:?} within 60 s");
-        let line = lines.next().expect("the emulator's output").expect("a line");
-        if let Some(rest) = line.split(marker).nth(1) {
-            break parse(rest);
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    found
 }

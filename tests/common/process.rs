@@ -85,3 +85,21 @@ impl Drop for KilledOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// What follows `marker` on the first line of a server's `output` that has it (its address,
+/// once it listens), waiting up to a minute; the rest of the output is read and dropped, so
+/// the server never blocks on a full pipe.
+pub fn wait_for_line(output: impl std::io::Read + Send + 'static, marker: &str, server: &str) -> String {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(output).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let found = loop {
+        assert!(Instant::now() < deadline, "{server} printed no {marker:?} within 60 s");
+        let line = lines.next().unwrap_or_else(|| panic!("{server} ended before printing {marker:?}")).expect("a line");
+        if let Some(rest) = line.split(marker).nth(1) {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    found
+}

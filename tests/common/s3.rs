@@ -1,11 +1,9 @@
 //! An S3-compatible server for tests: moto's (`moto[server]`, installed into the test venv by
 //! `.ci/test`) on a free loopback port. Without it these tests fail; they do not skip.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use super::process::KilledOnDrop;
+use super::process::{wait_for_line, KilledOnDrop};
 
 pub struct Moto {
     /// `http://127.0.0.1:PORT`
@@ -23,17 +21,7 @@ impl Moto {
             .spawn()
             .unwrap_or_else(|e| panic!("{} starts ({e}); .ci/test installs moto[server] into the test venv", server.display()));
         // moto prints " * Running on http://127.0.0.1:PORT" on stderr once it listens.
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let endpoint = loop {
-            assert!(Instant::now() < deadline, "moto did not start within 60 s");
-            let line = lines.next().expect("moto's output").expect("a line");
-            if let Some(url) = line.split("Running on ").nth(1) {
-                break url.trim().to_string();
-            }
-        };
-        // Keep reading, so moto never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        let endpoint = wait_for_line(child.stderr.take().expect("stderr"), "Running on ", "moto");
         Moto { endpoint, _child: KilledOnDrop(child) }
     }
 
