@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use floe_catalog::{Catalog, SqlCatalog};
 use floe_server::flight::FlightSqlEndpoint;
+use floe_server::iceberg_rest::CatalogService;
 use floe_server::pg::PgEndpoint;
 use floe_server::session::{Access, Limits, Serving};
 
@@ -126,7 +127,13 @@ fn main() {
         provider.refresh().await.unwrap();
         let limits = Limits::new(Duration::from_secs(600), 4 << 30, 16);
         let loopback = "127.0.0.1:0".parse().unwrap();
-        let serving = Serving { provider, access: Access::Anonymous, limits, tls: None, catalog_read_only: true };
+        let serving = Serving {
+            provider,
+            access: Access::Anonymous,
+            limits,
+            tls: None,
+            catalog_service: CatalogService { read_only: true, ..Default::default() },
+        };
         let endpoint = PgEndpoint::bind(loopback, serving.clone()).await.unwrap();
         let url = format!("postgres://bench@{}/floe", endpoint.local_addr().unwrap());
         tokio::spawn(endpoint.serve(std::future::pending()));

@@ -15,6 +15,11 @@ pub struct Cli {
     #[arg(long, env = "FLOE_CATALOG_URL", global = true)]
     pub catalog_url: Option<String>,
 
+    /// Which warehouse of an Iceberg REST catalog (`--catalog-url http(s)://…`) to use, sent as
+    /// its `warehouse` parameter: Polaris's catalog name, Lakekeeper's warehouse name.
+    #[arg(long, env = "FLOE_CATALOG_WAREHOUSE", global = true)]
+    pub catalog_warehouse: Option<String>,
+
     /// Where new tables' files go: `s3://bucket/prefix` (AWS, or an S3-compatible server at
     /// $AWS_ENDPOINT_URL; credentials and region from the standard AWS environment),
     /// `gs://bucket/prefix` (GOOGLE_* environment), `az://container/prefix` or

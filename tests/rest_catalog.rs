@@ -30,6 +30,11 @@ struct Catalog {
 
 impl Catalog {
     fn start() -> Catalog {
+        Catalog::start_with("")
+    }
+
+    /// The catalog, with `more` appended to its config file.
+    fn start_with(more: &str) -> Catalog {
         let moto = Moto::start();
         moto.create_bucket("lake");
         let dir = tempfile::tempdir().unwrap();
@@ -37,7 +42,7 @@ impl Catalog {
         let config = dir.path().join("floe.toml");
         let text = format!(
             "[server]\npg_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\nflight_addr = \"127.0.0.1:0\"\n\n\
-             [[users]]\nname = \"writer\"\npassword_hash = \"{hash}\"\n\n[[grants]]\nto = \"writer\"\non = \"*\"\nwrite = true\n"
+             [[users]]\nname = \"writer\"\npassword_hash = \"{hash}\"\n\n[[grants]]\nto = \"writer\"\non = \"*\"\nwrite = true\n{more}"
         );
         std::fs::write(&config, text).unwrap();
         let config = config.display().to_string();
@@ -148,11 +153,74 @@ fn two_processes_appending_to_one_table_through_one_rest_catalog_both_land() {
 }
 
 #[test]
-fn a_wrong_password_is_a_clear_error_naming_the_catalog() {
+fn a_wrong_password_or_warehouse_is_a_clear_error_naming_the_catalog() {
     let catalog = Catalog::start();
     let dir = tempfile::tempdir().unwrap();
     let out = catalog.client(dir.path(), &["tables"]).env("FLOE_CATALOG_CREDENTIAL", "writer:wrong").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains(&catalog.uri) && stderr.contains("401") && stderr.contains("wrong password"), "{stderr}");
+
+    // A catalog of several warehouses is told which one; floe's serves one and names it.
+    let out = catalog.client(dir.path(), &["--catalog-warehouse", "marketing", "tables"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("404") && stderr.contains("serves one warehouse, s3://lake/floe, not marketing"), "{stderr}");
+    let out = catalog.client(dir.path(), &["--catalog-warehouse", WAREHOUSE, "tables"]).output().unwrap();
+    assert!(out.status.success(), "its own warehouse: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn clients_read_and_write_with_the_storage_keys_the_catalog_vends_not_their_own() {
+    let hash = hash_password(tempfile::tempdir().unwrap().path(), PASSWORD);
+    let keys = |set: &str, id: &str| {
+        format!("[server.vended_credentials.{set}]\n\"s3.access-key-id\" = \"{id}\"\n\"s3.secret-access-key\" = \"s\"\n")
+    };
+    let reader = format!("[[users]]\nname = \"reader\"\npassword_hash = \"{hash}\"\n[[grants]]\nto = \"reader\"\non = \"*\"\n");
+    let catalog = Catalog::start_with(&format!("{}{}{reader}", keys("read", "vended-reader"), keys("write", "vended-writer")));
+    // The client reaches the bucket through a proxy that notes which key signed each request.
+    let proxy = common::faulty_proxy::FaultyProxy::start(&catalog.moto.endpoint, 0, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let out = catalog
+        .client(dir.path(), &["ingest", &capture()])
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "client-own")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let keys = proxy.access_keys();
+    assert_eq!(keys.keys().collect::<Vec<_>>(), ["vended-writer"], "every request of the writer with the write keys: {keys:?}");
+    assert!(keys["vended-writer"] > 3, "{keys:?}");
+    let expected = rows_of_one_ingest();
+    for (table, rows) in &expected {
+        assert_eq!(catalog.rows(table), *rows, "{table}");
+    }
+
+    // PyIceberg, as a user who may only read, gets the read keys and reads with them.
+    proxy.reset_counts();
+    let endpoint = format!("s3.endpoint={}", proxy.endpoint);
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "client-own"),
+        ("AWS_SECRET_ACCESS_KEY", "x"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let read = run_python_json_with("rest_catalog.py", &[&catalog.uri, "reader", PASSWORD, "depot.parts", &endpoint], &env);
+    assert_eq!(read["rows"], expected["depot.parts"], "{read}");
+    let keys = proxy.access_keys();
+    assert_eq!(keys.keys().collect::<Vec<_>>(), ["vended-reader"], "every read with the read keys: {keys:?}");
+}
+
+#[tokio::test]
+async fn a_transaction_through_the_rest_catalog_commits_to_several_tables_or_none() {
+    use floe_catalog::rest::{Credential, RestCatalog, RestOptions};
+    let catalog = Catalog::start();
+    let storage = [("s3.endpoint", catalog.moto.endpoint.as_str()), ("s3.region", "us-east-1")]
+        .into_iter()
+        .chain([("s3.access-key-id", "testing"), ("s3.secret-access-key", "testing")])
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let credential = Credential::Client { id: "writer".into(), secret: PASSWORD.into() };
+    let client = RestCatalog::open(&catalog.uri, RestOptions { credential, storage, ..Default::default() }).await.unwrap();
+    floe_catalog::testing::assert_multi_table_commits_are_all_or_none(&client).await;
 }

@@ -49,4 +49,9 @@ pub trait Catalog: std::fmt::Debug + Send + Sync {
     /// Checks `change.requirements` against the table's current metadata, applies the updates,
     /// writes the new metadata file and swaps the pointer. Never overwrites another commit.
     async fn commit_table(&self, base: &FloeTable, change: TableChange) -> Result<FloeTable>;
+
+    /// Commits to several tables at once, all or none: each change is checked against its
+    /// table's current metadata, and every pointer moves, or none does. A failed requirement
+    /// is a [`CatalogError::Conflict`](crate::CatalogError::Conflict), as for one table.
+    async fn commit_tables(&self, changes: Vec<(TableIdent, TableChange)>) -> Result<Vec<FloeTable>>;
 }

@@ -53,6 +53,15 @@ pub fn stage_change(ident: &TableIdent, current: &TableMetadata, current_locatio
     Ok(StagedMetadata { metadata, location })
 }
 
+/// Refuses a multi-table commit that names one table twice: its changes would race each other.
+pub fn check_distinct(changes: &[(TableIdent, TableChange)]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    match changes.iter().find(|(ident, _)| !seen.insert(ident)) {
+        Some((ident, _)) => Err(CatalogError::Invalid(format!("{ident} is named twice in one transaction: send its changes as one"))),
+        None => Ok(()),
+    }
+}
+
 /// Bounded exponential backoff for [`commit_with_retry`].
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -107,6 +116,29 @@ where
             Err(e) if e.is_retryable() && attempt < policy.max_attempts => {
                 let wait = policy.backoff(attempt);
                 warn!(table = %ident, attempt, ?wait, error = %e, "commit conflict, retrying");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Commits `changes` to several tables at once ([`Catalog::commit_tables`]), again after a
+/// backoff when another writer moved one of them in between: each attempt checks the
+/// requirements against the tables' metadata of that moment.
+pub async fn commit_tables_with_retry(
+    catalog: &dyn Catalog,
+    changes: Vec<(TableIdent, TableChange)>,
+    policy: &RetryPolicy,
+) -> Result<Vec<FloeTable>> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match catalog.commit_tables(changes.clone()).await {
+            Ok(committed) => return Ok(committed),
+            Err(e) if e.is_retryable() && attempt < policy.max_attempts => {
+                let wait = policy.backoff(attempt);
+                warn!(tables = changes.len(), attempt, ?wait, error = %e, "multi-table commit conflict, retrying");
                 tokio::time::sleep(wait).await;
             }
             Err(e) => return Err(e),

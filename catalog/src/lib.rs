@@ -41,7 +41,7 @@ pub mod testing;
 pub mod writer;
 
 pub use catalog::Catalog;
-pub use commit::{commit_with_retry, RetryPolicy, TableChange};
+pub use commit::{commit_tables_with_retry, commit_with_retry, RetryPolicy, TableChange};
 pub use error::{CatalogError, Result};
 pub use sql::SqlCatalog;
 pub use table::{FloeTable, LiveFile};

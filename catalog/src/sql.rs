@@ -26,7 +26,7 @@ use sqlx::{AnyPool, Executor, Row};
 use tracing::{debug, info};
 
 use crate::catalog::Catalog;
-use crate::commit::{stage_change, TableChange};
+use crate::commit::{stage_change, StagedMetadata, TableChange};
 use crate::error::{CatalogError, Result};
 use crate::storage::Warehouse;
 use crate::table::FloeTable;
@@ -172,8 +172,15 @@ impl SqlCatalog {
         self.loaded.lock().expect("cache lock").insert(table.ident().clone(), table.clone());
     }
 
-    /// Moves the pointer from `expected` to `new`; a conflict if it no longer points at `expected`.
-    async fn swap_pointer(&self, ident: &TableIdent, expected: &str, new: &str) -> Result<()> {
+    /// Moves the pointer from `expected` to `new` through `executor` (the pool, or a
+    /// transaction of several moves); a conflict if it no longer points at `expected`.
+    async fn swap_pointer<'e>(
+        &self,
+        executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+        ident: &TableIdent,
+        expected: &str,
+        new: &str,
+    ) -> Result<()> {
         let result = sqlx::query(
             "UPDATE iceberg_tables SET metadata_location = $1, previous_metadata_location = $2
              WHERE catalog_name = $3 AND table_namespace = $4 AND table_name = $5
@@ -185,12 +192,43 @@ impl SqlCatalog {
         .bind(namespace_key(ident.namespace()))
         .bind(ident.name())
         .bind(expected)
-        .execute(&self.pool)
+        .execute(executor)
         .await?;
         if result.rows_affected() == 1 {
             Ok(())
         } else {
             Err(CatalogError::conflict(ident, "table pointer moved since the change was staged"))
+        }
+    }
+
+    /// Checks and applies `change` on the table's current metadata (`base`'s when it is still
+    /// current, saving a read) and writes the new metadata file. Returns the location the new
+    /// one replaces, and the new one.
+    async fn stage_and_write(&self, ident: &TableIdent, base: Option<&FloeTable>, change: TableChange) -> Result<(String, StagedMetadata)> {
+        let current_location = self.metadata_location_of(ident).await?.ok_or_else(|| CatalogError::TableNotFound(ident.to_string()))?;
+        let current = match base.filter(|base| base.metadata_location() == current_location) {
+            Some(base) => base.clone(),
+            None => self.read_table(ident, current_location.clone()).await?,
+        };
+        let staged = stage_change(ident, current.metadata(), &current_location, change)?;
+        staged.metadata.write_to(&self.file_io, &staged.location).await?;
+        Ok((current_location, staged))
+    }
+
+    /// The table `staged` made, now committed.
+    fn committed(&self, ident: &TableIdent, staged: StagedMetadata) -> FloeTable {
+        let location = staged.location.to_string();
+        debug!(table = %ident, %location, "swapped metadata pointer");
+        let table = FloeTable::new(ident.clone(), staged.metadata, location, self.file_io.clone());
+        self.remember(&table);
+        table
+    }
+
+    /// Removes metadata files no pointer names: staged for a commit that did not happen. Left
+    /// behind on an error, they are orphans for cleanup.
+    async fn discard(&self, staged: &[(TableIdent, (String, StagedMetadata))]) {
+        for (_, (_, metadata)) in staged {
+            let _ = self.file_io.delete(metadata.location.to_string()).await;
         }
     }
 }
@@ -373,23 +411,39 @@ impl Catalog for SqlCatalog {
 
     async fn commit_table(&self, base: &FloeTable, change: TableChange) -> Result<FloeTable> {
         let ident = base.ident();
-        let current_location = self.metadata_location_of(ident).await?.ok_or_else(|| CatalogError::TableNotFound(ident.to_string()))?;
-        let current = if current_location == base.metadata_location() {
-            base.clone()
-        } else {
-            self.read_table(ident, current_location.clone()).await?
-        };
-        let staged = stage_change(ident, current.metadata(), &current_location, change)?;
-        let new_location = staged.location.to_string();
-        staged.metadata.write_to(&self.file_io, &staged.location).await?;
-        if let Err(e) = self.swap_pointer(ident, &current_location, &new_location).await {
+        let (current_location, staged) = self.stage_and_write(ident, Some(base), change).await?;
+        if let Err(e) = self.swap_pointer(&self.pool, ident, &current_location, &staged.location.to_string()).await {
             // Nobody references the file we just wrote; remove it now rather than wait for cleanup.
-            let _ = self.file_io.delete(&new_location).await;
+            self.discard(&[(ident.clone(), (current_location, staged))]).await;
             return Err(e);
         }
-        debug!(table = %ident, location = %new_location, "swapped metadata pointer");
-        let table = FloeTable::new(ident.clone(), staged.metadata, new_location, self.file_io.clone());
-        self.remember(&table);
-        Ok(table)
+        Ok(self.committed(ident, staged))
+    }
+
+    async fn commit_tables(&self, changes: Vec<(TableIdent, TableChange)>) -> Result<Vec<FloeTable>> {
+        crate::commit::check_distinct(&changes)?;
+        let mut staged = vec![];
+        for (ident, change) in changes {
+            match self.stage_and_write(&ident, None, change).await {
+                Ok(done) => staged.push((ident, done)),
+                Err(e) => {
+                    self.discard(&staged).await;
+                    return Err(e);
+                }
+            }
+        }
+        // Every pointer moves in one database transaction, or none does (dropped: rolled back).
+        let swapped = async {
+            let mut transaction = self.pool.begin().await?;
+            for (ident, (expected, metadata)) in &staged {
+                self.swap_pointer(&mut *transaction, ident, expected, &metadata.location.to_string()).await?;
+            }
+            Ok::<_, CatalogError>(transaction.commit().await?)
+        };
+        if let Err(e) = swapped.await {
+            self.discard(&staged).await;
+            return Err(e);
+        }
+        Ok(staged.into_iter().map(|(ident, (_, metadata))| self.committed(&ident, metadata)).collect())
     }
 }

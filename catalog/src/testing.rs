@@ -57,7 +57,7 @@ pub fn people_schema() -> Schema {
         .unwrap()
 }
 
-pub async fn create_people(catalog: &SqlCatalog, name: &str) -> FloeTable {
+pub async fn create_people(catalog: &dyn Catalog, name: &str) -> FloeTable {
     let id = ident("shop", name);
     if !catalog.namespace_exists(id.namespace()).await.unwrap() {
         catalog.create_namespace(id.namespace()).await.unwrap();
@@ -131,4 +131,44 @@ pub async fn test_catalog_at(url: &str) -> TestCatalog {
     let warehouse = std::fs::canonicalize(dir.path()).unwrap().display().to_string();
     let catalog = SqlCatalog::open(url, &name, &warehouse).await.unwrap();
     TestCatalog { dir, catalog }
+}
+
+/// What [`Catalog::commit_tables`] promises, on `catalog`'s database: a change whose
+/// requirement fails commits nothing to any table, and transactions racing to append to two
+/// tables move both or neither, so the two always hold the same rows.
+pub async fn assert_multi_table_commits_are_all_or_none(catalog: &dyn Catalog) {
+    use crate::append::prepare_append;
+    use iceberg::TableRequirement;
+
+    let (a, b) = (create_people(catalog, "a").await, create_people(catalog, "b").await);
+    let props = |value: &str| iceberg::TableUpdate::SetProperties { updates: HashMap::from([("x".to_string(), value.to_string())]) };
+    let holds = crate::TableChange::new(vec![TableRequirement::UuidMatch { uuid: a.metadata().uuid() }], vec![props("1")]);
+    let fails = crate::TableChange::new(vec![TableRequirement::CurrentSchemaIdMatch { current_schema_id: 99 }], vec![props("1")]);
+    let refused = catalog.commit_tables(vec![(a.ident().clone(), holds.clone()), (b.ident().clone(), fails)]).await;
+    assert!(matches!(refused, Err(crate::CatalogError::Conflict { .. })), "{refused:?}");
+    for table in [&a, &b] {
+        let now = catalog.load_table(table.ident()).await.unwrap();
+        assert_eq!(now.metadata_location(), table.metadata_location(), "{} untouched", table.ident());
+    }
+    let twice = catalog.commit_tables(vec![(a.ident().clone(), holds.clone()), (a.ident().clone(), holds)]).await;
+    assert!(matches!(twice, Err(crate::CatalogError::Invalid(_))), "{twice:?}");
+
+    let mut racers = vec![];
+    for id in 0..6i64 {
+        let (catalog, a, b) = (catalog.shared(), a.clone(), b.clone());
+        racers.push(tokio::spawn(async move {
+            let (a, b) = (catalog.load_table(a.ident()).await.unwrap(), catalog.load_table(b.ident()).await.unwrap());
+            let into_a = prepare_append(&a, write_people(&a, &[id]).await, HashMap::new()).await.unwrap();
+            let into_b = prepare_append(&b, write_people(&b, &[id]).await, HashMap::new()).await.unwrap();
+            catalog.commit_tables(vec![(a.ident().clone(), into_a), (b.ident().clone(), into_b)]).await.is_ok()
+        }));
+    }
+    let mut landed = 0;
+    for racer in racers {
+        landed += usize::from(racer.await.unwrap());
+    }
+    let (a, b) = (catalog.load_table(a.ident()).await.unwrap(), catalog.load_table(b.ident()).await.unwrap());
+    assert!(landed >= 1);
+    assert_eq!(read_ids(&a).await, read_ids(&b).await, "both tables or neither");
+    assert_eq!((a.metadata().snapshots().len(), b.metadata().snapshots().len()), (landed, landed));
 }

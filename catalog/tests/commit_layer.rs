@@ -184,3 +184,9 @@ async fn two_processes_creating_one_namespace_both_see_it_created() {
         assert!(a.namespace_exists(&namespace).await.unwrap());
     }
 }
+
+#[tokio::test]
+async fn a_commit_to_several_tables_moves_all_of_them_or_none() {
+    let t = test_catalog().await;
+    assert_multi_table_commits_are_all_or_none(&t.catalog).await;
+}

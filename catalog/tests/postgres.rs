@@ -15,6 +15,12 @@ fn postgres_url() -> String {
 }
 
 #[tokio::test]
+async fn a_commit_to_several_tables_moves_all_of_them_or_none_on_postgres() {
+    let t = test_catalog_at(&postgres_url()).await;
+    assert_multi_table_commits_are_all_or_none(&t.catalog).await;
+}
+
+#[tokio::test]
 async fn postgres_catalog_commits_like_sqlite() {
     let url = postgres_url();
     let t = test_catalog_at(&url).await;

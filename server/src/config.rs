@@ -12,6 +12,11 @@
 //! max_concurrent_queries = 16    # queries at once (HTTP, Flight SQL); more are refused
 //! tls_cert = "/etc/floe/cert.pem" # optional, with tls_key: TLS on every endpoint
 //! tls_key = "/etc/floe/key.pem"
+//! catalog_read_only = false      # true: the Iceberg REST catalog takes no writes
+//!
+//! [server.vended_credentials.read]  # storage keys the REST catalog hands to readers
+//! "s3.access-key-id" = "AKIA…"
+//! "s3.secret-access-key" = "…"
 //!
 //! [[users]]
 //! name = "analyst"
@@ -32,6 +37,7 @@ use floe_views::access::Columns;
 
 use crate::auth::{Secret, Users};
 use crate::grants::{Grant, Grants, Scope};
+use crate::iceberg_rest::{CatalogService, VendedCredentials};
 use crate::session::Limits;
 use crate::tls::{Tls, TlsError};
 
@@ -64,6 +70,9 @@ struct ServerSection {
     /// The Iceberg REST catalog refuses every write, whatever the grants say.
     #[serde(default)]
     catalog_read_only: bool,
+    /// Storage keys the Iceberg REST catalog hands out with tables ([`VendedCredentials`]).
+    #[serde(default)]
+    vended_credentials: VendedCredentials,
 }
 
 fn default_pg_addr() -> SocketAddr {
@@ -121,7 +130,7 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// The certificate and key of every endpoint, when `tls_cert` and `tls_key` are set.
     pub tls: Option<Tls>,
-    pub catalog_read_only: bool,
+    pub catalog_service: CatalogService,
 }
 
 /// A problem in one key, and how to fix it.
@@ -140,7 +149,7 @@ impl ServerConfig {
             invalid(
                 "server".into(),
                 e.message().to_string(),
-                "[server] takes pg_addr, http_addr, flight_addr, allow_anonymous, query_timeout, query_memory_limit, max_concurrent_queries, tls_cert, tls_key and catalog_read_only",
+                "[server] takes pg_addr, http_addr, flight_addr, allow_anonymous, query_timeout, query_memory_limit, max_concurrent_queries, tls_cert, tls_key, catalog_read_only and vended_credentials",
             )
         })?;
         let memory = section.query_memory_limit.parse::<bytesize::ByteSize>().map_err(|e| {
@@ -155,6 +164,13 @@ impl ServerConfig {
         }
         let limits = Limits::new(section.query_timeout, memory.as_u64() as usize, section.max_concurrent_queries);
         let tls = tls_of(&section)?;
+        if let Some(key) = section.vended_credentials.unknown_key() {
+            return Err(invalid(
+                format!("server.vended_credentials.{key}"),
+                "is not a storage property".into(),
+                "vend s3.*, gcs.* or adls.* properties, e.g. \"s3.access-key-id\" and \"s3.secret-access-key\"",
+            ));
+        }
         let mut secrets = vec![];
         let mut roles = std::collections::BTreeMap::new();
         for (i, user) in users.iter().enumerate() {
@@ -185,7 +201,7 @@ impl ServerConfig {
             grants,
             limits,
             tls,
-            catalog_read_only: section.catalog_read_only,
+            catalog_service: CatalogService { read_only: section.catalog_read_only, vended: section.vended_credentials },
         })
     }
 }
@@ -295,6 +311,11 @@ mod tests {
         assert!(err.problem.contains("pg_adr"), "{err:?}");
         let err = parse("[server]\nallow_anonymous = true\nquery_memory_limit = \"lots\"\n").unwrap_err();
         assert_eq!(err.key, "server.query_memory_limit");
+        let err = parse("[server]\nallow_anonymous = true\n[server.vended_credentials.read]\n\"access-key\" = \"x\"\n").unwrap_err();
+        assert_eq!(
+            (err.key.as_str(), err.problem.as_str()),
+            ("server.vended_credentials.read.\"access-key\"", "is not a storage property")
+        );
         let limits = parse("[server]\nallow_anonymous = true\nquery_memory_limit = \"64MiB\"\nquery_timeout = \"30s\"\n").unwrap().limits;
         assert_eq!((limits.memory, limits.timeout), (64 << 20, Duration::from_secs(30)));
         let hash = crate::auth::hash_password("pencil");

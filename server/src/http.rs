@@ -33,6 +33,7 @@ use tracing::info;
 
 use crate::deadline::timed_out;
 use crate::hooks::renew_listing;
+use crate::iceberg_rest::CatalogService;
 use crate::session::{listing, plan_read, session, Access, Limits, Serving, Unplanned};
 use crate::tls::TlsListener;
 
@@ -45,13 +46,13 @@ struct Endpoint {
     access: Access,
     limits: Limits,
     metrics: Option<MetricsText>,
-    catalog_read_only: bool,
+    catalog_service: CatalogService,
 }
 
 /// The Iceberg REST catalog over the endpoint's catalog, users and grants.
 fn rest_catalog(endpoint: &Endpoint) -> Router {
     let catalog = endpoint.provider.catalog().clone();
-    crate::iceberg_rest::router(catalog, endpoint.access.clone(), endpoint.catalog_read_only)
+    crate::iceberg_rest::router(catalog, endpoint.access.clone(), endpoint.catalog_service.clone())
 }
 
 /// A bound listener: TLS when configured.
@@ -75,8 +76,8 @@ impl HttpEndpoint {
             Some(tls) => Listening::Tls(TlsListener::new(tcp, tls)?),
             None => Listening::Plain(tcp),
         };
-        let Serving { provider, access, limits, catalog_read_only, .. } = serving;
-        Ok(Self { listener, endpoint: Endpoint { provider, access, limits, metrics, catalog_read_only } })
+        let Serving { provider, access, limits, catalog_service, .. } = serving;
+        Ok(Self { listener, endpoint: Endpoint { provider, access, limits, metrics, catalog_service } })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -103,8 +103,8 @@ pub struct Serving {
     pub access: Access,
     pub limits: Limits,
     pub tls: Option<Tls>,
-    /// The Iceberg REST catalog takes no writes ([`crate::iceberg_rest`]).
-    pub catalog_read_only: bool,
+    /// How the Iceberg REST catalog serves ([`crate::iceberg_rest`]).
+    pub catalog_service: crate::iceberg_rest::CatalogService,
 }
 
 impl Serving {

@@ -77,6 +77,8 @@ pub struct SinkConfig {
 pub struct CatalogSettings {
     /// `sqlite://…`, `postgres://…` or an Iceberg REST catalog's `http(s)://…`.
     pub url: Option<String>,
+    /// Which warehouse of a REST catalog `url` serves several of (its `warehouse` parameter).
+    pub catalog_warehouse: Option<String>,
     /// `s3://`, `gs://`, `az://` or `abfss://` bucket/prefix, `file:///path` or a local path.
     pub warehouse: Option<String>,
     /// How long a request to object storage is retried (with backoff) before the operation

@@ -43,7 +43,7 @@ impl Endpoints {
         let provider = std::sync::Arc::new(FloeCatalogProvider::new(catalog.shared(), partitions));
         provider.refresh().await?;
         let tls = server.tls.is_some();
-        let serving = Serving { provider, access, limits: server.limits, tls: server.tls, catalog_read_only: server.catalog_read_only };
+        let serving = Serving { provider, access, limits: server.limits, tls: server.tls, catalog_service: server.catalog_service };
         let (pg_addr, http_addr, flight_addr) = (server.pg_addr, server.http_addr, server.flight_addr);
         let pg = PgEndpoint::bind(pg_addr, serving.clone()).await.with_context(|| format!("listening on {pg_addr} (Postgres wire)"))?;
         let flight = FlightSqlEndpoint::bind(flight_addr, serving.clone())

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 
-use floe_catalog::rest::{Credential, RestCatalog};
+use floe_catalog::rest::{Credential, RestCatalog, RestOptions};
 use floe_catalog::storage::{self, Warehouse};
 use floe_catalog::{Catalog, SqlCatalog};
 
@@ -75,6 +75,7 @@ fn take_catalog_section(cli: &mut Cli) -> Result<()> {
         cli.warehouse_file = Some(file);
     }
     cli.catalog_url = cli.catalog_url.take().or(section.url);
+    cli.catalog_warehouse = cli.catalog_warehouse.take().or(section.catalog_warehouse);
     cli.warehouse = cli.warehouse.take().or(section.warehouse);
     if let Some(timeout) = section.storage_retry_timeout {
         cli.warehouse_properties.insert(storage::RETRY_TIMEOUT_MS.into(), timeout.as_millis().to_string());
@@ -125,10 +126,12 @@ pub async fn open_catalog(cli: &Cli) -> Result<Arc<dyn Catalog>> {
 
 /// The Iceberg REST catalog at `url`, with tables' files in `--warehouse` or the catalog's own.
 async fn open_rest_catalog(cli: &Cli, url: &str) -> Result<Arc<dyn Catalog>> {
-    let warehouse = configured_warehouse(cli)?;
-    let credential = Credential::from_env()?;
-    let storage = cli.warehouse_properties.clone();
-    let catalog =
-        RestCatalog::open(url, credential, warehouse, storage).await.with_context(|| format!("opening the REST catalog at {url}"))?;
+    let options = RestOptions {
+        credential: Credential::from_env()?,
+        catalog_warehouse: cli.catalog_warehouse.clone(),
+        warehouse: configured_warehouse(cli)?,
+        storage: cli.warehouse_properties.clone(),
+    };
+    let catalog = RestCatalog::open(url, options).await.with_context(|| format!("opening the REST catalog at {url}"))?;
     Ok(Arc::new(catalog))
 }

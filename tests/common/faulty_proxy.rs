@@ -21,6 +21,8 @@ struct Faults {
     outage: bool,
     rng: Option<Rng>,
     requests: BTreeMap<String, u64>,
+    /// Requests by the access key id they were signed with.
+    access_keys: BTreeMap<String, u64>,
     failed: u64,
 }
 
@@ -62,6 +64,7 @@ impl FaultyProxy {
     pub fn reset_counts(&self) {
         let mut faults = self.faults.lock().unwrap();
         faults.requests.clear();
+        faults.access_keys.clear();
         faults.failed = 0;
     }
 
@@ -72,6 +75,11 @@ impl FaultyProxy {
 
     pub fn end_outage(&self) {
         self.faults.lock().unwrap().outage = false;
+    }
+
+    /// Requests seen, by the access key id that signed them (SigV4's `Credential=`).
+    pub fn access_keys(&self) -> BTreeMap<String, u64> {
+        self.faults.lock().unwrap().access_keys.clone()
     }
 
     /// Requests seen, by kind, and how many of them were failed.
@@ -102,6 +110,9 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
         (false, false) => request.method().to_string(),
     };
     let kind = kind.as_str();
+    if let Some(key) = access_key(&request) {
+        *proxy.faults.lock().unwrap().access_keys.entry(key).or_default() += 1;
+    }
     if fails(&proxy.faults, kind) {
         let body = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>injected by the test</Message></Error>";
         return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
@@ -125,6 +136,13 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     }
     let bytes = answer.bytes().await.unwrap_or_default();
     response.body(Body::from(bytes)).unwrap()
+}
+
+/// The access key id of a SigV4-signed request: `Authorization: AWS4-HMAC-SHA256 Credential=KEY/date/…`.
+fn access_key(request: &Request) -> Option<String> {
+    let authorization = request.headers().get("authorization")?.to_str().ok()?;
+    let credential = authorization.split("Credential=").nth(1)?;
+    credential.split('/').next().map(str::to_string)
 }
 
 fn hop_by_hop(name: &str) -> bool {

@@ -1,7 +1,8 @@
 """Reads floe's tables through floe's Iceberg REST catalog with PyIceberg's RestCatalog, logging
 in with OAuth client credentials (a floe user name and password).
 
-usage: rest_catalog.py URI USER PASSWORD NAMESPACE.TABLE
+usage: rest_catalog.py URI USER PASSWORD NAMESPACE.TABLE [KEY=VALUE ...]
+(KEY=VALUE: more catalog properties, e.g. s3.endpoint=http://127.0.0.1:9000)
 Prints {"namespaces": [...], "tables": [...], "rows": n (of the table), "create": "<error>"},
 or {"error": "..."} when logging in or listing fails; a table that cannot be loaded gives
 "rows": null and "load": "<error>".
@@ -11,9 +12,10 @@ import sys
 
 from pyiceberg.catalog.rest import RestCatalog
 
-uri, user, password, name = sys.argv[1:]
+uri, user, password, name = sys.argv[1:5]
+properties = dict(arg.split("=", 1) for arg in sys.argv[5:])
 try:
-    catalog = RestCatalog("floe", uri=uri, credential=f"{user}:{password}")
+    catalog = RestCatalog("floe", uri=uri, credential=f"{user}:{password}", **properties)
     namespaces = [".".join(n) for n in catalog.list_namespaces()]
     namespace = name.rsplit(".", 1)[0]
     answer = {"namespaces": namespaces, "tables": sorted(".".join(t) for t in catalog.list_tables(namespace))}

@@ -9,19 +9,23 @@
 //!   The engines read the files themselves, so only a user granted whole tables may list and
 //!   load them; a grant of some columns gives nothing here.
 //! - Writes ([`writes`]): create and drop namespaces, create, commit to, rename and drop tables,
-//!   for users with a `write = true` grant. A commit goes through floe's commit layer, the same
+//!   and commit to several tables at once (`POST /v1/transactions/commit`, all or none), for
+//!   users with a `write = true` grant. A commit goes through floe's commit layer, the same
 //!   compare-and-swap as floe's own sink and compactor. `[server] catalog_read_only` refuses
 //!   them all (405).
+//! - `loadTable` and `createTable` carry storage credentials for clients that ask for them, when
+//!   `[server.vended_credentials]` configures some ([`vending`]).
+//! - `GET /v1/config?warehouse=…` names floe's one warehouse (its location) or is refused.
 
 use std::sync::Arc;
 
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use floe_catalog::iceberg::{NamespaceIdent, TableIdent};
-use floe_catalog::{Catalog, CatalogError};
+use floe_catalog::{Catalog, CatalogError, FloeTable};
 use floe_views::access::{Columns, SessionAccess};
 use serde::Deserialize;
 use serde_json::json;
@@ -29,19 +33,31 @@ use serde_json::json;
 use crate::auth::{authorization, Tokens};
 use crate::session::{Access, Caller};
 
+mod vending;
 mod writes;
+
+pub use vending::VendedCredentials;
+
+/// How floe's REST catalog serves: whether it takes writes, and the storage keys it vends.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogService {
+    /// Refuse every write, whatever the grants say (`[server] catalog_read_only`).
+    pub read_only: bool,
+    /// `[server.vended_credentials]`.
+    pub vended: VendedCredentials,
+}
 
 #[derive(Clone)]
 struct Rest {
     catalog: Arc<dyn Catalog>,
     access: Access,
     tokens: Tokens,
-    read_only: bool,
+    service: CatalogService,
 }
 
-/// The REST catalog's routes, to nest under a prefix. `read_only` refuses every write.
-pub fn router(catalog: Arc<dyn Catalog>, access: Access, read_only: bool) -> Router {
-    let rest = Rest { catalog, access, tokens: Tokens::default(), read_only };
+/// The REST catalog's routes, to nest under a prefix.
+pub fn router(catalog: Arc<dyn Catalog>, access: Access, service: CatalogService) -> Router {
+    let rest = Rest { catalog, access, tokens: Tokens::default(), service };
     Router::new()
         .route("/v1/oauth/tokens", post(token))
         .route("/v1/config", get(config))
@@ -53,6 +69,7 @@ pub fn router(catalog: Arc<dyn Catalog>, access: Access, read_only: bool) -> Rou
             get(load_table).head(table_exists).post(writes::commit_table).delete(writes::drop_table),
         )
         .route("/v1/tables/rename", post(writes::rename_table))
+        .route("/v1/transactions/commit", post(writes::commit_transaction))
         .with_state(rest)
 }
 
@@ -133,13 +150,26 @@ impl Rest {
 
     /// The table the caller names, if they may load it. Not granted reads as not there: names
     /// are not disclosed either.
-    fn granted(&self, headers: &HeaderMap, namespace: &str, table: &str) -> Result<TableIdent, Refusal> {
-        let reads = self.caller(headers)?.reads;
+    fn granted(&self, caller: &Caller, namespace: &str, table: &str) -> Result<TableIdent, Refusal> {
         let ident = TableIdent::new(namespace_of(namespace), table.to_string());
-        if !whole(&reads, &ident) {
+        if !whole(&caller.reads, &ident) {
             return Err(no_table(&ident));
         }
         Ok(ident)
+    }
+
+    /// A loaded table as the REST spec answers it, with the storage keys `caller` gets for it
+    /// when `headers` ask for some.
+    fn loaded(&self, headers: &HeaderMap, caller: &Caller, table: &FloeTable) -> Response {
+        let writes = self.writes(caller, table.ident().namespace(), Some(table.ident().name()));
+        let (config, credentials) = self.service.vended.answer(headers, writes, table.metadata().location());
+        let answer = json!({
+            "metadata-location": table.metadata_location(),
+            "metadata": table.metadata(),
+            "config": config,
+            "storage-credentials": credentials,
+        });
+        Json(answer).into_response()
     }
 }
 
@@ -180,10 +210,20 @@ async fn token(State(rest): State<Rest>, Form(request): Form<TokenRequest>) -> A
     Ok(Json(json!({"access_token": token, "token_type": "bearer", "expires_in": lifetime, "issued_token_type": issued})).into_response())
 }
 
-async fn config(State(rest): State<Rest>, headers: HeaderMap) -> Answer {
+#[derive(Deserialize)]
+struct ConfigQuery {
+    warehouse: Option<String>,
+}
+
+async fn config(State(rest): State<Rest>, headers: HeaderMap, Query(query): Query<ConfigQuery>) -> Answer {
     rest.caller(&headers)?;
+    let served = rest.catalog.warehouse().trim_end_matches('/');
+    if let Some(asked) = query.warehouse.filter(|asked| asked.trim_end_matches('/') != served) {
+        let why = format!("floe serves one warehouse, {served}, not {asked}: ask for it, or send no warehouse");
+        return Err(refusal(StatusCode::NOT_FOUND, "NoSuchWarehouseException", why));
+    }
     // Where the tables' files live, for clients that write them (floe's own REST client).
-    Ok(Json(json!({"defaults": {"warehouse": rest.catalog.warehouse()}, "overrides": {}})).into_response())
+    Ok(Json(json!({"defaults": {"warehouse": served}, "overrides": {}})).into_response())
 }
 
 async fn namespaces(State(rest): State<Rest>, headers: HeaderMap) -> Answer {
@@ -214,9 +254,10 @@ async fn tables(State(rest): State<Rest>, headers: HeaderMap, Path(name): Path<S
 }
 
 async fn load_table(State(rest): State<Rest>, headers: HeaderMap, Path((namespace, table)): Path<(String, String)>) -> Answer {
-    let ident = rest.granted(&headers, &namespace, &table)?;
+    let caller = rest.caller(&headers)?;
+    let ident = rest.granted(&caller, &namespace, &table)?;
     match rest.catalog.load_table(&ident).await {
-        Ok(table) => Ok(writes::loaded(&table)),
+        Ok(table) => Ok(rest.loaded(&headers, &caller, &table)),
         Err(CatalogError::TableNotFound(_) | CatalogError::NamespaceNotFound(_)) => Err(no_table(&ident)),
         Err(e) => Err(internal(e)),
     }
@@ -224,7 +265,7 @@ async fn load_table(State(rest): State<Rest>, headers: HeaderMap, Path((namespac
 
 /// `HEAD`: whether the table exists (and may be read), without reading its metadata.
 async fn table_exists(State(rest): State<Rest>, headers: HeaderMap, Path((namespace, table)): Path<(String, String)>) -> StatusCode {
-    let ident = match rest.granted(&headers, &namespace, &table) {
+    let ident = match rest.caller(&headers).and_then(|caller| rest.granted(&caller, &namespace, &table)) {
         Ok(ident) => ident,
         Err(refused) => return refused.status,
     };

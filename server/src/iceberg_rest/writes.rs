@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use floe_catalog::iceberg::spec::{Schema, SortOrder, UnboundPartitionSpec};
 use floe_catalog::iceberg::{NamespaceIdent, TableCreation, TableIdent, TableRequirement, TableUpdate};
-use floe_catalog::{commit_with_retry, FloeTable, RetryPolicy, TableChange};
+use floe_catalog::{commit_tables_with_retry, commit_with_retry, FloeTable, RetryPolicy, TableChange};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -30,7 +30,7 @@ impl Rest {
     /// The sender of `headers`, refused unless this catalog takes writes and they may write
     /// `namespace` (with `table`, that table of it).
     fn writer(&self, headers: &HeaderMap, namespace: &NamespaceIdent, table: Option<&str>) -> Result<Caller, Refusal> {
-        if self.read_only {
+        if self.service.read_only {
             let why = "floe's REST catalog is read-only here ([server] catalog_read_only)";
             return Err(refusal(StatusCode::METHOD_NOT_ALLOWED, "NotAllowedException", why));
         }
@@ -50,9 +50,9 @@ impl Rest {
     }
 }
 
-/// A loaded table as the REST spec answers it.
-pub(super) fn loaded(table: &FloeTable) -> Response {
-    Json(json!({"metadata-location": table.metadata_location(), "metadata": table.metadata(), "config": {}})).into_response()
+/// A committed table as the REST spec answers it (`CommitTableResponse`).
+fn committed(table: &FloeTable) -> Response {
+    Json(json!({"metadata-location": table.metadata_location(), "metadata": table.metadata()})).into_response()
 }
 
 #[derive(Deserialize)]
@@ -103,7 +103,7 @@ pub(super) async fn create_table(
     Json(request): Json<CreateTable>,
 ) -> Answer {
     let namespace = namespace_of(&name);
-    rest.writer(&headers, &namespace, Some(&request.name))?;
+    let caller = rest.writer(&headers, &namespace, Some(&request.name))?;
     if request.stage_create {
         let why = "floe does not stage table creation: create the table, then commit to it";
         return Err(refusal(StatusCode::BAD_REQUEST, "BadRequestException", why));
@@ -118,7 +118,7 @@ pub(super) async fn create_table(
         .properties(request.properties)
         .build();
     let table = rest.catalog.create_table(&ident, creation).await.map_err(refused)?;
-    Ok(loaded(&table))
+    Ok(rest.loaded(&headers, &caller, &table))
 }
 
 #[derive(Deserialize)]
@@ -146,7 +146,37 @@ pub(super) async fn commit_table(
     .await
     .map_err(refused)?;
     let committed = committed.ok_or_else(|| refused(floe_catalog::CatalogError::Invalid("nothing was committed".into())))?;
-    Ok(loaded(&committed))
+    Ok(self::committed(&committed))
+}
+
+/// `POST /v1/transactions/commit`: changes to several tables, committed all or none.
+#[derive(Deserialize)]
+pub(super) struct CommitTransaction {
+    #[serde(rename = "table-changes")]
+    table_changes: Vec<TableCommit>,
+}
+
+#[derive(Deserialize)]
+struct TableCommit {
+    identifier: RestIdent,
+    #[serde(default)]
+    requirements: Vec<TableRequirement>,
+    #[serde(default)]
+    updates: Vec<TableUpdate>,
+}
+
+pub(super) async fn commit_transaction(State(rest): State<Rest>, headers: HeaderMap, Json(request): Json<CommitTransaction>) -> Answer {
+    if request.table_changes.is_empty() {
+        return Err(refusal(StatusCode::BAD_REQUEST, "BadRequestException", "a transaction needs table-changes"));
+    }
+    let mut changes = vec![];
+    for commit in request.table_changes {
+        let ident = commit.identifier.ident()?;
+        rest.writer(&headers, ident.namespace(), Some(ident.name()))?;
+        changes.push((ident, TableChange::new(commit.requirements, commit.updates)));
+    }
+    commit_tables_with_retry(rest.catalog.as_ref(), changes, &COMMIT_RETRY).await.map_err(refused)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn drop_table(State(rest): State<Rest>, headers: HeaderMap, Path((namespace, table)): Path<(String, String)>) -> Answer {

@@ -13,8 +13,11 @@
 //!
 //! Authentication: `FLOE_CATALOG_CREDENTIAL=client_id:client_secret` (OAuth client credentials
 //! at `{url}/v1/oauth/tokens`, renewed when refused) or `FLOE_CATALOG_TOKEN` (a bearer token).
-//! Data and manifest files go to the client's own warehouse FileIO (`--warehouse`, or the
-//! catalog's `warehouse` default from `/v1/config`): the catalog is not asked for credentials.
+//! Data and manifest files are reached with the storage credentials the catalog vends with each
+//! table ([`vended`]), over the client's own warehouse FileIO (`--warehouse`, or the catalog's
+//! `warehouse` default from `/v1/config`). A catalog that serves several warehouses (Polaris's
+//! catalogs, Lakekeeper's warehouses) is told which one by `--catalog-warehouse`, sent as the
+//! `warehouse` parameter of `/v1/config`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +35,10 @@ use crate::commit::TableChange;
 use crate::error::{CatalogError, Result};
 use crate::storage::Warehouse;
 use crate::table::FloeTable;
+
+mod vended;
+
+use vended::{StorageCredential, VendedFileIos, ACCESS_DELEGATION};
 
 /// How the client proves who it is.
 #[derive(Debug, Clone, Default)]
@@ -72,6 +79,21 @@ pub struct RestCatalog {
     /// The bearer token in use, shared by every clone.
     token: Arc<Mutex<Option<String>>>,
     warehouse: Warehouse,
+    /// FileIOs over the credentials the catalog vended with its tables.
+    vended: VendedFileIos,
+}
+
+/// How to reach and use a REST catalog.
+#[derive(Debug, Clone, Default)]
+pub struct RestOptions {
+    pub credential: Credential,
+    /// Which of the catalog's warehouses (its `warehouse` parameter): Polaris's catalog name,
+    /// Lakekeeper's warehouse name. None for a catalog of one warehouse, as floe's own.
+    pub catalog_warehouse: Option<String>,
+    /// Where tables' files go, when not the catalog's `warehouse` default.
+    pub warehouse: Option<Warehouse>,
+    /// Storage properties (floe's retry budget, iceberg's `s3.*`) for the catalog's warehouse.
+    pub storage: HashMap<String, String>,
 }
 
 /// The REST spec's `LoadTableResult` (the parts floe reads).
@@ -80,6 +102,10 @@ struct LoadTableResult {
     #[serde(rename = "metadata-location")]
     metadata_location: String,
     metadata: TableMetadata,
+    #[serde(default)]
+    config: HashMap<String, String>,
+    #[serde(default, rename = "storage-credentials")]
+    storage_credentials: Vec<StorageCredential>,
 }
 
 #[derive(Serialize)]
@@ -98,9 +124,10 @@ struct CreateTableRequest<'a> {
 
 impl RestCatalog {
     /// Connects to the catalog at `url` (the part before `/v1`) and reads its `/v1/config`.
-    /// Tables' files go to `warehouse`, or without one, to the catalog's `warehouse` default,
-    /// reached with `storage` properties (floe's retry budget, iceberg's `s3.*`).
-    pub async fn open(url: &str, credential: Credential, warehouse: Option<Warehouse>, storage: HashMap<String, String>) -> Result<Self> {
+    /// Tables' files go to `options.warehouse`, or without one, to the catalog's `warehouse`
+    /// default, reached with `options.storage` properties and what the catalog vends.
+    pub async fn open(url: &str, options: RestOptions) -> Result<Self> {
+        let RestOptions { credential, catalog_warehouse, warehouse, storage } = options;
         let root =
             Url::parse(&format!("{}/", url.trim_end_matches('/'))).map_err(|e| CatalogError::Invalid(format!("catalog URL {url}: {e}")))?;
         let v1 = root.join("v1/").expect("a relative path joins");
@@ -113,8 +140,13 @@ impl RestCatalog {
             credential,
             token: Arc::default(),
             warehouse: placeholder,
+            vended: VendedFileIos::default(),
         };
-        let config = catalog.call(Method::GET, catalog.base.join("config").expect("joins"), None).await?.success()?.json()?;
+        let mut config_url = catalog.base.join("config").expect("joins");
+        if let Some(name) = &catalog_warehouse {
+            config_url.query_pairs_mut().append_pair("warehouse", name);
+        }
+        let config = catalog.call(Method::GET, config_url, None).await?.success()?.json()?;
         let setting = |key: &str| {
             let pick = |section: &str| config.get(section).and_then(|s| s.get(key)).and_then(|v| v.as_str()).map(str::to_string);
             pick("overrides").or_else(|| pick("defaults"))
@@ -157,7 +189,7 @@ impl RestCatalog {
     async fn call(&self, method: Method, url: Url, body: Option<serde_json::Value>) -> Result<Answer> {
         let mut renewed = false;
         loop {
-            let mut request = self.client.request(method.clone(), url.clone());
+            let mut request = self.client.request(method.clone(), url.clone()).header(ACCESS_DELEGATION.0, ACCESS_DELEGATION.1);
             if let Some(token) = self.bearer(renewed).await? {
                 request = request.bearer_auth(token);
             }
@@ -199,9 +231,23 @@ impl RestCatalog {
         Ok(Some(token))
     }
 
+    /// A loaded table, with a FileIO over the credentials the catalog vended for it.
     fn loaded(&self, ident: &TableIdent, answer: Answer) -> Result<FloeTable> {
         let result: LoadTableResult = answer.decode()?;
-        Ok(FloeTable::new(ident.clone(), result.metadata, result.metadata_location, self.warehouse.file_io.clone()))
+        let keys = vended::vended_properties(&result.config, &result.storage_credentials, result.metadata.location());
+        let file_io = self.vended.file_io(&self.warehouse.file_io, keys);
+        Ok(FloeTable::new(ident.clone(), result.metadata, result.metadata_location, file_io))
+    }
+
+    /// A committed table: the committing one's credentials go on, renewed first when they lapse
+    /// soon (a commit's answer carries none).
+    async fn committed(&self, base: &FloeTable, answer: Answer) -> Result<FloeTable> {
+        let result: LoadTableResult = answer.decode()?;
+        let file_io = match vended::expiring(base.file_io(), vended::RENEW_MARGIN) {
+            true => self.load_table(base.ident()).await?.file_io().clone(),
+            false => base.file_io().clone(),
+        };
+        Ok(FloeTable::new(base.ident().clone(), result.metadata, result.metadata_location, file_io))
     }
 
     /// `HEAD url`: whether it exists.
@@ -393,7 +439,42 @@ impl Catalog for RestCatalog {
             status if status.is_server_error() => {
                 Err(CatalogError::conflict(ident, format!("commit state unknown: {status}: {}", answer.message())))
             }
-            _ => self.loaded(ident, answer),
+            _ => self.committed(base, answer).await,
         }
+    }
+
+    async fn commit_tables(&self, changes: Vec<(TableIdent, TableChange)>) -> Result<Vec<FloeTable>> {
+        crate::commit::check_distinct(&changes)?;
+        let Some((first, _)) = changes.first() else { return Ok(vec![]) };
+        let first = first.clone();
+        let table_changes: Vec<_> = changes
+            .iter()
+            .map(|(ident, change)| {
+                json!({
+                    "identifier": {"namespace": ident.namespace().clone().inner(), "name": ident.name()},
+                    "requirements": change.requirements,
+                    "updates": change.updates,
+                })
+            })
+            .collect();
+        let url = self.base.join("transactions/commit").expect("joins");
+        let answer = match self.call(Method::POST, url, Some(json!({"table-changes": table_changes}))).await {
+            Ok(answer) => answer,
+            Err(e) => return Err(CatalogError::conflict(&first, format!("transaction state unknown: {e}"))),
+        };
+        match answer.status {
+            StatusCode::CONFLICT => return Err(CatalogError::conflict(&first, answer.message())),
+            StatusCode::NOT_FOUND => return Err(CatalogError::TableNotFound(answer.message())),
+            status if status.is_server_error() => {
+                return Err(CatalogError::conflict(&first, format!("transaction state unknown: {status}: {}", answer.message())))
+            }
+            _ => answer.success()?,
+        };
+        // The answer carries no metadata: the committed tables are loaded.
+        let mut committed = vec![];
+        for (ident, _) in &changes {
+            committed.push(self.load_table(ident).await?);
+        }
+        Ok(committed)
     }
 }
