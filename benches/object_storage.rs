@@ -50,6 +50,15 @@ fn requests(counted: &BTreeMap<String, u64>) -> String {
     counted.iter().map(|(kind, n)| format!("{kind} {n}")).collect::<Vec<_>>().join(", ")
 }
 
+/// The compaction's requests in the order they came, from the start of the process
+/// (`FLOE_BENCH_TIMELINE=1`): where it waits on the store and where on itself.
+fn print_timeline(started: Instant, timeline: &[(Instant, Duration, String)]) {
+    for (came, took, what) in timeline {
+        let at = came.duration_since(started);
+        println!("  {:>8.1} ms  +{:>6.1} ms  {what}", at.as_secs_f64() * 1e3, took.as_secs_f64() * 1e3);
+    }
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let n = env_or("FLOE_BENCH_EVENTS", if bench { 200_000 } else { 2_000 });
@@ -72,8 +81,12 @@ fn main() {
     let ingest_requests = proxy.requests().0;
     let compact_local = floe(local.path(), None, &compact);
     proxy.reset_counts();
+    let started = Instant::now();
     let compact_s3 = floe(remote.path(), s3, &compact);
     let compact_requests = proxy.requests().0;
+    if std::env::var("FLOE_BENCH_TIMELINE").is_ok() {
+        print_timeline(started, &proxy.timeline());
+    }
 
     println!("object_storage: {n} events over {} keys, a commit every {batch} rows; S3 is moto on loopback", n / 4);
     let line = |what: &str, local: Duration, s3: Duration, counted: &BTreeMap<String, u64>| {

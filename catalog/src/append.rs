@@ -2,7 +2,7 @@
 //! (the sink stores source positions there), and merges small manifests the way Iceberg's
 //! merge-append does, so the manifest list, and with it commit time, stays flat as commits pile up.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use iceberg::spec::{DataFile, ManifestContentType, ManifestFile, ManifestStatus, Operation};
 use iceberg::{TableIdent, TableUpdate};
@@ -14,7 +14,10 @@ use crate::maintenance::snapshots_beyond_newest;
 use crate::snapshot::{EntryWrite, SnapshotWriter};
 use crate::table::{live_file, FloeTable};
 
-/// Table properties of Iceberg's merge-append, with Java's defaults.
+/// Table properties of Iceberg's merge-append. floe merges sooner than Java's 100 manifests: a
+/// sink commits every few seconds, and every reader that is not a long-lived floe process (a
+/// compaction, DuckDB, PyIceberg, Trino) fetches each manifest of the snapshot it reads, a
+/// request each in object storage.
 pub const MERGE_ENABLED: &str = "commit.manifest-merge.enabled";
 pub const MIN_COUNT_TO_MERGE: &str = "commit.manifest.min-count-to-merge";
 pub const TARGET_MANIFEST_SIZE: &str = "commit.manifest.target-size-bytes";
@@ -23,7 +26,7 @@ pub const TARGET_MANIFEST_SIZE: &str = "commit.manifest.target-size-bytes";
 /// snapshot and is rewritten by each commit, so without a bound commit time grows with history.
 pub const RETAIN_SNAPSHOTS: &str = "floe.append.retain-snapshots";
 const DEFAULT_RETAIN_SNAPSHOTS: usize = 100;
-const DEFAULT_MIN_COUNT_TO_MERGE: usize = 100;
+const DEFAULT_MIN_COUNT_TO_MERGE: usize = 8;
 const DEFAULT_TARGET_MANIFEST_SIZE: i64 = 8 * 1024 * 1024;
 
 /// When and how far manifests are merged on append.
@@ -45,16 +48,36 @@ impl MergePolicy {
     }
 
     /// Groups of small data manifests to merge into one each; empty when no merge is due.
+    ///
+    /// Manifests are tiered by how many files they list, each tier spanning a factor of
+    /// `min_count_to_merge`: a tier that holds that many manifests is merged, and the result
+    /// lands a tier up. So a snapshot lists at most `min_count_to_merge` manifests per tier
+    /// (a few tiers in all), and each entry is rewritten about log(files) times, not once every
+    /// few commits as when every small manifest is merged again.
     fn plan(&self, manifests: &[ManifestFile]) -> Vec<Vec<ManifestFile>> {
-        let mut small: Vec<&ManifestFile> =
-            manifests.iter().filter(|m| m.content == ManifestContentType::Data && m.manifest_length < self.target_size_bytes).collect();
-        if !self.enabled || small.len() < self.min_count_to_merge {
+        if !self.enabled {
             return vec![];
         }
-        small.sort_by_key(|m| m.manifest_length);
+        let mut tiers: BTreeMap<u32, Vec<&ManifestFile>> = BTreeMap::new();
+        let small = manifests.iter().filter(|m| m.content == ManifestContentType::Data && m.manifest_length < self.target_size_bytes);
+        for manifest in small {
+            tiers.entry(self.tier(manifest)).or_default().push(manifest);
+        }
+        tiers.into_values().filter(|tier| tier.len() >= self.min_count_to_merge).flat_map(|tier| self.bins(tier)).collect()
+    }
+
+    /// `⌊log_min_count(files listed)⌋`.
+    fn tier(&self, manifest: &ManifestFile) -> u32 {
+        let files = u64::from(manifest.added_files_count.unwrap_or(0)) + u64::from(manifest.existing_files_count.unwrap_or(0));
+        files.max(1).ilog(self.min_count_to_merge as u64)
+    }
+
+    /// `manifests` packed into bins of up to the target size; a bin of one is left as it is.
+    fn bins(&self, mut manifests: Vec<&ManifestFile>) -> Vec<Vec<ManifestFile>> {
+        manifests.sort_by_key(|m| m.manifest_length);
         let mut bins: Vec<Vec<ManifestFile>> = vec![vec![]];
         let mut bin_size = 0;
-        for manifest in small {
+        for manifest in manifests {
             if bin_size + manifest.manifest_length > self.target_size_bytes && !bins.last().unwrap().is_empty() {
                 bins.push(vec![]);
                 bin_size = 0;

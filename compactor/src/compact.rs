@@ -1,5 +1,6 @@
 //! One compaction of one table: plan (full or incremental), rewrite, commit a `replace` snapshot
-//! that removes exactly the files read and adds the new ones (and position deletes), then expire old snapshots and delete what they alone
+//! that removes exactly the files read and adds the new ones (and position deletes) and, in the
+//! same commit, expires the snapshots past their retention; then delete what they alone
 //! referenced. Appends that land during the rewrite survive: the replace is rebuilt on the
 //! current snapshot and only names the files it read. A second compaction of the same files
 //! finds them gone and aborts cleanly.
@@ -10,8 +11,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use floe_catalog::iceberg::spec::DataContentType;
 use floe_catalog::iceberg::TableIdent;
+use floe_catalog::iceberg::TableUpdate;
 use floe_catalog::layout::{committed_max_op_ts, committed_positions, paths, SUMMARY_MAX_OP_TS, SUMMARY_POSITIONS};
-use floe_catalog::maintenance::{expire_snapshots, remove_unreferenced_files, ExpireOptions};
+use floe_catalog::maintenance::remove_unreferenced_files;
 use floe_catalog::replace::{prepare_replace, FileRewrite};
 use floe_catalog::writer::DEFAULT_TARGET_FILE_SIZE;
 use floe_catalog::{commit_with_retry, Catalog, FloeTable, RetryPolicy};
@@ -154,22 +156,20 @@ async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &Comp
     report.bytes_out = new_data.map(|f| f.file_size_in_bytes()).sum();
     report.duration_ms = started.elapsed().as_millis() as u64;
 
-    let table = commit(catalog, &table, &plan, output, compaction_summary(&report)).await?;
+    let now = Utc::now();
+    let expire_before = (now - options.snapshot_retention).timestamp_millis();
+    let (table, expired) = commit(catalog, &table, &plan, output, compaction_summary(&report), expire_before).await?;
     report.snapshot_id = table.current_snapshot_id();
+    report.expired_snapshots = expired as u64;
     info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         rows_in = report.rows_in,
         rows_out = report.rows_out,
         files_in = report.files_in,
         files_out = report.files_out,
+        expired,
         "committed"
     );
-
-    let now = Utc::now();
-    let expire = ExpireOptions { older_than: now - options.snapshot_retention, retain_last: 1 };
-    let (table, expired) = expire_snapshots(catalog, ident, &expire, &RetryPolicy::default()).await?;
-    info!(elapsed_ms = started.elapsed().as_millis() as u64, expired, "expired snapshots");
-    report.expired_snapshots = expired as u64;
     // Files only become unreferenced when snapshots expire; orphans a crashed writer left
     // behind wait for the next expiry. Skipping the sweep otherwise spares an incremental
     // compaction reading every retained snapshot's manifests.
@@ -205,28 +205,39 @@ async fn rewrite(table: &FloeTable, plan: CompactionPlan, options: &RewriteOptio
 }
 
 /// Commits the rewrite as one `replace` snapshot on whatever the table's current snapshot is
-/// by then, carrying the sink's progress forward.
+/// by then, carrying the sink's progress forward. The same commit expires the snapshots made
+/// before `expire_before` (ms since the epoch): only the new one is sure to be kept. Returns
+/// the table and how many snapshots were expired.
 async fn commit(
     catalog: &dyn Catalog,
     base: &FloeTable,
     plan: &CompactionPlan,
     output: RewriteOutput,
     summary: HashMap<String, String>,
-) -> Result<FloeTable> {
+    expire_before: i64,
+) -> Result<(FloeTable, usize)> {
     let rewrite = FileRewrite { remove: plan.remove(), add: output.add, require_live: output.require_live };
+    let expired = std::sync::atomic::AtomicUsize::new(0);
     let committed = commit_with_retry(catalog, base.ident(), &RetryPolicy::default(), |current| {
-        let (rewrite, mut properties) = (&rewrite, summary.clone());
+        let (rewrite, mut properties, expired) = (&rewrite, summary.clone(), &expired);
         async move {
             properties.insert(SUMMARY_POSITIONS.into(), serde_json::to_string(&committed_positions(&current)).expect("serializes"));
             if let Some(ts) = committed_max_op_ts(&current) {
                 properties.insert(SUMMARY_MAX_OP_TS.into(), ts.to_string());
             }
-            prepare_replace(&current, rewrite, properties).await.map(Some)
+            let mut change = prepare_replace(&current, rewrite, properties).await?;
+            let snapshot_ids: Vec<i64> =
+                current.metadata().snapshots().filter(|s| s.timestamp_ms() < expire_before).map(|s| s.snapshot_id()).collect();
+            expired.store(snapshot_ids.len(), std::sync::atomic::Ordering::Relaxed);
+            if !snapshot_ids.is_empty() {
+                change.updates.push(TableUpdate::RemoveSnapshots { snapshot_ids });
+            }
+            Ok(Some(change))
         }
     })
     .await;
     match committed {
-        Ok(table) => Ok(table.expect("replace always commits")),
+        Ok(table) => Ok((table.expect("replace always commits"), expired.into_inner())),
         Err(e) => {
             // Nobody references what we wrote; remove it now rather than wait for cleanup.
             for file in &rewrite.add {

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -23,6 +24,8 @@ struct Faults {
     requests: BTreeMap<String, u64>,
     /// Requests by the access key id they were signed with.
     access_keys: BTreeMap<String, u64>,
+    /// Each request forwarded: when it came, how long the answer took, its kind and path.
+    timeline: Vec<(Instant, Duration, String)>,
     failed: u64,
 }
 
@@ -65,6 +68,7 @@ impl FaultyProxy {
         let mut faults = self.faults.lock().unwrap();
         faults.requests.clear();
         faults.access_keys.clear();
+        faults.timeline.clear();
         faults.failed = 0;
     }
 
@@ -80,6 +84,12 @@ impl FaultyProxy {
     /// Requests seen, by the access key id that signed them (SigV4's `Credential=`).
     pub fn access_keys(&self) -> BTreeMap<String, u64> {
         self.faults.lock().unwrap().access_keys.clone()
+    }
+
+    /// Each request forwarded since the counts were last reset: when it came, how long the
+    /// store took to answer, and `KIND path`. For finding where an operation waits.
+    pub fn timeline(&self) -> Vec<(Instant, Duration, String)> {
+        self.faults.lock().unwrap().timeline.clone()
     }
 
     /// Requests seen, by kind, and how many of them were failed.
@@ -117,6 +127,8 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
         let body = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>injected by the test</Message></Error>";
         return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
     }
+    let what = format!("{kind} {}", request.uri().path());
+    let came = Instant::now();
     let (parts, body) = request.into_parts();
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
@@ -135,6 +147,7 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
         }
     }
     let bytes = answer.bytes().await.unwrap_or_default();
+    proxy.faults.lock().unwrap().timeline.push((came, came.elapsed(), what));
     response.body(Body::from(bytes)).unwrap()
 }
 

@@ -5,7 +5,10 @@
 //! A small Parquet file is read whole, once: reading one takes a request for its footer and
 //! another for its column chunks, each a round trip to the store, and the compactor reads its
 //! inputs twice (keys, then the winning rows). Its bytes are kept in [`SMALL_FILES`], bounded
-//! in memory, for the next read; data files never change once written.
+//! in memory, for the next read; data files never change once written. Metadata files floe
+//! writes (metadata.json, manifest lists, manifests) are kept there as they are written: the
+//! writer reads them back (the next append's manifest list, the cleanup's references), and
+//! every Iceberg file's name is new, so the copy cannot go stale. A deleted file is dropped.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -81,6 +84,9 @@ impl Storage for ObjectStorage {
     }
 
     async fn read(&self, path: &str) -> iceberg::Result<Bytes> {
+        if let Some(kept) = SMALL_FILES.get(path) {
+            return Ok(kept);
+        }
         let (store, key) = self.locate(path)?;
         let got = store.get(&key).await.map_err(|e| storage_error(e, "reading", path))?;
         got.bytes().await.map_err(|e| storage_error(e, "reading", path))
@@ -93,7 +99,10 @@ impl Storage for ObjectStorage {
 
     async fn write(&self, path: &str, bs: Bytes) -> iceberg::Result<()> {
         let (store, key) = self.locate(path)?;
-        store.put(&key, bs.into()).await.map_err(|e| storage_error(e, "writing", path))?;
+        store.put(&key, bs.clone().into()).await.map_err(|e| storage_error(e, "writing", path))?;
+        if kept_on_write(path, bs.len()) {
+            SMALL_FILES.insert(path.to_string(), bs);
+        }
         Ok(())
     }
 
@@ -101,10 +110,12 @@ impl Storage for ObjectStorage {
         let (store, key) = self.locate(path)?;
         // Buffers a part, then uploads in parts: a large file is a multipart upload, and an
         // object appears only once it is complete.
-        Ok(Box::new(ObjectWrite { writer: BufWriter::new(store, key), path: path.to_string() }))
+        let written = kept_on_write(path, 0).then(Vec::new);
+        Ok(Box::new(ObjectWrite { writer: BufWriter::new(store, key), path: path.to_string(), written }))
     }
 
     async fn delete(&self, path: &str) -> iceberg::Result<()> {
+        SMALL_FILES.invalidate(path);
         let (store, key) = self.locate(path)?;
         match store.delete(&key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -113,6 +124,9 @@ impl Storage for ObjectStorage {
     }
 
     async fn delete_prefix(&self, path: &str) -> iceberg::Result<()> {
+        for (kept, _) in SMALL_FILES.iter().filter(|(kept, _)| kept.starts_with(path)) {
+            SMALL_FILES.invalidate(kept.as_str());
+        }
         let (store, key) = self.locate(path)?;
         let keys = store.list(Some(&key)).map_ok(|meta| meta.location).boxed();
         store.delete_stream(keys).try_collect::<Vec<_>>().await.map_err(|e| storage_error(e, "deleting under", path))?;
@@ -123,6 +137,7 @@ impl Storage for ObjectStorage {
     async fn delete_stream(&self, paths: BoxStream<'static, String>) -> iceberg::Result<()> {
         let mut stores: HashMap<String, (Arc<dyn ObjectStore>, Vec<ObjectPath>)> = HashMap::new();
         for path in paths.collect::<Vec<_>>().await {
+            SMALL_FILES.invalidate(&path);
             let url = parse(&path)?;
             let key = super::object_key(url.key);
             match stores.entry(url.store()) {
@@ -159,7 +174,13 @@ fn parse(location: &str) -> iceberg::Result<ObjectUrl<'_>> {
 /// its end, so the first read, the footer's, ends at the file's size).
 const SMALL_FILE: u64 = 16 << 20;
 
-/// Small Parquet files read whole, by location, up to 256 MiB in all.
+/// Whether a file floe writes is kept in [`SMALL_FILES`] for its next read: metadata, which
+/// is small and read back, not data files, which a sink writes far more of than it reads.
+fn kept_on_write(path: &str, len: usize) -> bool {
+    !path.ends_with(".parquet") && len as u64 <= SMALL_FILE
+}
+
+/// Small Parquet files read whole and metadata files written, by location, up to 256 MiB in all.
 static SMALL_FILES: LazyLock<moka::sync::Cache<String, Bytes>> = LazyLock::new(|| {
     moka::sync::Cache::builder()
         .weigher(|_, bytes: &Bytes| bytes.len().try_into().unwrap_or(u32::MAX))
@@ -217,15 +238,28 @@ impl FileRead for ObjectRead {
 struct ObjectWrite {
     writer: BufWriter,
     path: String,
+    /// What was written, kept for [`SMALL_FILES`] while it is small enough.
+    written: Option<Vec<Bytes>>,
 }
 
 #[async_trait]
 impl FileWrite for ObjectWrite {
     async fn write(&mut self, bs: Bytes) -> iceberg::Result<()> {
-        self.writer.write_all(&bs).await.map_err(|e| storage_error(e, "writing", &self.path))
+        self.writer.write_all(&bs).await.map_err(|e| storage_error(e, "writing", &self.path))?;
+        if let Some(written) = &mut self.written {
+            written.push(bs);
+            if !kept_on_write(&self.path, written.iter().map(Bytes::len).sum()) {
+                self.written = None;
+            }
+        }
+        Ok(())
     }
 
     async fn close(&mut self) -> iceberg::Result<()> {
-        self.writer.shutdown().await.map_err(|e| storage_error(e, "completing", &self.path))
+        self.writer.shutdown().await.map_err(|e| storage_error(e, "completing", &self.path))?;
+        if let Some(written) = self.written.take() {
+            SMALL_FILES.insert(self.path.clone(), written.concat().into());
+        }
+        Ok(())
     }
 }
