@@ -144,6 +144,8 @@ fn a_compaction_fetches_each_small_data_file_once_though_it_reads_it_twice() {
     assert!(ingested.status.success(), "{}", String::from_utf8_lossy(&ingested.stderr));
     let written = proxy.requests().0.get("PUT parquet").copied().unwrap_or_default();
     assert!(written > 3, "the ingest wrote several data files: {:?}", proxy.requests());
+    // Each commit builds on the manifest list the one before wrote: kept, not fetched back.
+    assert_eq!(proxy.requests().0.get("GET"), None, "an ingest into new tables reads nothing back: {:?}", proxy.requests());
 
     proxy.reset_counts();
     let compacted = floe_through(&proxy.endpoint, &moto, dir.path(), &["compact", "--all"]);
