@@ -38,6 +38,8 @@ pub struct FloeTable {
     metadata: TableMetadataRef,
     metadata_location: String,
     file_io: FileIO,
+    /// `metadata`'s current schema, looked up once: writers ask for it on every row.
+    current_schema: SchemaRef,
 }
 
 /// A live data file of a snapshot, with the sequence numbers a rewrite must preserve.
@@ -62,7 +64,8 @@ impl LiveFile {
 
 impl FloeTable {
     pub fn new(ident: TableIdent, metadata: TableMetadata, metadata_location: String, file_io: FileIO) -> Self {
-        Self { ident, metadata: Arc::new(metadata), metadata_location, file_io }
+        let current_schema = metadata.current_schema().clone();
+        Self { ident, metadata: Arc::new(metadata), metadata_location, file_io, current_schema }
     }
 
     pub fn ident(&self) -> &TableIdent {
@@ -82,7 +85,7 @@ impl FloeTable {
     }
 
     pub fn current_schema(&self) -> &SchemaRef {
-        self.metadata.current_schema()
+        &self.current_schema
     }
 
     pub fn current_snapshot(&self) -> Option<&SnapshotRef> {

@@ -6,12 +6,10 @@
 //! JSON tree: the envelope's members are borrowed, and the image is read straight into values
 //! aligned with the schema's fields.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use floe_catalog::iceberg::spec::{Schema, SchemaRef};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tracing::warn;
@@ -19,6 +17,7 @@ use tracing::warn;
 use super::connect::Fallback;
 use super::infer::{infer_fields, ColumnHints};
 use super::json_object::read_object;
+use super::payload::{read_payload, Image, Payload};
 use super::{connect, ChangeEvent, Columns, DecodeError, Decoded, Decoder, Field, Op, TableState};
 use crate::source::Message;
 
@@ -42,19 +41,6 @@ impl Decoder for DebeziumJson {
     }
 }
 
-/// The members of a Debezium value payload floe reads; the rest is skipped unread.
-#[derive(Deserialize)]
-struct Payload<'a> {
-    #[serde(borrow, default)]
-    before: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    after: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    op: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    source: Option<&'a RawValue>,
-}
-
 /// Decodes one record. `Ok(None)` is a tombstone (null value), which carries no change.
 /// `table_schema` and `hints` type the columns of schemaless records.
 pub fn decode_debezium_json(
@@ -65,20 +51,29 @@ pub fn decode_debezium_json(
     cache: &mut SchemaCache,
 ) -> Result<Option<ChangeEvent>, DecodeError> {
     let Some(value) = value else { return Ok(None) };
-    let (value_schema, payload) = split_envelope(value, &mut cache.value_last)?;
-    let Some(payload) = parse_payload(payload)? else { return Ok(None) };
+    let (value_schema, payload_bytes) = split_envelope(value, &mut cache.value_last)?;
+    let after_fields = cache.known_after_fields(value_schema, table_schema);
+    let mut after_values = vec![];
+    let Some(payload) = parse_payload(payload_bytes, after_fields.as_deref().map(Vec::as_slice), &mut after_values)? else {
+        return Ok(None);
+    };
     let code = payload.op.as_deref().ok_or_else(|| DecodeError::new("value has no 'op' field"))?;
     let op = Op::parse(code).ok_or_else(|| DecodeError::new(format!("unsupported op '{code}'")))?;
-    let source_ts_micros = payload.source.and_then(source_ts);
+    let source_ts_micros = payload.source_ts_micros;
     if op == Op::Truncate {
         return Ok(Some(ChangeEvent::truncate(source_ts_micros)));
     }
 
     let image_name = if op == Op::Delete { "before" } else { "after" };
-    let image = if op == Op::Delete { payload.before } else { payload.after };
+    let (image, read) = match (op, payload.after) {
+        (Op::Delete, _) => (payload.before, None),
+        (_, Image::Raw(raw)) => (Some(raw), None),
+        (_, Image::Read(members)) => (None, Some(members)),
+        (_, Image::Absent) => (None, None),
+    };
     let image = match image.map(|raw| raw.get()) {
         Some(text) if text.starts_with('{') => Some(text),
-        None if op == Op::Delete => None,
+        None if op == Op::Delete || read.is_some() => None,
         _ => return Err(DecodeError::new(format!("'{code}' event without an '{image_name}' image"))),
     };
     let (key_schema, key_payload) = match key {
@@ -90,8 +85,17 @@ pub fn decode_debezium_json(
         return Err(DecodeError::new("record has no key: floe needs the primary key to keep current state"));
     }
 
-    let (columns, mut values) = match value_schema {
-        Some(schema) => {
+    let (columns, mut values) = match (value_schema, read, after_fields) {
+        // Read with the envelope's fields for `after`, or with the last schemaless record's
+        // when this one has exactly their members.
+        (Some(_), Some(_), Some(fields)) => (fields, after_values),
+        (None, Some(read), Some(fields)) if read.members == fields.len() && read.matched == fields.len() => (fields, after_values),
+        (None, Some(_), _) => {
+            let reread = parse_payload(payload_bytes, None, &mut after_values)?.expect("an object payload");
+            let Image::Raw(raw) = reread.after else { unreachable!("read once, so present") };
+            cache.schemaless(0, raw.get(), table_schema, hints).map_err(|e| invalid_json("value", e))?
+        }
+        (Some(schema), _, _) => {
             let fields = cache.image_fields(schema, image_name)?;
             let mut values = Vec::with_capacity(fields.len());
             if let Some(text) = image {
@@ -101,7 +105,7 @@ pub fn decode_debezium_json(
             }
             (fields, values)
         }
-        None => match image {
+        (None, _, _) => match image {
             Some(text) => cache.schemaless(0, text, table_schema, hints).map_err(|e| invalid_json("value", e))?,
             None => (Arc::new(vec![]), vec![]),
         },
@@ -152,7 +156,14 @@ fn invalid_json(what: &str, e: impl std::fmt::Display) -> DecodeError {
 }
 
 /// The payload's members; `None` for a null payload (a tombstone).
-fn parse_payload(bytes: &[u8]) -> Result<Option<Payload<'_>>, DecodeError> {
+/// With `after_fields`, the `after` image is read into `after_values` in the same pass
+/// ([`read_payload`]); an image that is not an object is then read again as text, for the error
+/// such an event deserves.
+fn parse_payload<'a>(
+    bytes: &'a [u8],
+    after_fields: Option<&[Field]>,
+    after_values: &mut Vec<Value>,
+) -> Result<Option<Payload<'a>>, DecodeError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return match serde_json::from_slice::<Value>(bytes).map_err(|e| invalid_json("value", e))? {
@@ -160,7 +171,11 @@ fn parse_payload(bytes: &[u8]) -> Result<Option<Payload<'_>>, DecodeError> {
             _ => Err(DecodeError::new("value payload is not a JSON object")),
         };
     }
-    serde_json::from_slice(bytes).map(Some).map_err(|e| invalid_json("value", e))
+    match read_payload(bytes, after_fields, after_values) {
+        Ok(payload) => Ok(Some(payload)),
+        Err(_) if after_fields.is_some() => parse_payload(bytes, None, after_values),
+        Err(e) => Err(invalid_json("value", e)),
+    }
 }
 
 /// A Connect schema's text: the same bytes as the last envelope's (kept in [`LastSchema`]), or
@@ -276,17 +291,11 @@ impl SchemaCache {
         table_schema: Option<&SchemaRef>,
         hints: &ColumnHints,
     ) -> Result<(Arc<Vec<Field>>, Vec<Value>), DecodeError> {
-        if let Some(Typed { schema, fields }) = &self.schemaless[slot] {
-            let same_table = match (schema, table_schema) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                _ => false,
-            };
-            if same_table {
-                let mut values = Vec::with_capacity(fields.len());
-                let read = read_object(text, fields, &mut values)?;
-                if read.members == fields.len() && read.matched == fields.len() {
-                    return Ok((fields.clone(), values));
-                }
+        if let Some(fields) = self.typed_by(slot, table_schema) {
+            let mut values = Vec::with_capacity(fields.len());
+            let read = read_object(text, &fields, &mut values)?;
+            if read.members == fields.len() && read.matched == fields.len() {
+                return Ok((fields, values));
             }
         }
         let (fields, values) = schemaless_values(text, table_schema.map(|s| s.as_ref()), hints)?;
@@ -296,6 +305,21 @@ impl SchemaCache {
         let typed_by_name = |f: &Field| hints.contains_key(&f.name) || table_schema.is_some_and(|s| s.field_by_name(&f.name).is_some());
         self.schemaless[slot] = fields.iter().all(typed_by_name).then(|| Typed { schema: table_schema.cloned(), fields: fields.clone() });
         Ok((fields, values))
+    }
+
+    /// The `after` image's fields, when known before its payload is read: the envelope's, or
+    /// the fields the last schemaless image was typed with by this same table schema.
+    fn known_after_fields(&mut self, schema: Option<SchemaText>, table_schema: Option<&SchemaRef>) -> Option<Columns> {
+        match schema {
+            Some(schema) => self.image_fields(schema, "after").ok(),
+            None => self.typed_by(0, table_schema),
+        }
+    }
+
+    /// The fields last typed for schemaless `slot` by `table_schema`, if it is still the one.
+    fn typed_by(&self, slot: usize, table_schema: Option<&SchemaRef>) -> Option<Columns> {
+        let Typed { schema, fields } = self.schemaless[slot].as_ref()?;
+        schema.as_ref().zip(table_schema).is_some_and(|(a, b)| Arc::ptr_eq(a, b)).then(|| fields.clone())
     }
 
     fn image_fields(&mut self, schema: SchemaText, image: &str) -> Result<Arc<Vec<Field>>, DecodeError> {
@@ -426,16 +450,6 @@ fn merge_key_fields(mut columns: Vec<Field>, key_fields: &[Field]) -> Vec<Field>
 }
 
 /// `source.ts_us`, else `source.ts_ms`, in microseconds; anything unreadable is no time.
-fn source_ts(source: &RawValue) -> Option<i64> {
-    #[derive(Deserialize)]
-    struct Times {
-        ts_us: Option<Value>,
-        ts_ms: Option<Value>,
-    }
-    let times: Times = serde_json::from_str(source.get()).ok()?;
-    times.ts_us.as_ref().and_then(Value::as_i64).or_else(|| times.ts_ms.as_ref().and_then(Value::as_i64).map(|ms| ms * 1_000))
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -29,9 +29,16 @@ pub fn read_object(text: &str, fields: &[Field], values: &mut Vec<Value>) -> Res
     Ok(members)
 }
 
-struct ObjectSeed<'a> {
+/// Reads an object into `values` aligned with `fields` (sized to them beforehand).
+pub struct ObjectSeed<'a> {
     fields: &'a [Field],
     values: &'a mut Vec<Value>,
+}
+
+impl<'a> ObjectSeed<'a> {
+    pub fn new(fields: &'a [Field], values: &'a mut Vec<Value>) -> Self {
+        Self { fields, values }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for ObjectSeed<'_> {
@@ -73,7 +80,7 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
 }
 
 /// A member name, borrowed unless it has escapes.
-struct Key<'de>(Cow<'de, str>);
+pub struct Key<'de>(pub Cow<'de, str>);
 
 impl<'de> serde::Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

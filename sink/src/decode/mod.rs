@@ -11,6 +11,7 @@ pub mod infer;
 pub mod json_object;
 pub mod kind;
 pub mod parallel;
+pub mod payload;
 pub mod value;
 
 use std::sync::Arc;
