@@ -18,6 +18,8 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
+use floe_catalog::layout::{OP, OP_TS, SOURCE_TS, SRC_OFFSET, SRC_PARTITION};
+
 use crate::decode::{Cell, Columns, DecodeError};
 
 /// Where each source column goes, or the name of one that is not a table column.
@@ -37,13 +39,27 @@ pub struct RowBuilder {
     /// The last list of source columns mapped by [`Self::slots_of`], and its mapping: records
     /// of one source schema share the list.
     last_slots: Option<(Columns, Slots)>,
+    /// Where [`METADATA_COLUMNS`] are, when the schema has them all.
+    metadata: Option<[usize; 5]>,
 }
+
+/// The columns floe fills on every row of a data table, in the order of
+/// [`RowBuilder::metadata_slots`].
+pub const METADATA_COLUMNS: [&str; 5] = [OP, OP_TS, SOURCE_TS, SRC_PARTITION, SRC_OFFSET];
 
 impl RowBuilder {
     pub fn new(schema: SchemaRef) -> Self {
         let columns = schema.fields().iter().map(|f| Column::new(f.clone())).collect();
-        let by_name = schema.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
-        Self { schema, columns, by_name, rows: 0, bytes: 0, decimals: vec![], last_slots: None }
+        let by_name: HashMap<String, usize> = schema.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
+        let metadata = METADATA_COLUMNS.map(|name| by_name.get(name).copied());
+        let metadata = metadata.iter().all(Option::is_some).then(|| metadata.map(|slot| slot.expect("all found")));
+        Self { schema, columns, by_name, rows: 0, bytes: 0, decimals: vec![], last_slots: None, metadata }
+    }
+
+    /// The column index of each of [`METADATA_COLUMNS`], looked up once per schema: every row
+    /// sets them. `None` when the table lacks one.
+    pub fn metadata_slots(&self) -> Option<[usize; 5]> {
+        self.metadata
     }
 
     pub fn index_of(&self, name: &str) -> Option<usize> {
@@ -76,16 +92,18 @@ impl RowBuilder {
 
     /// Appends one row, `cells[i]` to column `i`, and counts `bytes` of input for it. Either
     /// every column takes its value or none does.
-    pub fn append(&mut self, cells: Vec<Cell>, bytes: usize) -> Result<(), DecodeError> {
+    /// Appends one row, taking its `cells` (left empty, for the next row to reuse). A row that
+    /// does not fit is refused whole, and `cells` keeps it.
+    pub fn append(&mut self, cells: &mut Vec<Cell>, bytes: usize) -> Result<(), DecodeError> {
         debug_assert_eq!(cells.len(), self.columns.len());
         self.decimals.clear();
-        for (column, cell) in self.columns.iter().zip(&cells) {
+        for (column, cell) in self.columns.iter().zip(cells.iter()) {
             if let Some(decimal) = column.check(cell)? {
                 self.decimals.push(decimal);
             }
         }
         let mut decimals = self.decimals.iter().copied();
-        for (column, cell) in self.columns.iter_mut().zip(cells) {
+        for (column, cell) in self.columns.iter_mut().zip(cells.drain(..)) {
             column.push(cell, &mut decimals);
         }
         self.rows += 1;
@@ -144,7 +162,7 @@ impl Column {
             | (Builder::Boolean(_), Cell::Bool(_))
             | (Builder::Int32(_) | Builder::Date(_) | Builder::Int64(_) | Builder::Time(_) | Builder::Timestamp(_), Cell::Int(_))
             | (Builder::Float32(_) | Builder::Float64(_), Cell::Float(_) | Cell::Int(_))
-            | (Builder::Utf8(_), Cell::Text(_))
+            | (Builder::Utf8(_), Cell::Text(_) | Cell::Static(_))
             | (Builder::Binary(_), Cell::Bytes(_))
             | (Builder::Json(_), _) => Ok(None),
             (_, cell) => Err(wrong(cell)),
@@ -167,6 +185,7 @@ impl Column {
             (Builder::Float64(b), Cell::Float(v)) => b.append_value(v),
             (Builder::Float64(b), Cell::Int(v)) => b.append_value(v as f64),
             (Builder::Utf8(b), Cell::Text(v)) => b.append_value(v),
+            (Builder::Utf8(b), Cell::Static(v)) => b.append_value(v),
             (Builder::Binary(b), Cell::Bytes(v)) => b.append_value(v),
             (Builder::Decimal(b, ..), Cell::Decimal(_) | Cell::Int(_)) => b.append_value(decimals.next().expect("checked")),
             _ => unreachable!("check admits only what push takes"),
@@ -260,6 +279,7 @@ fn cell_json(cell: Cell) -> Value {
             "-Infinity".into()
         }),
         Cell::Text(s) | Cell::Decimal(s) => Value::String(s),
+        Cell::Static(s) => Value::String(s.to_string()),
         Cell::Bytes(b) => Value::String(b.iter().map(|x| format!("{x:02x}")).collect()),
         Cell::Nested(v) => v,
     }
@@ -294,13 +314,14 @@ mod tests {
     #[test]
     fn a_row_that_does_not_fit_is_rejected_whole() {
         let mut rows = builder();
-        rows.append(vec![Cell::Int(1), Cell::Int(5), Cell::Decimal("1.5".into()), Cell::Nested(serde_json::json!([1, 2]))], 10).unwrap();
-        let too_big = rows.append(vec![Cell::Int(2), Cell::Int(1 << 40), Cell::Null, Cell::Null], 10).unwrap_err();
+        rows.append(&mut vec![Cell::Int(1), Cell::Int(5), Cell::Decimal("1.5".into()), Cell::Nested(serde_json::json!([1, 2]))], 10)
+            .unwrap();
+        let too_big = rows.append(&mut vec![Cell::Int(2), Cell::Int(1 << 40), Cell::Null, Cell::Null], 10).unwrap_err();
         assert!(too_big.to_string().contains("column n"), "{too_big}");
-        let no_key = rows.append(vec![Cell::Null, Cell::Null, Cell::Null, Cell::Null], 10).unwrap_err();
+        let no_key = rows.append(&mut vec![Cell::Null, Cell::Null, Cell::Null, Cell::Null], 10).unwrap_err();
         assert!(no_key.to_string().contains("required"), "{no_key}");
-        assert!(rows.append(vec![Cell::Int(3), Cell::Text("x".into()), Cell::Null, Cell::Null], 10).is_err());
-        rows.append(vec![Cell::Int(4), Cell::Null, Cell::Null, Cell::Null], 7).unwrap();
+        assert!(rows.append(&mut vec![Cell::Int(3), Cell::Text("x".into()), Cell::Null, Cell::Null], 10).is_err());
+        rows.append(&mut vec![Cell::Int(4), Cell::Null, Cell::Null, Cell::Null], 7).unwrap();
         assert_eq!((rows.rows(), rows.bytes()), (2, 17));
 
         let batch = rows.finish().unwrap();

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use hashbrown::HashMap;
 use std::sync::Arc;
 
-use floe_catalog::layout::{identifier_columns, OP, OP_TS, SOURCE_TS, SRC_OFFSET, SRC_PARTITION};
+use floe_catalog::layout::identifier_columns;
 use floe_catalog::pause::{pause_of, pause_table, Pause};
 use floe_catalog::Catalog;
 use tokio::sync::mpsc;
@@ -135,6 +135,8 @@ pub struct Ingestor<'a> {
     next_flush: Instant,
     /// This machine's time in microseconds, the base of `_op_ts`.
     clock: fn() -> i64,
+    /// The cells of the row being built, kept for the next row's.
+    cells: Vec<Cell>,
     tables: HashMap<String, TableSink>,
     topics: HashMap<String, Arc<str>>,
     dead_letters: Option<TableSink>,
@@ -166,6 +168,7 @@ impl<'a> Ingestor<'a> {
             next_flush: Instant::now(),
             decoder,
             clock: || chrono::Utc::now().timestamp_micros(),
+            cells: vec![],
             tables: HashMap::new(),
             topics: HashMap::new(),
             dead_letters: None,
@@ -450,7 +453,11 @@ impl<'a> Ingestor<'a> {
         let truncate_key = if event.op == Op::Truncate { truncate_key(sink) } else { vec![] };
         let op_ts = sink.next_op_ts((self.clock)());
         let rows = sink.rows()?;
-        let mut cells = vec![Cell::Null; rows.width()];
+        let metadata = rows.metadata_slots().ok_or_else(|| SinkError::Internal(format!("{table} lacks floe's metadata columns")))?;
+        // One row's cells, reused: the builder takes them and leaves the vector empty.
+        let cells = &mut self.cells;
+        cells.clear();
+        cells.resize(rows.width(), Cell::Null);
         let mut unavailable = vec![];
         let slots = match rows.slots_of(&event.columns) {
             Ok(slots) => slots,
@@ -469,15 +476,16 @@ impl<'a> Ingestor<'a> {
         for (name, zero) in truncate_key {
             cells[rows.index_of(&name).expect("key column")] = zero;
         }
-        let metadata = [
-            (OP, Cell::Text(event.op.code().into())),
-            (OP_TS, Cell::Int(op_ts)),
-            (SOURCE_TS, event.source_ts_micros.map_or(Cell::Null, Cell::Int)),
-            (SRC_PARTITION, Cell::Int(record.partition.into())),
-            (SRC_OFFSET, Cell::Int(record.offset)),
+        // In the order of METADATA_COLUMNS.
+        let values = [
+            Cell::Static(event.op.code()),
+            Cell::Int(op_ts),
+            event.source_ts_micros.map_or(Cell::Null, Cell::Int),
+            Cell::Int(record.partition.into()),
+            Cell::Int(record.offset),
         ];
-        for (name, value) in metadata {
-            cells[rows.index_of(name).expect("metadata column")] = value;
+        for (slot, value) in metadata.into_iter().zip(values) {
+            cells[slot] = value;
         }
         let pushed = sink.push(cells, record.size(), unavailable, position, record.offset)?;
         if pushed.is_ok() {
@@ -663,7 +671,7 @@ impl<'a> Ingestor<'a> {
                 cells[i] = value;
             }
         }
-        if let Err(e) = sink.push(cells, record.size(), vec![], &position, record.offset)? {
+        if let Err(e) = sink.push(&mut cells, record.size(), vec![], &position, record.offset)? {
             return Err(SinkError::Internal(format!("dead-letter row refused: {e}")));
         }
         self.report.dead_letters += 1;

@@ -179,12 +179,12 @@ impl TableSink {
         Ok(self.rows.as_mut().expect("just made"))
     }
 
-    /// Appends one row (`cells` by column index of [`Self::rows`]) read from `bytes` input bytes
+    /// Appends one row (`cells` by column index of [`Self::rows`], taken) read from `bytes` input bytes
     /// at `offset` of `position_key`; `unavailable` lists its columns to fill from the key's
     /// previous row. A row that does not fit the table is refused, and nothing is recorded.
     pub fn push(
         &mut self,
-        cells: Vec<Cell>,
+        cells: &mut Vec<Cell>,
         bytes: usize,
         unavailable: Vec<usize>,
         position_key: &str,

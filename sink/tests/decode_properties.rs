@@ -230,7 +230,7 @@ proptest! {
                 _ => Cell::Null,
             };
         }
-        rows.append(cells, 0).unwrap_or_else(|e| panic!("{e}\n{value}"));
+        rows.append(&mut cells, 0).unwrap_or_else(|e| panic!("{e}\n{value}"));
         prop_assert_eq!(rows.finish().unwrap(), expected, "{}", value);
     }
 

@@ -25,6 +25,8 @@ pub enum Cell {
     Int(i64),
     Float(f64),
     Text(String),
+    /// Text known when floe was built (an operation's code): no allocation per row.
+    Static(&'static str),
     Bytes(Vec<u8>),
     /// An exact decimal string, scaled into the column's decimal type by the builder.
     Decimal(String),
