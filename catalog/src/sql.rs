@@ -433,17 +433,25 @@ impl Catalog for SqlCatalog {
             }
         }
         // Every pointer moves in one database transaction, or none does (dropped: rolled back).
+        // Pointers move in one order, so two transactions over the same tables cannot deadlock.
+        let mut order: Vec<_> = staged.iter().collect();
+        order.sort_by_key(|(ident, _)| (ident.namespace().join("."), ident.name().to_string()));
         let swapped = async {
             let mut transaction = self.pool.begin().await?;
-            for (ident, (expected, metadata)) in &staged {
+            for (ident, (expected, metadata)) in order {
                 self.swap_pointer(&mut *transaction, ident, expected, &metadata.location.to_string()).await?;
             }
-            Ok::<_, CatalogError>(transaction.commit().await?)
+            Ok::<_, CatalogError>(transaction)
         };
-        if let Err(e) = swapped.await {
-            self.discard(&staged).await;
-            return Err(e);
-        }
+        let transaction = match swapped.await {
+            Ok(transaction) => transaction,
+            Err(e) => {
+                self.discard(&staged).await;
+                return Err(e);
+            }
+        };
+        // A COMMIT that fails may still have landed: its files stay, for cleanup if it did not.
+        transaction.commit().await.map_err(|e| CatalogError::Invalid(format!("committing the transaction, state unknown: {e}")))?;
         Ok(staged.into_iter().map(|(ident, (_, metadata))| self.committed(&ident, metadata)).collect())
     }
 }

@@ -176,3 +176,24 @@ async fn two_writers_evolving_a_table_the_same_way_at_once_both_succeed_and_chan
     let refused = update_schema(&t.catalog, ident, &clash, &policy).await.unwrap_err();
     assert!(refused.to_string().contains("column color already exists, as string"), "{refused}");
 }
+
+#[tokio::test]
+async fn expiry_keeps_the_snapshots_tags_point_at() {
+    use floe_catalog::iceberg::spec::{SnapshotReference, SnapshotRetention};
+    use floe_catalog::iceberg::TableUpdate;
+    let t = test_catalog().await;
+    let policy = RetryPolicy::default();
+    let mut table = create_people(&t.catalog, "people").await;
+    for id in 0..3 {
+        table = append(&t.catalog, table.ident(), write_people(&table, &[id]).await, no_props(), &policy).await.unwrap();
+    }
+    let first = table.metadata().snapshots().min_by_key(|s| s.timestamp_ms()).unwrap().snapshot_id();
+    let tag = SnapshotReference::new(first, SnapshotRetention::Tag { max_ref_age_ms: None });
+    let change = floe_catalog::TableChange::new(vec![], vec![TableUpdate::SetSnapshotRef { ref_name: "audit".into(), reference: tag }]);
+    let table = t.catalog.commit_table(&table, change).await.unwrap();
+
+    let options = ExpireOptions { older_than: chrono::Utc::now() + chrono::Duration::seconds(1), retain_last: 1 };
+    let (table, expired) = expire_snapshots(&t.catalog, table.ident(), &options, &policy).await.unwrap();
+    assert_eq!(expired, 1, "the middle snapshot only");
+    assert_eq!(table.metadata().snapshot_for_ref("audit").map(|s| s.snapshot_id()), Some(first), "the tag and its snapshot stay");
+}

@@ -13,7 +13,7 @@ use floe_catalog::iceberg::spec::DataContentType;
 use floe_catalog::iceberg::TableIdent;
 use floe_catalog::iceberg::TableUpdate;
 use floe_catalog::layout::{committed_max_op_ts, committed_positions, paths, SUMMARY_MAX_OP_TS, SUMMARY_POSITIONS};
-use floe_catalog::maintenance::remove_unreferenced_files;
+use floe_catalog::maintenance::{remove_unreferenced_files, snapshots_held_by_refs};
 use floe_catalog::replace::{prepare_replace, FileRewrite};
 use floe_catalog::writer::DEFAULT_TARGET_FILE_SIZE;
 use floe_catalog::{commit_with_retry, Catalog, FloeTable, RetryPolicy};
@@ -226,8 +226,9 @@ async fn commit(
                 properties.insert(SUMMARY_MAX_OP_TS.into(), ts.to_string());
             }
             let mut change = prepare_replace(&current, rewrite, properties).await?;
-            let snapshot_ids: Vec<i64> =
-                current.metadata().snapshots().filter(|s| s.timestamp_ms() < expire_before).map(|s| s.snapshot_id()).collect();
+            let held = snapshots_held_by_refs(&current);
+            let expirable = current.metadata().snapshots().filter(|s| s.timestamp_ms() < expire_before && !held.contains(&s.snapshot_id()));
+            let snapshot_ids: Vec<i64> = expirable.map(|s| s.snapshot_id()).collect();
             expired.store(snapshot_ids.len(), std::sync::atomic::Ordering::Relaxed);
             if !snapshot_ids.is_empty() {
                 change.updates.push(TableUpdate::RemoveSnapshots { snapshot_ids });
@@ -239,12 +240,30 @@ async fn commit(
     match committed {
         Ok(table) => Ok((table.expect("replace always commits"), expired.into_inner())),
         Err(e) => {
-            // Nobody references what we wrote; remove it now rather than wait for cleanup.
-            for file in &rewrite.add {
-                let _ = base.file_io().delete(file.file_path()).await;
+            // What we wrote is removed now rather than left for cleanup, unless a commit whose
+            // answer was lost did land: then the table references it.
+            if !references_any(catalog, base.ident(), &rewrite.add).await {
+                for file in &rewrite.add {
+                    let _ = base.file_io().delete(file.file_path()).await;
+                }
             }
             Err(e.into())
         }
+    }
+}
+
+/// Whether the table now references any of `files`; when that cannot be told, it may.
+async fn references_any(catalog: &dyn Catalog, ident: &TableIdent, files: &[floe_catalog::iceberg::spec::DataFile]) -> bool {
+    let live = match catalog.load_table(ident).await {
+        Ok(table) => table.live_files().await,
+        Err(e) => Err(e),
+    };
+    match live {
+        Ok(live) => {
+            let live = paths(&live);
+            files.iter().any(|f| live.contains(f.file_path()))
+        }
+        Err(_) => true,
     }
 }
 

@@ -240,14 +240,22 @@ impl RestCatalog {
     }
 
     /// A committed table: the committing one's credentials go on, renewed first when they lapse
-    /// soon (a commit's answer carries none).
+    /// soon (a commit's answer carries none). The commit has landed, so nothing here may fail
+    /// it: an answer that does not parse is a commit of unknown state (the retry reloads and
+    /// re-validates), and a failed renewal keeps the old keys.
     async fn committed(&self, base: &FloeTable, answer: Answer) -> Result<FloeTable> {
-        let result: LoadTableResult = answer.decode()?;
-        let file_io = match vended::expiring(base.file_io(), vended::RENEW_MARGIN) {
-            true => self.load_table(base.ident()).await?.file_io().clone(),
-            false => base.file_io().clone(),
-        };
-        Ok(FloeTable::new(base.ident().clone(), result.metadata, result.metadata_location, file_io))
+        let ident = base.ident();
+        let result: LoadTableResult = answer.decode().map_err(|e| CatalogError::conflict(ident, format!("commit state unknown: {e}")))?;
+        let mut file_io = base.file_io().clone();
+        if vended::expiring(&file_io, vended::RENEW_MARGIN) {
+            match self.load_table(ident).await {
+                Ok(reloaded) => file_io = reloaded.file_io().clone(),
+                Err(e) => {
+                    tracing::warn!(table = %ident, error = %e, "committed, but renewing the vended storage keys failed: the old ones go on")
+                }
+            }
+        }
+        Ok(FloeTable::new(ident.clone(), result.metadata, result.metadata_location, file_io))
     }
 
     /// `HEAD url`: whether it exists.
@@ -473,7 +481,10 @@ impl Catalog for RestCatalog {
         // The answer carries no metadata: the committed tables are loaded.
         let mut committed = vec![];
         for (ident, _) in &changes {
-            committed.push(self.load_table(ident).await?);
+            let reloaded = self.load_table(ident).await;
+            committed.push(
+                reloaded.map_err(|e| CatalogError::Invalid(format!("the transaction was committed, but reloading {ident} failed: {e}")))?,
+            );
         }
         Ok(committed)
     }

@@ -84,7 +84,8 @@ impl Storage for ObjectStorage {
     }
 
     async fn read(&self, path: &str) -> iceberg::Result<Bytes> {
-        if let Some(kept) = SMALL_FILES.get(path) {
+        // Metadata is kept whole; a Parquet file may be kept only up to its footer's end.
+        if let Some(kept) = SMALL_FILES.get(path).filter(|_| !path.ends_with(".parquet")) {
             return Ok(kept);
         }
         let (store, key) = self.locate(path)?;
@@ -98,6 +99,7 @@ impl Storage for ObjectStorage {
     }
 
     async fn write(&self, path: &str, bs: Bytes) -> iceberg::Result<()> {
+        SMALL_FILES.invalidate(path);
         let (store, key) = self.locate(path)?;
         store.put(&key, bs.clone().into()).await.map_err(|e| storage_error(e, "writing", path))?;
         if kept_on_write(path, bs.len()) {
@@ -107,6 +109,7 @@ impl Storage for ObjectStorage {
     }
 
     async fn writer(&self, path: &str) -> iceberg::Result<Box<dyn FileWrite>> {
+        SMALL_FILES.invalidate(path);
         let (store, key) = self.locate(path)?;
         // Buffers a part, then uploads in parts: a large file is a multipart upload, and an
         // object appears only once it is complete.

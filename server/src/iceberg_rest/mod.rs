@@ -161,7 +161,8 @@ impl Rest {
     /// A loaded table as the REST spec answers it, with the storage keys `caller` gets for it
     /// when `headers` ask for some.
     fn loaded(&self, headers: &HeaderMap, caller: &Caller, table: &FloeTable) -> Response {
-        let writes = self.writes(caller, table.ident().namespace(), Some(table.ident().name()));
+        // A read-only catalog hands out no write keys, whatever the grants.
+        let writes = !self.service.read_only && self.writes(caller, table.ident().namespace(), Some(table.ident().name()));
         let (config, credentials) = self.service.vended.answer(headers, writes, table.metadata().location());
         let answer = json!({
             "metadata-location": table.metadata_location(),

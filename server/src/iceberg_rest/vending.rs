@@ -6,7 +6,8 @@
 //! `s3-secret-key` provider does: a `read` set for callers who may read the table, and a
 //! `write` set for callers who may write it (they get `read` when no `write` set is given).
 //! Keys cannot be narrowed to one table, so the `read` set should be a read-only key of the
-//! warehouse's bucket.
+//! warehouse's bucket: whoever may load one table can then read every file in it, also of
+//! tables they hold only column grants on. A read-only catalog hands out only the `read` set.
 //!
 //! ```toml
 //! [server.vended_credentials.read]
@@ -26,13 +27,20 @@ use serde_json::{json, Value};
 const VENDED_KEY_PREFIXES: [&str; 4] = ["s3.", "client.", "gcs.", "adls."];
 
 /// The sets of keys to vend, by what the caller may do.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VendedCredentials {
     #[serde(default)]
     pub read: BTreeMap<String, String>,
     #[serde(default)]
     pub write: BTreeMap<String, String>,
+}
+
+/// Names the keys, never their values: the config is logged.
+impl std::fmt::Debug for VendedCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VendedCredentials").field("read", &self.read.keys()).field("write", &self.write.keys()).finish()
+    }
 }
 
 impl VendedCredentials {

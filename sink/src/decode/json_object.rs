@@ -102,12 +102,13 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::decode::Kind;
     use serde_json::json;
 
-    fn fields(names: &[&str]) -> Vec<Field> {
+    /// String fields named `names`.
+    pub(crate) fn fields(names: &[&str]) -> Vec<Field> {
         names.iter().map(|n| Field::new(*n, Kind::String, true)).collect()
     }
 

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::Deserializer;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -74,7 +74,7 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
                 "before" => payload.before = map.next_value()?,
                 "after" => payload.after = self.read_after(&mut map)?,
                 "op" => payload.op = map.next_value()?,
-                "source" => payload.source_ts_micros = map.next_value::<Option<SourceTimes>>()?.and_then(SourceTimes::micros),
+                "source" => payload.source_ts_micros = map.next_value_seed(SourceTimes)?,
                 _ => _ = map.next_value::<IgnoredAny>()?,
             }
         }
@@ -127,28 +127,73 @@ impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Nullable<S> {
     }
 }
 
-/// The times of a payload's `source` block.
-#[derive(Deserialize)]
-struct SourceTimes {
-    ts_us: Option<Value>,
-    ts_ms: Option<Value>,
+/// The time of a payload's `source` block: `ts_us`, else `ts_ms` in microseconds. Read
+/// leniently: a source that is not an object, or without integer times, has none, and the
+/// record goes on without it.
+struct SourceTimes;
+
+impl<'de> DeserializeSeed<'de> for SourceTimes {
+    type Value = Option<i64>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<i64>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
 }
 
-impl SourceTimes {
-    fn micros(self) -> Option<i64> {
-        self.ts_us.as_ref().and_then(Value::as_i64).or_else(|| self.ts_ms.as_ref().and_then(Value::as_i64).map(|ms| ms * 1_000))
+impl<'de> Visitor<'de> for SourceTimes {
+    type Value = Option<i64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a Debezium source block")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<i64>, A::Error> {
+        let (mut us, mut ms) = (None, None);
+        while let Some(Key(name)) = map.next_key()? {
+            match name.as_ref() {
+                "ts_us" => us = map.next_value::<Value>()?.as_i64(),
+                "ts_ms" => ms = map.next_value::<Value>()?.as_i64(),
+                _ => _ = map.next_value::<IgnoredAny>()?,
+            }
+        }
+        Ok(us.or_else(|| ms.map(|ms| ms * 1_000)))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Option<i64>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Option<i64>, E> {
+        Ok(None)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Option<i64>, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Option<i64>, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Option<i64>, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Option<i64>, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Option<i64>, E> {
+        Ok(None)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Kind;
+    use crate::decode::json_object::tests::fields;
     use serde_json::json;
-
-    fn fields(names: &[&str]) -> Vec<Field> {
-        names.iter().map(|n| Field::new(*n, Kind::String, true)).collect()
-    }
 
     #[test]
     fn the_after_image_is_read_into_its_fields_in_the_same_pass() {
@@ -171,5 +216,10 @@ mod tests {
         let payload = read_payload(br#"{"after": {"id": 2}, "op": "c"}"#, None, &mut values).unwrap();
         assert!(matches!(payload.after, Image::Raw(raw) if raw.get() == r#"{"id": 2}"#));
         assert!(read_payload(br#"{"after": "text", "op": "c"}"#, Some(&fields(&["id"])), &mut values).is_err(), "not an object");
+        for source in [r#""text""#, "[1, 2]", "null", r#"{"ts_ms": "soon"}"#] {
+            let text = format!(r#"{{"after": null, "source": {source}, "op": "d"}}"#);
+            let payload = read_payload(text.as_bytes(), None, &mut values).unwrap_or_else(|e| panic!("{source}: {e}"));
+            assert_eq!(payload.source_ts_micros, None, "a source without times: {source}");
+        }
     }
 }
