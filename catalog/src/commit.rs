@@ -85,6 +85,18 @@ impl RetryPolicy {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
         self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
     }
+
+    /// Whether attempt number `attempt`, which failed with `error`, is tried again: it is when
+    /// the error is a retryable conflict and attempts are left, after the backoff's wait.
+    async fn wait_to_retry(&self, attempt: u32, error: &CatalogError, what: &(dyn std::fmt::Display + Sync)) -> bool {
+        if !error.is_retryable() || attempt >= self.max_attempts {
+            return false;
+        }
+        let wait = self.backoff(attempt);
+        warn!(%what, attempt, ?wait, %error, "commit conflict, retrying");
+        tokio::time::sleep(wait).await;
+        true
+    }
 }
 
 /// Reloads `ident`, asks `build_change` for a change against that state, and commits it.
@@ -113,12 +125,11 @@ where
                 debug!(table = %ident, attempt, "committed");
                 return Ok(Some(committed));
             }
-            Err(e) if e.is_retryable() && attempt < policy.max_attempts => {
-                let wait = policy.backoff(attempt);
-                warn!(table = %ident, attempt, ?wait, error = %e, "commit conflict, retrying");
-                tokio::time::sleep(wait).await;
+            Err(e) => {
+                if !policy.wait_to_retry(attempt, &e, ident).await {
+                    return Err(e);
+                }
             }
-            Err(e) => return Err(e),
         }
     }
 }
@@ -136,12 +147,11 @@ pub async fn commit_tables_with_retry(
         attempt += 1;
         match catalog.commit_tables(changes.clone()).await {
             Ok(committed) => return Ok(committed),
-            Err(e) if e.is_retryable() && attempt < policy.max_attempts => {
-                let wait = policy.backoff(attempt);
-                warn!(tables = changes.len(), attempt, ?wait, error = %e, "multi-table commit conflict, retrying");
-                tokio::time::sleep(wait).await;
+            Err(e) => {
+                if !policy.wait_to_retry(attempt, &e, &format!("{} tables", changes.len())).await {
+                    return Err(e);
+                }
             }
-            Err(e) => return Err(e),
         }
     }
 }

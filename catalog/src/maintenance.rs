@@ -33,18 +33,24 @@ pub struct ExpireOptions {
 pub fn snapshots_beyond_newest(table: &FloeTable, keep: usize) -> Vec<(i64, i64)> {
     let metadata = table.metadata();
     let current = metadata.current_snapshot_id();
-    let held = snapshots_held_by_refs(table);
     let mut by_age: Vec<_> = metadata.snapshots().collect();
     by_age.sort_by_key(|s| std::cmp::Reverse(s.timestamp_ms()));
-    let expirable = by_age.into_iter().skip(keep.max(1)).filter(|s| Some(s.snapshot_id()) != current && !held.contains(&s.snapshot_id()));
-    expirable.map(|s| (s.snapshot_id(), s.timestamp_ms())).collect()
+    let expirable: HashSet<i64> = expirable_snapshots(table).map(|s| s.snapshot_id()).collect();
+    let beyond = by_age.into_iter().skip(keep.max(1)).filter(|s| Some(s.snapshot_id()) != current && expirable.contains(&s.snapshot_id()));
+    beyond.map(|s| (s.snapshot_id(), s.timestamp_ms())).collect()
 }
 
-/// Snapshots a tag, or a branch other than `main`, points at. Expiry keeps them: iceberg drops
-/// a reference with the snapshot it names, and a user's tag must outlive floe's maintenance.
-/// (iceberg 0.10.1 has no accessor for the references: they are read from the metadata's
-/// JSON form, once per expiry.)
-pub fn snapshots_held_by_refs(table: &FloeTable) -> HashSet<i64> {
+/// The snapshots expiry may remove: all but those a tag, or a branch other than `main`, points
+/// at. iceberg drops a reference with the snapshot it names, and a user's tag must outlive
+/// floe's maintenance.
+pub fn expirable_snapshots(table: &FloeTable) -> impl Iterator<Item = &iceberg::spec::SnapshotRef> {
+    let held = snapshots_held_by_refs(table);
+    table.metadata().snapshots().filter(move |s| !held.contains(&s.snapshot_id()))
+}
+
+/// Snapshots a tag, or a branch other than `main`, points at. (iceberg 0.10.1 has no accessor
+/// for the references: they are read from the metadata's JSON form, once per expiry.)
+fn snapshots_held_by_refs(table: &FloeTable) -> HashSet<i64> {
     let json = serde_json::to_value(table.metadata()).unwrap_or_default();
     let refs = json.get("refs").and_then(|r| r.as_object()).into_iter().flatten();
     refs.filter(|(name, _)| name.as_str() != MAIN_BRANCH).filter_map(|(_, r)| r.get("snapshot-id").and_then(|id| id.as_i64())).collect()

@@ -226,11 +226,16 @@ impl SqlCatalog {
 
     /// Removes metadata files no pointer names: staged for a commit that did not happen. Left
     /// behind on an error, they are orphans for cleanup.
-    async fn discard(&self, staged: &[(TableIdent, (String, StagedMetadata))]) {
-        for (_, (_, metadata)) in staged {
+    async fn discard(&self, staged: &[&StagedMetadata]) {
+        for metadata in staged {
             let _ = self.file_io.delete(metadata.location.to_string()).await;
         }
     }
+}
+
+/// The metadata files of staged changes: (table, (location replaced, new metadata)).
+fn staged_files(staged: &[(TableIdent, (String, StagedMetadata))]) -> Vec<&StagedMetadata> {
+    staged.iter().map(|(_, (_, metadata))| metadata).collect()
 }
 
 /// Multi-level namespaces are stored joined with '.', as PyIceberg and Java do.
@@ -414,7 +419,7 @@ impl Catalog for SqlCatalog {
         let (current_location, staged) = self.stage_and_write(ident, Some(base), change).await?;
         if let Err(e) = self.swap_pointer(&self.pool, ident, &current_location, &staged.location.to_string()).await {
             // Nobody references the file we just wrote; remove it now rather than wait for cleanup.
-            self.discard(&[(ident.clone(), (current_location, staged))]).await;
+            self.discard(&[&staged]).await;
             return Err(e);
         }
         Ok(self.committed(ident, staged))
@@ -427,7 +432,7 @@ impl Catalog for SqlCatalog {
             match self.stage_and_write(&ident, None, change).await {
                 Ok(done) => staged.push((ident, done)),
                 Err(e) => {
-                    self.discard(&staged).await;
+                    self.discard(&staged_files(&staged)).await;
                     return Err(e);
                 }
             }
@@ -446,7 +451,7 @@ impl Catalog for SqlCatalog {
         let transaction = match swapped.await {
             Ok(transaction) => transaction,
             Err(e) => {
-                self.discard(&staged).await;
+                self.discard(&staged_files(&staged)).await;
                 return Err(e);
             }
         };

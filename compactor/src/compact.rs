@@ -13,7 +13,7 @@ use floe_catalog::iceberg::spec::DataContentType;
 use floe_catalog::iceberg::TableIdent;
 use floe_catalog::iceberg::TableUpdate;
 use floe_catalog::layout::{committed_max_op_ts, committed_positions, paths, SUMMARY_MAX_OP_TS, SUMMARY_POSITIONS};
-use floe_catalog::maintenance::{remove_unreferenced_files, snapshots_held_by_refs};
+use floe_catalog::maintenance::{expirable_snapshots, remove_unreferenced_files};
 use floe_catalog::replace::{prepare_replace, FileRewrite};
 use floe_catalog::writer::DEFAULT_TARGET_FILE_SIZE;
 use floe_catalog::{commit_with_retry, Catalog, FloeTable, RetryPolicy};
@@ -226,9 +226,8 @@ async fn commit(
                 properties.insert(SUMMARY_MAX_OP_TS.into(), ts.to_string());
             }
             let mut change = prepare_replace(&current, rewrite, properties).await?;
-            let held = snapshots_held_by_refs(&current);
-            let expirable = current.metadata().snapshots().filter(|s| s.timestamp_ms() < expire_before && !held.contains(&s.snapshot_id()));
-            let snapshot_ids: Vec<i64> = expirable.map(|s| s.snapshot_id()).collect();
+            let expired_ones = expirable_snapshots(&current).filter(|s| s.timestamp_ms() < expire_before);
+            let snapshot_ids: Vec<i64> = expired_ones.map(|s| s.snapshot_id()).collect();
             expired.store(snapshot_ids.len(), std::sync::atomic::Ordering::Relaxed);
             if !snapshot_ids.is_empty() {
                 change.updates.push(TableUpdate::RemoveSnapshots { snapshot_ids });

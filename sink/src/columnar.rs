@@ -51,8 +51,8 @@ impl RowBuilder {
     pub fn new(schema: SchemaRef) -> Self {
         let columns = schema.fields().iter().map(|f| Column::new(f.clone())).collect();
         let by_name: HashMap<String, usize> = schema.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
-        let metadata = METADATA_COLUMNS.map(|name| by_name.get(name).copied());
-        let metadata = metadata.iter().all(Option::is_some).then(|| metadata.map(|slot| slot.expect("all found")));
+        let metadata = METADATA_COLUMNS.iter().map(|name| by_name.get(*name).copied()).collect::<Option<Vec<_>>>();
+        let metadata = metadata.and_then(|slots| slots.try_into().ok());
         Self { schema, columns, by_name, rows: 0, bytes: 0, decimals: vec![], last_slots: None, metadata }
     }
 
@@ -91,9 +91,8 @@ impl RowBuilder {
     }
 
     /// Appends one row, `cells[i]` to column `i`, and counts `bytes` of input for it. Either
-    /// every column takes its value or none does.
-    /// Appends one row, taking its `cells` (left empty, for the next row to reuse). A row that
-    /// does not fit is refused whole, and `cells` keeps it.
+    /// every column takes its value or none does: the cells are taken (`cells` is left empty,
+    /// for the next row to reuse), or refused and kept.
     pub fn append(&mut self, cells: &mut Vec<Cell>, bytes: usize) -> Result<(), DecodeError> {
         debug_assert_eq!(cells.len(), self.columns.len());
         self.decimals.clear();

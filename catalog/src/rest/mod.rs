@@ -258,6 +258,31 @@ impl RestCatalog {
         Ok(FloeTable::new(ident.clone(), result.metadata, result.metadata_location, file_io))
     }
 
+    /// Sends a commit (of one table, or a transaction naming `ident` first) and judges the
+    /// answer; a 404 is `not_found`'s error. A commit whose answer is lost (no answer, a 5xx)
+    /// may or may not have landed: it is a retryable conflict, and the retry re-validates
+    /// against what the tables hold.
+    async fn send_commit(
+        &self,
+        url: Url,
+        body: serde_json::Value,
+        ident: &TableIdent,
+        not_found: impl FnOnce(&Answer) -> CatalogError,
+    ) -> Result<Answer> {
+        let answer = match self.call(Method::POST, url, Some(body)).await {
+            Ok(answer) => answer,
+            Err(e) => return Err(CatalogError::conflict(ident, format!("commit state unknown: {e}"))),
+        };
+        match answer.status {
+            StatusCode::CONFLICT => Err(CatalogError::conflict(ident, answer.message())),
+            StatusCode::NOT_FOUND => Err(not_found(&answer)),
+            status if status.is_server_error() => {
+                Err(CatalogError::conflict(ident, format!("commit state unknown: {status}: {}", answer.message())))
+            }
+            _ => answer.success(),
+        }
+    }
+
     /// `HEAD url`: whether it exists.
     async fn exists(&self, url: Url) -> Result<bool> {
         let answer = self.call(Method::HEAD, url, None).await?;
@@ -410,8 +435,7 @@ impl Catalog for RestCatalog {
     }
 
     async fn rename_table(&self, from: &TableIdent, to: &TableIdent) -> Result<()> {
-        let ident = |t: &TableIdent| json!({"namespace": t.namespace().clone().inner(), "name": t.name()});
-        let body = json!({"source": ident(from), "destination": ident(to)});
+        let body = json!({"source": identifier(from), "destination": identifier(to)});
         let url = self.base.join("tables/rename").expect("joins");
         let answer = self.call(Method::POST, url, Some(body)).await?;
         match answer.status {
@@ -431,53 +455,18 @@ impl Catalog for RestCatalog {
 
     async fn commit_table(&self, base: &FloeTable, change: TableChange) -> Result<FloeTable> {
         let ident = base.ident();
-        let body = json!({
-            "identifier": {"namespace": ident.namespace().clone().inner(), "name": ident.name()},
-            "requirements": change.requirements,
-            "updates": change.updates,
-        });
-        let answer = match self.call(Method::POST, self.table_url(ident), Some(body)).await {
-            Ok(answer) => answer,
-            // The request may have landed: the retry re-validates against what the table holds.
-            Err(e) => return Err(CatalogError::conflict(ident, format!("commit state unknown: {e}"))),
-        };
-        match answer.status {
-            StatusCode::CONFLICT => Err(CatalogError::conflict(ident, answer.message())),
-            StatusCode::NOT_FOUND => Err(CatalogError::TableNotFound(ident.to_string())),
-            status if status.is_server_error() => {
-                Err(CatalogError::conflict(ident, format!("commit state unknown: {status}: {}", answer.message())))
-            }
-            _ => self.committed(base, answer).await,
-        }
+        let not_found = |_: &Answer| CatalogError::TableNotFound(ident.to_string());
+        let answer = self.send_commit(self.table_url(ident), table_commit(ident, &change), ident, not_found).await?;
+        self.committed(base, answer).await
     }
 
     async fn commit_tables(&self, changes: Vec<(TableIdent, TableChange)>) -> Result<Vec<FloeTable>> {
         crate::commit::check_distinct(&changes)?;
         let Some((first, _)) = changes.first() else { return Ok(vec![]) };
-        let first = first.clone();
-        let table_changes: Vec<_> = changes
-            .iter()
-            .map(|(ident, change)| {
-                json!({
-                    "identifier": {"namespace": ident.namespace().clone().inner(), "name": ident.name()},
-                    "requirements": change.requirements,
-                    "updates": change.updates,
-                })
-            })
-            .collect();
+        let table_changes: Vec<_> = changes.iter().map(|(ident, change)| table_commit(ident, change)).collect();
         let url = self.base.join("transactions/commit").expect("joins");
-        let answer = match self.call(Method::POST, url, Some(json!({"table-changes": table_changes}))).await {
-            Ok(answer) => answer,
-            Err(e) => return Err(CatalogError::conflict(&first, format!("transaction state unknown: {e}"))),
-        };
-        match answer.status {
-            StatusCode::CONFLICT => return Err(CatalogError::conflict(&first, answer.message())),
-            StatusCode::NOT_FOUND => return Err(CatalogError::TableNotFound(answer.message())),
-            status if status.is_server_error() => {
-                return Err(CatalogError::conflict(&first, format!("transaction state unknown: {status}: {}", answer.message())))
-            }
-            _ => answer.success()?,
-        };
+        let not_found = |answer: &Answer| CatalogError::TableNotFound(answer.message());
+        self.send_commit(url, json!({"table-changes": table_changes}), first, not_found).await?;
         // The answer carries no metadata: the committed tables are loaded.
         let mut committed = vec![];
         for (ident, _) in &changes {
@@ -488,4 +477,14 @@ impl Catalog for RestCatalog {
         }
         Ok(committed)
     }
+}
+
+/// A table's identifier as the REST spec writes it.
+fn identifier(ident: &TableIdent) -> serde_json::Value {
+    json!({"namespace": ident.namespace().clone().inner(), "name": ident.name()})
+}
+
+/// One table's `CommitTableRequest`.
+fn table_commit(ident: &TableIdent, change: &TableChange) -> serde_json::Value {
+    json!({"identifier": identifier(ident), "requirements": change.requirements, "updates": change.updates})
 }

@@ -15,16 +15,13 @@ use std::time::Duration;
 use iceberg::io::{FileIO, FileIOBuilder};
 use serde::Deserialize;
 
-use crate::storage::ObjectStorageFactory;
+use crate::storage::{is_storage_property, ObjectStorageFactory};
 
 /// The header that asks the catalog for credentials, and the value that asks for keys.
 pub(super) const ACCESS_DELEGATION: (&str, &str) = ("X-Iceberg-Access-Delegation", "vended-credentials");
 
 /// Credentials this close to lapsing are renewed before the next commit is built on them.
 pub(super) const RENEW_MARGIN: Duration = Duration::from_secs(5 * 60);
-
-/// Where vended keys may live: storage properties, not the catalog's other settings.
-const STORAGE_KEYS: [&str; 4] = ["s3.", "client.", "gcs.", "adls."];
 
 /// One entry of a `loadTable` answer's `storage-credentials`.
 #[derive(Debug, Deserialize)]
@@ -42,7 +39,7 @@ pub(super) fn vended_properties(
 ) -> BTreeMap<String, String> {
     let closest = credentials.iter().filter(|c| location.starts_with(&c.prefix)).max_by_key(|c| c.prefix.len());
     let entries = config.iter().chain(closest.into_iter().flat_map(|c| c.config.iter()));
-    entries.filter(|(key, _)| STORAGE_KEYS.iter().any(|p| key.starts_with(p))).map(|(k, v)| (k.clone(), v.clone())).collect()
+    entries.filter(|(key, _)| is_storage_property(key)).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// FileIOs by the vended properties they were made with, over the warehouse's own: a table

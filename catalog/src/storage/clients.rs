@@ -65,14 +65,13 @@ fn retry_config(properties: &HashMap<String, String>) -> RetryConfig {
 fn s3_client(bucket: &str, properties: &HashMap<String, String>) -> object_store::Result<AmazonS3Builder> {
     // Keys given as properties (vended by a REST catalog) are used alone: a session token from
     // the environment belongs to the environment's keys and would spoil their signatures.
-    let mut builder = match properties.contains_key(S3_ACCESS_KEY_ID) {
-        true => {
-            let region = std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION"));
-            region.into_iter().fold(AmazonS3Builder::new(), |b, region| b.with_region(region))
+    let own_keys = properties.contains_key(S3_ACCESS_KEY_ID);
+    let mut builder = if own_keys { AmazonS3Builder::new() } else { AmazonS3Builder::from_env() }.with_bucket_name(bucket);
+    if own_keys {
+        if let Ok(region) = std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")) {
+            builder = builder.with_region(region);
         }
-        false => AmazonS3Builder::from_env(),
     }
-    .with_bucket_name(bucket);
     let endpoint = properties.get(S3_ENDPOINT).cloned().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
     if let Some(endpoint) = &endpoint {
         let path_style = properties.get(S3_PATH_STYLE_ACCESS).is_none_or(|v| v == "true");

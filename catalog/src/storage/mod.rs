@@ -25,6 +25,12 @@ mod object;
 pub use clients::{MAX_RETRIES, RETRY_TIMEOUT_MS};
 pub use object::{ObjectStorage, ObjectStorageFactory};
 
+/// Whether `key` is a storage property (iceberg's `s3.*`, `gcs.*`, `adls.*`, `client.*`): what a
+/// REST catalog may vend with a table, and all floe takes from what it vends.
+pub fn is_storage_property(key: &str) -> bool {
+    ["s3.", "client.", "gcs.", "adls."].iter().any(|prefix| key.starts_with(prefix))
+}
+
 /// A warehouse: the location tables are created under, and the FileIO that reaches it.
 #[derive(Debug, Clone)]
 pub struct Warehouse {

@@ -21,10 +21,8 @@
 use std::collections::BTreeMap;
 
 use axum::http::HeaderMap;
+use floe_catalog::storage::is_storage_property;
 use serde_json::{json, Value};
-
-/// The storage property prefixes a vended set may hold.
-const VENDED_KEY_PREFIXES: [&str; 4] = ["s3.", "client.", "gcs.", "adls."];
 
 /// The sets of keys to vend, by what the caller may do.
 #[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
@@ -48,7 +46,7 @@ impl VendedCredentials {
     pub fn unknown_key(&self) -> Option<String> {
         let sets = [("read", &self.read), ("write", &self.write)];
         let mut keys = sets.into_iter().flat_map(|(set, keys)| keys.keys().map(move |key| (set, key)));
-        keys.find(|(_, key)| !VENDED_KEY_PREFIXES.iter().any(|p| key.starts_with(p))).map(|(set, key)| format!("{set}.{key:?}"))
+        keys.find(|(_, key)| !is_storage_property(key)).map(|(set, key)| format!("{set}.{key:?}"))
     }
 
     /// The keys for a caller who `writes` (or only reads) the table, if they asked for keys.
