@@ -117,18 +117,19 @@ fn plain_string(rest: &str) -> Option<(&str, &str)> {
 }
 
 /// The length of the JSON string content at the start of `rest` (which is inside the string,
-/// not after a backslash), up to and without its closing quote.
+/// not after a backslash), up to and without its closing quote. A plain loop: escapes come
+/// every few bytes, too often for a vectorised search to pay.
 fn string_content_len(rest: &str) -> Option<usize> {
-    let bytes = rest.as_bytes();
-    let mut at = 0;
-    loop {
-        // `get`: a backslash can be the line's last byte (a cut line).
-        at += memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
-        if bytes[at] == b'"' {
-            return Some(at);
+    let mut bytes = rest.bytes().enumerate();
+    while let Some((at, byte)) = bytes.next() {
+        match byte {
+            b'"' => return Some(at),
+            // A backslash can be the line's last byte (a cut line).
+            b'\\' => _ = bytes.next()?,
+            _ => {}
         }
-        at += 2;
     }
+    None
 }
 
 /// A key or value member of a line being read.
@@ -268,16 +269,75 @@ fn unescape(quoted: &str) -> Result<String, String> {
 }
 
 /// `prefix` followed by the unescaped content of the JSON string that `rest` is inside of, and
-/// what follows its closing quote. sonic-rs scans and unescapes with SIMD, in one pass, into a
-/// scratch buffer only when there are escapes.
+/// what follows its closing quote. By hand, because this is most of the reading thread's work:
+/// Debezium's escaped documents have an escape every few bytes, where this plain loop takes
+/// half the time of sonic-rs's SIMD scan and a third less than serde_json's.
 fn unescape_after<'a>(prefix: &str, rest: &'a str) -> Result<(String, &'a str), String> {
-    let mut parser = sonic_rs::parser::Parser::new(sonic_rs::Read::from(rest));
-    let mut scratch = Vec::new();
-    let content = parser.parse_str(&mut scratch).map_err(|e| format!("line is not valid JSON: {e}"))?;
-    let mut text = String::with_capacity(prefix.len() + content.len());
+    let bytes = rest.as_bytes();
+    let mut text = String::with_capacity(prefix.len() + rest.len());
     text.push_str(prefix);
-    text.push_str(&content);
-    Ok((text, &rest[parser.offset()..]))
+    let (mut run, mut at) = (0, 0);
+    loop {
+        match bytes.get(at) {
+            None => return Err(invalid("a string without its closing quote")),
+            Some(b'"') => {
+                text.push_str(&rest[run..at]);
+                return Ok((text, &rest[at + 1..]));
+            }
+            Some(b'\\') => {
+                text.push_str(&rest[run..at]);
+                at += 1 + push_escape(&bytes[at + 1..], &mut text)?;
+                run = at;
+            }
+            Some(0..=0x1f) => return Err(invalid("a control character in a string")),
+            Some(_) => at += 1,
+        }
+    }
+}
+
+/// Pushes the character of the escape sequence that `after_backslash` starts with; the bytes it
+/// took.
+fn push_escape(after_backslash: &[u8], text: &mut String) -> Result<usize, String> {
+    let escaped = match after_backslash.first() {
+        Some(b'"') => '"',
+        Some(b'\\') => '\\',
+        Some(b'/') => '/',
+        Some(b'b') => '\u{8}',
+        Some(b'f') => '\u{c}',
+        Some(b'n') => '\n',
+        Some(b'r') => '\r',
+        Some(b't') => '\t',
+        Some(b'u') => {
+            let (escaped, taken) = unicode_escape(after_backslash)?;
+            text.push(escaped);
+            return Ok(taken);
+        }
+        _ => return Err(invalid("an unknown escape in a string")),
+    };
+    text.push(escaped);
+    Ok(1)
+}
+
+/// `uXXXX`, or a surrogate pair `uD83D\uDE00`: its character and the bytes it took.
+fn unicode_escape(after_backslash: &[u8]) -> Result<(char, usize), String> {
+    let unit = |at: usize| {
+        let digits = after_backslash.get(at..at + 4).filter(|digits| digits.iter().all(u8::is_ascii_hexdigit))?;
+        u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    };
+    let first = unit(1).ok_or_else(|| invalid("a \\u escape without four hex digits"))?;
+    let pair = after_backslash.get(5..7) == Some(b"\\u");
+    let (units, taken) = match (first, pair.then(|| unit(7)).flatten()) {
+        (0xD800..=0xDBFF, Some(second)) => (vec![first, second], 11),
+        _ => (vec![first], 5),
+    };
+    match char::decode_utf16(units).next() {
+        Some(Ok(escaped)) => Ok((escaped, taken)),
+        _ => Err(invalid("a \\u escape of a lone surrogate")),
+    }
+}
+
+fn invalid(what: &str) -> String {
+    format!("line is not valid JSON: {what}")
 }
 
 #[cfg(test)]
@@ -391,6 +451,46 @@ mod tests {
         let parsed = message(r#"{"topic": "t", "key": {"id": 1}, "value": null}"#, &mut parser);
         assert_eq!(text(parsed.key), r#"{"id": 1}"#);
         assert_eq!(parsed.value, None);
+    }
+
+    /// What serde_json makes of the JSON string literal `quoted`, as [`unescape_after`] reports it.
+    fn serde_json_reading(quoted: &str) -> Result<String, ()> {
+        serde_json::from_str::<String>(quoted).map_err(|_| ())
+    }
+
+    #[test]
+    fn strings_unescape_as_serde_json_reads_them_and_what_it_rejects_is_rejected() {
+        let literals = [
+            r#""plain""#,
+            r#""\"quoted\" \\ \/ \b\f\n\r\t""#,
+            r#""caf\u00e9 \u20AC \ud83d\ude00 \uD83D\uDE00""#,
+            r#""\u0000 and \u001f""#,
+            r#""lone \udc00""#,
+            r#""lone \ud83d x""#,
+            r#""high then high \ud83d\ud83d""#,
+            r#""short \u12""#,
+            r#""signed \u+123""#,
+            r#""unknown \x""#,
+            "\"raw \u{1} control\"",
+            "\"raw tab\tinside\"",
+            r#""cut \"#,
+            r#""unclosed"#,
+        ];
+        for quoted in literals {
+            let ours = unescape_after("", &quoted[1..]).map(|(text, rest)| (text, rest.len())).map_err(|_| ());
+            assert_eq!(ours, serde_json_reading(quoted).map(|text| (text, 0)), "{quoted}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_round_trips_through_its_json_literal(text in "\\PC*|[\\x00-\\x7f]*") {
+            let quoted = serde_json::to_string(&text).unwrap();
+            let inside = format!("{}, more", &quoted[1..]);
+            let (unescaped, rest) = unescape_after("prefix:", &inside).unwrap();
+            proptest::prop_assert_eq!(unescaped, format!("prefix:{text}"));
+            proptest::prop_assert_eq!(rest, ", more");
+        }
     }
 
     #[test]
