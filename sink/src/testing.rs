@@ -182,7 +182,7 @@ impl MemoryProducer {
         let offset = *next;
         *next += 1;
         let raw = json!({"topic": topic, "key": key, "value": value}).to_string().into();
-        let message = Message { topic: topic.into(), key: key.map(String::into_bytes), value: value.map(String::into_bytes) };
+        let message = Message { topic: topic.into(), key: key.map(Into::into), value: value.map(Into::into) };
         let record = SourceRecord { stream: topic.into(), partition, offset, raw, message: Ok(message) };
         self.sender.send(record).expect("source alive");
         offset

@@ -358,7 +358,7 @@ fn poll_loop(consumer: BaseConsumer<TablePositions>, commands: std::sync::mpsc::
                     None => streams.entry(topic.to_string()).or_insert_with(|| topic.into()).clone(),
                 };
                 let (partition, offset) = (message.partition(), message.offset());
-                let (key, value) = (message.key().map(<[u8]>::to_vec), message.payload().map(<[u8]>::to_vec));
+                let (key, value) = (message.key().map(bytes::Bytes::copy_from_slice), message.payload().map(bytes::Bytes::copy_from_slice));
                 let message = Message { topic: topic.to_string(), key, value };
                 // The dead-letter table keeps the message's value as the raw bytes.
                 outbox.batch.push(SourceRecord { stream, partition, offset, raw: bytes::Bytes::new(), message: Ok(message) });

@@ -31,15 +31,15 @@ pub struct SourceRecord {
 #[derive(Debug, Clone)]
 pub struct Message {
     pub topic: String,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
+    pub key: Option<bytes::Bytes>,
+    pub value: Option<bytes::Bytes>,
 }
 
 impl SourceRecord {
     /// The input bytes this record takes, for the sink's `batch_bytes`.
     pub fn size(&self) -> usize {
         match &self.message {
-            Ok(m) if self.raw.is_empty() => m.key.as_ref().map_or(0, Vec::len) + m.value.as_ref().map_or(0, Vec::len),
+            Ok(m) if self.raw.is_empty() => m.key.as_ref().map_or(0, bytes::Bytes::len) + m.value.as_ref().map_or(0, bytes::Bytes::len),
             _ => self.raw.len(),
         }
     }
