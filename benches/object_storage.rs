@@ -5,7 +5,8 @@
 //!
 //! `cargo bench --bench object_storage` (`FLOE_BENCH_EVENTS`, default 200000, over a quarter as
 //! many keys, committed every `FLOE_BENCH_BATCH` rows, default 20000). Needs the test venv with
-//! moto (`.ci/test` creates it; or set FLOE_PYTHON).
+//! moto (`.ci/test` creates it; or set FLOE_PYTHON). `FLOE_BENCH_S3S_FS=<path to s3s-fs>` runs
+//! the same again on s3s-fs, which answers requests concurrently, as S3 does.
 
 #[allow(unused_imports)]
 #[path = "../tests/common/mod.rs"]
@@ -17,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::faulty_proxy::FaultyProxy;
-use common::s3::Moto;
+use common::s3::S3Server;
 use floe_sink::testing::{Column, TableEvents};
 use serde_json::json;
 
@@ -34,7 +35,7 @@ fn events(n: usize) -> String {
 }
 
 /// Runs floe with `args` in `data_dir`, on the bucket when `s3` is given; its wall time.
-fn floe(data_dir: &Path, s3: Option<(&Moto, &str)>, args: &[&str]) -> Duration {
+fn floe(data_dir: &Path, s3: Option<(&S3Server, &str)>, args: &[&str]) -> Duration {
     let mut command = Command::new(env!("CARGO_BIN_EXE_floe"));
     command.args(["--data-dir", data_dir.to_str().unwrap()]);
     if let Some((moto, endpoint)) = s3 {
@@ -63,9 +64,20 @@ fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let n = env_or("FLOE_BENCH_EVENTS", if bench { 200_000 } else { 2_000 });
     let batch = env_or("FLOE_BENCH_BATCH", if bench { 20_000 } else { 500 });
-    let moto = Moto::start();
+    let moto = S3Server::moto();
     moto.create_bucket("bench");
-    let proxy = FaultyProxy::start(&moto.endpoint, 0, 0);
+    compare(n, batch, "moto", &moto);
+    // s3s-fs answers requests concurrently, as S3 does; moto answers one at a time.
+    if let Ok(binary) = std::env::var("FLOE_BENCH_S3S_FS") {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("bench")).unwrap();
+        compare(n, batch, "s3s-fs", &S3Server::s3s_fs(Path::new(&binary), root.path()));
+    }
+}
+
+/// The same ingest and compaction on the local disk and in `server`'s bucket `bench`.
+fn compare(n: usize, batch: usize, name: &str, server: &S3Server) {
+    let proxy = FaultyProxy::start(&server.endpoint, 0, 0);
     let (local, remote) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let input = local.path().join("events.jsonl");
     std::fs::write(&input, events(n)).unwrap();
@@ -73,7 +85,7 @@ fn main() {
     std::fs::write(&config, format!("[sink]\nbatch_rows = {batch}\n")).unwrap();
     let ingest = ["ingest", input.to_str().unwrap(), "--config", config.to_str().unwrap()];
     let compact = ["compact", "bench.items", "--full", "--snapshot-retention-secs", "0", "--orphan-grace-secs", "0"];
-    let s3 = Some((&moto, proxy.endpoint.as_str()));
+    let s3 = Some((server, proxy.endpoint.as_str()));
 
     let ingest_local = floe(local.path(), None, &ingest);
     proxy.reset_counts();
@@ -88,7 +100,7 @@ fn main() {
         print_timeline(started, &proxy.timeline());
     }
 
-    println!("object_storage: {n} events over {} keys, a commit every {batch} rows; S3 is moto on loopback", n / 4);
+    println!("object_storage: {n} events over {} keys, a commit every {batch} rows; S3 is {name} on loopback", n / 4);
     let line = |what: &str, local: Duration, s3: Duration, counted: &BTreeMap<String, u64>| {
         let ratio = s3.as_secs_f64() / local.as_secs_f64();
         println!("  {what:<16} local {local:>9.2?}  s3 {s3:>9.2?}  s3/local {ratio:>5.2}×  requests: {}", requests(counted));

@@ -11,30 +11,30 @@ use std::process::{Command, Output};
 
 use common::cloud_emulators::Emulator;
 use common::faulty_proxy::FaultyProxy;
-use common::s3::Moto;
+use common::s3::S3Server;
 use common::*;
 use serde_json::Value;
 
 const WAREHOUSE: &str = "s3://lake/floe";
 
 /// `floe` with the warehouse in moto's bucket.
-fn floe_on(moto: &Moto, dir: &Path, args: &[&str]) -> Output {
+fn floe_on(moto: &S3Server, dir: &Path, args: &[&str]) -> Output {
     floe_through(&moto.endpoint, moto, dir, args)
 }
 
 /// `floe` with the warehouse in moto's bucket, reached at `endpoint` (moto, or a proxy to it).
-fn floe_through(endpoint: &str, moto: &Moto, dir: &Path, args: &[&str]) -> Output {
+fn floe_through(endpoint: &str, moto: &S3Server, dir: &Path, args: &[&str]) -> Output {
     floe_command(endpoint, moto, dir, args).output().expect("floe runs")
 }
 
-fn floe_command(endpoint: &str, moto: &Moto, dir: &Path, args: &[&str]) -> Command {
+fn floe_command(endpoint: &str, moto: &S3Server, dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_floe"));
     command.args(["--data-dir", &dir.display().to_string(), "--warehouse", WAREHOUSE]).args(args);
     command.envs(moto.env()).env("AWS_ENDPOINT_URL", endpoint);
     command
 }
 
-fn count(moto: &Moto, dir: &Path, relation: &str) -> u64 {
+fn count(moto: &S3Server, dir: &Path, relation: &str) -> u64 {
     count_in(dir, WAREHOUSE, &moto.env(), relation)
 }
 
@@ -44,7 +44,7 @@ fn truth_len(table: &str) -> u64 {
 
 #[test]
 fn ingest_views_compaction_and_cleanup_work_with_the_warehouse_in_a_bucket() {
-    let moto = Moto::start();
+    let moto = S3Server::moto();
     moto.create_bucket("lake");
     let dir = tempfile::tempdir().unwrap();
     let events = repo_root().join("tests/captures/evolution-s1/events.jsonl");
@@ -80,7 +80,7 @@ fn ingest_views_compaction_and_cleanup_work_with_the_warehouse_in_a_bucket() {
 /// What a capture's ingest and compaction must produce, however the storage behaved: every
 /// `_latest` view equal to PostgreSQL's truth, and every file the metadata names readable
 /// (PyIceberg reads them all from the bucket).
-fn assert_tables_whole(moto: &Moto, dir: &Path) {
+fn assert_tables_whole(moto: &S3Server, dir: &Path) {
     for table in ["parts", "bins", "moves"] {
         assert_eq!(count(moto, dir, &format!("depot.{table}_latest")), truth_len(table), "depot.{table}_latest");
     }
@@ -89,7 +89,7 @@ fn assert_tables_whole(moto: &Moto, dir: &Path) {
 
 /// Every table that was created loads, and every file its metadata names is readable
 /// (PyIceberg reads them all).
-fn assert_every_file_readable(moto: &Moto, dir: &Path) {
+fn assert_every_file_readable(moto: &S3Server, dir: &Path) {
     let env: Vec<(&str, String)> = moto.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let listed = floe_on(moto, dir, &["tables"]);
@@ -102,8 +102,8 @@ fn assert_every_file_readable(moto: &Moto, dir: &Path) {
 
 /// moto with bucket `lake`, behind a proxy failing `per_mille` of its requests (seeded with
 /// `seed`), and a data directory.
-fn bucket_behind_proxy(per_mille: u64, seed: u64) -> (Moto, FaultyProxy, tempfile::TempDir) {
-    let moto = Moto::start();
+fn bucket_behind_proxy(per_mille: u64, seed: u64) -> (S3Server, FaultyProxy, tempfile::TempDir) {
+    let moto = S3Server::moto();
     moto.create_bucket("lake");
     let proxy = FaultyProxy::start(&moto.endpoint, per_mille, seed);
     (moto, proxy, tempfile::tempdir().unwrap())
@@ -242,7 +242,7 @@ fn a_warehouse_url_floe_cannot_store_in_is_a_clear_error() {
 
 #[test]
 fn the_warehouse_can_come_from_the_config_file_and_a_bad_one_names_the_file_and_the_key() {
-    let moto = Moto::start();
+    let moto = S3Server::moto();
     moto.create_bucket("lake");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("floe.toml");

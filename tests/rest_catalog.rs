@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::process::Running;
-use common::s3::Moto;
+use common::s3::S3Server;
 use common::*;
 use serde_json::Value;
 
@@ -21,7 +21,7 @@ const PASSWORD: &str = "pencil";
 /// `floe serve` on its own data dir with the warehouse in moto's bucket, serving the REST catalog
 /// to `writer`, who may write everything.
 struct Catalog {
-    moto: Moto,
+    moto: S3Server,
     dir: tempfile::TempDir,
     /// `http://127.0.0.1:PORT/iceberg`
     uri: String,
@@ -35,7 +35,7 @@ impl Catalog {
 
     /// The catalog, with `more` appended to its config file.
     fn start_with(more: &str) -> Catalog {
-        let moto = Moto::start();
+        let moto = S3Server::moto();
         moto.create_bucket("lake");
         let dir = tempfile::tempdir().unwrap();
         let hash = hash_password(dir.path(), PASSWORD);
