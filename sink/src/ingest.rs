@@ -135,9 +135,9 @@ pub struct Ingestor<'a> {
     next_flush: Instant,
     /// This machine's time in microseconds, the base of `_op_ts`.
     clock: fn() -> i64,
-    /// The clock as read for the batch being ingested: read once a batch (and again after a
-    /// flush, which can take a while), since reading it per row cost 2% of the loop; `_op_ts`
-    /// says when the sink produced the row, and a batch is produced at once.
+    /// The clock as read for the batch being ingested: read once a batch (and again after
+    /// waiting on a commit), since reading it per row cost 2% of the loop; `_op_ts` says when
+    /// the sink produced the row, and a batch is produced at once.
     batch_clock: Option<i64>,
     /// The cells of the row being built, kept for the next row's.
     cells: Vec<Cell>,
@@ -345,7 +345,6 @@ impl<'a> Ingestor<'a> {
                 self.ingest_with(record, ahead).await?;
                 if self.buffered_rows >= self.config.sink.batch_rows || self.buffered_bytes >= self.config.sink.batch_bytes {
                     self.flush_on_time().await?;
-                    self.batch_clock = Some((self.clock)());
                 }
             }
             progress(self.report.events_read);
@@ -721,6 +720,10 @@ impl<'a> Ingestor<'a> {
         if self.in_flight.is_some() {
             let round = wait(&mut self.in_flight).await?;
             self.commit_round(round).await?;
+            // The commit took a while: the rest of the batch is produced after it.
+            if self.batch_clock.is_some() {
+                self.batch_clock = Some((self.clock)());
+            }
         }
         Ok(())
     }

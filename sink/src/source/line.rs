@@ -27,8 +27,8 @@ pub struct LineParser {
     arena: BytesMut,
 }
 
-/// The arena's first allocation. Later ones are as large (or as large as one value), as
-/// `BytesMut` remembers its first capacity up to 64 KiB: a few dozen values an allocation.
+/// The arena's first allocation. Later ones are as large (or as large as the rest of a line),
+/// as `BytesMut` remembers its first capacity up to 64 KiB: a few dozen values an allocation.
 const ARENA_BYTES: usize = 64 << 10;
 
 impl Default for LineParser {
@@ -79,7 +79,7 @@ impl LineParser {
 }
 
 /// `{"topic": "<known topic>", "key": …, "value": …}`, members in any order, whose strings
-/// start with their prefixes; `None` for anything else, which [`Self::parse_any`] reads
+/// start with their prefixes; `None` for anything else, which [`LineParser::parse_any`] reads
 /// (and reports).
 fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut) -> Option<Message> {
     let mut rest = token(text, '{')?;
@@ -354,8 +354,8 @@ fn unicode_escape(after_backslash: &[u8]) -> Result<(char, usize), String> {
     let first = unit(1).ok_or_else(|| invalid("a \\u escape without four hex digits"))?;
     let pair = after_backslash.get(5..7) == Some(b"\\u");
     let (units, taken) = match (first, pair.then(|| unit(7)).flatten()) {
-        (0xD800..=0xDBFF, Some(second)) => (vec![first, second], 11),
-        _ => (vec![first], 5),
+        (0xD800..=0xDBFF, Some(second)) => ([first, second], 11),
+        _ => ([first, 0], 5),
     };
     match char::decode_utf16(units).next() {
         Some(Ok(escaped)) => Ok((escaped, taken)),
