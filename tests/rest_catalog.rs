@@ -1,5 +1,5 @@
 //! floe as a client of an Iceberg REST catalog: floe's own `serve`, with the warehouse in an
-//! S3-compatible bucket (moto, on loopback). Writers on other data dirs share nothing with it but
+//! S3-compatible bucket (moto, on loopback), or in Azurite's container for vended SAS tokens. Writers on other data dirs share nothing with it but
 //! the catalog's URL and the bucket: `--catalog-url http://…/iceberg`, credentials in
 //! `FLOE_CATALOG_CREDENTIAL`, and the bucket named by the catalog's `/v1/config`.
 
@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::cloud_emulators::Emulator;
 use common::process::Running;
 use common::s3::S3Server;
 use common::*;
@@ -18,10 +19,11 @@ use serde_json::Value;
 const WAREHOUSE: &str = "s3://lake/floe";
 const PASSWORD: &str = "pencil";
 
-/// `floe serve` on its own data dir with the warehouse in moto's bucket, serving the REST catalog
-/// to `writer`, who may write everything.
+/// `floe serve` on its own data dir with the warehouse in moto's bucket (or Azurite's container),
+/// serving the REST catalog to `writer`, who may write everything.
 struct Catalog {
-    moto: S3Server,
+    store: Store,
+    warehouse: &'static str,
     dir: tempfile::TempDir,
     /// `http://127.0.0.1:PORT/iceberg`
     uri: String,
@@ -37,6 +39,11 @@ impl Catalog {
     fn start_with(more: &str) -> Catalog {
         let moto = S3Server::moto();
         moto.create_bucket("lake");
+        Catalog::start_on(Store::S3(moto), WAREHOUSE, more)
+    }
+
+    /// The catalog with its warehouse in `store`, at `warehouse`.
+    fn start_on(store: Store, warehouse: &'static str, more: &str) -> Catalog {
         let dir = tempfile::tempdir().unwrap();
         let hash = hash_password(dir.path(), PASSWORD);
         let config = dir.path().join("floe.toml");
@@ -46,32 +53,55 @@ impl Catalog {
         );
         std::fs::write(&config, text).unwrap();
         let config = config.display().to_string();
-        let args = ["--warehouse", WAREHOUSE, "serve", "--config", &config, "--metrics-addr", "127.0.0.1:0", "--schedule", "0 0 3 1 1 *"];
-        let mut server = Running::start_with_env(dir.path(), "serve", &args, &moto.env());
+        let args = ["--warehouse", warehouse, "serve", "--config", &config, "--metrics-addr", "127.0.0.1:0", "--schedule", "0 0 3 1 1 *"];
+        let mut server = Running::start_with_env(dir.path(), "serve", &args, &store.env());
         let http = server.wait_for_line("HTTP on ", Duration::from_secs(60));
         let uri = format!("{}/iceberg", http.split("HTTP on ").nth(1).unwrap().trim());
-        Catalog { moto, dir, uri, _server: server }
+        Catalog { store, warehouse, dir, uri, _server: server }
+    }
+
+    fn moto(&self) -> &S3Server {
+        match &self.store {
+            Store::S3(moto) => moto,
+            Store::Azure(_) => panic!("this catalog's warehouse is in Azurite"),
+        }
     }
 
     /// `floe` on a data dir of its own, a client of this catalog.
     fn client(&self, dir: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_floe"));
         command.args(["--data-dir", &dir.display().to_string(), "--catalog-url", &self.uri]).args(args);
-        command.envs(self.moto.env()).env("FLOE_CATALOG_CREDENTIAL", format!("writer:{PASSWORD}"));
+        command.envs(self.store.env()).env("FLOE_CATALOG_CREDENTIAL", format!("writer:{PASSWORD}"));
         command
     }
 
     /// `floe sql` on the catalog's own data dir (its embedded catalog, the bucket's files).
     fn sql(&self, query: &str) -> Vec<Value> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_floe"));
-        command.args(["--data-dir", &self.dir.path().display().to_string(), "--warehouse", WAREHOUSE]);
-        let out = command.args(["sql", query, "--format", "json"]).envs(self.moto.env()).output().unwrap();
+        command.args(["--data-dir", &self.dir.path().display().to_string(), "--warehouse", self.warehouse]);
+        let out = command.args(["sql", query, "--format", "json"]).envs(self.store.env()).output().unwrap();
         assert!(out.status.success(), "{query}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
     fn rows(&self, table: &str) -> i64 {
         self.sql(&format!("SELECT count(*) AS n FROM {table}"))[0]["n"].as_i64().unwrap()
+    }
+}
+
+/// The object store a catalog's warehouse is in.
+enum Store {
+    S3(S3Server),
+    Azure(Emulator),
+}
+
+impl Store {
+    /// The environment that reaches the store with its own credentials.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Store::S3(moto) => moto.env(),
+            Store::Azure(azurite) => azurite.azurite_env(),
+        }
     }
 }
 
@@ -136,7 +166,10 @@ fn two_processes_reading_one_source_through_one_rest_catalog_land_every_change_o
         let latest = catalog.sql(&format!("SELECT * FROM depot.{table}_latest"));
         assert_eq!(latest.len(), truth.len(), "depot.{table}_latest holds one row per key of the truth");
     }
-    assert!(catalog.moto.keys("lake", "floe/depot/parts/data/").iter().any(|k| k.ends_with(".parquet")), "the clients wrote to the bucket");
+    assert!(
+        catalog.moto().keys("lake", "floe/depot/parts/data/").iter().any(|k| k.ends_with(".parquet")),
+        "the clients wrote to the bucket"
+    );
     assert!(!catalog.dir.path().join("warehouse").exists(), "no table file on the catalog's disk");
 }
 
@@ -179,7 +212,7 @@ fn clients_read_and_write_with_the_storage_keys_the_catalog_vends_not_their_own(
     let reader = format!("[[users]]\nname = \"reader\"\npassword_hash = \"{hash}\"\n[[grants]]\nto = \"reader\"\non = \"*\"\n");
     let catalog = Catalog::start_with(&format!("{}{}{reader}", keys("read", "vended-reader"), keys("write", "vended-writer")));
     // The client reaches the bucket through a proxy that notes which key signed each request.
-    let proxy = common::faulty_proxy::FaultyProxy::start(&catalog.moto.endpoint, 0, 1);
+    let proxy = common::faulty_proxy::FaultyProxy::start(&catalog.moto().endpoint, 0, 1);
     let dir = tempfile::tempdir().unwrap();
     let out = catalog
         .client(dir.path(), &["ingest", &capture()])
@@ -211,11 +244,35 @@ fn clients_read_and_write_with_the_storage_keys_the_catalog_vends_not_their_own(
     assert_eq!(keys.keys().collect::<Vec<_>>(), ["vended-reader"], "every read with the read keys: {keys:?}");
 }
 
+#[test]
+fn a_writer_reaches_azure_storage_with_the_sas_token_the_catalog_vends_not_its_own_key() {
+    let azurite = Emulator::azurite();
+    azurite.create_container("lake");
+    let sas = azurite.account_sas();
+    let vended = format!("[server.vended_credentials.write]\n\"adls.sas-token.devstoreaccount1\" = \"{sas}\"\n");
+    let catalog = Catalog::start_on(Store::Azure(azurite), "az://lake/floe", &vended);
+    // A well-formed key that is not the account's: Azurite refuses whatever it signs.
+    let wrong_key = "d3Jvbmcga2V5IHdyb25nIGtleSB3cm9uZyBrZXkgd3Jvbmcga2V5IHdyb25nIGtleSB3cm9uZyBrZXk=";
+    let dir = tempfile::tempdir().unwrap();
+    let out = catalog.client(dir.path(), &["ingest", &capture()]).env("AZURE_STORAGE_ACCOUNT_KEY", wrong_key).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (table, rows) in rows_of_one_ingest() {
+        assert_eq!(catalog.rows(&table), rows, "{table}");
+    }
+    // The key alone, without the catalog's token, is refused: the token did the writing.
+    let mut own = Command::new(env!("CARGO_BIN_EXE_floe"));
+    own.args(["--data-dir", &catalog.dir.path().display().to_string(), "--warehouse", catalog.warehouse]);
+    let refused =
+        own.args(["sql", "SELECT count(*) FROM depot.parts"]).envs(catalog.store.env()).env("AZURE_STORAGE_ACCOUNT_KEY", wrong_key);
+    let refused = refused.output().unwrap();
+    assert!(!refused.status.success(), "the wrong key reads nothing: {}", String::from_utf8_lossy(&refused.stdout));
+}
+
 #[tokio::test]
 async fn a_transaction_through_the_rest_catalog_commits_to_several_tables_or_none() {
     use floe_catalog::rest::{Credential, RestCatalog, RestOptions};
     let catalog = Catalog::start();
-    let storage = [("s3.endpoint", catalog.moto.endpoint.as_str()), ("s3.region", "us-east-1")]
+    let storage = [("s3.endpoint", catalog.moto().endpoint.as_str()), ("s3.region", "us-east-1")]
         .into_iter()
         .chain([("s3.access-key-id", "testing"), ("s3.secret-access-key", "testing")])
         .map(|(k, v)| (k.to_string(), v.to_string()))

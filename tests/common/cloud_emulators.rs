@@ -40,6 +40,18 @@ impl Emulator {
         vec![("AZURE_STORAGE_USE_EMULATOR", "true".into()), ("AZURITE_BLOB_STORAGE_URL", self.endpoint.clone())]
     }
 
+    /// An account SAS token for Azurite's account that may read, write, list and delete for an
+    /// hour (made by Azure's SDK for Python, signed with the account key).
+    pub fn account_sas(&self) -> String {
+        let script = "import sys, datetime\nfrom azure.storage.blob import generate_account_sas, ResourceTypes, AccountSasPermissions\n\
+                      expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)\n\
+                      print(generate_account_sas(sys.argv[1], sys.argv[2], ResourceTypes(service=True, container=True, object=True), \
+                      AccountSasPermissions(read=True, write=True, delete=True, list=True, add=True, create=True), expiry))";
+        let out = Command::new(super::python()).args(["-c", script, AZURITE_ACCOUNT, AZURITE_KEY]).output().unwrap();
+        assert!(out.status.success(), "making a SAS token: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
     /// Creates `container` (Azure's SDK for Python signs the request with the account key).
     pub fn create_container(&self, container: &str) {
         let connection = format!(

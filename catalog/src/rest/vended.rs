@@ -4,8 +4,8 @@
 //!
 //! They come as the answer's `config` and, in newer catalogs, as `storage-credentials`, each for
 //! a location prefix: the entry with the longest prefix of the table's location wins. floe
-//! reads the `s3.*` keys (access key, secret, session token, endpoint, region, path style) over
-//! the warehouse's own properties. Credentials with an expiry are renewed by loading the table
+//! reads the `s3.*` keys (access key, secret, session token, endpoint, region, path style) and
+//! Azure's `adls.sas-token.<account>` over the warehouse's own properties. Credentials with an expiry are renewed by loading the table
 //! again when they are about to lapse ([`expiring`]).
 
 use std::collections::{BTreeMap, HashMap};

@@ -8,7 +8,8 @@
 //!   another server).
 //! - `az://container/…` and `abfs(s)://container@account.dfs.core.windows.net/…`: Azure Blob
 //!   Storage, from `AZURE_*` variables (`AZURE_STORAGE_ACCOUNT_NAME`, a key, SAS or client
-//!   secret, or managed identity; `AZURE_STORAGE_USE_EMULATOR` for Azurite).
+//!   secret, or managed identity; `AZURE_STORAGE_USE_EMULATOR` for Azurite). A SAS token a
+//!   REST catalog vends for the account (`adls.sas-token.<account>`) is used instead of them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use iceberg::io::{S3_ACCESS_KEY_ID, S3_ENDPOINT, S3_PATH_STYLE_ACCESS, S3_REGION, S3_SECRET_ACCESS_KEY, S3_SESSION_TOKEN};
 use object_store::aws::AmazonS3Builder;
-use object_store::azure::MicrosoftAzureBuilder;
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::{ObjectStore, RetryConfig};
 
@@ -35,12 +36,59 @@ pub fn client(url: &ObjectUrl, properties: &HashMap<String, String>) -> object_s
     let retry = retry_config(properties);
     Ok(match url.scheme {
         "gs" => Arc::new(GoogleCloudStorageBuilder::from_env().with_bucket_name(url.bucket).with_retry(retry).build()?),
-        "az" => Arc::new(MicrosoftAzureBuilder::from_env().with_container_name(url.bucket).with_retry(retry).build()?),
-        "abfs" | "abfss" => {
-            Arc::new(MicrosoftAzureBuilder::from_env().with_url(format!("{}://{}", url.scheme, url.bucket)).with_retry(retry).build()?)
-        }
+        "az" | "abfs" | "abfss" => Arc::new(azure_client(url, properties).with_retry(retry).build()?),
         _ => Arc::new(s3_client(url.bucket, properties)?.with_retry(retry).build()?),
     })
+}
+
+/// The property prefix of a SAS token vended for an Azure storage account: the account's name
+/// follows, bare or as its host (`adls.sas-token.acct` or `adls.sas-token.acct.dfs.core.windows.net`).
+const ADLS_SAS_TOKEN: &str = "adls.sas-token.";
+
+/// An Azure client builder for the container of `url`: the `AZURE_*` environment, or, when a SAS
+/// token was vended for the container's account, the environment without its credentials (a
+/// key would win over the token) and the token.
+fn azure_client(url: &ObjectUrl, properties: &HashMap<String, String>) -> MicrosoftAzureBuilder {
+    let account = match url.bucket.split_once('@') {
+        Some((_, host)) => host.split('.').next().map(str::to_string),
+        None => MicrosoftAzureBuilder::from_env().get_config_value(&AzureConfigKey::AccountName),
+    };
+    let builder = match vended_sas_token(account.as_deref(), properties) {
+        None => MicrosoftAzureBuilder::from_env(),
+        Some(token) => azure_env_without_credentials().with_config(AzureConfigKey::SasKey, token),
+    };
+    match url.scheme {
+        "az" => builder.with_container_name(url.bucket),
+        _ => builder.with_url(format!("{}://{}", url.scheme, url.bucket)),
+    }
+}
+
+/// The SAS token vended for `account` (Azurite's only account when none is named).
+fn vended_sas_token<'p>(account: Option<&str>, properties: &'p HashMap<String, String>) -> Option<&'p String> {
+    let account = account.unwrap_or("devstoreaccount1");
+    properties.iter().find_map(|(key, token)| (key.strip_prefix(ADLS_SAS_TOKEN)?.split('.').next()? == account).then_some(token))
+}
+
+/// What `MicrosoftAzureBuilder::from_env` reads, but for credentials.
+fn azure_env_without_credentials() -> MicrosoftAzureBuilder {
+    let mut builder = MicrosoftAzureBuilder::new();
+    for (name, value) in std::env::vars().filter(|(name, _)| name.starts_with("AZURE_")) {
+        let Ok(key) = name.to_ascii_lowercase().parse::<AzureConfigKey>() else { continue };
+        let locates = matches!(
+            key,
+            AzureConfigKey::AccountName
+                | AzureConfigKey::Endpoint
+                | AzureConfigKey::UseEmulator
+                | AzureConfigKey::UseFabricEndpoint
+                | AzureConfigKey::ContainerName
+                | AzureConfigKey::DisableTagging
+                | AzureConfigKey::Client(_)
+        );
+        if locates {
+            builder = builder.with_config(key, value);
+        }
+    }
+    builder
 }
 
 /// object_store's retry settings, with the budget `properties` give. floe's defaults wait
@@ -87,4 +135,19 @@ fn s3_client(bucket: &str, properties: &HashMap<String, String>) -> object_store
     builder = set(builder, S3_SECRET_ACCESS_KEY, |b, v| b.with_secret_access_key(v));
     builder = set(builder, S3_SESSION_TOKEN, |b, v| b.with_token(v));
     Ok(builder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sas_token_is_taken_for_its_own_account_named_bare_or_by_host() {
+        let vended = |key: &str| HashMap::from([(key.to_string(), "sv=x&sig=y".to_string())]);
+        assert!(vended_sas_token(Some("acct"), &vended("adls.sas-token.acct")).is_some());
+        assert!(vended_sas_token(Some("acct"), &vended("adls.sas-token.acct.dfs.core.windows.net")).is_some());
+        assert!(vended_sas_token(Some("acct"), &vended("adls.sas-token.other.dfs.core.windows.net")).is_none());
+        assert!(vended_sas_token(Some("acct"), &vended("adls.sas-token-expires-at-ms.acct")).is_none());
+        assert!(vended_sas_token(None, &vended("adls.sas-token.devstoreaccount1")).is_some(), "Azurite's account");
+    }
 }
