@@ -1,5 +1,5 @@
 //! floe as a client of an Iceberg REST catalog: floe's own `serve`, with the warehouse in an
-//! S3-compatible bucket (moto, on loopback), or in Azurite's container for vended SAS tokens. Writers on other data dirs share nothing with it but
+//! S3-compatible bucket (moto, on loopback), or in Azurite's container (vended SAS tokens). Writers on other data dirs share nothing with it but
 //! the catalog's URL and the bucket: `--catalog-url http://…/iceberg`, credentials in
 //! `FLOE_CATALOG_CREDENTIAL`, and the bucket named by the catalog's `/v1/config`.
 
@@ -265,7 +265,8 @@ fn a_writer_reaches_azure_storage_with_the_sas_token_the_catalog_vends_not_its_o
     let refused =
         own.args(["sql", "SELECT count(*) FROM depot.parts"]).envs(catalog.store.env()).env("AZURE_STORAGE_ACCOUNT_KEY", wrong_key);
     let refused = refused.output().unwrap();
-    assert!(!refused.status.success(), "the wrong key reads nothing: {}", String::from_utf8_lossy(&refused.stdout));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("403"), "the wrong key reads nothing: {stderr}");
 }
 
 #[tokio::test]

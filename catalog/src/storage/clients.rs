@@ -50,7 +50,7 @@ const ADLS_SAS_TOKEN: &str = "adls.sas-token.";
 /// key would win over the token) and the token.
 fn azure_client(url: &ObjectUrl, properties: &HashMap<String, String>) -> MicrosoftAzureBuilder {
     let account = match url.bucket.split_once('@') {
-        Some((_, host)) => host.split('.').next().map(str::to_string),
+        Some((_, host)) => host.split('.').next().map(str::to_ascii_lowercase),
         None => MicrosoftAzureBuilder::from_env().get_config_value(&AzureConfigKey::AccountName),
     };
     let builder = match vended_sas_token(account.as_deref(), properties) {
@@ -63,16 +63,22 @@ fn azure_client(url: &ObjectUrl, properties: &HashMap<String, String>) -> Micros
     }
 }
 
-/// The SAS token vended for `account` (Azurite's only account when none is named).
+/// The SAS token vended for `account` (Azurite's only account when none is named). Account
+/// names are case-blind; of several keys for one account, the first in key order wins, so the
+/// choice does not vary from run to run.
 fn vended_sas_token<'p>(account: Option<&str>, properties: &'p HashMap<String, String>) -> Option<&'p String> {
     let account = account.unwrap_or("devstoreaccount1");
-    properties.iter().find_map(|(key, token)| (key.strip_prefix(ADLS_SAS_TOKEN)?.split('.').next()? == account).then_some(token))
+    let for_account = |key: &str| key.strip_prefix(ADLS_SAS_TOKEN)?.split('.').next().map(|name| name.eq_ignore_ascii_case(account));
+    let mut tokens: Vec<_> = properties.iter().filter(|(key, _)| for_account(key) == Some(true)).collect();
+    tokens.sort();
+    tokens.first().map(|(_, token)| *token)
 }
 
 /// What `MicrosoftAzureBuilder::from_env` reads, but for credentials.
 fn azure_env_without_credentials() -> MicrosoftAzureBuilder {
     let mut builder = MicrosoftAzureBuilder::new();
-    for (name, value) in std::env::vars().filter(|(name, _)| name.starts_with("AZURE_")) {
+    let variables = std::env::vars_os().filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
+    for (name, value) in variables.filter(|(name, _)| name.starts_with("AZURE_")) {
         let Ok(key) = name.to_ascii_lowercase().parse::<AzureConfigKey>() else { continue };
         let locates = matches!(
             key,
@@ -149,5 +155,6 @@ mod tests {
         assert!(vended_sas_token(Some("acct"), &vended("adls.sas-token.other.dfs.core.windows.net")).is_none());
         assert!(vended_sas_token(Some("acct"), &vended("adls.sas-token-expires-at-ms.acct")).is_none());
         assert!(vended_sas_token(None, &vended("adls.sas-token.devstoreaccount1")).is_some(), "Azurite's account");
+        assert!(vended_sas_token(Some("acct"), &vended("adls.sas-token.ACCT")).is_some(), "names are case-blind");
     }
 }

@@ -25,6 +25,9 @@ pub struct LineParser {
     /// allocation with its neighbours, not an allocation of its own. A 1.8 KB value a line,
     /// allocated on this thread and freed on another, cost the allocator more than the copy.
     arena: BytesMut,
+    /// The last line's topic: a key or value that comes before its line's topic (members
+    /// sorted by name) is read with this topic's prefixes instead of being scanned whole first.
+    last_topic: String,
 }
 
 /// The arena's first allocation. Later ones are as large (or as large as the rest of a line),
@@ -33,7 +36,7 @@ const ARENA_BYTES: usize = 64 << 10;
 
 impl Default for LineParser {
     fn default() -> Self {
-        Self { prefixes: Prefixes::default(), arena: BytesMut::with_capacity(ARENA_BYTES) }
+        Self { prefixes: Prefixes::default(), arena: BytesMut::with_capacity(ARENA_BYTES), last_topic: String::new() }
     }
 }
 
@@ -53,10 +56,17 @@ struct Line<'a> {
 impl LineParser {
     pub fn parse(&mut self, raw: &[u8]) -> Result<Message, String> {
         let text = std::str::from_utf8(raw).map_err(|e| format!("line is not valid JSON: {e}"))?;
-        if let Some(message) = parse_usual(&self.prefixes, text, &mut self.arena) {
-            return Ok(message);
+        let guess = Some(self.last_topic.as_str()).filter(|topic| !topic.is_empty());
+        let usual = parse_usual(&self.prefixes, text, &mut self.arena, guess)
+            .or_else(|| guess.and_then(|_| parse_usual(&self.prefixes, text, &mut self.arena, None)));
+        let message = match usual {
+            Some(message) => message,
+            None => self.parse_any(text)?,
+        };
+        if self.last_topic != message.topic {
+            self.last_topic.clone_from(&message.topic);
         }
-        self.parse_any(text)
+        Ok(message)
     }
 
     fn parse_any(&mut self, text: &str) -> Result<Message, String> {
@@ -80,11 +90,15 @@ impl LineParser {
 
 /// `{"topic": "<known topic>", "key": …, "value": …}`, members in any order, whose strings
 /// start with their prefixes; `None` for anything else, which [`LineParser::parse_any`] reads
-/// (and reports).
-fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut) -> Option<Message> {
+/// (and reports). A key or value before the topic is read with the prefixes of `guess` (the
+/// last line's topic), or, without one, scanned whole first; a guess the topic then belies is
+/// `None` too, and the caller reads the line again without it.
+fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, guess: Option<&str>) -> Option<Message> {
     let mut rest = token(text, '{')?;
     let mut topic = None;
-    // Key and value, [`Member::Read`] once their topic is known.
+    let guessed = guess.and_then(|name| prefixes.get_key_value(name));
+    let mut read_by_guess = false;
+    // Key and value, [`Member::Read`] once their topic is known (or guessed).
     let mut members = [Member::Absent, Member::Absent];
     for n in 0..3 {
         if n > 0 {
@@ -95,6 +109,9 @@ fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut) -> Option<
         let slot = match name {
             "topic" if topic.is_none() => {
                 let (name, after) = plain_string(rest)?;
+                if read_by_guess && guessed.is_none_or(|(guess, _)| guess != name) {
+                    return None;
+                }
                 topic = Some((name, prefixes.get(name)?));
                 rest = after;
                 continue;
@@ -106,8 +123,11 @@ fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut) -> Option<
         if !matches!(members[slot], Member::Absent) {
             return None;
         }
-        let (member, after) = match topic {
-            Some((_, prefixes)) => prefixes[slot].read_member(rest, arena).map(|(bytes, after)| (Member::Read(bytes), after))?,
+        let (member, after) = match topic.map(|(_, p)| p).or(guessed.map(|(_, p)| p)) {
+            Some(prefixes) => {
+                read_by_guess |= topic.is_none();
+                prefixes[slot].read_member(rest, arena).map(|(bytes, after)| (Member::Read(bytes), after))?
+            }
             None => scan_member(rest)?,
         };
         members[slot] = member;
@@ -403,7 +423,7 @@ mod tests {
             assert_eq!(text(message(&line_of(document), &mut parser).value), *document);
         }
         assert!(!parser.prefixes["t"][1].escaped.is_empty(), "a shared start was learned");
-        let usual = parse_usual(&parser.prefixes, &line_of(documents[1]), &mut BytesMut::new()).expect("read by the prefix");
+        let usual = parse_usual(&parser.prefixes, &line_of(documents[1]), &mut BytesMut::new(), None).expect("read by the prefix");
         assert_eq!(text(usual.value), documents[1]);
     }
 
@@ -414,7 +434,7 @@ mod tests {
         for document in documents {
             message(&line_of(document), &mut parser);
         }
-        assert!(parse_usual(&parser.prefixes, &line_of(r#"{"d": 1}"#), &mut BytesMut::new()).is_some(), "read by the empty prefix");
+        assert!(parse_usual(&parser.prefixes, &line_of(r#"{"d": 1}"#), &mut BytesMut::new(), None).is_some(), "read by the empty prefix");
         let shared = |i: usize| format!(r#"{{"schema": "a long schema", "payload": {i}}}"#);
         let learned = (0..2 * RELEARN_EMPTY as usize).find(|i| {
             assert_eq!(text(message(&line_of(&shared(*i)), &mut parser).value), shared(*i));
@@ -434,16 +454,19 @@ mod tests {
         // serde_json's own maps sort their members: key, topic, value.
         let sorted = serde_json::json!({"value": document(7), "topic": "t", "key": key(7)}).to_string();
         assert!(sorted.starts_with(r#"{"key":"#));
-        let usual = parse_usual(&parser.prefixes, &sorted, &mut BytesMut::new()).expect("read by the prefix");
+        let usual = parse_usual(&parser.prefixes, &sorted, &mut BytesMut::new(), None).expect("read by the prefix");
         assert_eq!((text(usual.key), text(usual.value)), (key(7), document(7)));
         let value_first = format!(r#"{{"value": {}, "key": null, "topic": "t"}}"#, serde_json::to_string(&document(8)).unwrap());
-        let usual = parse_usual(&parser.prefixes, &value_first, &mut BytesMut::new()).expect("read by the prefix");
+        let usual = parse_usual(&parser.prefixes, &value_first, &mut BytesMut::new(), None).expect("read by the prefix");
         assert_eq!((usual.key, text(usual.value)), (None, document(8)));
         assert!(
-            parse_usual(&parser.prefixes, r#"{"topic": "t", "key": null, "key": null}"#, &mut BytesMut::new()).is_none(),
+            parse_usual(&parser.prefixes, r#"{"topic": "t", "key": null, "key": null}"#, &mut BytesMut::new(), None).is_none(),
             "a repeated member is left to serde_json"
         );
-        assert!(parse_usual(&parser.prefixes, r#"{"topic": "t", "key": null}"#, &mut BytesMut::new()).is_none(), "so is a missing one");
+        assert!(
+            parse_usual(&parser.prefixes, r#"{"topic": "t", "key": null}"#, &mut BytesMut::new(), None).is_none(),
+            "so is a missing one"
+        );
         assert!(parser.parse(br#"{"key": "abc\"#).unwrap_err().contains("not valid JSON"), "a line cut after a backslash");
     }
 
@@ -473,6 +496,15 @@ mod tests {
         }
         assert!(parser.prefixes["a"][1].escaped.contains("aaa"));
         assert!(parser.prefixes["b"][1].escaped.contains("bbb"));
+        // Members sorted by name put the key before the topic: it is read with the guessed
+        // topic's prefixes, and a guess the topic belies leaves the line to be read again.
+        let document = r#"{"schema": "bbb", "payload": {"n": 9, "m": 1}}"#;
+        let sorted = serde_json::json!({"topic": "b", "key": "{\"k\": 1}", "value": document}).to_string();
+        assert!(sorted.starts_with(r#"{"key":"#));
+        let read = parse_usual(&parser.prefixes, &sorted, &mut BytesMut::new(), Some("b")).expect("the guess holds");
+        assert_eq!((text(read.key), text(read.value)), ("{\"k\": 1}".to_string(), document.to_string()));
+        assert!(parse_usual(&parser.prefixes, &sorted, &mut BytesMut::new(), Some("a")).is_none(), "belied");
+        assert_eq!(text(message(&sorted, &mut parser).value), document, "read again without the guess");
     }
 
     #[test]
