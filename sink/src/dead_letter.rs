@@ -43,7 +43,7 @@ pub fn dead_letter_row(record: &SourceRecord, target_table: Option<String>, reas
         ("stream", Cell::Text(record.stream.to_string())),
         ("partition", Cell::Int(record.partition.into())),
         ("offset", Cell::Int(record.offset)),
-        ("topic", message.map_or(Cell::Null, |m| Cell::Text(m.topic.clone()))),
+        ("topic", message.map_or(Cell::Null, |m| Cell::Text(m.topic.to_string()))),
         ("target_table", target_table.map_or(Cell::Null, Cell::Text)),
         ("key", bytes(message.and_then(|m| m.key.as_deref()))),
         ("value", bytes(message.and_then(|m| m.value.as_deref()))),

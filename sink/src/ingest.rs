@@ -316,7 +316,7 @@ impl<'a> Ingestor<'a> {
         let mut tables: Vec<(Arc<str>, TableSnapshot)> = vec![];
         for (index, record) in records.iter().enumerate() {
             let Ok(message) = &record.message else { continue };
-            let Some(table) = self.topics.get(&message.topic).cloned() else { continue };
+            let Some(table) = self.topics.get(&*message.topic).cloned() else { continue };
             if self.failed.contains_key(&*table) || self.paused.contains_key(&*table) {
                 continue;
             }

@@ -12,6 +12,8 @@
 //! comes before the topic (as in `{"key":…,"topic":…,"value":…}`, what a JSON writer that
 //! sorts members makes) is scanned whole first, then checked against the prefix.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -27,7 +29,7 @@ pub struct LineParser {
     arena: BytesMut,
     /// The last line's topic: a key or value that comes before its line's topic (members
     /// sorted by name) is read with this topic's prefixes instead of being scanned whole first.
-    last_topic: String,
+    last_topic: Arc<str>,
 }
 
 /// The arena's first allocation. Later ones are as large (or as large as the rest of a line),
@@ -36,12 +38,13 @@ const ARENA_BYTES: usize = 64 << 10;
 
 impl Default for LineParser {
     fn default() -> Self {
-        Self { prefixes: Prefixes::default(), arena: BytesMut::with_capacity(ARENA_BYTES), last_topic: String::new() }
+        Self { prefixes: Prefixes::default(), arena: BytesMut::with_capacity(ARENA_BYTES), last_topic: "".into() }
     }
 }
 
 /// Per topic, the prefixes of its keys and of its values.
-type Prefixes = hashbrown::HashMap<String, [SharedPrefix; 2]>;
+/// Keyed by the topic's name, shared with every message of the topic.
+type Prefixes = hashbrown::HashMap<Arc<str>, [SharedPrefix; 2]>;
 
 #[derive(Deserialize)]
 struct Line<'a> {
@@ -56,15 +59,15 @@ struct Line<'a> {
 impl LineParser {
     pub fn parse(&mut self, raw: &[u8]) -> Result<Message, String> {
         let text = std::str::from_utf8(raw).map_err(|e| format!("line is not valid JSON: {e}"))?;
-        let guess = Some(self.last_topic.as_str()).filter(|topic| !topic.is_empty());
+        let guess = Some(&*self.last_topic).filter(|topic| !topic.is_empty());
         let usual = parse_usual(&self.prefixes, text, &mut self.arena, guess)
             .or_else(|| guess.and_then(|_| parse_usual(&self.prefixes, text, &mut self.arena, None)));
         let message = match usual {
             Some(message) => message,
             None => self.parse_any(text)?,
         };
-        if self.last_topic != message.topic {
-            self.last_topic.clone_from(&message.topic);
+        if *self.last_topic != *message.topic {
+            self.last_topic = message.topic.clone();
         }
         Ok(message)
     }
@@ -78,13 +81,13 @@ impl LineParser {
         }
         let line: Line = serde_json::from_str(text).map_err(|e| format!("line is not valid JSON: {e}"))?;
         let topic = line.topic.and_then(|t| serde_json::from_str::<String>(t.get()).ok()).ok_or("line has no \"topic\" string")?;
-        let [key_prefix, value_prefix] = match self.prefixes.get_mut(&topic) {
-            Some(prefixes) => prefixes,
-            None => self.prefixes.entry(topic.clone()).or_default(),
-        };
+        if !self.prefixes.contains_key(topic.as_str()) {
+            self.prefixes.insert(topic.as_str().into(), Default::default());
+        }
+        let (topic, [key_prefix, value_prefix]) = self.prefixes.get_key_value_mut(topic.as_str()).expect("inserted");
         let key = member_bytes(line.key, key_prefix, &mut self.arena)?;
         let value = member_bytes(line.value, value_prefix, &mut self.arena)?;
-        Ok(Message { topic, key, value })
+        Ok(Message { topic: topic.clone(), key, value })
     }
 }
 
@@ -109,10 +112,10 @@ fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, guess: Opt
         let slot = match name {
             "topic" if topic.is_none() => {
                 let (name, after) = plain_string(rest)?;
-                if read_by_guess && guessed.is_none_or(|(guess, _)| guess != name) {
+                if read_by_guess && guessed.is_none_or(|(guess, _)| &**guess != name) {
                     return None;
                 }
-                topic = Some((name, prefixes.get(name)?));
+                topic = Some(prefixes.get_key_value(name)?);
                 rest = after;
                 continue;
             }
@@ -138,7 +141,7 @@ fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, guess: Opt
     }
     let (topic, prefixes) = topic?;
     let [key, value] = members;
-    Some(Message { topic: topic.to_owned(), key: key.read(&prefixes[0], arena)?, value: value.read(&prefixes[1], arena)? })
+    Some(Message { topic: topic.clone(), key: key.read(&prefixes[0], arena)?, value: value.read(&prefixes[1], arena)? })
 }
 
 /// `rest` after `expected`, skipping whitespace before it.

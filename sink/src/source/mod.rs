@@ -30,7 +30,8 @@ pub struct SourceRecord {
 
 #[derive(Debug, Clone)]
 pub struct Message {
-    pub topic: String,
+    /// Shared by the messages of one topic where the source can (NDJSON lines).
+    pub topic: Arc<str>,
     pub key: Option<bytes::Bytes>,
     pub value: Option<bytes::Bytes>,
 }
