@@ -16,7 +16,7 @@ use tracing::info;
 use crate::catalog::Catalog;
 use crate::commit::{commit_with_retry, RetryPolicy, TableChange};
 use crate::error::Result;
-use crate::storage::list_files;
+use crate::storage::{list_files, ListedFile};
 use crate::table::FloeTable;
 
 /// Which snapshots to expire.
@@ -130,11 +130,28 @@ fn comparable(location: &str) -> String {
 /// Deletes files under the table's location that nothing references and that are older than
 /// `older_than`, local or in a bucket alike. `table` must be freshly loaded.
 pub async fn remove_unreferenced_files(table: &FloeTable, older_than: DateTime<Utc>) -> Result<CleanupReport> {
+    let listed = list_table_files(table)?.await?;
+    remove_unreferenced_listed(table, older_than, listed).await
+}
+
+/// Every file under the table's location, listed when the future runs: it owns what it needs,
+/// so it can be spawned to list while other work goes on.
+pub fn list_table_files(table: &FloeTable) -> Result<impl std::future::Future<Output = Result<Vec<ListedFile>>> + Send + 'static> {
+    let file_io = table.iceberg_table()?.file_io().clone();
+    let location = table.metadata().location().to_string();
+    Ok(async move { list_files(&file_io, &location).await })
+}
+
+/// [`remove_unreferenced_files`] of files `listed` before. A file is deleted only when `table`
+/// (freshly loaded) does not reference it and it is older than `older_than`, so a listing made
+/// earlier is safe: what was written since is not in it, and what was listed and is still
+/// referenced stays.
+pub async fn remove_unreferenced_listed(table: &FloeTable, older_than: DateTime<Utc>, listed: Vec<ListedFile>) -> Result<CleanupReport> {
     let referenced = referenced_files(table).await?;
     let file_io = table.iceberg_table()?.file_io().clone();
     let mut report = CleanupReport::default();
     let mut orphans = vec![];
-    for file in list_files(&file_io, table.metadata().location()).await? {
+    for file in listed {
         if referenced.contains(&file.location) || file.modified >= older_than {
             continue;
         }

@@ -13,14 +13,14 @@ use floe_catalog::iceberg::spec::DataContentType;
 use floe_catalog::iceberg::TableIdent;
 use floe_catalog::iceberg::TableUpdate;
 use floe_catalog::layout::{committed_max_op_ts, committed_positions, paths, SUMMARY_MAX_OP_TS, SUMMARY_POSITIONS};
-use floe_catalog::maintenance::{expirable_snapshots, remove_unreferenced_files};
+use floe_catalog::maintenance::{expirable_snapshots, list_table_files, remove_unreferenced_listed};
 use floe_catalog::replace::{prepare_replace, FileRewrite};
 use floe_catalog::writer::DEFAULT_TARGET_FILE_SIZE;
 use floe_catalog::{commit_with_retry, Catalog, FloeTable, RetryPolicy};
 use serde::Serialize;
 use tracing::{info, info_span, Instrument};
 
-use crate::error::Result;
+use crate::error::{CompactError, Result};
 use crate::execute::{rewrite_full, RewriteOptions, RewriteOutput};
 use crate::incremental::rewrite_incremental;
 use crate::plan::{plan, CompactionKind, CompactionPlan, PlanPolicy, Skip, SUMMARY_COMPACTION};
@@ -145,6 +145,12 @@ async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &Comp
         return Ok(report);
     }
 
+    // The cleanup's listing, when snapshots will expire, runs while the rewrite computes: on
+    // object storage a LIST of the table's objects takes a round trip per thousand.
+    let listing = match will_expire(&table, options) {
+        true => Some(AbortOnDrop(tokio::spawn(list_table_files(&table)?))),
+        false => None,
+    };
     let (plan, output) = rewrite(&table, plan, &rewrite_options(options)).await?;
     report.describe_plan(&plan);
     info!(elapsed_ms = started.elapsed().as_millis() as u64, rows_out = output.rows_out, superseded = output.rows_superseded, "rewritten");
@@ -174,11 +180,32 @@ async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &Comp
     // behind wait for the next expiry. Skipping the sweep otherwise spares an incremental
     // compaction reading every retained snapshot's manifests.
     if expired > 0 {
-        let cleanup = remove_unreferenced_files(&table, now - options.orphan_grace).await?;
+        let listed = match listing {
+            Some(mut listing) => (&mut listing.0).await.map_err(|e| CompactError::Invalid(format!("listing the table's files: {e}")))??,
+            None => list_table_files(&table)?.await?,
+        };
+        let cleanup = remove_unreferenced_listed(&table, now - options.orphan_grace, listed).await?;
         report.files_deleted = cleanup.files_deleted as u64;
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Whether the compaction's commit will expire snapshots: one is older than the retention
+/// (the current one, too, which the commit replaces). A wrong guess costs a listing, or lists
+/// after the commit instead of during the rewrite.
+fn will_expire(table: &FloeTable, options: &CompactOptions) -> bool {
+    let expire_before = (Utc::now() - options.snapshot_retention).timestamp_millis();
+    expirable_snapshots(table).any(|snapshot| snapshot.timestamp_ms() < expire_before)
+}
+
+/// A task that stops when it is no longer wanted (the compaction failed, or expired nothing).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn rewrite_options(options: &CompactOptions) -> RewriteOptions {
