@@ -77,11 +77,17 @@ impl Catalog {
 
     /// `floe sql` on the catalog's own data dir (its embedded catalog, the bucket's files).
     fn sql(&self, query: &str) -> Vec<Value> {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_floe"));
-        command.args(["--data-dir", &self.dir.path().display().to_string(), "--warehouse", self.warehouse]);
-        let out = command.args(["sql", query, "--format", "json"]).envs(self.store.env()).output().unwrap();
+        let out = self.sql_command(query).output().unwrap();
         assert!(out.status.success(), "{query}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// `floe sql` of `query` on the catalog's own data dir, with the store's own credentials.
+    fn sql_command(&self, query: &str) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_floe"));
+        command.args(["--data-dir", &self.dir.path().display().to_string(), "--warehouse", self.warehouse]);
+        command.args(["sql", query, "--format", "json"]).envs(self.store.env());
+        command
     }
 
     fn rows(&self, table: &str) -> i64 {
@@ -260,11 +266,7 @@ fn a_writer_reaches_azure_storage_with_the_sas_token_the_catalog_vends_not_its_o
         assert_eq!(catalog.rows(&table), rows, "{table}");
     }
     // The key alone, without the catalog's token, is refused: the token did the writing.
-    let mut own = Command::new(env!("CARGO_BIN_EXE_floe"));
-    own.args(["--data-dir", &catalog.dir.path().display().to_string(), "--warehouse", catalog.warehouse]);
-    let refused =
-        own.args(["sql", "SELECT count(*) FROM depot.parts"]).envs(catalog.store.env()).env("AZURE_STORAGE_ACCOUNT_KEY", wrong_key);
-    let refused = refused.output().unwrap();
+    let refused = catalog.sql_command("SELECT count(*) FROM depot.parts").env("AZURE_STORAGE_ACCOUNT_KEY", wrong_key).output().unwrap();
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && stderr.contains("403"), "the wrong key reads nothing: {stderr}");
 }

@@ -18,6 +18,7 @@ use floe_catalog::replace::{prepare_replace, FileRewrite};
 use floe_catalog::writer::DEFAULT_TARGET_FILE_SIZE;
 use floe_catalog::{commit_with_retry, Catalog, FloeTable, RetryPolicy};
 use serde::Serialize;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{info, info_span, Instrument};
 
 use crate::error::{CompactError, Result};
@@ -146,9 +147,10 @@ async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &Comp
     }
 
     // The cleanup's listing, when snapshots will expire, runs while the rewrite computes: on
-    // object storage a LIST of the table's objects takes a round trip per thousand.
+    // object storage a LIST of the table's objects takes a round trip per thousand. The task
+    // stops when it is not wanted (the compaction failed, or expired nothing).
     let listing = match will_expire(&table, options) {
-        true => Some(AbortOnDrop(tokio::spawn(list_table_files(&table)?))),
+        true => Some(AbortOnDropHandle::new(tokio::spawn(list_table_files(&table)?))),
         false => None,
     };
     let (plan, output) = rewrite(&table, plan, &rewrite_options(options)).await?;
@@ -181,7 +183,7 @@ async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &Comp
     // compaction reading every retained snapshot's manifests.
     if expired > 0 {
         let listed = match listing {
-            Some(mut listing) => (&mut listing.0).await.map_err(|e| CompactError::Invalid(format!("listing the table's files: {e}")))??,
+            Some(listing) => listing.await.map_err(|e| CompactError::Invalid(format!("listing the table's files: {e}")))??,
             None => list_table_files(&table)?.await?,
         };
         let cleanup = remove_unreferenced_listed(&table, now - options.orphan_grace, listed).await?;
@@ -197,15 +199,6 @@ async fn compact_inner(catalog: &dyn Catalog, ident: &TableIdent, options: &Comp
 fn will_expire(table: &FloeTable, options: &CompactOptions) -> bool {
     let expire_before = (Utc::now() - options.snapshot_retention).timestamp_millis();
     expirable_snapshots(table).any(|snapshot| snapshot.timestamp_ms() < expire_before)
-}
-
-/// A task that stops when it is no longer wanted (the compaction failed, or expired nothing).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 fn rewrite_options(options: &CompactOptions) -> RewriteOptions {

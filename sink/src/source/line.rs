@@ -10,7 +10,8 @@
 //! order) is then read by a byte compare of the prefix and a scan of the rest; any other line
 //! goes through serde_json and teaches the parser its topic's prefixes. A key or value that
 //! comes before the topic (as in `{"key":…,"topic":…,"value":…}`, what a JSON writer that
-//! sorts members makes) is scanned whole first, then checked against the prefix.
+//! sorts members makes) is read with the prefixes of the last line's topic, and the line is
+//! read again when its topic is another.
 
 use std::sync::Arc;
 
@@ -42,8 +43,8 @@ impl Default for LineParser {
     }
 }
 
-/// Per topic, the prefixes of its keys and of its values.
-/// Keyed by the topic's name, shared with every message of the topic.
+/// Per topic, the prefixes of its keys and of its values; the topic's name is shared with
+/// every message of the topic.
 type Prefixes = hashbrown::HashMap<Arc<str>, [SharedPrefix; 2]>;
 
 #[derive(Deserialize)]
@@ -58,7 +59,7 @@ struct Line<'a> {
 
 impl LineParser {
     pub fn parse(&mut self, raw: &[u8]) -> Result<Message, String> {
-        let text = std::str::from_utf8(raw).map_err(|e| format!("line is not valid JSON: {e}"))?;
+        let text = std::str::from_utf8(raw).map_err(|e| invalid(&e.to_string()))?;
         let guess = Some(&*self.last_topic).filter(|topic| !topic.is_empty());
         let usual = parse_usual(&self.prefixes, text, &mut self.arena, guess)
             .or_else(|| guess.and_then(|_| parse_usual(&self.prefixes, text, &mut self.arena, None)));
@@ -75,11 +76,11 @@ impl LineParser {
     fn parse_any(&mut self, text: &str) -> Result<Message, String> {
         if !text.trim_ascii_start().starts_with('{') {
             return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-                Err(e) => format!("line is not valid JSON: {e}"),
+                Err(e) => invalid(&e.to_string()),
                 Ok(_) => "line is not a JSON object".into(),
             });
         }
-        let line: Line = serde_json::from_str(text).map_err(|e| format!("line is not valid JSON: {e}"))?;
+        let line: Line = serde_json::from_str(text).map_err(|e| invalid(&e.to_string()))?;
         let topic = line.topic.and_then(|t| serde_json::from_str::<String>(t.get()).ok()).ok_or("line has no \"topic\" string")?;
         if !self.prefixes.contains_key(topic.as_str()) {
             self.prefixes.insert(topic.as_str().into(), Default::default());
@@ -250,7 +251,7 @@ impl SharedPrefix {
     /// The unescaped bytes of a string's escaped `content` (closing quote included); `None`
     /// unless it starts with the prefix.
     fn read_content(&self, content: &str, arena: &mut BytesMut) -> Option<Bytes> {
-        self.joined(self.after_prefix(content)?, arena).ok()
+        joined(&self.unescaped, self.after_prefix(content)?, arena).ok()
     }
 
     /// `content` after the prefix; `None` when it does not start with it, when none is learned,
@@ -269,17 +270,11 @@ impl SharedPrefix {
         tail
     }
 
-    /// The prefix's text followed by the unescaped `tail` (escaped content after the prefix,
-    /// closing quote included, nothing after it).
-    fn joined(&self, tail: &str, arena: &mut BytesMut) -> Result<Bytes, String> {
-        joined(&self.unescaped, tail, arena)
-    }
-
     /// The content of the JSON string literal `quoted` (quotes included).
     fn unescape(&mut self, quoted: &str, arena: &mut BytesMut) -> Result<Bytes, String> {
         let body = &quoted[1..];
         if let Some(tail) = self.after_prefix(body) {
-            return self.joined(tail, arena);
+            return joined(&self.unescaped, tail, arena);
         }
         let text = joined("", body, arena)?;
         self.learn(body)?;
