@@ -2,15 +2,18 @@
 //! the shape of a Kafka message as Debezium's JsonConverter writes it. Positions are partition 0
 //! and the 1-based line number.
 //!
-//! A thread reads and splits lines ahead of the ingest loop, a few batches at most, so reading
-//! overlaps decoding and a quiet stdin never blocks the loop's timers.
+//! A thread reads chunks of whole lines and another parses them, both ahead of the ingest loop
+//! (a few chunks and batches at most), so reading overlaps decoding and a quiet stdin never
+//! blocks the loop's timers.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{SyncSender, TryRecvError};
 
 use async_trait::async_trait;
-use bytes::BytesMut;
+
+use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
 use super::line::LineParser;
@@ -119,61 +122,86 @@ impl Source for FileSource {
     }
 }
 
-/// The reading thread: lines → batches of records, until the input ends or the loop hangs up.
-/// Lines are slices of large shared chunks, not a copy each: a line's bytes live as long as
-/// its record (for the dead-letter table), and a chunk as long as its last line.
-fn read_lines(
-    mut reader: Box<dyn Read + Send>,
-    stream: String,
-    skip_through: i64,
-    sender: mpsc::Sender<std::io::Result<Vec<SourceRecord>>>,
-) {
+/// The parsing thread: chunks of whole lines → batches of records, until the input ends or the
+/// loop hangs up. Lines are slices of the chunks, not a copy each: a line's bytes live as long
+/// as its record (for the dead-letter table), and a chunk as long as its last line.
+///
+/// A batch is handed over when it is full, or when the next chunk has not been read yet: the
+/// ingest loop gets what stdin has sent before the parser waits on it, and a file read faster
+/// than it is parsed still makes full batches (small ones cost the loop a hand-over each).
+fn read_lines(reader: Box<dyn Read + Send>, stream: String, skip_through: i64, sender: mpsc::Sender<std::io::Result<Vec<SourceRecord>>>) {
     let stream: std::sync::Arc<str> = stream.into();
+    let (chunk_sender, chunks) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+    let reading = std::thread::Builder::new().name("floe-file-reader".into()).spawn(move || read_chunks(reader, chunk_sender));
+    if let Err(e) = reading {
+        let _ = sender.blocking_send(Err(e));
+        return;
+    }
     let mut parser = LineParser::default();
-    let (mut buffer, mut scanned, mut line) = (BytesMut::new(), 0, 0i64);
+    let mut line = 0i64;
     let mut batch = Vec::with_capacity(BATCH_RECORDS);
+    let hand_over = |batch: &mut Vec<SourceRecord>| {
+        batch.is_empty() || sender.blocking_send(Ok(std::mem::replace(batch, Vec::with_capacity(BATCH_RECORDS)))).is_ok()
+    };
     loop {
-        let raw = match memchr::memchr(b'\n', &buffer[scanned..]) {
-            Some(at) => {
-                let raw = buffer.split_to(scanned + at + 1);
-                scanned = 0;
-                raw
-            }
-            None => {
-                // Nothing more is buffered: hand over what was read before waiting on the input.
-                if !batch.is_empty() && sender.blocking_send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_RECORDS)))).is_err()
-                {
-                    return;
+        let chunk = match chunks.try_recv() {
+            Ok(chunk) => chunk,
+            Err(TryRecvError::Empty) if !hand_over(&mut batch) => return,
+            Err(TryRecvError::Empty) => match chunks.recv() {
+                Ok(chunk) => chunk,
+                Err(_) => return,
+            },
+            Err(TryRecvError::Disconnected) => break,
+        };
+        let mut chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                if hand_over(&mut batch) {
+                    let _ = sender.blocking_send(Err(e));
                 }
-                scanned = buffer.len();
-                match read_more(&mut reader, &mut buffer) {
-                    Err(e) => {
-                        let _ = sender.blocking_send(Err(e));
-                        return;
-                    }
-                    Ok(0) if buffer.is_empty() => return,
-                    Ok(0) => {
-                        // The last line, without a newline: nothing is left to scan after it.
-                        scanned = 0;
-                        buffer.split()
-                    }
-                    Ok(_) => continue,
-                }
+                return;
             }
         };
-        line += 1;
-        if line <= skip_through {
-            continue;
+        while !chunk.is_empty() {
+            let end = memchr::memchr(b'\n', &chunk).map_or(chunk.len(), |at| at + 1);
+            let mut raw = chunk.split_to(end);
+            line += 1;
+            if line <= skip_through {
+                continue;
+            }
+            while raw.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                raw.truncate(raw.len() - 1);
+            }
+            let message = parser.parse(&raw);
+            batch.push(SourceRecord { stream: stream.clone(), partition: 0, offset: line, raw, message });
+            if batch.len() == BATCH_RECORDS && !hand_over(&mut batch) {
+                return;
+            }
         }
-        let mut raw = raw.freeze();
-        while raw.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            raw.truncate(raw.len() - 1);
-        }
-        let message = parser.parse(&raw);
-        batch.push(SourceRecord { stream: stream.clone(), partition: 0, offset: line, raw, message });
-        if batch.len() == BATCH_RECORDS
-            && sender.blocking_send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_RECORDS)))).is_err()
-        {
+    }
+    hand_over(&mut batch);
+}
+
+/// Chunks read ahead of the parser.
+const CHUNKS_AHEAD: usize = 4;
+
+/// The reader's thread: the input in chunks of whole lines (the last one may lack its newline),
+/// until it ends, fails, or the parser hangs up.
+fn read_chunks(mut reader: Box<dyn Read + Send>, chunks: SyncSender<std::io::Result<Bytes>>) {
+    let mut buffer = BytesMut::new();
+    loop {
+        let scanned = buffer.len();
+        let chunk = match read_more(&mut reader, &mut buffer) {
+            Err(e) => Err(e),
+            Ok(0) if buffer.is_empty() => return,
+            Ok(0) => Ok(buffer.split().freeze()),
+            Ok(_) => match memchr::memrchr(b'\n', &buffer[scanned..]) {
+                Some(at) => Ok(buffer.split_to(scanned + at + 1).freeze()),
+                None => continue,
+            },
+        };
+        let failed = chunk.is_err();
+        if chunks.send(chunk).is_err() || failed {
             return;
         }
     }
@@ -218,6 +246,18 @@ mod tests {
             let source = from_reader(Box::new(std::io::Cursor::new(input.as_bytes().to_vec())), "test".into());
             assert_eq!(lines_of(source).await, expected, "{input:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn lines_a_pipe_has_delivered_are_handed_over_while_it_stays_open() {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let mut source = from_reader(Box::new(reader), "test".into());
+        std::io::Write::write_all(&mut writer, b"one\ntwo\nthree\n").unwrap();
+        let batch = tokio::time::timeout(std::time::Duration::from_secs(30), source.next_batch()).await;
+        let lines: Vec<_> = batch.expect("the lines come before the pipe closes").unwrap().unwrap().into_iter().map(|r| r.raw).collect();
+        assert_eq!(lines, ["one", "two", "three"]);
+        drop(writer);
+        assert!(source.next_batch().await.unwrap().is_none(), "the input ended");
     }
 
     #[tokio::test]
