@@ -9,11 +9,11 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 
 use async_trait::async_trait;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 use super::line::LineParser;
@@ -122,9 +122,11 @@ impl Source for FileSource {
     }
 }
 
-/// The parsing thread: chunks of whole lines → batches of records, until the input ends or the
-/// loop hangs up. Lines are slices of the chunks, not a copy each: a line's bytes live as long
-/// as its record (for the dead-letter table), and a chunk as long as its last line.
+/// The parsing thread: the input's chunks → batches of records, until the input ends or the
+/// loop hangs up. Lines are slices of large shared buffers, not a copy each: a line's bytes
+/// live as long as its record (for the dead-letter table), and a buffer as long as its last
+/// line. The buffers are allocated here, not on the reader's thread: freed on other threads,
+/// the reader's allocations were kept by the allocator for a while, and doubled the peak memory.
 ///
 /// A batch is handed over when it is full, or when the next chunk has not been read yet: the
 /// ingest loop gets what stdin has sent before the parser waits on it, and a file read faster
@@ -132,39 +134,47 @@ impl Source for FileSource {
 fn read_lines(reader: Box<dyn Read + Send>, stream: String, skip_through: i64, sender: mpsc::Sender<std::io::Result<Vec<SourceRecord>>>) {
     let stream: std::sync::Arc<str> = stream.into();
     let (chunk_sender, chunks) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
-    let reading = std::thread::Builder::new().name("floe-file-reader".into()).spawn(move || read_chunks(reader, chunk_sender));
+    let (recycler, recycled) = std::sync::mpsc::channel();
+    let reading = std::thread::Builder::new().name("floe-file-reader".into()).spawn(move || read_chunks(reader, chunk_sender, recycled));
     if let Err(e) = reading {
         let _ = sender.blocking_send(Err(e));
         return;
     }
     let mut parser = LineParser::default();
-    let mut line = 0i64;
+    let (mut buffer, mut line) = (BytesMut::new(), 0i64);
     let mut batch = Vec::with_capacity(BATCH_RECORDS);
     let hand_over = |batch: &mut Vec<SourceRecord>| {
         batch.is_empty() || sender.blocking_send(Ok(std::mem::replace(batch, Vec::with_capacity(BATCH_RECORDS)))).is_ok()
     };
-    loop {
+    let mut ended = false;
+    while !ended {
         let chunk = match chunks.try_recv() {
-            Ok(chunk) => chunk,
+            Ok(chunk) => Some(chunk),
             Err(TryRecvError::Empty) if !hand_over(&mut batch) => return,
-            Err(TryRecvError::Empty) => match chunks.recv() {
-                Ok(chunk) => chunk,
-                Err(_) => return,
-            },
-            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => chunks.recv().ok(),
+            Err(TryRecvError::Disconnected) => None,
         };
-        let mut chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(e) => {
+        match chunk {
+            Some(Ok(chunk)) => {
+                buffer.extend_from_slice(&chunk);
+                let _ = recycler.send(chunk);
+            }
+            Some(Err(e)) => {
                 if hand_over(&mut batch) {
                     let _ = sender.blocking_send(Err(e));
                 }
                 return;
             }
+            // The input ended: its last line may lack a newline.
+            None => ended = true,
+        }
+        let whole_lines = match ended {
+            true => buffer.len(),
+            false => memchr::memrchr(b'\n', &buffer).map_or(0, |at| at + 1),
         };
-        while !chunk.is_empty() {
-            let end = memchr::memchr(b'\n', &chunk).map_or(chunk.len(), |at| at + 1);
-            let mut raw = chunk.split_to(end);
+        let mut lines = buffer.split_to(whole_lines).freeze();
+        while !lines.is_empty() {
+            let mut raw = lines.split_to(memchr::memchr(b'\n', &lines).map_or(lines.len(), |at| at + 1));
             line += 1;
             if line <= skip_through {
                 continue;
@@ -182,47 +192,32 @@ fn read_lines(reader: Box<dyn Read + Send>, stream: String, skip_through: i64, s
     hand_over(&mut batch);
 }
 
-/// Chunks read ahead of the parser.
+/// Chunks read ahead of the parser, and the size of each read.
 const CHUNKS_AHEAD: usize = 4;
+const CHUNK_BYTES: usize = 256 << 10;
 
-/// The reader's thread: the input in chunks of whole lines (the last one may lack its newline),
-/// until it ends, fails, or the parser hangs up.
-fn read_chunks(mut reader: Box<dyn Read + Send>, chunks: SyncSender<std::io::Result<Bytes>>) {
-    let mut buffer = BytesMut::new();
+/// The reader's thread: the input in chunks as each read returns them, until it ends, fails, or
+/// the parser hangs up. Chunks come back through `recycled` to be read into again.
+fn read_chunks(mut reader: Box<dyn Read + Send>, chunks: SyncSender<std::io::Result<Vec<u8>>>, recycled: Receiver<Vec<u8>>) {
     loop {
-        let scanned = buffer.len();
-        let chunk = match read_more(&mut reader, &mut buffer) {
-            Err(e) => Err(e),
-            Ok(0) if buffer.is_empty() => return,
-            Ok(0) => Ok(buffer.split().freeze()),
-            Ok(_) => match memchr::memrchr(b'\n', &buffer[scanned..]) {
-                Some(at) => Ok(buffer.split_to(scanned + at + 1).freeze()),
-                None => continue,
-            },
+        let mut chunk = recycled.try_recv().unwrap_or_default();
+        chunk.resize(CHUNK_BYTES, 0);
+        let read = loop {
+            match reader.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                result => break result,
+            }
         };
-        let failed = chunk.is_err();
-        if chunks.send(chunk).is_err() || failed {
+        let (read, failed) = match read {
+            Ok(0) => return,
+            Ok(n) => (Ok(n), false),
+            Err(e) => (Err(e), true),
+        };
+        chunk.truncate(*read.as_ref().unwrap_or(&0));
+        if chunks.send(read.map(|_| chunk)).is_err() || failed {
             return;
         }
     }
-}
-
-/// Reads the next piece of input onto the end of `buffer`; 0 at the end of the input.
-fn read_more(reader: &mut Box<dyn Read + Send>, buffer: &mut BytesMut) -> std::io::Result<usize> {
-    const CHUNK: usize = 256 << 10;
-    if buffer.capacity() - buffer.len() < CHUNK / 4 {
-        buffer.reserve(CHUNK);
-    }
-    let filled = buffer.len();
-    buffer.resize(buffer.capacity(), 0);
-    let read = loop {
-        match reader.read(&mut buffer[filled..]) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            result => break result,
-        }
-    };
-    buffer.truncate(filled + *read.as_ref().unwrap_or(&0));
-    read
 }
 
 #[cfg(test)]
