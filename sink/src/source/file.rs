@@ -2,17 +2,19 @@
 //! the shape of a Kafka message as Debezium's JsonConverter writes it. Positions are partition 0
 //! and the 1-based line number.
 //!
-//! A thread reads chunks of whole lines and another parses them, both ahead of the ingest loop
-//! (a few chunks and batches at most), so reading overlaps decoding and a quiet stdin never
-//! blocks the loop's timers.
+//! One thread reads the input in chunks and another splits and parses its lines, both ahead of
+//! the ingest loop (a few chunks and batches at most), so reading overlaps decoding and a quiet
+//! stdin never blocks the loop's timers.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-
 use bytes::BytesMut;
 use tokio::sync::mpsc;
 
@@ -38,7 +40,7 @@ pub fn open(path: &Path, stream_name: Option<String>) -> std::io::Result<FileSou
 /// Reads records from any reader; positions are recorded under `stream`. A reader cannot be
 /// rewound, so resuming it after a pause continues where it was.
 pub fn from_reader(reader: Box<dyn Read + Send>, stream: String) -> FileSource {
-    FileSource { stream, path: None, reader: Some(reader), records: None, skip_through: 0, paused: false }
+    FileSource { stream, path: None, reader: Some(reader), records: None, draining: Arc::default(), skip_through: 0, paused: false }
 }
 
 pub struct FileSource {
@@ -48,6 +50,8 @@ pub struct FileSource {
     /// The reader not yet started (a thread takes it on the first batch).
     reader: Option<Box<dyn Read + Send>>,
     records: Option<mpsc::Receiver<std::io::Result<Vec<SourceRecord>>>>,
+    /// Set on shutdown: the parser hands over what has been read, then stops.
+    draining: Arc<AtomicBool>,
     /// Lines up to this number are skipped unread (seek).
     skip_through: i64,
     paused: bool,
@@ -66,7 +70,11 @@ impl FileSource {
         };
         let (sender, receiver) = mpsc::channel(BATCHES_AHEAD);
         let (stream, skip_through) = (self.stream.clone(), self.skip_through);
-        std::thread::Builder::new().name("floe-file-source".into()).spawn(move || read_lines(reader, stream, skip_through, sender))?;
+        self.draining = Arc::default();
+        let draining = self.draining.clone();
+        std::thread::Builder::new()
+            .name("floe-file-source".into())
+            .spawn(move || read_lines(reader, stream, skip_through, sender, &draining))?;
         self.records = Some(receiver);
         Ok(())
     }
@@ -95,11 +103,19 @@ impl Source for FileSource {
         records.recv().await.transpose()
     }
 
+    /// Waits (briefly: the parser has at most a few chunks left) until the parser has handed
+    /// over every line it has read, as stdin cannot give them again.
     fn drain(&mut self) -> Vec<SourceRecord> {
         let mut drained = vec![];
-        if let Some(records) = self.records.as_mut() {
-            while let Ok(Ok(batch)) = records.try_recv() {
-                drained.extend(batch);
+        let Some(records) = self.records.as_mut() else { return drained };
+        self.draining.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + DRAIN_WAIT;
+        loop {
+            match records.try_recv() {
+                Ok(Ok(batch)) => drained.extend(batch),
+                Ok(Err(_)) | Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+                Err(mpsc::error::TryRecvError::Empty) => break,
             }
         }
         drained
@@ -125,17 +141,27 @@ impl Source for FileSource {
 /// The parsing thread: the input's chunks → batches of records, until the input ends or the
 /// loop hangs up. Lines are slices of large shared buffers, not a copy each: a line's bytes
 /// live as long as its record (for the dead-letter table), and a buffer as long as its last
-/// line. The buffers are allocated here, not on the reader's thread: freed on other threads,
-/// the reader's allocations were kept by the allocator for a while, and doubled the peak memory.
+/// line. These buffers are allocated here, not on the reader's thread (which reads into a few
+/// recycled ones): freed on other threads, the reader's allocations were kept by the allocator
+/// for a while, and doubled the peak memory.
 ///
 /// A batch is handed over when it is full, or when the next chunk has not been read yet: the
 /// ingest loop gets what stdin has sent before the parser waits on it, and a file read faster
 /// than it is parsed still makes full batches (small ones cost the loop a hand-over each).
-fn read_lines(reader: Box<dyn Read + Send>, stream: String, skip_through: i64, sender: mpsc::Sender<std::io::Result<Vec<SourceRecord>>>) {
+fn read_lines(
+    reader: Box<dyn Read + Send>,
+    stream: String,
+    skip_through: i64,
+    sender: mpsc::Sender<std::io::Result<Vec<SourceRecord>>>,
+    draining: &Arc<AtomicBool>,
+) {
     let stream: std::sync::Arc<str> = stream.into();
     let (chunk_sender, chunks) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
     let (recycler, recycled) = std::sync::mpsc::channel();
-    let reading = std::thread::Builder::new().name("floe-file-reader".into()).spawn(move || read_chunks(reader, chunk_sender, recycled));
+    let stop_reading = draining.clone();
+    let reading = std::thread::Builder::new()
+        .name("floe-file-reader".into())
+        .spawn(move || read_chunks(reader, chunk_sender, recycled, &stop_reading));
     if let Err(e) = reading {
         let _ = sender.blocking_send(Err(e));
         return;
@@ -148,25 +174,32 @@ fn read_lines(reader: Box<dyn Read + Send>, stream: String, skip_through: i64, s
     };
     let mut ended = false;
     while !ended {
-        let chunk = match chunks.try_recv() {
-            Ok(chunk) => Some(chunk),
+        let next = match chunks.try_recv() {
+            Ok(chunk) => Next::Chunk(chunk),
+            // The reader stops reading once the source drains: what it read is all there is.
+            Err(_) if draining.load(Ordering::Relaxed) => Next::Drained,
             Err(TryRecvError::Empty) if !hand_over(&mut batch) => return,
-            Err(TryRecvError::Empty) => chunks.recv().ok(),
-            Err(TryRecvError::Disconnected) => None,
+            Err(TryRecvError::Empty) => wait_for_chunk(&chunks, draining),
+            Err(TryRecvError::Disconnected) => Next::End,
         };
-        match chunk {
-            Some(Ok(chunk)) => {
+        match next {
+            Next::Chunk(Ok(chunk)) => {
                 buffer.extend_from_slice(&chunk);
                 let _ = recycler.send(chunk);
             }
-            Some(Err(e)) => {
+            Next::Chunk(Err(e)) => {
                 if hand_over(&mut batch) {
                     let _ = sender.blocking_send(Err(e));
                 }
                 return;
             }
             // The input ended: its last line may lack a newline.
-            None => ended = true,
+            Next::End => ended = true,
+            // Everything read is handed over; an unfinished line's rest was never read.
+            Next::Drained => {
+                hand_over(&mut batch);
+                return;
+            }
         }
         let whole_lines = match ended {
             true => buffer.len(),
@@ -192,14 +225,46 @@ fn read_lines(reader: Box<dyn Read + Send>, stream: String, skip_through: i64, s
     hand_over(&mut batch);
 }
 
-/// Chunks read ahead of the parser, and the size of each read.
+/// What the parser takes next.
+enum Next {
+    Chunk(std::io::Result<Vec<u8>>),
+    End,
+    /// The source is draining, and every chunk read is parsed.
+    Drained,
+}
+
+/// Waits for the reader's next chunk, until the source drains.
+fn wait_for_chunk(chunks: &Receiver<std::io::Result<Vec<u8>>>, draining: &AtomicBool) -> Next {
+    loop {
+        if draining.load(Ordering::Relaxed) {
+            return Next::Drained;
+        }
+        match chunks.recv_timeout(DRAIN_POLL) {
+            Ok(chunk) => return Next::Chunk(chunk),
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return Next::End,
+        }
+    }
+}
+
+/// How often a parser waiting on the input looks for a drain, and how long a drain waits.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
+/// Chunks read ahead of the parser (one more can be on its way), and the size of each read.
 const CHUNKS_AHEAD: usize = 4;
 const CHUNK_BYTES: usize = 256 << 10;
 
 /// The reader's thread: the input in chunks as each read returns them, until it ends, fails, or
-/// the parser hangs up. Chunks come back through `recycled` to be read into again.
-fn read_chunks(mut reader: Box<dyn Read + Send>, chunks: SyncSender<std::io::Result<Vec<u8>>>, recycled: Receiver<Vec<u8>>) {
-    loop {
+/// the parser hangs up, or the source drains. Chunks come back through `recycled` to be read
+/// into again.
+fn read_chunks(
+    mut reader: Box<dyn Read + Send>,
+    chunks: SyncSender<std::io::Result<Vec<u8>>>,
+    recycled: Receiver<Vec<u8>>,
+    draining: &AtomicBool,
+) {
+    while !draining.load(Ordering::Relaxed) {
         let mut chunk = recycled.try_recv().unwrap_or_default();
         chunk.resize(CHUNK_BYTES, 0);
         let read = loop {
@@ -256,8 +321,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_drain_takes_every_line_read_even_when_the_loop_is_behind() {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let lines: Vec<String> = (0..6000).map(|i| format!("line {i}")).collect();
+        // Fits in the pipe, which stays open: the lines are read, and more could come.
+        std::io::Write::write_all(&mut writer, (lines.join("\n") + "\n").as_bytes()).unwrap();
+        let mut source = from_reader(Box::new(reader), "test".into());
+        let mut read: Vec<_> = source.next_batch().await.unwrap().unwrap().into_iter().map(|r| r.raw).collect();
+        // More than the batches that wait for the loop: the parser holds the rest until a drain.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        read.extend(source.drain().into_iter().map(|r| r.raw));
+        assert!(read == lines, "{} of the {} lines, in order", read.len(), lines.len());
+    }
+
+    #[tokio::test]
     async fn a_last_line_without_a_newline_after_many_chunks_is_read() {
-        // Longer than one read, so the unfinished last line was scanned before the input ended.
+        // Longer than one read, so the unfinished last line waited for more before the input ended.
         let lines: Vec<String> = (0..20_000).map(|i| format!("line {i} {}", "x".repeat(40))).collect();
         let source = from_reader(Box::new(std::io::Cursor::new(lines.join("\n").into_bytes())), "test".into());
         assert_eq!(lines_of(source).await, lines);
