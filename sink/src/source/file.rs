@@ -180,9 +180,10 @@ fn read_lines(
             Err(_) if draining.load(Ordering::Relaxed) => Next::Drained,
             Err(TryRecvError::Empty) if !hand_over(&mut batch) => return,
             Err(TryRecvError::Empty) => wait_for_chunk(&chunks, draining),
-            Err(TryRecvError::Disconnected) => Next::End,
+            Err(TryRecvError::Disconnected) => Next::ReaderGone,
         };
         match next {
+            Next::Chunk(Ok(chunk)) if chunk.is_empty() => ended = true,
             Next::Chunk(Ok(chunk)) => {
                 buffer.extend_from_slice(&chunk);
                 let _ = recycler.send(chunk);
@@ -193,14 +194,19 @@ fn read_lines(
                 }
                 return;
             }
-            // The input ended: its last line may lack a newline.
-            Next::End => ended = true,
+            Next::ReaderGone => {
+                if hand_over(&mut batch) {
+                    let _ = sender.blocking_send(Err(std::io::Error::other("the input's reader stopped before the input ended")));
+                }
+                return;
+            }
             // Everything read is handed over; an unfinished line's rest was never read.
             Next::Drained => {
                 hand_over(&mut batch);
                 return;
             }
         }
+        // At the end of the input, its last line may lack a newline.
         let whole_lines = match ended {
             true => buffer.len(),
             false => memchr::memrchr(b'\n', &buffer).map_or(0, |at| at + 1),
@@ -227,8 +233,10 @@ fn read_lines(
 
 /// What the parser takes next.
 enum Next {
+    /// What the reader read; empty at the end of the input.
     Chunk(std::io::Result<Vec<u8>>),
-    End,
+    /// The reader's thread ended without saying the input ended (it panicked).
+    ReaderGone,
     /// The source is draining, and every chunk read is parsed.
     Drained,
 }
@@ -242,7 +250,7 @@ fn wait_for_chunk(chunks: &Receiver<std::io::Result<Vec<u8>>>, draining: &Atomic
         match chunks.recv_timeout(DRAIN_POLL) {
             Ok(chunk) => return Next::Chunk(chunk),
             Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return Next::End,
+            Err(RecvTimeoutError::Disconnected) => return Next::ReaderGone,
         }
     }
 }
@@ -255,7 +263,8 @@ const DRAIN_WAIT: Duration = Duration::from_secs(2);
 const CHUNKS_AHEAD: usize = 4;
 const CHUNK_BYTES: usize = 256 << 10;
 
-/// The reader's thread: the input in chunks as each read returns them, until it ends, fails, or
+/// The reader's thread: the input in chunks as each read returns them (an empty one when it
+/// ends), until it ends, fails, or
 /// the parser hangs up, or the source drains. Chunks come back through `recycled` to be read
 /// into again.
 fn read_chunks(
@@ -274,7 +283,10 @@ fn read_chunks(
             }
         };
         let (read, failed) = match read {
-            Ok(0) => return,
+            Ok(0) => {
+                let _ = chunks.send(Ok(vec![]));
+                return;
+            }
             Ok(n) => (Ok(n), false),
             Err(e) => (Err(e), true),
         };
@@ -332,6 +344,26 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         read.extend(source.drain().into_iter().map(|r| r.raw));
         assert!(read == lines, "{} of the {} lines, in order", read.len(), lines.len());
+    }
+
+    /// Gives `first`, then panics.
+    struct PanicsAfter(Option<&'static [u8]>);
+
+    impl Read for PanicsAfter {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            let first = self.0.take().expect("the reader breaks on its second read");
+            buffer[..first.len()].copy_from_slice(first);
+            Ok(first.len())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_breaks_is_an_error_not_the_end_of_the_input() {
+        let mut source = from_reader(Box::new(PanicsAfter(Some(b"whole\ncut"))), "test".into());
+        let first = source.next_batch().await.unwrap().unwrap();
+        assert_eq!(first.iter().map(|r| &r.raw[..]).collect::<Vec<_>>(), [b"whole"], "the cut line is not a line");
+        let error = source.next_batch().await.expect_err("the input did not end");
+        assert!(error.to_string().contains("reader stopped"), "{error}");
     }
 
     #[tokio::test]
