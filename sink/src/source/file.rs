@@ -155,7 +155,7 @@ fn read_lines(
     sender: mpsc::Sender<std::io::Result<Vec<SourceRecord>>>,
     draining: &Arc<AtomicBool>,
 ) {
-    let stream: std::sync::Arc<str> = stream.into();
+    let stream: Arc<str> = stream.into();
     let (chunk_sender, chunks) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
     let (recycler, recycled) = std::sync::mpsc::channel();
     let stop_reading = draining.clone();
@@ -180,7 +180,7 @@ fn read_lines(
             Err(_) if draining.load(Ordering::Relaxed) => Next::Drained,
             Err(TryRecvError::Empty) if !hand_over(&mut batch) => return,
             Err(TryRecvError::Empty) => wait_for_chunk(&chunks, draining),
-            Err(TryRecvError::Disconnected) => Next::ReaderGone,
+            Err(TryRecvError::Disconnected) => Next::Chunk(Err(reader_gone())),
         };
         match next {
             Next::Chunk(Ok(chunk)) if chunk.is_empty() => ended = true,
@@ -191,12 +191,6 @@ fn read_lines(
             Next::Chunk(Err(e)) => {
                 if hand_over(&mut batch) {
                     let _ = sender.blocking_send(Err(e));
-                }
-                return;
-            }
-            Next::ReaderGone => {
-                if hand_over(&mut batch) {
-                    let _ = sender.blocking_send(Err(std::io::Error::other("the input's reader stopped before the input ended")));
                 }
                 return;
             }
@@ -233,10 +227,8 @@ fn read_lines(
 
 /// What the parser takes next.
 enum Next {
-    /// What the reader read; empty at the end of the input.
+    /// What the reader read (empty at the end of the input), or why it stopped.
     Chunk(std::io::Result<Vec<u8>>),
-    /// The reader's thread ended without saying the input ended (it panicked).
-    ReaderGone,
     /// The source is draining, and every chunk read is parsed.
     Drained,
 }
@@ -250,9 +242,14 @@ fn wait_for_chunk(chunks: &Receiver<std::io::Result<Vec<u8>>>, draining: &Atomic
         match chunks.recv_timeout(DRAIN_POLL) {
             Ok(chunk) => return Next::Chunk(chunk),
             Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return Next::ReaderGone,
+            Err(RecvTimeoutError::Disconnected) => return Next::Chunk(Err(reader_gone())),
         }
     }
+}
+
+/// The reader's thread ended without saying the input ended (it panicked).
+fn reader_gone() -> std::io::Error {
+    std::io::Error::other("the input's reader stopped before the input ended")
 }
 
 /// How often a parser waiting on the input looks for a drain, and how long a drain waits.
@@ -264,9 +261,8 @@ const CHUNKS_AHEAD: usize = 4;
 const CHUNK_BYTES: usize = 256 << 10;
 
 /// The reader's thread: the input in chunks as each read returns them (an empty one when it
-/// ends), until it ends, fails, or
-/// the parser hangs up, or the source drains. Chunks come back through `recycled` to be read
-/// into again.
+/// ends), until it ends, fails, the parser hangs up, or the source drains. Chunks come back
+/// through `recycled` to be read into again.
 fn read_chunks(
     mut reader: Box<dyn Read + Send>,
     chunks: SyncSender<std::io::Result<Vec<u8>>>,
@@ -282,16 +278,12 @@ fn read_chunks(
                 result => break result,
             }
         };
-        let (read, failed) = match read {
-            Ok(0) => {
-                let _ = chunks.send(Ok(vec![]));
-                return;
-            }
-            Ok(n) => (Ok(n), false),
-            Err(e) => (Err(e), true),
-        };
-        chunk.truncate(*read.as_ref().unwrap_or(&0));
-        if chunks.send(read.map(|_| chunk)).is_err() || failed {
+        let read = read.map(|n| {
+            chunk.truncate(n);
+            chunk
+        });
+        let last = !matches!(&read, Ok(chunk) if !chunk.is_empty());
+        if chunks.send(read).is_err() || last {
             return;
         }
     }
