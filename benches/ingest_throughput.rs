@@ -75,7 +75,7 @@ fn messages(n: usize, schemas: bool) -> Vec<SourceRecord> {
     (0..n)
         .map(|i| {
             let (key, value) = gen.upsert_message(if i < keys { "c" } else { "u" }, (i % keys) as i64, &values(i));
-            let message = Message { topic: "pg.bench.customers".into(), key: key.map(Into::into), value: value.map(Into::into) };
+            let message = Message::new("pg.bench.customers".into(), key.map(Into::into), value.map(Into::into));
             SourceRecord { stream: stream.clone(), partition: 0, offset: i as i64, raw: Default::default(), message: Ok(message) }
         })
         .collect()

@@ -182,7 +182,7 @@ impl MemoryProducer {
         let offset = *next;
         *next += 1;
         let raw = json!({"topic": topic, "key": key, "value": value}).to_string().into();
-        let message = Message { topic: topic.into(), key: key.map(Into::into), value: value.map(Into::into) };
+        let message = Message::new(topic.into(), key.map(Into::into), value.map(Into::into));
         let record = SourceRecord { stream: topic.into(), partition, offset, raw, message: Ok(message) };
         self.sender.send(record).expect("source alive");
         offset

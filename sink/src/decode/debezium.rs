@@ -25,11 +25,34 @@ use crate::source::Message;
 #[derive(Debug, Default)]
 pub struct DebeziumJson {
     cache: SchemaCache,
+    /// The last value head ([`Message::value_head`]) split as an envelope.
+    known_head: Option<KnownHead>,
+    /// A value whose head is put back together with its rest (or the payload part of it), kept
+    /// to reuse its allocation.
+    scratch: Vec<u8>,
+}
+
+/// A value head that holds an envelope's schema and the start of its payload: while the
+/// decoder's last value schema is the one it held, a value with this very head (the same
+/// allocation, kept alive here so it cannot be another's) needs no compare of the schema.
+#[derive(Debug)]
+struct KnownHead {
+    head: bytes::Bytes,
+    /// Where the payload starts in the head.
+    payload_at: usize,
+    /// [`LastSchema::version`] when it was split.
+    version: u64,
+    null_schema: bool,
 }
 
 impl Decoder for DebeziumJson {
     fn decode(&mut self, message: &Message, table: TableState<'_>) -> Decoded {
-        match decode_debezium_json(message.key.as_deref(), message.value.as_deref(), table.schema, table.hints, &mut self.cache) {
+        let key = message.key.as_deref();
+        let decoded = match (&message.value_head, message.value.as_deref()) {
+            (Some(head), Some(rest)) => self.decode_with_head(key, head, rest, table),
+            (_, value) => decode_debezium_json(key, value, table.schema, table.hints, &mut self.cache),
+        };
+        match decoded {
             Ok(Some(event)) => Decoded::Change(event),
             Ok(None) => Decoded::Tombstone,
             Err(reason) => Decoded::DeadLetter(reason),
@@ -38,6 +61,63 @@ impl Decoder for DebeziumJson {
 
     fn fork(&self) -> Box<dyn Decoder> {
         Box::new(DebeziumJson::default())
+    }
+}
+
+impl DebeziumJson {
+    /// Decodes a value given as its `head` and the `rest`. A head met before is not compared
+    /// again: only the payload's part of it is put together with the rest.
+    fn decode_with_head(
+        &mut self,
+        key: Option<&[u8]>,
+        head: &bytes::Bytes,
+        rest: &[u8],
+        table: TableState<'_>,
+    ) -> Result<Option<ChangeEvent>, DecodeError> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let decoded = self.decode_in(&mut scratch, key, head, rest, table);
+        self.scratch = scratch;
+        decoded
+    }
+
+    fn decode_in(
+        &mut self,
+        scratch: &mut Vec<u8>,
+        key: Option<&[u8]>,
+        head: &bytes::Bytes,
+        rest: &[u8],
+        table: TableState<'_>,
+    ) -> Result<Option<ChangeEvent>, DecodeError> {
+        scratch.clear();
+        if let Some(known) = self.known_head.as_ref().filter(|known| known.holds(head, self.cache.value_last.version)) {
+            scratch.extend_from_slice(&head[known.payload_at..]);
+            scratch.extend_from_slice(rest);
+            let schema = (!known.null_schema).then_some(SchemaText::Last);
+            if let Some(payload) = envelope_payload_end(scratch) {
+                return decode_payload(key, schema, payload, table.schema, table.hints, &mut self.cache);
+            }
+            // Not the envelope's usual end: read as a whole, for the error it deserves.
+            scratch.clear();
+        }
+        scratch.extend_from_slice(head);
+        scratch.extend_from_slice(rest);
+        let (schema, payload) = split_envelope(scratch, &mut self.cache.value_last)?;
+        let payload_at = payload.as_ptr() as usize - scratch.as_ptr() as usize;
+        // An envelope in the usual layout (schema, then payload) whose payload starts in the
+        // head: the next value with this head has the same schema.
+        let usual = split_as_last(scratch, &self.cache.value_last.text).is_some_and(|(_, p)| p.as_ptr() == payload.as_ptr());
+        if usual && payload_at <= head.len() {
+            let (version, null_schema) = (self.cache.value_last.version, schema.is_none());
+            self.known_head = Some(KnownHead { head: head.clone(), payload_at, version, null_schema });
+        }
+        decode_payload(key, schema, payload, table.schema, table.hints, &mut self.cache)
+    }
+}
+
+impl KnownHead {
+    /// Whether `head` is this very head, and the last value schema still the one it held.
+    fn holds(&self, head: &bytes::Bytes, version: u64) -> bool {
+        self.version == version && self.head.as_ptr() == head.as_ptr() && self.head.len() == head.len()
     }
 }
 
@@ -52,6 +132,19 @@ pub fn decode_debezium_json(
 ) -> Result<Option<ChangeEvent>, DecodeError> {
     let Some(value) = value else { return Ok(None) };
     let (value_schema, payload_bytes) = split_envelope(value, &mut cache.value_last)?;
+    decode_payload(key, value_schema, payload_bytes, table_schema, hints, cache)
+}
+
+/// Decodes a record whose value's envelope is split: its schema (none for a bare payload) and
+/// its payload.
+fn decode_payload(
+    key: Option<&[u8]>,
+    value_schema: Option<SchemaText<'_>>,
+    payload_bytes: &[u8],
+    table_schema: Option<&SchemaRef>,
+    hints: &ColumnHints,
+    cache: &mut SchemaCache,
+) -> Result<Option<ChangeEvent>, DecodeError> {
     let after_fields = cache.known_after_fields(value_schema, table_schema);
     let mut after_values = vec![];
     let Some(payload) = parse_payload(payload_bytes, after_fields.as_deref().map(Vec::as_slice), &mut after_values)? else {
@@ -230,8 +323,13 @@ fn split_as_last<'a>(bytes: &'a [u8], last: &str) -> Option<(&'a [u8], &'a [u8])
     if schema != last.as_bytes() {
         return None;
     }
-    let payload = token(token(token(rest, b",")?, b"\"payload\"")?, b":")?.trim_ascii();
-    Some((schema, payload.strip_suffix(b"}")?.trim_ascii_end()))
+    let payload = token(token(token(rest, b",")?, b"\"payload\"")?, b":")?;
+    Some((schema, envelope_payload_end(payload)?))
+}
+
+/// The payload at the start of `rest`, the envelope's end after it.
+fn envelope_payload_end(rest: &[u8]) -> Option<&[u8]> {
+    Some(rest.trim_ascii().strip_suffix(b"}")?.trim_ascii_end())
 }
 
 /// `rest` after `expected`, skipping whitespace before it.
@@ -498,6 +596,46 @@ mod tests {
         let value = json!({"payload": {"after": {"id": 1}, "op": "c"}, "schema": schema}).to_string();
         let event = decode(Some(&key()), Some(value.as_bytes()), &mut SchemaCache::default()).unwrap().unwrap();
         assert!(event.complete_schema, "the schema was read");
+    }
+
+    /// `value` as the NDJSON source gives it: its start in the shared `head`, the rest apart.
+    fn with_head(head: &bytes::Bytes, value: &[u8]) -> Message {
+        let rest = value.strip_prefix(&head[..]).expect("the value starts with the head");
+        Message { value_head: Some(head.clone()), ..Message::new("t".into(), Some(key().into()), Some(rest.to_vec().into())) }
+    }
+
+    #[test]
+    fn a_value_with_a_shared_head_decodes_as_the_whole_value_does() {
+        let a =
+            value_schema(json!([{"type": "int64", "optional": false, "field": "id"}, {"type": "string", "optional": true, "field": "s"}]));
+        let b = value_schema(json!([{"type": "int64", "optional": false, "field": "id"}]));
+        let head_of = |schema: &Value| bytes::Bytes::from(format!(r#"{{"schema":{schema},"payload":{{""#));
+        let (head_a, head_null) = (head_of(&a), head_of(&Value::Null));
+        let cut = |value: Vec<u8>, head: &bytes::Bytes| (with_head(head, &value), value);
+        let whole = |value: Vec<u8>| (Message::new("t".into(), Some(key().into()), Some(value.clone().into())), value);
+        let messages = [
+            cut(envelope(a.clone(), json!({"op": "c", "after": {"id": 1, "s": "a"}})), &head_a),
+            cut(envelope(a.clone(), json!({"op": "u", "after": {"id": 1, "s": "b"}})), &head_a),
+            // Another schema between two values of one head: the head's schema is read again.
+            whole(envelope(b, json!({"op": "c", "after": {"id": 2}}))),
+            cut(envelope(a.clone(), json!({"op": "d", "before": {"id": 1, "s": "b"}})), &head_a),
+            cut(envelope(a.clone(), json!({"op": "c", "after": {"id": 3, "s": "c"}})), &head_a),
+            // A known head whose value does not end as an envelope does.
+            cut([envelope(a, json!({"op": "c", "after": {"id": 6}})), b" x".to_vec()].concat(), &head_a),
+            cut(envelope(Value::Null, json!({"op": "c", "after": {"id": 4, "s": "d"}})), &head_null),
+            cut(envelope(Value::Null, json!({"op": "c", "after": {"id": 5, "s": "e"}})), &head_null),
+        ];
+        let (mut by_head, mut by_whole) = (DebeziumJson::default(), DebeziumJson::default());
+        let hints = ColumnHints::new();
+        let table = || TableState { schema: None, hints: &hints };
+        for (i, (message, value)) in messages.iter().enumerate() {
+            let expected = by_whole.decode(&Message::new("t".into(), Some(key().into()), Some(value.clone().into())), table());
+            assert_eq!(by_head.decode(message, table()), expected, "message {i}");
+            assert_eq!(message.whole_value().as_deref(), Some(&value[..]), "message {i}");
+        }
+        assert!(matches!(by_head.decode(&messages[0].0, table()), Decoded::Change(_)));
+        let known = by_head.known_head.as_ref().expect("a head split as an envelope is known");
+        assert_eq!((known.head.as_ptr(), known.payload_at), (head_a.as_ptr(), head_a.len() - r#"{""#.len()));
     }
 
     #[test]

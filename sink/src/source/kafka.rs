@@ -359,7 +359,7 @@ fn poll_loop(consumer: BaseConsumer<TablePositions>, commands: std::sync::mpsc::
                 };
                 let (partition, offset) = (message.partition(), message.offset());
                 let (key, value) = (message.key().map(bytes::Bytes::copy_from_slice), message.payload().map(bytes::Bytes::copy_from_slice));
-                let message = Message { topic: topic.into(), key, value };
+                let message = Message::new(topic.into(), key, value);
                 // The dead-letter table keeps the message's value as the raw bytes.
                 outbox.batch.push(SourceRecord { stream, partition, offset, raw: bytes::Bytes::new(), message: Ok(message) });
                 if outbox.batch.len() < BATCH_RECORDS {

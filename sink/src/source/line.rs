@@ -8,7 +8,9 @@
 //! remembers, per topic, the escaped prefix the last strings shared and its unescaped text.
 //! A line of a known topic in the usual shape (members `topic`, `key` and `value`, in any
 //! order) is then read by a byte compare of the prefix and a scan of the rest; any other line
-//! goes through serde_json and teaches the parser its topic's prefixes. A key or value that
+//! goes through serde_json and teaches the parser its topic's prefixes. A value's unescaped
+//! prefix is not copied into it: it is the message's [`Message::value_head`], one allocation
+//! shared by the topic's values, which the decoder recognises by identity. A key or value that
 //! comes before the topic (as in `{"key":…,"topic":…,"value":…}`, what a JSON writer that
 //! sorts members makes) is read with the prefixes of the last line's topic, and the line is
 //! read again when its topic is another.
@@ -83,12 +85,12 @@ impl LineParser {
         let line: Line = serde_json::from_str(text).map_err(|e| invalid(&e.to_string()))?;
         let topic = line.topic.and_then(|t| serde_json::from_str::<String>(t.get()).ok()).ok_or("line has no \"topic\" string")?;
         if !self.prefixes.contains_key(topic.as_str()) {
-            self.prefixes.insert(topic.as_str().into(), Default::default());
+            self.prefixes.insert(topic.as_str().into(), [SharedPrefix::default(), SharedPrefix::shared_as_head()]);
         }
         let (topic, [key_prefix, value_prefix]) = self.prefixes.get_key_value_mut(topic.as_str()).expect("inserted");
         let key = member_bytes(line.key, key_prefix, &mut self.arena)?;
         let value = member_bytes(line.value, value_prefix, &mut self.arena)?;
-        Ok(Message { topic: topic.clone(), key, value })
+        Ok(message(topic.clone(), key, value))
     }
 }
 
@@ -142,7 +144,37 @@ fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, guess: Opt
     }
     let (topic, prefixes) = topic?;
     let [key, value] = members;
-    Some(Message { topic: topic.clone(), key: key.read(&prefixes[0], arena)?, value: value.read(&prefixes[1], arena)? })
+    Some(message(topic.clone(), key.read(&prefixes[0], arena)?, value.read(&prefixes[1], arena)?))
+}
+
+/// The message of a line's `topic`, key and value.
+fn message(topic: Arc<str>, key: Option<Unescaped>, value: Option<Unescaped>) -> Message {
+    let (value_head, value) = match value {
+        Some(Unescaped { head, rest }) => (head, Some(rest)),
+        None => (None, None),
+    };
+    Message { topic, key: key.map(Unescaped::into_bytes), value, value_head }
+}
+
+/// A key or value string's text: the unescaped prefix it shares with the strings before it, when
+/// it is read by one that is shared as a head, then the rest.
+struct Unescaped {
+    head: Option<Bytes>,
+    rest: Bytes,
+}
+
+impl Unescaped {
+    fn whole(rest: Bytes) -> Self {
+        Self { head: None, rest }
+    }
+
+    /// The text in one piece (keys: their prefixes are never shared as heads, so no copy).
+    fn into_bytes(self) -> Bytes {
+        match self.head {
+            Some(head) => [head, self.rest].concat().into(),
+            None => self.rest,
+        }
+    }
 }
 
 /// `rest` after `expected`, skipping whitespace before it.
@@ -176,15 +208,15 @@ fn string_content_len(rest: &str) -> Option<usize> {
 /// A key or value member of a line being read.
 enum Member<'a> {
     Absent,
-    /// Read with its topic's prefix: null, or the unescaped bytes.
-    Read(Option<Bytes>),
+    /// Read with its topic's prefix: null, or the unescaped text.
+    Read(Option<Unescaped>),
     /// Met before its topic: null, or the escaped content of its string, closing quote included.
     Scanned(Option<&'a str>),
 }
 
 impl Member<'_> {
-    /// The member's bytes; `None` when it is absent or does not start with `prefix`.
-    fn read(self, prefix: &SharedPrefix, arena: &mut BytesMut) -> Option<Option<Bytes>> {
+    /// The member's text; `None` when it is absent or does not start with `prefix`.
+    fn read(self, prefix: &SharedPrefix, arena: &mut BytesMut) -> Option<Option<Unescaped>> {
         match self {
             Member::Absent => None,
             Member::Read(bytes) => Some(bytes),
@@ -204,12 +236,12 @@ fn scan_member(rest: &str) -> Option<(Member<'_>, &str)> {
     Some((Member::Scanned(Some(&content[..=end])), &content[end + 1..]))
 }
 
-/// A member's bytes: a JSON string's content, or the text of any other JSON value.
-fn member_bytes(member: Option<&RawValue>, prefix: &mut SharedPrefix, arena: &mut BytesMut) -> Result<Option<Bytes>, String> {
+/// A member's text: a JSON string's content, or the text of any other JSON value.
+fn member_bytes(member: Option<&RawValue>, prefix: &mut SharedPrefix, arena: &mut BytesMut) -> Result<Option<Unescaped>, String> {
     match member.map(RawValue::get) {
         None | Some("null") => Ok(None),
         Some(text) if text.starts_with('"') => Ok(Some(prefix.unescape(text, arena)?)),
-        Some(text) => Ok(Some(Bytes::copy_from_slice(text.as_bytes()))),
+        Some(text) => Ok(Some(Unescaped::whole(Bytes::copy_from_slice(text.as_bytes())))),
     }
 }
 
@@ -220,6 +252,10 @@ struct SharedPrefix {
     /// contains one, so the text is complete escapes and unescapes on its own.
     escaped: String,
     unescaped: String,
+    /// `unescaped`, shared by the strings read with it as their [`Unescaped::head`] (values'
+    /// prefixes, see [`SharedPrefix::shared_as_head`]); empty otherwise.
+    head: Bytes,
+    shares_head: bool,
     /// The last string that did not start with `escaped`, to learn the next prefix from.
     previous: String,
     /// Whether the prefix was learned from two strings in a row. An empty one then means the
@@ -237,21 +273,43 @@ struct SharedPrefix {
 const RELEARN_EMPTY: u32 = 100;
 
 impl SharedPrefix {
+    /// A prefix whose strings share its unescaped text as their head instead of a copy each:
+    /// values, whose prefix (the schema envelope) is most of their text.
+    fn shared_as_head() -> Self {
+        Self { shares_head: true, ..Self::default() }
+    }
+
+    /// What a string read with this prefix starts with before the text unescaped for it, and
+    /// its head: the unescaped prefix, copied or shared.
+    fn start(&self) -> (&str, Option<Bytes>) {
+        match self.shares_head && !self.head.is_empty() {
+            true => ("", Some(self.head.clone())),
+            false => (&self.unescaped, None),
+        }
+    }
+
     /// A key or value member at the start of `rest` (null, or a string starting with the
     /// prefix) and what follows it; `None` for anything else.
-    fn read_member<'a>(&self, rest: &'a str, arena: &mut BytesMut) -> Option<(Option<Bytes>, &'a str)> {
+    fn read_member<'a>(&self, rest: &'a str, arena: &mut BytesMut) -> Option<(Option<Unescaped>, &'a str)> {
         if let Some(rest) = rest.strip_prefix("null") {
             return Some((None, rest));
         }
         let tail = self.after_prefix(rest.strip_prefix('"')?)?;
-        let rest = unescape_into(&self.unescaped, tail, arena).ok()?;
-        Some((Some(arena.split().freeze()), rest))
+        let (start, head) = self.start();
+        let rest = unescape_into(start, tail, arena).ok()?;
+        Some((Some(Unescaped { head, rest: arena.split().freeze() }), rest))
     }
 
-    /// The unescaped bytes of a string's escaped `content` (closing quote included); `None`
+    /// The unescaped text of a string's escaped `content` (closing quote included); `None`
     /// unless it starts with the prefix.
-    fn read_content(&self, content: &str, arena: &mut BytesMut) -> Option<Bytes> {
-        joined(&self.unescaped, self.after_prefix(content)?, arena).ok()
+    fn read_content(&self, content: &str, arena: &mut BytesMut) -> Option<Unescaped> {
+        self.read_tail(self.after_prefix(content)?, arena).ok()
+    }
+
+    /// The unescaped text of a string whose content after the prefix is `tail`.
+    fn read_tail(&self, tail: &str, arena: &mut BytesMut) -> Result<Unescaped, String> {
+        let (start, head) = self.start();
+        Ok(Unescaped { head, rest: joined(start, tail, arena)? })
     }
 
     /// `content` after the prefix; `None` when it does not start with it, when none is learned,
@@ -271,14 +329,14 @@ impl SharedPrefix {
     }
 
     /// The content of the JSON string literal `quoted` (quotes included).
-    fn unescape(&mut self, quoted: &str, arena: &mut BytesMut) -> Result<Bytes, String> {
+    fn unescape(&mut self, quoted: &str, arena: &mut BytesMut) -> Result<Unescaped, String> {
         let body = &quoted[1..];
         if let Some(tail) = self.after_prefix(body) {
-            return joined(&self.unescaped, tail, arena);
+            return self.read_tail(tail, arena);
         }
         let text = joined("", body, arena)?;
         self.learn(body)?;
-        Ok(text)
+        Ok(Unescaped::whole(text))
     }
 
     /// Takes as the prefix what `body` shares with the previous string, up to its last `,`.
@@ -286,6 +344,7 @@ impl SharedPrefix {
         let shared = body.bytes().zip(self.previous.bytes()).take_while(|(a, b)| a == b).count();
         let end = body.as_bytes()[..shared].iter().rposition(|b| *b == b',').map_or(0, |comma| comma + 1);
         self.unescaped = if end == 0 { String::new() } else { unescape(&format!("\"{}\"", &body[..end]))? };
+        self.head = if self.shares_head { Bytes::copy_from_slice(self.unescaped.as_bytes()) } else { Bytes::new() };
         self.escaped = body[..end].to_owned();
         self.settled = self.previous_is_last.get();
         self.previous = body.to_owned();
@@ -402,6 +461,28 @@ mod tests {
         String::from_utf8(bytes.unwrap().into()).unwrap()
     }
 
+    /// A message's whole value, head and rest.
+    fn value(message: &Message) -> String {
+        String::from_utf8(message.whole_value().unwrap().into_owned()).unwrap()
+    }
+
+    #[test]
+    fn values_that_share_a_start_share_it_as_one_head_and_keys_stay_whole() {
+        let document = |id: u32| format!(r#"{{"schema": {{"a": "x\ty"}}, "payload": {{"id": {id}}}}}"#);
+        let line = |id: u32| {
+            let quoted = |text: String| serde_json::to_string(&text).unwrap();
+            format!(r#"{{"topic": "t", "key": {}, "value": {}}}"#, quoted(document(id)), quoted(document(id)))
+        };
+        let mut parser = LineParser::default();
+        let messages: Vec<Message> = (1..=4).map(|id| message(&line(id), &mut parser)).collect();
+        for (id, message) in (1..=4).zip(&messages) {
+            assert_eq!(value(message), document(id));
+            assert_eq!(text(message.key.clone()), document(id), "a key is whole, whatever its prefix");
+        }
+        let heads: Vec<_> = messages[2..].iter().map(|m| m.value_head.as_ref().expect("read by the prefix").as_ptr()).collect();
+        assert!(heads.windows(2).all(|pair| pair[0] == pair[1]), "one allocation for every value's head");
+    }
+
     #[test]
     fn strings_that_share_an_escaped_start_unescape_as_a_whole_would() {
         let documents = [
@@ -414,15 +495,15 @@ mod tests {
         ];
         let mut parser = LineParser::default();
         for document in documents.iter().cycle().take(20) {
-            assert_eq!(text(message(&line_of(document), &mut parser).value), *document);
+            assert_eq!(value(&message(&line_of(document), &mut parser)), *document);
         }
         // Strings of the first schema from now on: they come to be read by its start.
         for document in documents[..4].iter().cycle().take(2 * RELEARN_EMPTY as usize) {
-            assert_eq!(text(message(&line_of(document), &mut parser).value), *document);
+            assert_eq!(value(&message(&line_of(document), &mut parser)), *document);
         }
         assert!(!parser.prefixes["t"][1].escaped.is_empty(), "a shared start was learned");
         let usual = parse_usual(&parser.prefixes, &line_of(documents[1]), &mut BytesMut::new(), None).expect("read by the prefix");
-        assert_eq!(text(usual.value), documents[1]);
+        assert_eq!(value(&usual), documents[1]);
     }
 
     #[test]
@@ -435,7 +516,7 @@ mod tests {
         assert!(parse_usual(&parser.prefixes, &line_of(r#"{"d": 1}"#), &mut BytesMut::new(), None).is_some(), "read by the empty prefix");
         let shared = |i: usize| format!(r#"{{"schema": "a long schema", "payload": {i}}}"#);
         let learned = (0..2 * RELEARN_EMPTY as usize).find(|i| {
-            assert_eq!(text(message(&line_of(&shared(*i)), &mut parser).value), shared(*i));
+            assert_eq!(value(&message(&line_of(&shared(*i)), &mut parser)), shared(*i));
             !parser.prefixes["t"][1].escaped.is_empty()
         });
         assert!(learned.is_some(), "a shared start is learned again");
@@ -453,10 +534,10 @@ mod tests {
         let sorted = serde_json::json!({"value": document(7), "topic": "t", "key": key(7)}).to_string();
         assert!(sorted.starts_with(r#"{"key":"#));
         let usual = parse_usual(&parser.prefixes, &sorted, &mut BytesMut::new(), None).expect("read by the prefix");
-        assert_eq!((text(usual.key), text(usual.value)), (key(7), document(7)));
+        assert_eq!((value(&usual), text(usual.key)), (document(7), key(7)));
         let value_first = format!(r#"{{"value": {}, "key": null, "topic": "t"}}"#, serde_json::to_string(&document(8)).unwrap());
         let usual = parse_usual(&parser.prefixes, &value_first, &mut BytesMut::new(), None).expect("read by the prefix");
-        assert_eq!((usual.key, text(usual.value)), (None, document(8)));
+        assert_eq!((value(&usual), usual.key), (document(8), None));
         assert!(
             parse_usual(&parser.prefixes, r#"{"topic": "t", "key": null, "key": null}"#, &mut BytesMut::new(), None).is_none(),
             "a repeated member is left to serde_json"
@@ -488,7 +569,7 @@ mod tests {
                 let document = format!(r#"{{"schema": "{topic}{topic}{topic}", "payload": {{"n": {i}, "m": 1}}}}"#);
                 let line = serde_json::json!({"topic": topic, "key": "{\"k\": 1}", "value": document}).to_string();
                 let parsed = message(&line, &mut parser);
-                assert_eq!(text(parsed.value), document);
+                assert_eq!(value(&parsed), document);
                 assert_eq!(text(parsed.key), "{\"k\": 1}");
             }
         }
@@ -500,9 +581,9 @@ mod tests {
         let sorted = serde_json::json!({"topic": "b", "key": "{\"k\": 1}", "value": document}).to_string();
         assert!(sorted.starts_with(r#"{"key":"#));
         let read = parse_usual(&parser.prefixes, &sorted, &mut BytesMut::new(), Some("b")).expect("the guess holds");
-        assert_eq!((text(read.key), text(read.value)), ("{\"k\": 1}".to_string(), document.to_string()));
+        assert_eq!((value(&read), text(read.key)), (document.to_string(), "{\"k\": 1}".to_string()));
         assert!(parse_usual(&parser.prefixes, &sorted, &mut BytesMut::new(), Some("a")).is_none(), "belied");
-        assert_eq!(text(message(&sorted, &mut parser).value), document, "read again without the guess");
+        assert_eq!(value(&message(&sorted, &mut parser)), document, "read again without the guess");
     }
 
     #[test]

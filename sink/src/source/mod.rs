@@ -33,14 +33,38 @@ pub struct Message {
     /// Shared by the messages of one topic where the source can (NDJSON lines).
     pub topic: Arc<str>,
     pub key: Option<bytes::Bytes>,
+    /// The value, or its part after `value_head`.
     pub value: Option<bytes::Bytes>,
+    /// The start of the value, when a source shares it between the values of a topic that
+    /// begin alike (NDJSON lines: the Connect schema envelope's text): one allocation, not a
+    /// copy per message, which a decoder can recognise by identity instead of by content.
+    pub value_head: Option<bytes::Bytes>,
+}
+
+impl Message {
+    pub fn new(topic: Arc<str>, key: Option<bytes::Bytes>, value: Option<bytes::Bytes>) -> Self {
+        Self { topic, key, value, value_head: None }
+    }
+
+    /// The value's bytes in one piece: copied together when it has a head.
+    pub fn whole_value(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
+        let value = self.value.as_deref()?;
+        Some(match &self.value_head {
+            Some(head) => std::borrow::Cow::Owned([&head[..], value].concat()),
+            None => std::borrow::Cow::Borrowed(value),
+        })
+    }
+
+    fn value_len(&self) -> usize {
+        self.value.as_ref().map_or(0, bytes::Bytes::len) + self.value_head.as_ref().map_or(0, bytes::Bytes::len)
+    }
 }
 
 impl SourceRecord {
     /// The input bytes this record takes, for the sink's `batch_bytes`.
     pub fn size(&self) -> usize {
         match &self.message {
-            Ok(m) if self.raw.is_empty() => m.key.as_ref().map_or(0, bytes::Bytes::len) + m.value.as_ref().map_or(0, bytes::Bytes::len),
+            Ok(m) if self.raw.is_empty() => m.key.as_ref().map_or(0, bytes::Bytes::len) + m.value_len(),
             _ => self.raw.len(),
         }
     }
