@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use tokio::sync::mpsc;
 
+use super::chunk_lines::ChunkLines;
 use super::line::LineParser;
 use super::{position_key, Positions, Source, SourceRecord};
 
@@ -139,11 +140,9 @@ impl Source for FileSource {
 }
 
 /// The parsing thread: the input's chunks → batches of records, until the input ends or the
-/// loop hangs up. Lines are slices of large shared buffers, not a copy each: a line's bytes
-/// live as long as its record (for the dead-letter table), and a buffer as long as its last
-/// line. These buffers are allocated here, not on the reader's thread (which reads into a few
-/// recycled ones): freed on other threads, the reader's allocations were kept by the allocator
-/// for a while, and doubled the peak memory.
+/// loop hangs up. Lines are slices of the chunks the reader read, not a copy each: a line's
+/// bytes live as long as its record (for the dead-letter table), and a chunk as long as its
+/// last line, after which it goes back to the reader ([`ChunkLines`]).
 ///
 /// A batch is handed over when it is full, or when the next chunk has not been read yet: the
 /// ingest loop gets what stdin has sent before the parser waits on it, and a file read faster
@@ -167,7 +166,7 @@ fn read_lines(
         return;
     }
     let mut parser = LineParser::default();
-    let (mut buffer, mut line) = (BytesMut::new(), 0i64);
+    let (mut chunk_lines, mut line) = (ChunkLines::default(), 0i64);
     let mut batch = Vec::with_capacity(BATCH_RECORDS);
     let hand_over = |batch: &mut Vec<SourceRecord>| {
         batch.is_empty() || sender.blocking_send(Ok(std::mem::replace(batch, Vec::with_capacity(BATCH_RECORDS)))).is_ok()
@@ -182,11 +181,18 @@ fn read_lines(
             Err(TryRecvError::Empty) => wait_for_chunk(&chunks, draining),
             Err(TryRecvError::Disconnected) => Next::Chunk(Err(reader_gone())),
         };
-        match next {
-            Next::Chunk(Ok(chunk)) if chunk.is_empty() => ended = true,
+        let lines = match next {
+            Next::Chunk(Ok(chunk)) if chunk.is_empty() => {
+                ended = true;
+                // At the end of the input, its last line may lack a newline.
+                chunk_lines.finish().into_iter().collect()
+            }
             Next::Chunk(Ok(chunk)) => {
-                buffer.extend_from_slice(&chunk);
-                let _ = recycler.send(chunk);
+                let lines = chunk_lines.split(chunk);
+                for free in chunk_lines.reusable() {
+                    let _ = recycler.send(free);
+                }
+                lines
             }
             Next::Chunk(Err(e)) => {
                 if hand_over(&mut batch) {
@@ -199,15 +205,8 @@ fn read_lines(
                 hand_over(&mut batch);
                 return;
             }
-        }
-        // At the end of the input, its last line may lack a newline.
-        let whole_lines = match ended {
-            true => buffer.len(),
-            false => memchr::memrchr(b'\n', &buffer).map_or(0, |at| at + 1),
         };
-        let mut lines = buffer.split_to(whole_lines).freeze();
-        while !lines.is_empty() {
-            let mut raw = lines.split_to(memchr::memchr(b'\n', &lines).map_or(lines.len(), |at| at + 1));
+        for mut raw in lines {
             line += 1;
             if line <= skip_through {
                 continue;
@@ -228,13 +227,13 @@ fn read_lines(
 /// What the parser takes next.
 enum Next {
     /// What the reader read (empty at the end of the input), or why it stopped.
-    Chunk(std::io::Result<Vec<u8>>),
+    Chunk(std::io::Result<BytesMut>),
     /// The source is draining, and every chunk read is parsed.
     Drained,
 }
 
 /// Waits for the reader's next chunk, until the source drains.
-fn wait_for_chunk(chunks: &Receiver<std::io::Result<Vec<u8>>>, draining: &AtomicBool) -> Next {
+fn wait_for_chunk(chunks: &Receiver<std::io::Result<BytesMut>>, draining: &AtomicBool) -> Next {
     loop {
         if draining.load(Ordering::Relaxed) {
             return Next::Drained;
@@ -262,15 +261,16 @@ const CHUNK_BYTES: usize = 256 << 10;
 
 /// The reader's thread: the input in chunks as each read returns them (an empty one when it
 /// ends), until it ends, fails, the parser hangs up, or the source drains. Chunks come back
-/// through `recycled` to be read into again.
+/// through `recycled` to be read into again; a new one is made only when none has.
 fn read_chunks(
     mut reader: Box<dyn Read + Send>,
-    chunks: SyncSender<std::io::Result<Vec<u8>>>,
-    recycled: Receiver<Vec<u8>>,
+    chunks: SyncSender<std::io::Result<BytesMut>>,
+    recycled: Receiver<BytesMut>,
     draining: &AtomicBool,
 ) {
     while !draining.load(Ordering::Relaxed) {
         let mut chunk = recycled.try_recv().unwrap_or_default();
+        // Only what the last read left short is zeroed: a recycled chunk was read into whole.
         chunk.resize(CHUNK_BYTES, 0);
         let read = loop {
             match reader.read(&mut chunk) {

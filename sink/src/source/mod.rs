@@ -4,6 +4,7 @@
 //! stream, which is stored with every row (`_src_partition`, `_src_offset`) and in every commit,
 //! so a restart skips exactly what was committed.
 
+mod chunk_lines;
 pub mod file;
 pub mod kafka;
 mod line;
