@@ -13,11 +13,13 @@ use iceberg::writer::file_writer::location_generator::{DefaultFileNameGenerator,
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::layout::{OP_TS, SRC_OFFSET};
 use crate::table::FloeTable;
 
 /// Default size at which a data file is rolled over to the next one.
@@ -28,15 +30,31 @@ pub fn table_arrow_schema(table: &FloeTable) -> Result<ArrowSchemaRef> {
     Ok(Arc::new(schema_to_arrow_schema(table.current_schema())?))
 }
 
+/// floe's metadata columns that rise row by row in the sink's files (each row's `_op_ts` is
+/// after the last, offsets follow the input; a compacted file's are near each other):
+/// delta-encoded, a few bits a row, instead of a dictionary that would hold every value once
+/// and cost a hash per row.
+const RISING_COLUMNS: [&str; 2] = [OP_TS, SRC_OFFSET];
+
+/// zstd; [`RISING_COLUMNS`] delta-encoded; every other column as the Parquet writer chooses
+/// (dictionary, falling back to plain when it grows too large).
+fn writer_properties(schema: &iceberg::spec::Schema) -> WriterProperties {
+    let mut props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
+    for name in RISING_COLUMNS.into_iter().filter(|name| schema.field_by_name(name).is_some()) {
+        let column = ColumnPath::from(name);
+        props = props.set_column_dictionary_enabled(column.clone(), false).set_column_encoding(column, Encoding::DELTA_BINARY_PACKED);
+    }
+    props.build()
+}
+
 /// How floe's Parquet files roll over in the table's data directory: zstd, named
 /// `{name_prefix}{uuid}-{n}.parquet`, written for `schema` (data files use the table's schema,
 /// delete files their own).
 pub(crate) type RollingParquet = RollingFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
 pub(crate) fn rolling_parquet(table: &FloeTable, schema: SchemaRef, target_file_size: usize, name_prefix: &str) -> Result<RollingParquet> {
-    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
     Ok(RollingFileWriterBuilder::new(
-        ParquetWriterBuilder::new(props, schema),
+        ParquetWriterBuilder::new(writer_properties(&schema), schema),
         target_file_size,
         table.file_io().clone(),
         DefaultLocationGenerator::new(table.metadata())?,
@@ -88,4 +106,79 @@ pub async fn write_data_files(table: &FloeTable, batches: impl IntoIterator<Item
         sink.write(batch).await?;
     }
     sink.finish().await
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::{Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
+    use bytes::Bytes;
+    use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
+    use iceberg::TableCreation;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::*;
+    use crate::layout::{metadata_fields, OP, SRC_PARTITION};
+    use crate::testing::{ident, test_catalog};
+    use crate::Catalog;
+
+    /// The encodings of each column of the Parquet file `bytes`, by name.
+    fn encodings(bytes: Bytes) -> Vec<(String, Vec<Encoding>)> {
+        let reader = SerializedFileReader::new(bytes).unwrap();
+        let group = reader.metadata().row_group(0);
+        group.columns().iter().map(|c| (c.column_path().string(), c.encodings().collect())).collect()
+    }
+
+    /// `id` (the key) and floe's metadata columns, `rows` rows with rising `_op_ts` and offsets
+    /// (`_source_ts` null).
+    fn batch(table: &FloeTable, rows: i64) -> RecordBatch {
+        let arrow = table_arrow_schema(table).unwrap();
+        let columns = arrow
+            .fields()
+            .iter()
+            .map(|field| -> Arc<dyn Array> {
+                match field.name().as_str() {
+                    "id" => Arc::new(Int64Array::from_iter_values((0..rows).map(|i| i % 100))),
+                    OP_TS => Arc::new(
+                        TimestampMicrosecondArray::from_iter_values((0..rows).map(|i| 1_700_000_000_000_000 + i)).with_timezone("+00:00"),
+                    ),
+                    SRC_OFFSET => Arc::new(Int64Array::from_iter_values(0..rows)),
+                    OP => Arc::new(StringArray::from_iter_values((0..rows).map(|_| "c"))),
+                    SRC_PARTITION => Arc::new(Int32Array::from_iter_values((0..rows).map(|_| 0))),
+                    _ => arrow_array::new_null_array(field.data_type(), rows as usize),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(arrow, columns).unwrap()
+    }
+
+    #[tokio::test]
+    async fn rising_metadata_columns_are_delta_encoded_and_read_back_as_written() {
+        let test = test_catalog().await;
+        let mut next_id = 2;
+        let mut fields = vec![Arc::new(NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)))];
+        fields.extend(metadata_fields(&mut next_id));
+        let schema = Schema::builder().with_fields(fields).with_identifier_field_ids(vec![1]).build().unwrap();
+        let id = ident("shop", "orders");
+        test.catalog.create_namespace(id.namespace()).await.unwrap();
+        let table = test.catalog.create_table(&id, TableCreation::builder().name("orders".into()).schema(schema).build()).await.unwrap();
+        let written = batch(&table, 10_000);
+
+        let files = write_data_files(&table, [written.clone()]).await.unwrap();
+        let bytes = table.file_io().new_input(files[0].file_path()).unwrap().read().await.unwrap();
+
+        for (column, used) in encodings(bytes.clone()) {
+            let dictionary = used.contains(&Encoding::RLE_DICTIONARY) || used.contains(&Encoding::PLAIN_DICTIONARY);
+            match column.as_str() {
+                OP_TS | SRC_OFFSET => assert!(used.contains(&Encoding::DELTA_BINARY_PACKED) && !dictionary, "{column}: {used:?}"),
+                "id" => assert!(dictionary, "other columns keep the writer's choice: {column}: {used:?}"),
+                _ => {}
+            }
+        }
+        let mut reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().with_batch_size(written.num_rows()).build().unwrap();
+        let read = reader.next().unwrap().unwrap();
+        for name in ["id", OP_TS, SRC_OFFSET] {
+            assert_eq!(read.column_by_name(name).unwrap().to_data(), written.column_by_name(name).unwrap().to_data(), "{name}");
+        }
+    }
 }
