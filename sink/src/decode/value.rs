@@ -36,8 +36,13 @@ pub enum Cell {
 
 /// Converts `value` of kind `kind` into a [`Cell`]; the same conversion as [`canonical`].
 pub fn cell(value: Value, kind: &Kind) -> Result<Cell, DecodeError> {
-    if value.is_null() {
-        return Ok(Cell::Null);
+    // The usual scalars directly: what `canonical` would give, without its copy of the value.
+    match (kind, &value) {
+        (_, Value::Null) => return Ok(Cell::Null),
+        (Kind::Boolean, Value::Bool(b)) => return Ok(Cell::Bool(*b)),
+        (Kind::Int | Kind::Long, Value::Number(n)) if n.is_i64() => return Ok(Cell::Int(n.as_i64().expect("an i64"))),
+        (Kind::Float | Kind::Double, Value::Number(n)) => return Ok(Cell::Float(n.as_f64().expect("serde_json numbers are finite"))),
+        _ => {}
     }
     Ok(match kind {
         Kind::String => match value {
