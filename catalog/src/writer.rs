@@ -13,7 +13,7 @@ use iceberg::writer::file_writer::location_generator::{DefaultFileNameGenerator,
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
-use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use uuid::Uuid;
@@ -30,19 +30,19 @@ pub fn table_arrow_schema(table: &FloeTable) -> Result<ArrowSchemaRef> {
     Ok(Arc::new(schema_to_arrow_schema(table.current_schema())?))
 }
 
-/// floe's metadata columns that rise row by row in the sink's files (each row's `_op_ts` is
-/// after the last, offsets follow the input; a compacted file's are near each other):
-/// delta-encoded, a few bits a row, instead of a dictionary that would hold every value once
-/// and cost a hash per row.
-const RISING_COLUMNS: [&str; 2] = [OP_TS, SRC_OFFSET];
+/// floe's metadata columns with a value per row that no other row has (`_op_ts` rises row by row,
+/// offsets follow the input): written plain, without the dictionary the Parquet writer would
+/// otherwise build for them, which holds every value once and costs a hash per row. Not
+/// `DELTA_BINARY_PACKED`, though smaller: Iceberg's Java vectorized reader (Spark) reads it only
+/// since Iceberg 1.10.
+const UNIQUE_COLUMNS: [&str; 2] = [OP_TS, SRC_OFFSET];
 
-/// zstd; [`RISING_COLUMNS`] delta-encoded; every other column as the Parquet writer chooses
-/// (dictionary, falling back to plain when it grows too large).
+/// zstd; [`UNIQUE_COLUMNS`] without a dictionary; every other column as the Parquet writer
+/// chooses (a dictionary, falling back to plain when it grows too large).
 fn writer_properties(schema: &iceberg::spec::Schema) -> WriterProperties {
     let mut props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
-    for name in RISING_COLUMNS.into_iter().filter(|name| schema.field_by_name(name).is_some()) {
-        let column = ColumnPath::from(name);
-        props = props.set_column_dictionary_enabled(column.clone(), false).set_column_encoding(column, Encoding::DELTA_BINARY_PACKED);
+    for name in UNIQUE_COLUMNS.into_iter().filter(|name| schema.field_by_name(name).is_some()) {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(name), false);
     }
     props.build()
 }
@@ -115,6 +115,7 @@ mod tests {
     use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
     use iceberg::TableCreation;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::basic::Encoding;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     use super::*;
@@ -153,7 +154,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn rising_metadata_columns_are_delta_encoded_and_read_back_as_written() {
+    async fn unique_metadata_columns_are_written_without_a_dictionary_and_read_back_as_written() {
         let test = test_catalog().await;
         let mut next_id = 2;
         let mut fields = vec![Arc::new(NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)))];
@@ -170,7 +171,7 @@ mod tests {
         for (column, used) in encodings(bytes.clone()) {
             let dictionary = used.contains(&Encoding::RLE_DICTIONARY) || used.contains(&Encoding::PLAIN_DICTIONARY);
             match column.as_str() {
-                OP_TS | SRC_OFFSET => assert!(used.contains(&Encoding::DELTA_BINARY_PACKED) && !dictionary, "{column}: {used:?}"),
+                OP_TS | SRC_OFFSET => assert!(used.contains(&Encoding::PLAIN) && !dictionary, "{column}: {used:?}"),
                 "id" => assert!(dictionary, "other columns keep the writer's choice: {column}: {used:?}"),
                 _ => {}
             }

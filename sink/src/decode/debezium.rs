@@ -32,6 +32,9 @@ pub struct DebeziumJson {
     scratch: Vec<u8>,
 }
 
+/// The largest scratch buffer a decoder keeps between values.
+const MAX_KEPT_SCRATCH: usize = 1 << 20;
+
 /// A value head that holds an envelope's schema and the start of its payload: while the
 /// decoder's last value schema is the one it held, a value with this very head (the same
 /// allocation, kept alive here so it cannot be another's) needs no compare of the schema.
@@ -75,12 +78,17 @@ impl DebeziumJson {
         table: TableState<'_>,
     ) -> Result<Option<ChangeEvent>, DecodeError> {
         let mut scratch = std::mem::take(&mut self.scratch);
-        let decoded = self.decode_in(&mut scratch, key, head, rest, table);
-        self.scratch = scratch;
+        let decoded = self.decode_joined(&mut scratch, key, head, rest, table);
+        // Kept for the next value, unless an unusually large one grew it.
+        if scratch.capacity() <= MAX_KEPT_SCRATCH {
+            self.scratch = scratch;
+        }
         decoded
     }
 
-    fn decode_in(
+    /// Decodes `head` and `rest` put together in `scratch`: only the payload's part of a known
+    /// head, else all of it (and the head is learned).
+    fn decode_joined(
         &mut self,
         scratch: &mut Vec<u8>,
         key: Option<&[u8]>,
@@ -93,7 +101,7 @@ impl DebeziumJson {
             scratch.extend_from_slice(&head[known.payload_at..]);
             scratch.extend_from_slice(rest);
             let schema = (!known.null_schema).then_some(SchemaText::Last);
-            if let Some(payload) = envelope_payload_end(scratch) {
+            if let Some(payload) = payload_before_envelope_end(scratch) {
                 return decode_payload(key, schema, payload, table.schema, table.hints, &mut self.cache);
             }
             // Not the envelope's usual end: read as a whole, for the error it deserves.
@@ -324,11 +332,11 @@ fn split_as_last<'a>(bytes: &'a [u8], last: &str) -> Option<(&'a [u8], &'a [u8])
         return None;
     }
     let payload = token(token(token(rest, b",")?, b"\"payload\"")?, b":")?;
-    Some((schema, envelope_payload_end(payload)?))
+    Some((schema, payload_before_envelope_end(payload)?))
 }
 
-/// The payload at the start of `rest`, the envelope's end after it.
-fn envelope_payload_end(rest: &[u8]) -> Option<&[u8]> {
+/// The payload at the start of `rest`, without the envelope's closing brace after it.
+fn payload_before_envelope_end(rest: &[u8]) -> Option<&[u8]> {
     Some(rest.trim_ascii().strip_suffix(b"}")?.trim_ascii_end())
 }
 
@@ -632,6 +640,9 @@ mod tests {
             let expected = by_whole.decode(&Message::new("t".into(), Some(key().into()), Some(value.clone().into())), table());
             assert_eq!(by_head.decode(message, table()), expected, "message {i}");
             assert_eq!(message.whole_value().as_deref(), Some(&value[..]), "message {i}");
+            // Only the payload's part of a known head was put together with the rest.
+            let joined_part = message.value_head.is_some() && by_head.scratch.len() < value.len();
+            assert_eq!(joined_part, [1, 4, 7].contains(&i), "message {i}: the known head's path");
         }
         assert!(matches!(by_head.decode(&messages[0].0, table()), Decoded::Change(_)));
         let known = by_head.known_head.as_ref().expect("a head split as an envelope is known");

@@ -296,6 +296,37 @@ mod tests {
     }
 
     #[test]
+    fn scalars_become_cells_as_their_canonical_values_would() {
+        let cases = [
+            (json!(true), Kind::Boolean, Some(Cell::Bool(true))),
+            (json!(i64::MIN), Kind::Long, Some(Cell::Int(i64::MIN))),
+            (json!(7), Kind::Int, Some(Cell::Int(7))),
+            (json!(7), Kind::Double, Some(Cell::Float(7.0))),
+            (json!(-0.0), Kind::Double, Some(Cell::Float(-0.0))),
+            (json!(1e300), Kind::Float, Some(Cell::Float(1e300))),
+            (json!("NaN"), Kind::Double, None),
+            (json!(u64::MAX), Kind::Long, None),
+            (json!(1.5), Kind::Int, None),
+            (json!("7"), Kind::Long, None),
+            (json!(1), Kind::Boolean, None),
+            (Value::Null, Kind::Long, Some(Cell::Null)),
+        ];
+        for (value, kind, expected) in cases {
+            let converted = cell(value.clone(), &kind);
+            match expected {
+                Some(expected) => assert_eq!(format!("{:?}", converted.unwrap()), format!("{expected:?}"), "{value} as {kind:?}"),
+                // Whatever `canonical` makes of it, `cell` makes the same.
+                None => assert_eq!(
+                    format!("{converted:?}"),
+                    format!("{:?}", canonical(&value, &kind).map(|c| cell(c, &kind).unwrap())),
+                    "{value} as {kind:?}"
+                ),
+            }
+        }
+        assert!(matches!(cell(json!("NaN"), &Kind::Double), Ok(Cell::Float(f)) if f.is_nan()));
+    }
+
+    #[test]
     fn mismatched_values_name_the_column() {
         let fields = vec![Field::new("n", Kind::Long, true)];
         let obj = json!({"n": "not a number"});

@@ -25,8 +25,10 @@ impl ChunkLines {
         let mut lines = vec![];
         if !self.carry.is_empty() {
             let Some(end) = memchr::memchr(b'\n', &rest) else {
-                // A line longer than the chunk: all of it is carried.
+                // A line longer than the chunk: all of it is carried, and the chunk can be read
+                // into again.
                 self.carry.extend_from_slice(&rest);
+                self.in_use.push_back(chunk);
                 return lines;
             };
             self.carry.extend_from_slice(&rest[..=end]);

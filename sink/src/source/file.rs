@@ -358,6 +358,23 @@ mod tests {
         assert!(error.to_string().contains("reader stopped"), "{error}");
     }
 
+    /// Gives its input a byte a read, as a slow pipe may.
+    struct ByteByByte(std::io::Cursor<Vec<u8>>);
+
+    impl Read for ByteByByte {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            let end = buffer.len().min(1);
+            self.0.read(&mut buffer[..end])
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_cut_anywhere_by_the_reads_are_the_same_lines() {
+        let input = "first\r\nsecond line\n\nlast without newline";
+        let source = from_reader(Box::new(ByteByByte(std::io::Cursor::new(input.as_bytes().to_vec()))), "test".into());
+        assert_eq!(lines_of(source).await, ["first", "second line", "", "last without newline"]);
+    }
+
     #[tokio::test]
     async fn a_last_line_without_a_newline_after_many_chunks_is_read() {
         // Longer than one read, so the unfinished last line waited for more before the input ended.

@@ -88,8 +88,8 @@ impl LineParser {
             self.prefixes.insert(topic.as_str().into(), [SharedPrefix::default(), SharedPrefix::shared_as_head()]);
         }
         let (topic, [key_prefix, value_prefix]) = self.prefixes.get_key_value_mut(topic.as_str()).expect("inserted");
-        let key = member_bytes(line.key, key_prefix, &mut self.arena)?;
-        let value = member_bytes(line.value, value_prefix, &mut self.arena)?;
+        let key = member_text(line.key, key_prefix, &mut self.arena)?;
+        let value = member_text(line.value, value_prefix, &mut self.arena)?;
         Ok(message(topic.clone(), key, value))
     }
 }
@@ -236,8 +236,8 @@ fn scan_member(rest: &str) -> Option<(Member<'_>, &str)> {
     Some((Member::Scanned(Some(&content[..=end])), &content[end + 1..]))
 }
 
-/// A member's text: a JSON string's content, or the text of any other JSON value.
-fn member_bytes(member: Option<&RawValue>, prefix: &mut SharedPrefix, arena: &mut BytesMut) -> Result<Option<Unescaped>, String> {
+/// A member's text: a JSON string's content, unescaped, or the text of any other JSON value.
+fn member_text(member: Option<&RawValue>, prefix: &mut SharedPrefix, arena: &mut BytesMut) -> Result<Option<Unescaped>, String> {
     match member.map(RawValue::get) {
         None | Some("null") => Ok(None),
         Some(text) if text.starts_with('"') => Ok(Some(prefix.unescape(text, arena)?)),

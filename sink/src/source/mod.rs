@@ -34,7 +34,8 @@ pub struct Message {
     /// Shared by the messages of one topic where the source can (NDJSON lines).
     pub topic: Arc<str>,
     pub key: Option<bytes::Bytes>,
-    /// The value, or its part after `value_head`.
+    /// The value, or, when `value_head` is set, only its part after the head: read the whole
+    /// value with [`Message::whole_value`].
     pub value: Option<bytes::Bytes>,
     /// The start of the value, when a source shares it between the values of a topic that
     /// begin alike (NDJSON lines: the Connect schema envelope's text): one allocation, not a
