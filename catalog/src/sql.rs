@@ -57,6 +57,12 @@ const CREATE_NAMESPACES_SQL: &str = "CREATE TABLE IF NOT EXISTS iceberg_namespac
     property_value VARCHAR(1000),
     PRIMARY KEY (catalog_name, namespace, property_key))";
 
+/// Whether `error` is PostgreSQL refusing a `CREATE … IF NOT EXISTS` that raced another one:
+/// a unique violation in its system catalog (23505), or the relation existing after all (42P07).
+fn is_creation_race(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if matches!(e.code().as_deref(), Some("23505" | "42P07")))
+}
+
 /// A catalog stored in SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct SqlCatalog {
@@ -121,12 +127,26 @@ impl SqlCatalog {
         Ok(catalog)
     }
 
+    /// Creates the catalog's tables where they are missing. Several processes may do so at once
+    /// on a new database: in PostgreSQL, two `CREATE TABLE IF NOT EXISTS` of one table can both
+    /// find it missing, and the later one fails on the system catalog's unique index; the table
+    /// exists by then, so the statement is run again. A column another process added meanwhile
+    /// is likewise found on a second look.
     async fn ensure_schema(&self) -> Result<()> {
-        self.pool.execute(CREATE_TABLES_SQL).await?;
-        self.pool.execute(CREATE_NAMESPACES_SQL).await?;
+        for create in [CREATE_TABLES_SQL, CREATE_NAMESPACES_SQL] {
+            if let Err(e) = self.pool.execute(create).await {
+                if !is_creation_race(&e) {
+                    return Err(e.into());
+                }
+                self.pool.execute(create).await?;
+            }
+        }
         // Databases created by PyIceberg lack `iceberg_type`; Java's JDBC catalog wants it.
-        if self.pool.execute("SELECT iceberg_type FROM iceberg_tables WHERE 1 = 0").await.is_err() {
-            self.pool.execute("ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)").await?;
+        let has_type = || self.pool.execute("SELECT iceberg_type FROM iceberg_tables WHERE 1 = 0");
+        if has_type().await.is_err() {
+            if let Err(e) = self.pool.execute("ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)").await {
+                has_type().await.map_err(|_| e)?;
+            }
         }
         Ok(())
     }

@@ -20,6 +20,31 @@ async fn a_commit_to_several_tables_moves_all_of_them_or_none_on_postgres() {
     assert_multi_table_commits_are_all_or_none(&t.catalog).await;
 }
 
+/// A new PostgreSQL schema in `$FLOE_TEST_POSTGRES_URL`'s database, as if the database were new:
+/// its name, and the URL that puts tables there.
+async fn fresh_schema(admin: &sqlx::PgPool) -> (String, String) {
+    let schema = format!("fresh_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(admin).await.unwrap();
+    let url = postgres_url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    (schema.clone(), format!("{url}{separator}options=-c%20search_path%3D{schema}"))
+}
+
+#[tokio::test]
+async fn catalogs_opened_at_once_on_a_new_database_all_open() {
+    let admin = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
+    let (schema, url) = fresh_schema(&admin).await;
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = dir.path().display().to_string();
+    let names: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
+    let opens = names.iter().map(|name| floe_catalog::SqlCatalog::open(&url, name, &warehouse));
+    for (i, opened) in futures::future::join_all(opens).await.into_iter().enumerate() {
+        let catalog = opened.unwrap_or_else(|e| panic!("catalog {i} failed to open: {e}"));
+        assert!(catalog.list_namespaces().await.unwrap().is_empty(), "catalog {i} starts empty");
+    }
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.unwrap();
+}
+
 #[tokio::test]
 async fn postgres_catalog_commits_like_sqlite() {
     let url = postgres_url();
