@@ -282,9 +282,10 @@ impl SharedPrefix {
     /// What a string read with this prefix starts with before the text unescaped for it, and
     /// its head: the unescaped prefix, copied or shared.
     fn start(&self) -> (&str, Option<Bytes>) {
-        match self.shares_head && !self.head.is_empty() {
-            true => ("", Some(self.head.clone())),
-            false => (&self.unescaped, None),
+        // `head` is empty unless this prefix shares its text.
+        match self.head.is_empty() {
+            false => ("", Some(self.head.clone())),
+            true => (&self.unescaped, None),
         }
     }
 
