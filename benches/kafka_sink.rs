@@ -33,7 +33,7 @@ use serde_json::json;
 
 /// The allocator the `floe` binary ships with.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const PARTITIONS: i32 = 3;
 

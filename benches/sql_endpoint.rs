@@ -30,7 +30,7 @@ use sqlx::Connection;
 
 /// The allocator the `floe` binary ships with.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const FILES: usize = 4;
 
