@@ -1,7 +1,7 @@
-/// jemalloc instead of the system allocator or mimalloc (BENCHMARKS.md, eighth session): the
-/// ingest pipeline allocates on one thread and frees on another, which glibc's malloc serves
-/// more slowly (the Kafka-message path 20% slower), and mimalloc kept freed memory so that peak
-/// RSS grew with the input (151/241 MiB at 1M/10M events, against jemalloc's 101/131).
+/// jemalloc, measured against mimalloc and glibc's malloc on the same code (BENCHMARKS.md,
+/// eighth session): mimalloc kept freed memory, so that peak RSS grew with the input (151/241
+/// MiB at 1M/10M events; jemalloc 102/116); glibc's malloc is 19% slower than jemalloc on the
+/// Kafka-message path, where the consumer allocates each message and a decoder frees it.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
