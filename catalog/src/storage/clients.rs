@@ -5,7 +5,8 @@
 //!   S3-compatible server (path-style then); iceberg's `s3.*` properties override them.
 //! - `gs://`: Google Cloud Storage, from `GOOGLE_*` variables (`GOOGLE_SERVICE_ACCOUNT`,
 //!   `GOOGLE_APPLICATION_CREDENTIALS`, or the instance's credentials; `GOOGLE_BASE_URL` for
-//!   another server).
+//!   another server); iceberg's `gcs.*` properties override them, and a token a REST catalog
+//!   vends (`gcs.oauth2.token`) is used instead of their credentials.
 //! - `az://container/…` and `abfs(s)://container@account.dfs.core.windows.net/…`: Azure Blob
 //!   Storage, from `AZURE_*` variables (`AZURE_STORAGE_ACCOUNT_NAME`, a key, SAS or client
 //!   secret, or managed identity; `AZURE_STORAGE_USE_EMULATOR` for Azurite). A SAS token a
@@ -15,11 +16,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use iceberg::io::{S3_ACCESS_KEY_ID, S3_ENDPOINT, S3_PATH_STYLE_ACCESS, S3_REGION, S3_SECRET_ACCESS_KEY, S3_SESSION_TOKEN};
+use iceberg::io::{
+    GCS_NO_AUTH, GCS_SERVICE_PATH, GCS_TOKEN, S3_ACCESS_KEY_ID, S3_ENDPOINT, S3_PATH_STYLE_ACCESS, S3_REGION, S3_SECRET_ACCESS_KEY,
+    S3_SESSION_TOKEN,
+};
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::gcp::GoogleCloudStorageBuilder;
-use object_store::{ObjectStore, RetryConfig};
+use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
+use object_store::{ObjectStore, RetryConfig, StaticCredentialProvider};
 
 use super::ObjectUrl;
 
@@ -35,10 +39,32 @@ pub const SCHEMES: [&str; 6] = ["s3", "s3a", "gs", "az", "abfs", "abfss"];
 pub fn client(url: &ObjectUrl, properties: &HashMap<String, String>) -> object_store::Result<Arc<dyn ObjectStore>> {
     let retry = retry_config(properties);
     Ok(match url.scheme {
-        "gs" => Arc::new(GoogleCloudStorageBuilder::from_env().with_bucket_name(url.bucket).with_retry(retry).build()?),
+        "gs" => Arc::new(gcs_client(url.bucket, properties).with_retry(retry).build()?),
         "az" | "abfs" | "abfss" => Arc::new(azure_client(url, properties).with_retry(retry).build()?),
         _ => Arc::new(s3_client(url.bucket, properties)?.with_retry(retry).build()?),
     })
+}
+
+/// Java Iceberg's name for the GCS endpoint, which REST catalogs vend; iceberg-rust's is
+/// `gcs.service.path`.
+const GCS_SERVICE_HOST: &str = "gcs.service.host";
+
+/// A GCS client builder for `bucket`: the `GOOGLE_*` environment, with iceberg's `gcs.*`
+/// properties over it: the endpoint, no signing (`gcs.no-auth`, for an emulator), and a vended
+/// token, which the client then sends as it is instead of the environment's credentials.
+fn gcs_client(bucket: &str, properties: &HashMap<String, String>) -> GoogleCloudStorageBuilder {
+    let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+    if let Some(endpoint) = properties.get(GCS_SERVICE_HOST).or_else(|| properties.get(GCS_SERVICE_PATH)) {
+        builder = builder.with_base_url(endpoint);
+    }
+    if let Some(token) = properties.get(GCS_TOKEN) {
+        let credential = GcpCredential { bearer: token.clone() };
+        builder = builder.with_credentials(Arc::new(StaticCredentialProvider::new(credential)));
+    }
+    if properties.get(GCS_NO_AUTH).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        builder = builder.with_skip_signature(true);
+    }
+    builder
 }
 
 /// The property prefix of a SAS token vended for an Azure storage account: the account's name
@@ -146,6 +172,61 @@ fn s3_client(bucket: &str, properties: &HashMap<String, String>) -> object_store
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object_store::path::Path;
+    use object_store::ObjectStoreExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server on loopback that answers every request 404 and sends back each request's head.
+    async fn recording_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (heads, received) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut head = vec![0; 16 << 10];
+                let n = socket.read(&mut head).await.unwrap_or(0);
+                let _ = heads.send(String::from_utf8_lossy(&head[..n]).into_owned());
+                let _ = socket.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+            }
+        });
+        (url, received)
+    }
+
+    #[tokio::test]
+    async fn a_vended_gcs_token_is_sent_as_the_bearer_to_the_vended_endpoint() {
+        let (endpoint, mut heads) = recording_server().await;
+        let url = ObjectUrl { scheme: "gs", bucket: "lake", key: "" };
+        for endpoint_key in [GCS_SERVICE_HOST, GCS_SERVICE_PATH] {
+            let properties = HashMap::from([
+                (endpoint_key.to_string(), endpoint.clone()),
+                (GCS_TOKEN.to_string(), "vended-token".to_string()),
+                (MAX_RETRIES.to_string(), "0".to_string()),
+            ]);
+            let store = client(&url, &properties).unwrap();
+            let missing = store.get(&Path::from("t/metadata/v1.metadata.json")).await;
+            assert!(matches!(missing, Err(object_store::Error::NotFound { .. })), "{endpoint_key}: {missing:?}");
+            let head = heads.recv().await.unwrap().to_ascii_lowercase();
+            // object_store percent-encodes the whole object name (lower-cased here).
+            assert!(head.starts_with("get /lake/t%2fmetadata%2fv1%2emetadata%2ejson "), "{endpoint_key}: {head}");
+            assert!(head.contains("\r\nauthorization: bearer vended-token\r\n"), "{endpoint_key}: {head}");
+        }
+    }
+
+    #[tokio::test]
+    async fn gcs_without_auth_sends_no_credentials() {
+        let (endpoint, mut heads) = recording_server().await;
+        let url = ObjectUrl { scheme: "gs", bucket: "lake", key: "" };
+        let properties = HashMap::from([
+            (GCS_SERVICE_HOST.to_string(), endpoint),
+            (GCS_NO_AUTH.to_string(), "true".to_string()),
+            (MAX_RETRIES.to_string(), "0".to_string()),
+        ]);
+        let missing = client(&url, &properties).unwrap().get(&Path::from("a")).await;
+        assert!(matches!(missing, Err(object_store::Error::NotFound { .. })), "{missing:?}");
+        let head = heads.recv().await.unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("get /lake/a "), "{head}");
+        assert!(!head.contains("authorization:"), "{head}");
+    }
 
     #[test]
     fn a_sas_token_is_taken_for_its_own_account_named_bare_or_by_host() {
