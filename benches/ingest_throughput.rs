@@ -51,18 +51,22 @@ fn events(n: usize, schemas: bool) -> Vec<String> {
     (0..n).map(|i| gen.upsert(if i < keys { "c" } else { "u" }, (i % keys) as i64, &values(i))).collect()
 }
 
-fn floe_ingest(lines: &[String], runtime: &tokio::runtime::Runtime) -> Duration {
+/// The NDJSON text of `lines`, made once for every run over it. Shared, so that the bench
+/// frees it after the clock stops (a file's reader has no such buffer to free; freeing 360 MB
+/// took a core for tens of milliseconds), and not made again before each run.
+fn ndjson(lines: &[String]) -> Arc<[u8]> {
+    (lines.join("\n") + "\n").into_bytes().into()
+}
+
+fn floe_ingest(input: &Arc<[u8]>, events: usize, runtime: &tokio::runtime::Runtime) -> Duration {
     let dir = tempfile::tempdir().unwrap();
-    // Shared, so that the bench frees its input after the clock stops (a file's reader has
-    // no such buffer to free; freeing 360 MB took a core for tens of milliseconds).
-    let input: Arc<[u8]> = (lines.join("\n") + "\n").into_bytes().into();
     runtime.block_on(async {
         let catalog = floe_catalog::SqlCatalog::open_embedded(dir.path()).await.unwrap();
         let start = Instant::now();
         let source = from_reader(Box::new(std::io::Cursor::new(input.clone())), "bench".into());
         let report = Ingestor::new(&catalog, SinkConfig::default()).run(source, &|_| {}).await.unwrap();
         let elapsed = start.elapsed();
-        assert_eq!(report.rows.values().sum::<u64>(), lines.len() as u64);
+        assert_eq!(report.rows.values().sum::<u64>(), events as u64);
         elapsed
     })
 }
@@ -218,7 +222,9 @@ fn main() {
         Ok("messages") => {
             return println!("  floe, Kafka messages, envelope {:>10.0} events/s", rate(floe_ingest_messages(messages(n, true), &runtime)))
         }
-        Ok("lines") => return println!("  floe, NDJSON, envelope {:>10.0} events/s", rate(floe_ingest(&events(n, true), &runtime))),
+        Ok("lines") => {
+            return println!("  floe, NDJSON, envelope {:>10.0} events/s", rate(floe_ingest(&ndjson(&events(n, true)), n, &runtime)))
+        }
         _ => {}
     }
     let ceiling = best(&|| arrow_parquet(n));
@@ -226,7 +232,9 @@ fn main() {
     println!("  arrow-rs → Parquet (ceiling)              {ceiling:>10.0} rows/s");
     for (label, schemas) in [("schema envelope", true), ("no envelope    ", false)] {
         let lines = events(n, schemas);
-        let floe = best(&|| floe_ingest(&lines, &runtime));
+        let input = ndjson(&lines);
+        let floe = best(&|| floe_ingest(&input, n, &runtime));
+        drop(input);
         println!("  floe ingest, {label} → Iceberg {floe:>10.0} events/s  {:.2} of the ceiling", floe / ceiling);
         let records = messages(n, schemas);
         let messages = best(&|| floe_ingest_messages(records.clone(), &runtime));
