@@ -4,9 +4,10 @@
 //!
 //! They come as the answer's `config` and, in newer catalogs, as `storage-credentials`, each for
 //! a location prefix: the entry with the longest prefix of the table's location wins. floe
-//! reads the `s3.*` keys (access key, secret, session token, endpoint, region, path style) and
-//! Azure's `adls.sas-token.<account>` over the warehouse's own properties. Credentials with an expiry are renewed by loading the table
-//! again when they are about to lapse ([`expiring`]).
+//! reads the `s3.*` keys (access key, secret, session token, endpoint, region, path style),
+//! Azure's `adls.sas-token.<account>` and Google's `gcs.oauth2.token` over the warehouse's own
+//! properties. Credentials with an expiry are renewed by loading the table again when they are
+//! about to lapse ([`expiring`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

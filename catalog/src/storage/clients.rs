@@ -22,7 +22,7 @@ use iceberg::io::{
 };
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
+use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::{ObjectStore, RetryConfig, StaticCredentialProvider};
 
 use super::ObjectUrl;
@@ -50,19 +50,41 @@ pub fn client(url: &ObjectUrl, properties: &HashMap<String, String>) -> object_s
 const GCS_SERVICE_HOST: &str = "gcs.service.host";
 
 /// A GCS client builder for `bucket`: the `GOOGLE_*` environment, with iceberg's `gcs.*`
-/// properties over it: the endpoint, no signing (`gcs.no-auth`, for an emulator), and a vended
-/// token, which the client then sends as it is instead of the environment's credentials.
+/// properties over it: the endpoint, a vended token (sent as it is, and the environment's
+/// credentials are then not read), or no credentials at all (`gcs.no-auth`, for an emulator).
 fn gcs_client(bucket: &str, properties: &HashMap<String, String>) -> GoogleCloudStorageBuilder {
-    let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+    let token = properties.get(GCS_TOKEN);
+    let no_auth = properties.get(GCS_NO_AUTH).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let mut builder = if token.is_some() || no_auth { google_env_without_credentials() } else { GoogleCloudStorageBuilder::from_env() };
+    builder = builder.with_bucket_name(bucket);
     if let Some(endpoint) = properties.get(GCS_SERVICE_HOST).or_else(|| properties.get(GCS_SERVICE_PATH)) {
-        builder = builder.with_base_url(endpoint);
+        builder = builder.with_base_url(endpoint.trim_end_matches('/'));
     }
-    if let Some(token) = properties.get(GCS_TOKEN) {
-        let credential = GcpCredential { bearer: token.clone() };
-        builder = builder.with_credentials(Arc::new(StaticCredentialProvider::new(credential)));
+    match token {
+        Some(token) => builder.with_credentials(static_gcs_token(token)),
+        // An empty token, as object_store's own `disable_oauth`: writes and deletes ask for a
+        // credential even when reads skip signing, and must find one here, not the instance's.
+        None if no_auth => builder.with_skip_signature(true).with_credentials(static_gcs_token("")),
+        None => builder,
     }
-    if properties.get(GCS_NO_AUTH).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        builder = builder.with_skip_signature(true);
+}
+
+fn static_gcs_token(bearer: &str) -> Arc<StaticCredentialProvider<GcpCredential>> {
+    Arc::new(StaticCredentialProvider::new(GcpCredential { bearer: bearer.to_string() }))
+}
+
+/// What `GoogleCloudStorageBuilder::from_env` reads, but for credentials: a service account
+/// file that another token replaces must not be read (a stale one would fail the build).
+fn google_env_without_credentials() -> GoogleCloudStorageBuilder {
+    let mut builder = GoogleCloudStorageBuilder::default();
+    let variables = std::env::vars_os().filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
+    for (name, value) in variables.filter(|(name, _)| name.starts_with("GOOGLE_")) {
+        let Ok(key) = name.to_ascii_lowercase().parse::<GoogleConfigKey>() else { continue };
+        let credentials =
+            matches!(key, GoogleConfigKey::ServiceAccount | GoogleConfigKey::ServiceAccountKey | GoogleConfigKey::ApplicationCredentials);
+        if !credentials {
+            builder = builder.with_config(key, value);
+        }
     }
     builder
 }
@@ -183,13 +205,24 @@ mod tests {
         let (heads, received) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                let mut head = vec![0; 16 << 10];
-                let n = socket.read(&mut head).await.unwrap_or(0);
-                let _ = heads.send(String::from_utf8_lossy(&head[..n]).into_owned());
+                let mut head = vec![];
+                let mut buffer = [0; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let _ = heads.send(String::from_utf8_lossy(&head).to_ascii_lowercase());
                 let _ = socket.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
             }
         });
         (url, received)
+    }
+
+    /// The next request head the server received.
+    async fn next_head(heads: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+        tokio::time::timeout(Duration::from_secs(10), heads.recv()).await.expect("a request within 10 s").unwrap()
     }
 
     #[tokio::test]
@@ -205,7 +238,7 @@ mod tests {
             let store = client(&url, &properties).unwrap();
             let missing = store.get(&Path::from("t/metadata/v1.metadata.json")).await;
             assert!(matches!(missing, Err(object_store::Error::NotFound { .. })), "{endpoint_key}: {missing:?}");
-            let head = heads.recv().await.unwrap().to_ascii_lowercase();
+            let head = next_head(&mut heads).await;
             // object_store percent-encodes the whole object name (lower-cased here).
             assert!(head.starts_with("get /lake/t%2fmetadata%2fv1%2emetadata%2ejson "), "{endpoint_key}: {head}");
             assert!(head.contains("\r\nauthorization: bearer vended-token\r\n"), "{endpoint_key}: {head}");
@@ -213,19 +246,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn gcs_without_auth_sends_no_credentials() {
+    async fn gcs_without_auth_sends_no_credentials_to_read_or_write() {
         let (endpoint, mut heads) = recording_server().await;
         let url = ObjectUrl { scheme: "gs", bucket: "lake", key: "" };
         let properties = HashMap::from([
-            (GCS_SERVICE_HOST.to_string(), endpoint),
+            (GCS_SERVICE_HOST.to_string(), format!("{endpoint}/")),
             (GCS_NO_AUTH.to_string(), "true".to_string()),
             (MAX_RETRIES.to_string(), "0".to_string()),
         ]);
-        let missing = client(&url, &properties).unwrap().get(&Path::from("a")).await;
+        let store = client(&url, &properties).unwrap();
+        let missing = store.get(&Path::from("a")).await;
         assert!(matches!(missing, Err(object_store::Error::NotFound { .. })), "{missing:?}");
-        let head = heads.recv().await.unwrap().to_ascii_lowercase();
+        let head = next_head(&mut heads).await;
         assert!(head.starts_with("get /lake/a "), "{head}");
         assert!(!head.contains("authorization:"), "{head}");
+        // A write asks for a credential even unsigned: it gets the empty one, not the machine's.
+        assert!(store.put(&Path::from("b"), "x".into()).await.is_err(), "the server answers 404");
+        let head = next_head(&mut heads).await;
+        assert!(head.starts_with("put /lake/b "), "{head}");
+        let bearer = head.lines().find_map(|line| line.strip_prefix("authorization: bearer")).unwrap_or("");
+        assert_eq!(bearer.trim(), "", "{head}");
     }
 
     #[test]
