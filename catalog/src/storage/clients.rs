@@ -225,19 +225,27 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), heads.recv()).await.expect("a request within 10 s").unwrap()
     }
 
+    /// A client of bucket `lake` at `endpoint` (given as `endpoint_key`), with one more property
+    /// `auth`; requests are not retried.
+    fn gcs_store(endpoint_key: &str, endpoint: &str, (key, value): (&str, &str)) -> Arc<dyn ObjectStore> {
+        let url = ObjectUrl { scheme: "gs", bucket: "lake", key: "" };
+        let properties: HashMap<String, String> =
+            [(endpoint_key, endpoint), (key, value), (MAX_RETRIES, "0")].into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        client(&url, &properties).unwrap()
+    }
+
+    /// Reads `path`, which the recording server has not.
+    async fn read_missing(store: &Arc<dyn ObjectStore>, path: &str) {
+        let missing = store.get(&Path::from(path)).await;
+        assert!(matches!(missing, Err(object_store::Error::NotFound { .. })), "{path}: {missing:?}");
+    }
+
     #[tokio::test]
     async fn a_vended_gcs_token_is_sent_as_the_bearer_to_the_vended_endpoint() {
         let (endpoint, mut heads) = recording_server().await;
-        let url = ObjectUrl { scheme: "gs", bucket: "lake", key: "" };
         for endpoint_key in [GCS_SERVICE_HOST, GCS_SERVICE_PATH] {
-            let properties = HashMap::from([
-                (endpoint_key.to_string(), endpoint.clone()),
-                (GCS_TOKEN.to_string(), "vended-token".to_string()),
-                (MAX_RETRIES.to_string(), "0".to_string()),
-            ]);
-            let store = client(&url, &properties).unwrap();
-            let missing = store.get(&Path::from("t/metadata/v1.metadata.json")).await;
-            assert!(matches!(missing, Err(object_store::Error::NotFound { .. })), "{endpoint_key}: {missing:?}");
+            let store = gcs_store(endpoint_key, &endpoint, (GCS_TOKEN, "vended-token"));
+            read_missing(&store, "t/metadata/v1.metadata.json").await;
             let head = next_head(&mut heads).await;
             // object_store percent-encodes the whole object name (lower-cased here).
             assert!(head.starts_with("get /lake/t%2fmetadata%2fv1%2emetadata%2ejson "), "{endpoint_key}: {head}");
@@ -248,15 +256,8 @@ mod tests {
     #[tokio::test]
     async fn gcs_without_auth_sends_no_credentials_to_read_or_write() {
         let (endpoint, mut heads) = recording_server().await;
-        let url = ObjectUrl { scheme: "gs", bucket: "lake", key: "" };
-        let properties = HashMap::from([
-            (GCS_SERVICE_HOST.to_string(), format!("{endpoint}/")),
-            (GCS_NO_AUTH.to_string(), "true".to_string()),
-            (MAX_RETRIES.to_string(), "0".to_string()),
-        ]);
-        let store = client(&url, &properties).unwrap();
-        let missing = store.get(&Path::from("a")).await;
-        assert!(matches!(missing, Err(object_store::Error::NotFound { .. })), "{missing:?}");
+        let store = gcs_store(GCS_SERVICE_HOST, &format!("{endpoint}/"), (GCS_NO_AUTH, "true"));
+        read_missing(&store, "a").await;
         let head = next_head(&mut heads).await;
         assert!(head.starts_with("get /lake/a "), "{head}");
         assert!(!head.contains("authorization:"), "{head}");
