@@ -76,17 +76,21 @@ fn static_gcs_token(bearer: &str) -> Arc<StaticCredentialProvider<GcpCredential>
 /// What `GoogleCloudStorageBuilder::from_env` reads, but for credentials: a service account
 /// file that another token replaces must not be read (a stale one would fail the build).
 fn google_env_without_credentials() -> GoogleCloudStorageBuilder {
-    let mut builder = GoogleCloudStorageBuilder::default();
+    let credentials = |key: &GoogleConfigKey| {
+        matches!(key, GoogleConfigKey::ServiceAccount | GoogleConfigKey::ServiceAccountKey | GoogleConfigKey::ApplicationCredentials)
+    };
+    env_config::<GoogleConfigKey>("GOOGLE_")
+        .filter(|(key, _)| !credentials(key))
+        .fold(GoogleCloudStorageBuilder::default(), |builder, (key, value)| builder.with_config(key, value))
+}
+
+/// The `<PREFIX>…` environment variables that name an object_store config key, as each
+/// builder's `from_env` reads them (the key is the variable's name in lower case).
+fn env_config<K: std::str::FromStr>(prefix: &str) -> impl Iterator<Item = (K, String)> + '_ {
     let variables = std::env::vars_os().filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
-    for (name, value) in variables.filter(|(name, _)| name.starts_with("GOOGLE_")) {
-        let Ok(key) = name.to_ascii_lowercase().parse::<GoogleConfigKey>() else { continue };
-        let credentials =
-            matches!(key, GoogleConfigKey::ServiceAccount | GoogleConfigKey::ServiceAccountKey | GoogleConfigKey::ApplicationCredentials);
-        if !credentials {
-            builder = builder.with_config(key, value);
-        }
-    }
-    builder
+    variables
+        .filter(move |(name, _)| name.starts_with(prefix))
+        .filter_map(|(name, value)| Some((name.to_ascii_lowercase().parse().ok()?, value)))
 }
 
 /// The property prefix of a SAS token vended for an Azure storage account: the account's name
@@ -124,11 +128,8 @@ fn vended_sas_token<'p>(account: Option<&str>, properties: &'p HashMap<String, S
 
 /// What `MicrosoftAzureBuilder::from_env` reads, but for credentials.
 fn azure_env_without_credentials() -> MicrosoftAzureBuilder {
-    let mut builder = MicrosoftAzureBuilder::new();
-    let variables = std::env::vars_os().filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
-    for (name, value) in variables.filter(|(name, _)| name.starts_with("AZURE_")) {
-        let Ok(key) = name.to_ascii_lowercase().parse::<AzureConfigKey>() else { continue };
-        let locates = matches!(
+    let locates = |key: &AzureConfigKey| {
+        matches!(
             key,
             AzureConfigKey::AccountName
                 | AzureConfigKey::Endpoint
@@ -137,12 +138,11 @@ fn azure_env_without_credentials() -> MicrosoftAzureBuilder {
                 | AzureConfigKey::ContainerName
                 | AzureConfigKey::DisableTagging
                 | AzureConfigKey::Client(_)
-        );
-        if locates {
-            builder = builder.with_config(key, value);
-        }
-    }
-    builder
+        )
+    };
+    env_config::<AzureConfigKey>("AZURE_")
+        .filter(|(key, _)| locates(key))
+        .fold(MicrosoftAzureBuilder::new(), |builder, (key, value)| builder.with_config(key, value))
 }
 
 /// object_store's retry settings, with the budget `properties` give. floe's defaults wait
