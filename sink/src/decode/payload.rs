@@ -41,7 +41,20 @@ pub enum Image<'a> {
 /// Reads the payload object `bytes`. With `after_fields`, the `after` image is read into
 /// `after_values` (`values[i]` for `after_fields[i]`, `Null` when absent).
 pub fn read_payload<'a>(bytes: &'a [u8], after_fields: Option<&[Field]>, after_values: &mut Vec<Value>) -> serde_json::Result<Payload<'a>> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // Checked as UTF-8 once, whole, rather than string by string as serde_json reads bytes:
+    // a payload is dozens of short strings (member names, values). Bytes that are not UTF-8
+    // are read as bytes, for serde_json's own error.
+    match std::str::from_utf8(bytes) {
+        Ok(text) => read_payload_from(serde_json::Deserializer::from_str(text), after_fields, after_values),
+        Err(_) => read_payload_from(serde_json::Deserializer::from_slice(bytes), after_fields, after_values),
+    }
+}
+
+fn read_payload_from<'a, R: serde_json::de::Read<'a>>(
+    mut de: serde_json::Deserializer<R>,
+    after_fields: Option<&[Field]>,
+    after_values: &mut Vec<Value>,
+) -> serde_json::Result<Payload<'a>> {
     let payload = PayloadSeed { after_fields, after_values }.deserialize(&mut de)?;
     de.end()?;
     Ok(payload)
@@ -221,5 +234,16 @@ mod tests {
             let payload = read_payload(text.as_bytes(), None, &mut values).unwrap_or_else(|e| panic!("{source}: {e}"));
             assert_eq!(payload.source_ts_micros, None, "a source without times: {source}");
         }
+    }
+
+    #[test]
+    fn text_is_read_whatever_its_script_and_bytes_that_are_not_utf8_are_an_error_that_says_so() {
+        let mut values = vec![];
+        let text = r#"{"after": {"id": 1, "name": "Zoë \u00e9 €"}, "op": "c"}"#;
+        read_payload(text.as_bytes(), Some(&fields(&["id", "name"])), &mut values).unwrap();
+        assert_eq!(values, vec![json!(1), json!("Zoë é €")]);
+        let not_utf8 = b"{\"after\": {\"id\": 1, \"name\": \"Zo\xeb\"}, \"op\": \"c\"}";
+        let error = read_payload(not_utf8, Some(&fields(&["id", "name"])), &mut values).unwrap_err();
+        assert!(error.to_string().contains("invalid unicode code point"), "{error}");
     }
 }

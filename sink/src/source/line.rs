@@ -379,48 +379,51 @@ fn joined(prefix: &str, tail: &str, arena: &mut BytesMut) -> Result<Bytes, Strin
 fn unescape_into<'a>(prefix: &str, rest: &'a str, arena: &mut BytesMut) -> Result<&'a str, String> {
     let bytes = rest.as_bytes();
     arena.clear();
-    arena.reserve(prefix.len() + rest.len());
-    arena.extend_from_slice(prefix.as_bytes());
-    let (mut run, mut at) = (0, 0);
+    // Unescaped text is never longer than its escapes, so the string fits in `rest`'s length.
+    // Bytes are stored one by one as they are scanned: runs between escapes are a few bytes
+    // long, and a copy call per run (and per escape) cost more than the scan itself.
+    arena.resize(prefix.len() + bytes.len(), 0);
+    let out = &mut arena[..];
+    out[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    let (mut written, mut at) = (prefix.len(), 0);
     loop {
         match bytes.get(at) {
             None => return Err(invalid("a string without its closing quote")),
             Some(b'"') => {
-                arena.extend_from_slice(&bytes[run..at]);
+                arena.truncate(written);
                 return Ok(&rest[at + 1..]);
             }
             Some(b'\\') => {
-                arena.extend_from_slice(&bytes[run..at]);
-                at += 1 + push_escape(&bytes[at + 1..], arena)?;
-                run = at;
+                let (escaped, taken) = escape(&bytes[at + 1..])?;
+                written += escaped.encode_utf8(&mut out[written..]).len();
+                at += 1 + taken;
             }
             Some(0..=0x1f) => return Err(invalid("a control character in a string")),
-            Some(_) => at += 1,
+            Some(&byte) => {
+                out[written] = byte;
+                written += 1;
+                at += 1;
+            }
         }
     }
 }
 
-/// Pushes the character of the escape sequence that `after_backslash` starts with; the bytes it
+/// The character of the escape sequence that `after_backslash` starts with, and the bytes it
 /// took.
-fn push_escape(after_backslash: &[u8], arena: &mut BytesMut) -> Result<usize, String> {
+fn escape(after_backslash: &[u8]) -> Result<(char, usize), String> {
     let escaped = match after_backslash.first() {
-        Some(b'"') => b'"',
-        Some(b'\\') => b'\\',
-        Some(b'/') => b'/',
-        Some(b'b') => 0x08,
-        Some(b'f') => 0x0c,
-        Some(b'n') => b'\n',
-        Some(b'r') => b'\r',
-        Some(b't') => b'\t',
-        Some(b'u') => {
-            let (escaped, taken) = unicode_escape(after_backslash)?;
-            arena.extend_from_slice(escaped.encode_utf8(&mut [0; 4]).as_bytes());
-            return Ok(taken);
-        }
+        Some(b'"') => '"',
+        Some(b'\\') => '\\',
+        Some(b'/') => '/',
+        Some(b'b') => '\u{8}',
+        Some(b'f') => '\u{c}',
+        Some(b'n') => '\n',
+        Some(b'r') => '\r',
+        Some(b't') => '\t',
+        Some(b'u') => return unicode_escape(after_backslash),
         _ => return Err(invalid("an unknown escape in a string")),
     };
-    arena.extend_from_slice(&[escaped]);
-    Ok(1)
+    Ok((escaped, 1))
 }
 
 /// `uXXXX`, or a surrogate pair `uD83D\uDE00`: its character and the bytes it took.
