@@ -212,7 +212,7 @@ fn floe_ingest_streamed(n: usize, pattern: &[String]) -> (u64, Duration) {
     (peak.trim().trim_end_matches(" MiB").parse().unwrap(), elapsed)
 }
 
-/// Pairs of tries (floe, ceiling) behind each ratio.
+/// Pairs of tries, the ceiling's and floe's, behind each ratio.
 const PAIRS: usize = 5;
 
 /// One path's tries against the ceiling's: the best rate of each side, and the pairs' ratios.
