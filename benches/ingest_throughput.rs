@@ -17,7 +17,11 @@ use floe_sink::source::file::from_reader;
 use floe_sink::source::{Message, Positions, Source, SourceRecord};
 use floe_sink::testing::{Column, TableEvents};
 use floe_sink::{Ingestor, SinkConfig};
+use paired::{paired, Paired, PAIRS};
 use serde_json::{json, Value};
+
+#[path = "support/paired.rs"]
+mod paired;
 
 /// The allocator the `floe` binary ships with, so in-process ingest measures what users run.
 #[global_allocator]
@@ -212,25 +216,6 @@ fn floe_ingest_streamed(n: usize, pattern: &[String]) -> (u64, Duration) {
     (peak.trim().trim_end_matches(" MiB").parse().unwrap(), elapsed)
 }
 
-/// Pairs of tries, the ceiling's and floe's, behind each ratio.
-const PAIRS: usize = 5;
-
-/// One path's tries against the ceiling's: the best rate of each side, and the pairs' ratios.
-struct Paired {
-    floe: f64,
-    ceiling: f64,
-    median: f64,
-    low: f64,
-    high: f64,
-}
-
-impl std::fmt::Display for Paired {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        let Paired { floe, ceiling, median, low, high } = self;
-        write!(f, "{floe:>10.0} events/s  {median:.2} of the ceiling ({low:.2}–{high:.2}; ceiling up to {ceiling:.0} rows/s)")
-    }
-}
-
 fn main() {
     // `cargo test` runs benches without `--bench`: a quick smoke run keeps them working.
     let bench = std::env::args().any(|a| a == "--bench");
@@ -249,42 +234,27 @@ fn main() {
         }
         _ => {}
     }
-    // Each floe figure is set against the ceiling in five pairs of tries, one right after the
-    // other (the ceiling first in every other pair, so neither always runs in what the other
-    // leaves behind): this machine's speed drifts for seconds at a time, and both tries of a
-    // pair see the same drift. The ratio is the median of the five pairs' ratios.
+    // Each floe figure is set against the ceiling in pairs of tries ([`paired`]).
     let rows = ceiling_rows(n);
-    let against_ceiling = |run: &dyn Fn() -> Duration| {
-        let mut pairs: Vec<(f64, f64)> = (0..PAIRS)
-            .map(|pair| match pair % 2 {
-                0 => (rate(arrow_parquet(&rows)), rate(run())),
-                _ => {
-                    let floe = rate(run());
-                    (rate(arrow_parquet(&rows)), floe)
-                }
-            })
-            .collect();
-        pairs.sort_by(|a, b| (a.1 / a.0).total_cmp(&(b.1 / b.0)));
-        let ratios: Vec<f64> = pairs.iter().map(|(ceiling, floe)| floe / ceiling).collect();
-        let best = |side: fn(&(f64, f64)) -> f64| pairs.iter().map(side).fold(0.0, f64::max);
-        Paired { floe: best(|p| p.1), ceiling: best(|p| p.0), median: ratios[PAIRS / 2], low: ratios[0], high: ratios[PAIRS - 1] }
-    };
+    let against_ceiling = |run: &dyn Fn() -> Duration| paired(&|| rate(arrow_parquet(&rows)), &|| rate(run()));
+    let describe = |paired: &Paired| paired.describe("events/s", "ceiling", "rows/s");
     println!("ingest_throughput: {n} Debezium JSON events, 5 columns + key; each path in {PAIRS} tries paired with the ceiling's");
     for (label, schemas) in [("schema envelope", true), ("no envelope    ", false)] {
         let lines = events(n, schemas);
         let input = ndjson(&lines);
         let lines_paired = against_ceiling(&|| floe_ingest(&input, n, &runtime));
         drop(input);
-        println!("  floe ingest, {label} → Iceberg {lines_paired}");
+        println!("  floe ingest, {label} → Iceberg {}", describe(&lines_paired));
         let records = messages(n, schemas);
-        println!("    the same as Kafka messages (no NDJSON) {}", against_ceiling(&|| floe_ingest_messages(records.clone(), &runtime)));
+        let messages_paired = against_ceiling(&|| floe_ingest_messages(records.clone(), &runtime));
+        println!("    the same as Kafka messages (no NDJSON) {}", describe(&messages_paired));
         if schemas {
             match python_ingest(&lines) {
                 Some(python) => {
                     let python = rate(python);
                     println!(
                         "  Python json+pyarrow+PyIceberg, envelope   {python:>10.0} events/s  floe is {:.1}×",
-                        lines_paired.floe / python
+                        lines_paired.subject / python
                     );
                 }
                 None => println!("  Python baseline skipped: set FLOE_PYTHON to a venv with pyiceberg"),

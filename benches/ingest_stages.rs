@@ -1,0 +1,122 @@
+//! Two stages of ingest on their own, each against plain serde_json doing the same job in the
+//! same run, so that work on one stage can be measured without the noise of the whole
+//! pipeline (`ingest_throughput` measures that):
+//!
+//! - **the file source**: NDJSON lines (Kafka-shaped, with the Connect schema envelope) read,
+//!   split and parsed into messages, against serde_json reading each line into its topic, key
+//!   and value strings (the source reads on one thread and parses on another; the baseline
+//!   does both on one);
+//! - **the Debezium JSON decoder**: those messages into change events, against serde_json
+//!   reading each value into a `Value` tree.
+//!
+//! `cargo bench --bench ingest_stages` (`FLOE_BENCH_EVENTS`, default 200000).
+
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::Instant;
+
+use floe_sink::decode::{ColumnHints, DebeziumJson, Decoded, Decoder, TableState};
+use floe_sink::source::file::from_reader;
+use floe_sink::source::{Message, Source};
+use floe_sink::testing::{Column, TableEvents};
+use paired::{paired, PAIRS};
+use serde_json::{json, Value};
+
+#[path = "support/paired.rs"]
+mod paired;
+
+/// The allocator the `floe` binary ships with.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// `n` upserts of a table with five columns besides its key, over `n / 4` keys, as NDJSON.
+fn ndjson(n: usize) -> Arc<[u8]> {
+    let columns = ["string", "string", "int32", "double", "boolean"];
+    let names = ["name", "status", "score", "amount", "active"];
+    let table = TableEvents::new("pg.bench.customers", names.iter().zip(columns).map(|(n, t)| Column::new(n, t)).collect());
+    let keys = (n / 4).max(1);
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            let values = [
+                json!(format!("customer {i}")),
+                json!(["new", "active", "churned"][i % 3]),
+                json!(i % 10_000),
+                json!(i as f64 * 0.25),
+                json!(i % 2 == 0),
+            ];
+            table.upsert(if i < keys { "c" } else { "u" }, (i % keys) as i64, &values)
+        })
+        .collect();
+    (lines.join("\n") + "\n").into_bytes().into()
+}
+
+/// Every message the file source makes of `input`, and the lines per second it made them at.
+fn file_source(input: &Arc<[u8]>, runtime: &tokio::runtime::Runtime) -> (Vec<Message>, f64) {
+    runtime.block_on(async {
+        let start = Instant::now();
+        let mut source = from_reader(Box::new(Cursor::new(input.clone())), "bench".into());
+        let mut messages = Vec::new();
+        while let Some(batch) = source.next_batch().await.unwrap() {
+            messages.extend(batch.into_iter().map(|record| record.message.unwrap()));
+        }
+        let rate = messages.len() as f64 / start.elapsed().as_secs_f64();
+        (messages, rate)
+    })
+}
+
+/// The baseline of the file source: each line read by serde_json into its three members.
+fn serde_json_lines(input: &[u8]) -> f64 {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        #[allow(dead_code)]
+        topic: String,
+        #[allow(dead_code)]
+        key: Option<String>,
+        value: Option<String>,
+    }
+    let start = Instant::now();
+    let mut lines = 0;
+    for line in input.split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
+        let line: Line = serde_json::from_slice(line).unwrap();
+        assert!(line.value.is_some());
+        lines += 1;
+    }
+    lines as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Messages decoded per second by one Debezium JSON decoder, for a table that does not exist yet.
+fn decode(messages: &[Message]) -> f64 {
+    let hints = ColumnHints::default();
+    let mut decoder = DebeziumJson::default();
+    let start = Instant::now();
+    for message in messages {
+        let decoded = decoder.decode(message, TableState { schema: None, hints: &hints });
+        assert!(matches!(decoded, Decoded::Change(_)), "{decoded:?}");
+    }
+    messages.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The baseline of the decoder: each value read by serde_json into a `Value` tree.
+fn serde_json_values(values: &[Vec<u8>]) -> f64 {
+    let start = Instant::now();
+    for value in values {
+        let tree: Value = serde_json::from_slice(value).unwrap();
+        assert!(tree.is_object());
+    }
+    values.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    // `cargo test` runs benches without `--bench`: a quick smoke run keeps them working.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let n: usize = std::env::var("FLOE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(if bench { 200_000 } else { 2_000 });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let input = ndjson(n);
+    println!("ingest_stages: {n} Debezium JSON events with the schema envelope; each stage in {PAIRS} tries paired with serde_json's");
+    let source = paired(&|| serde_json_lines(&input), &|| file_source(&input, &runtime).1);
+    println!("  file source, NDJSON lines → messages  {}", source.describe("lines/s", "baseline", "lines/s"));
+    let (messages, _) = file_source(&input, &runtime);
+    let values: Vec<Vec<u8>> = messages.iter().map(|m| m.whole_value().unwrap().into_owned()).collect();
+    let decoder = paired(&|| serde_json_values(&values), &|| decode(&messages));
+    println!("  Debezium JSON decoder → change events  {}", decoder.describe("events/s", "baseline", "values/s"));
+}
