@@ -17,63 +17,44 @@ use std::time::Instant;
 
 use floe_sink::decode::{ColumnHints, DebeziumJson, Decoded, Decoder, TableState};
 use floe_sink::source::file::from_reader;
-use floe_sink::source::{Message, Source};
-use floe_sink::testing::{Column, TableEvents};
+use floe_sink::source::{Message, Source, SourceRecord};
 use paired::{paired, PAIRS};
-use serde_json::{json, Value};
+use serde_json::Value;
+use workload::{events, ndjson};
 
 #[path = "support/paired.rs"]
 mod paired;
+#[path = "support/workload.rs"]
+mod workload;
 
 /// The allocator the `floe` binary ships with.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// `n` upserts of a table with five columns besides its key, over `n / 4` keys, as NDJSON.
-fn ndjson(n: usize) -> Arc<[u8]> {
-    let columns = ["string", "string", "int32", "double", "boolean"];
-    let names = ["name", "status", "score", "amount", "active"];
-    let table = TableEvents::new("pg.bench.customers", names.iter().zip(columns).map(|(n, t)| Column::new(n, t)).collect());
-    let keys = (n / 4).max(1);
-    let lines: Vec<String> = (0..n)
-        .map(|i| {
-            let values = [
-                json!(format!("customer {i}")),
-                json!(["new", "active", "churned"][i % 3]),
-                json!(i % 10_000),
-                json!(i as f64 * 0.25),
-                json!(i.is_multiple_of(2)),
-            ];
-            table.upsert(if i < keys { "c" } else { "u" }, (i % keys) as i64, &values)
-        })
-        .collect();
-    (lines.join("\n") + "\n").into_bytes().into()
+/// Drains the file source over `input`, handing each batch's records to `each`.
+fn drain(input: &Arc<[u8]>, runtime: &tokio::runtime::Runtime, mut each: impl FnMut(Vec<SourceRecord>)) {
+    runtime.block_on(async {
+        let mut source = from_reader(Box::new(Cursor::new(input.clone())), "bench".into());
+        while let Some(batch) = source.next_batch().await.unwrap() {
+            each(batch);
+        }
+    })
 }
 
 /// Lines per second the file source makes into messages; each batch is dropped as it comes, as
 /// the ingest loop drops it, inside the clock.
 fn file_source(input: &Arc<[u8]>, runtime: &tokio::runtime::Runtime) -> f64 {
-    runtime.block_on(async {
-        let start = Instant::now();
-        let mut source = from_reader(Box::new(Cursor::new(input.clone())), "bench".into());
-        let mut lines = 0;
-        while let Some(batch) = source.next_batch().await.unwrap() {
-            lines += batch.len();
-        }
-        lines as f64 / start.elapsed().as_secs_f64()
-    })
+    let start = Instant::now();
+    let mut lines = 0;
+    drain(input, runtime, |batch| lines += batch.len());
+    lines as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Every message the file source makes of `input`, for the decoder's runs.
 fn messages(input: &Arc<[u8]>, runtime: &tokio::runtime::Runtime) -> Vec<Message> {
-    runtime.block_on(async {
-        let mut source = from_reader(Box::new(Cursor::new(input.clone())), "bench".into());
-        let mut messages = Vec::new();
-        while let Some(batch) = source.next_batch().await.unwrap() {
-            messages.extend(batch.into_iter().map(|record| record.message.unwrap()));
-        }
-        messages
-    })
+    let mut messages = Vec::new();
+    drain(input, runtime, |batch| messages.extend(batch.into_iter().map(|record| record.message.unwrap())));
+    messages
 }
 
 /// The baseline of the file source: each line read by serde_json into its three members.
@@ -126,7 +107,7 @@ fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let n: usize = std::env::var("FLOE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(if bench { 200_000 } else { 2_000 });
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let input = ndjson(n);
+    let input = ndjson(&events(n, true));
     println!("ingest_stages: {n} Debezium JSON events with the schema envelope; each stage in {PAIRS} tries paired with serde_json's");
     let source = paired(&|| serde_json_lines(&input), &|| file_source(&input, &runtime));
     println!("  file source, NDJSON lines → messages  {}", source.describe("lines/s", "baseline", "lines/s"));

@@ -15,52 +15,19 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use floe_sink::source::file::from_reader;
 use floe_sink::source::{Message, Positions, Source, SourceRecord};
-use floe_sink::testing::{Column, TableEvents};
 use floe_sink::{Ingestor, SinkConfig};
 use paired::{paired, Paired, PAIRS};
 use serde_json::{json, Value};
+use workload::{events, ndjson, op_and_key, table, values};
 
 #[path = "support/paired.rs"]
 mod paired;
+#[path = "support/workload.rs"]
+mod workload;
 
 /// The allocator the `floe` binary ships with, so in-process ingest measures what users run.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-fn columns() -> Vec<Column> {
-    vec![
-        Column::new("name", "string"),
-        Column::new("status", "string"),
-        Column::new("score", "int32"),
-        Column::new("amount", "double"),
-        Column::new("active", "boolean"),
-    ]
-}
-
-fn values(i: usize) -> Vec<Value> {
-    vec![
-        json!(format!("customer {i}")),
-        json!(["new", "active", "churned"][i % 3]),
-        json!(i as i64 % 10_000),
-        json!(i as f64 * 0.25),
-        json!(i.is_multiple_of(2)),
-    ]
-}
-
-/// N events over N/4 keys: creates, then updates.
-fn events(n: usize, schemas: bool) -> Vec<String> {
-    let gen = TableEvents::new("pg.bench.customers", columns());
-    let gen = if schemas { gen } else { gen.without_schemas() };
-    let keys = (n / 4).max(1);
-    (0..n).map(|i| gen.upsert(if i < keys { "c" } else { "u" }, (i % keys) as i64, &values(i))).collect()
-}
-
-/// The NDJSON text of `lines`, made once for every run over it. Shared, so that the bench
-/// frees it after the clock stops (a file's reader has no such buffer to free; freeing 360 MB
-/// took a core for tens of milliseconds), and not made again before each run.
-fn ndjson(lines: &[String]) -> Arc<[u8]> {
-    (lines.join("\n") + "\n").into_bytes().into()
-}
 
 fn floe_ingest(input: &Arc<[u8]>, events: usize, runtime: &tokio::runtime::Runtime) -> Duration {
     let dir = tempfile::tempdir().unwrap();
@@ -78,14 +45,13 @@ fn floe_ingest(input: &Arc<[u8]>, events: usize, runtime: &tokio::runtime::Runti
 /// The same events as Kafka messages: key and value bytes as the broker delivers them, no NDJSON
 /// line to unescape.
 fn messages(n: usize, schemas: bool) -> Vec<SourceRecord> {
-    let gen = TableEvents::new("pg.bench.customers", columns());
-    let gen = if schemas { gen } else { gen.without_schemas() };
-    let keys = (n / 4).max(1);
+    let table = table(schemas);
     // One stream name shared by every record, as a Kafka source shares it.
     let stream: Arc<str> = "bench".into();
     (0..n)
         .map(|i| {
-            let (key, value) = gen.upsert_message(if i < keys { "c" } else { "u" }, (i % keys) as i64, &values(i));
+            let (op, key) = op_and_key(i, n);
+            let (key, value) = table.upsert_message(op, key, &values(i));
             let message = Message::new("pg.bench.customers".into(), key.map(Into::into), value.map(Into::into));
             SourceRecord { stream: stream.clone(), partition: 0, offset: i as i64, raw: Default::default(), message: Ok(message) }
         })
@@ -129,11 +95,10 @@ impl Source for Polled {
 /// The same rows as flat JSON values (source columns plus floe's five metadata columns), made
 /// once for every run of the ceiling.
 fn ceiling_rows(n: usize) -> Vec<Value> {
-    let keys = (n / 4).max(1);
     (0..n)
         .map(|i| {
             let v = values(i);
-            json!({"id": i % keys, "name": v[0], "status": v[1], "score": v[2], "amount": v[3], "active": v[4],
+            json!({"id": op_and_key(i, n).1, "name": v[0], "status": v[1], "score": v[2], "amount": v[3], "active": v[4],
                    "_op": "c", "_op_ts": 1_700_000_000_000_000i64 + i as i64, "_source_ts": 1_700_000_000_000_000i64,
                    "_src_partition": 0, "_src_offset": i})
         })
@@ -180,7 +145,7 @@ fn python_ingest(lines: &[String]) -> Option<Duration> {
     let python = std::env::var("FLOE_PYTHON").ok()?;
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("events.ndjson");
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    std::fs::write(&input, ndjson(lines)).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_ingest.py");
     let out = Command::new(python).arg(script).arg(&input).arg(dir.path().join("work")).output().unwrap();
     assert!(out.status.success(), "python baseline failed: {}", String::from_utf8_lossy(&out.stderr));
