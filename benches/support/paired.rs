@@ -6,7 +6,7 @@
 //! of each side separately let one slow run of baselines inflate a ratio.
 
 /// Pairs of tries behind each ratio.
-pub const PAIRS: usize = 5;
+pub const PAIRS: usize = 9;
 
 /// A subject's tries against its baseline's: the best rate of each side, and the pairs' ratios.
 pub struct Paired {
