@@ -1,6 +1,7 @@
 //! The ingest benches' workload: upserts of one table with five columns besides its `int64`
-//! key, over a quarter as many keys as events (creates, then updates), as Debezium's
-//! JsonConverter writes them.
+//! key, over a quarter as many keys as events (creates, then updates), in the shape Debezium
+//! 3.x's PostgreSQL connector and JsonConverter write them (`floe_sink::testing::TableEvents`:
+//! the whole `source` block, `transaction` and the event's times, members in Debezium's order).
 
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::source::{position_key, Message, Positions, Source, SourceRecord};
@@ -25,7 +25,11 @@ impl Column {
     }
 }
 
-/// Generates change events for one table with an `int64` key column `id`.
+/// Generates change events for one table with an `int64` key column `id`, in the shape Debezium
+/// 3.x's PostgreSQL connector writes them (copied from a capture under `tests/captures`): members
+/// in Debezium's order, the after image in column order, the whole `source` block, `transaction`,
+/// and the event's `ts_ms`/`ts_us`/`ts_ns`. Parsing and skipping those is part of every event's
+/// cost, so a bench over lighter events would flatter floe.
 #[derive(Debug, Clone)]
 pub struct TableEvents {
     pub topic: String,
@@ -33,6 +37,34 @@ pub struct TableEvents {
     /// Whether keys and values carry the Connect schema envelope (`schemas.enable`).
     pub schemas: bool,
 }
+
+/// The `source` block's schema, as Debezium 3.6's PostgreSQL connector writes it.
+const SOURCE_SCHEMA: &str = concat!(
+    r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"version"},"#,
+    r#"{"type":"string","optional":false,"field":"connector"},{"type":"string","optional":false,"field":"name"},"#,
+    r#"{"type":"int64","optional":false,"field":"ts_ms"},{"type":"string","optional":true,"name":"io.debezium.data.Enum","version":1,"#,
+    r#""parameters":{"allowed":"true,first,first_in_data_collection,last_in_data_collection,last,false,incremental"},"#,
+    r#""default":"false","field":"snapshot"},{"type":"string","optional":false,"field":"db"},"#,
+    r#"{"type":"string","optional":true,"field":"sequence"},{"type":"int64","optional":true,"field":"ts_us"},"#,
+    r#"{"type":"int64","optional":true,"field":"ts_ns"},{"type":"string","optional":false,"field":"schema"},"#,
+    r#"{"type":"string","optional":false,"field":"table"},{"type":"int64","optional":true,"field":"txId"},"#,
+    r#"{"type":"int64","optional":true,"field":"lsn"},{"type":"int64","optional":true,"field":"xmin"},"#,
+    r#"{"type":"string","optional":true,"field":"origin"},{"type":"int64","optional":true,"field":"origin_lsn"}],"#,
+    r#""optional":false,"name":"io.debezium.connector.postgresql.Source","version":1,"field":"source"}"#
+);
+
+/// The schema of `transaction`, and of the event's own times, as Debezium writes them.
+const TRANSACTION_AND_TIMES_SCHEMA: &str = concat!(
+    r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"id"},"#,
+    r#"{"type":"int64","optional":false,"field":"total_order"},{"type":"int64","optional":false,"field":"data_collection_order"}],"#,
+    r#""optional":true,"name":"event.block","version":1,"field":"transaction"},{"type":"string","optional":false,"field":"op"},"#,
+    r#"{"type":"int64","optional":true,"field":"ts_ms"},{"type":"int64","optional":true,"field":"ts_us"},"#,
+    r#"{"type":"int64","optional":true,"field":"ts_ns"}"#
+);
+
+/// The capture's times, which each event moves on from.
+const FIRST_TS_MS: i64 = 1_795_614_282_793;
+const FIRST_LSN: i64 = 65_718_688;
 
 impl TableEvents {
     pub fn new(topic: &str, columns: Vec<Column>) -> Self {
@@ -45,42 +77,75 @@ impl TableEvents {
         self
     }
 
-    fn struct_schema(&self, name: &str) -> Value {
-        let mut fields = vec![json!({"type": "int64", "optional": false, "field": "id"})];
-        fields.extend(self.columns.iter().map(|c| json!({"type": c.connect_type, "optional": true, "field": c.name})));
-        json!({"type": "struct", "fields": fields, "optional": true, "name": format!("{}.Value", self.topic), "field": name})
+    fn struct_schema(&self, name: &str) -> String {
+        let mut fields = vec![r#"{"type":"int64","optional":false,"field":"id"}"#.to_string()];
+        fields.extend(self.columns.iter().map(|c| format!(r#"{{"type":{},"optional":true,"field":{}}}"#, quoted(&c.connect_type), quoted(&c.name))));
+        format!(r#"{{"type":"struct","fields":[{}],"optional":true,"name":{},"field":"{name}"}}"#, fields.join(","), quoted(&format!("{}.Value", self.topic)))
     }
 
     fn key(&self, id: i64) -> String {
+        let payload = format!(r#"{{"id":{id}}}"#);
         if !self.schemas {
-            return json!({"id": id}).to_string();
+            return payload;
         }
-        let schema = json!({"type": "struct", "fields": [{"type": "int64", "optional": false, "field": "id"}], "optional": false});
-        envelope(&schema, &json!({"id": id}))
-    }
-
-    fn value(&self, op: &str, before: Option<Value>, after: Option<Value>) -> String {
-        let payload = json!({"before": before, "after": after, "op": op, "source": {"ts_ms": 1_700_000_000_000i64}});
-        if !self.schemas {
-            return payload.to_string();
-        }
-        let schema = json!({
-            "type": "struct", "optional": false,
-            "fields": [self.struct_schema("before"), self.struct_schema("after"),
-                       {"type": "struct", "field": "source", "optional": false,
-                        "fields": [{"type": "int64", "optional": false, "field": "ts_ms"}]},
-                       {"type": "string", "optional": false, "field": "op"}]
-        });
+        let name = quoted(&format!("{}.Key", self.topic));
+        let schema = format!(r#"{{"type":"struct","fields":[{{"type":"int64","optional":false,"field":"id"}}],"optional":false,"name":{name}}}"#);
         envelope(&schema, &payload)
     }
 
-    fn row(&self, id: i64, values: &[Value]) -> Value {
-        let mut row = Map::new();
-        row.insert("id".into(), Value::from(id));
-        for (column, value) in self.columns.iter().zip(values) {
-            row.insert(column.name.clone(), value.clone());
+    /// A value whose images are the JSON texts given (`null` when absent); `id` moves its times
+    /// and log position on from the capture's.
+    fn value(&self, op: &str, id: i64, before: Option<String>, after: Option<String>) -> String {
+        let (before, after) = (before.as_deref().unwrap_or("null"), after.as_deref().unwrap_or("null"));
+        let payload = format!(
+            r#"{{"before":{before},"after":{after},"source":{},"transaction":null,"op":{},"ts_ms":{},"ts_us":{},"ts_ns":{}}}"#,
+            self.source(id),
+            quoted(op),
+            FIRST_TS_MS + id + 557,
+            (FIRST_TS_MS + id + 557) * 1_000 + 832,
+            ((FIRST_TS_MS + id + 557) * 1_000 + 832) * 1_000 + 250,
+        );
+        if !self.schemas {
+            return payload;
         }
-        Value::Object(row)
+        let schema = format!(
+            r#"{{"type":"struct","fields":[{},{},{SOURCE_SCHEMA},{TRANSACTION_AND_TIMES_SCHEMA}],"optional":false,"name":{},"version":2}}"#,
+            self.struct_schema("before"),
+            self.struct_schema("after"),
+            quoted(&format!("{}.Envelope", self.topic)),
+        );
+        envelope(&schema, &payload)
+    }
+
+    /// The `source` block of event `id`: connector `name`, schema and table from the topic.
+    fn source(&self, id: i64) -> String {
+        let mut parts = self.topic.splitn(3, '.');
+        let (name, schema, table) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let (ts_ms, lsn) = (FIRST_TS_MS + id, FIRST_LSN + id * 64);
+        format!(
+            concat!(
+                r#"{{"version":"3.6.3.Final","connector":"postgresql","name":{},"ts_ms":{},"snapshot":"false","db":"app","#,
+                r#""sequence":"[\"{}\",\"{}\"]","ts_us":{},"ts_ns":{},"schema":{},"table":{},"txId":{},"lsn":{},"#,
+                r#""xmin":null,"origin":null,"origin_lsn":null}}"#
+            ),
+            quoted(name),
+            ts_ms,
+            lsn,
+            lsn,
+            ts_ms * 1_000 + 535,
+            (ts_ms * 1_000 + 535) * 1_000,
+            quoted(schema),
+            quoted(table),
+            1_044 + id,
+            lsn,
+        )
+    }
+
+    /// The row of `id` in column order, as Debezium writes an image.
+    fn row(&self, id: i64, values: &[Value]) -> String {
+        let mut members = vec![format!(r#""id":{id}"#)];
+        members.extend(self.columns.iter().zip(values).map(|(column, value)| format!("{}:{value}", quoted(&column.name))));
+        format!("{{{}}}", members.join(","))
     }
 
     fn line(&self, key: Option<String>, value: Option<String>) -> String {
@@ -94,22 +159,28 @@ impl TableEvents {
 
     /// The Kafka key and value of an upsert.
     pub fn upsert_message(&self, op: &str, id: i64, values: &[Value]) -> (Option<String>, Option<String>) {
-        (Some(self.key(id)), Some(self.value(op, None, Some(self.row(id, values)))))
+        (Some(self.key(id)), Some(self.value(op, id, None, Some(self.row(id, values)))))
     }
 
-    /// A delete (key-only before image) followed by its tombstone.
+    /// A delete followed by its tombstone. Its before image holds the key and nulls, as under
+    /// PostgreSQL's default replica identity.
     pub fn delete(&self, id: i64) -> [String; 2] {
-        let before = json!({"id": id});
-        [self.line(Some(self.key(id)), Some(self.value("d", Some(before), None))), self.line(Some(self.key(id)), None)]
+        let before = self.row(id, &vec![Value::Null; self.columns.len()]);
+        [self.line(Some(self.key(id)), Some(self.value("d", id, Some(before), None))), self.line(Some(self.key(id)), None)]
     }
 
     pub fn truncate(&self) -> String {
-        self.line(None, Some(self.value("t", None, None)))
+        self.line(None, Some(self.value("t", 0, None, None)))
     }
 }
 
+/// `text` as a JSON string.
+fn quoted(text: &str) -> String {
+    Value::from(text).to_string()
+}
+
 /// `{"schema":…,"payload":…}` with the schema first, as Kafka's JsonConverter writes it.
-fn envelope(schema: &Value, payload: &Value) -> String {
+fn envelope(schema: &str, payload: &str) -> String {
     format!(r#"{{"schema":{schema},"payload":{payload}}}"#)
 }
 
