@@ -79,8 +79,14 @@ impl TableEvents {
 
     fn struct_schema(&self, name: &str) -> String {
         let mut fields = vec![r#"{"type":"int64","optional":false,"field":"id"}"#.to_string()];
-        fields.extend(self.columns.iter().map(|c| format!(r#"{{"type":{},"optional":true,"field":{}}}"#, quoted(&c.connect_type), quoted(&c.name))));
-        format!(r#"{{"type":"struct","fields":[{}],"optional":true,"name":{},"field":"{name}"}}"#, fields.join(","), quoted(&format!("{}.Value", self.topic)))
+        fields.extend(
+            self.columns.iter().map(|c| format!(r#"{{"type":{},"optional":true,"field":{}}}"#, quoted(&c.connect_type), quoted(&c.name))),
+        );
+        format!(
+            r#"{{"type":"struct","fields":[{}],"optional":true,"name":{},"field":"{name}"}}"#,
+            fields.join(","),
+            quoted(&format!("{}.Value", self.topic))
+        )
     }
 
     fn key(&self, id: i64) -> String {
@@ -89,7 +95,8 @@ impl TableEvents {
             return payload;
         }
         let name = quoted(&format!("{}.Key", self.topic));
-        let schema = format!(r#"{{"type":"struct","fields":[{{"type":"int64","optional":false,"field":"id"}}],"optional":false,"name":{name}}}"#);
+        let schema =
+            format!(r#"{{"type":"struct","fields":[{{"type":"int64","optional":false,"field":"id"}}],"optional":false,"name":{name}}}"#);
         envelope(&schema, &payload)
     }
 
