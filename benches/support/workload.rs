@@ -57,8 +57,8 @@ pub fn events(n: usize, schemas: bool) -> Vec<String> {
 }
 
 /// The NDJSON text of `lines`, made once for every run over it. Shared, so that a bench frees
-/// it after the clock stops (a file's reader has no such buffer to free; freeing 360 MB took a
-/// core for tens of milliseconds), and not made again before each run.
+/// it after the clock stops (a file's reader has no such buffer to free; freeing hundreds of
+/// megabytes takes a core for tens of milliseconds), and not made again before each run.
 pub fn ndjson(lines: &[String]) -> Arc<[u8]> {
     (lines.join("\n") + "\n").into_bytes().into()
 }

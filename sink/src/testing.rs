@@ -155,8 +155,17 @@ impl TableEvents {
         format!("{{{}}}", members.join(","))
     }
 
+    /// The NDJSON line of a message, as the capture tool writes it: topic, key, value, and the
+    /// headers Debezium's connector adds.
     fn line(&self, key: Option<String>, value: Option<String>) -> String {
-        json!({"topic": self.topic, "key": key, "value": value}).to_string()
+        let prefix = self.topic.split('.').next().unwrap_or("");
+        let headers = [
+            ["__debezium.context.connectorLogicalName", prefix],
+            ["__debezium.context.taskId", "0"],
+            ["__debezium.context.connectorName", "postgresql"],
+            ["__debezium.context.runId", "01a212f3-8e1b-7e16-8481-8a944ed5cf89"],
+        ];
+        format!(r#"{{"topic":{},"key":{},"value":{},"headers":{}}}"#, quoted(&self.topic), json!(key), json!(value), json!(headers))
     }
 
     pub fn upsert(&self, op: &str, id: i64, values: &[Value]) -> String {

@@ -1,13 +1,13 @@
-//! One NDJSON line → a Kafka-shaped [`Message`]: `{"topic": …, "key": …, "value": …}`, where key
-//! and value are JSON strings (Debezium's JsonConverter output, as kcat and Connect dumps write
+//! One NDJSON line → a Kafka-shaped [`Message`]: `{"topic": …, "key": …, "value": …}` (other
+//! members, such as a capture's `headers`, are skipped), where key and value are JSON strings (Debezium's JsonConverter output, as kcat and Connect dumps write
 //! it), null, or (for producers that embed the document itself) any JSON value.
 //!
 //! A value string is a whole JSON document escaped into a string: with the Connect schema
-//! envelope, ~1.8 KB of which ~1.5 KB is the schema, the same on every line of a topic.
+//! envelope, ~3.5 KB of which ~2.9 KB is the schema, the same on every line of a topic.
 //! Scanning and unescaping it is most of the cost of reading a line, so [`LineParser`]
 //! remembers, per topic, the escaped prefix the last strings shared and its unescaped text.
 //! A line of a known topic in the usual shape (members `topic`, `key` and `value`, in any
-//! order) is then read by a byte compare of the prefix and a scan of the rest; any other line
+//! order, beside any others) is then read by a byte compare of the prefix and a scan of the rest; any other line
 //! goes through serde_json and teaches the parser its topic's prefixes. A value's unescaped
 //! prefix is not copied into it: it is the message's [`Message::value_head`], one allocation
 //! shared by the topic's values, which the decoder recognises by identity. A key or value that
@@ -27,7 +27,7 @@ use super::Message;
 pub struct LineParser {
     prefixes: Prefixes,
     /// Where keys and values are unescaped: each is split off as [`Bytes`] sharing one
-    /// allocation with its neighbours, not an allocation of its own. A 1.8 KB value a line,
+    /// allocation with its neighbours, not an allocation of its own. A value of kilobytes a line,
     /// allocated on this thread and freed on another, cost the allocator more than the copy.
     arena: BytesMut,
     /// The last line's topic: a key or value that comes before its line's topic (members
@@ -94,8 +94,8 @@ impl LineParser {
     }
 }
 
-/// `{"topic": "<known topic>", "key": …, "value": …}`, members in any order, whose strings
-/// start with their prefixes; `None` for anything else, which [`LineParser::parse_any`] reads
+/// `{"topic": "<known topic>", "key": …, "value": …}`, members in any order (others are
+/// skipped), whose strings start with their prefixes; `None` for anything else, which [`LineParser::parse_any`] reads
 /// (and reports). A key or value before the topic is read with the prefixes of `guess` (the
 /// last line's topic), or, without one, scanned whole first; a guess the topic then belies is
 /// `None` too, and the caller reads the line again without it.
@@ -106,7 +106,11 @@ fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, guess: Opt
     let mut read_by_guess = false;
     // Key and value, [`Member::Read`] once their topic is known (or guessed).
     let mut members = [Member::Absent, Member::Absent];
-    for n in 0..3 {
+    for n in 0.. {
+        if let Some(after) = token(rest, '}') {
+            rest = after;
+            break;
+        }
         if n > 0 {
             rest = token(rest, ',')?;
         }
@@ -124,7 +128,13 @@ fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, guess: Opt
             }
             "key" => 0,
             "value" => 1,
-            _ => return None,
+            "topic" => return None,
+            // Other members (a capture's or kcat's `headers`, `partition`, `offset`, …) are
+            // not floe's to read.
+            _ => {
+                rest = after_value(rest)?;
+                continue;
+            }
         };
         if !matches!(members[slot], Member::Absent) {
             return None;
@@ -139,7 +149,7 @@ fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, guess: Opt
         members[slot] = member;
         rest = after;
     }
-    if !token(rest, '}')?.trim_ascii().is_empty() {
+    if !rest.trim_ascii().is_empty() {
         return None;
     }
     let (topic, prefixes) = topic?;
@@ -180,6 +190,13 @@ impl Unescaped {
 /// `rest` after `expected`, skipping whitespace before it.
 fn token(rest: &str, expected: char) -> Option<&str> {
     rest.trim_ascii_start().strip_prefix(expected)
+}
+
+/// What follows the JSON value at the start of `rest`; `None` when there is none.
+fn after_value(rest: &str) -> Option<&str> {
+    let mut values = serde_json::Deserializer::from_str(rest).into_iter::<serde::de::IgnoredAny>();
+    values.next()?.ok()?;
+    Some(&rest[values.byte_offset()..])
 }
 
 /// A string without escapes at the start of `rest`, and what follows it.
@@ -551,6 +568,30 @@ mod tests {
             "so is a missing one"
         );
         assert!(parser.parse(br#"{"key": "abc\"#).unwrap_err().contains("not valid JSON"), "a line cut after a backslash");
+    }
+
+    #[test]
+    fn other_members_such_as_a_captures_headers_are_skipped_by_the_prefix_too() {
+        let document = |id: i32| format!(r#"{{"schema": {{"a": "x"}}, "payload": {{"id": {id}}}}}"#);
+        let mut parser = LineParser::default();
+        for id in 0..3 {
+            message(&serde_json::json!({"topic": "t", "key": null, "value": document(id)}).to_string(), &mut parser);
+        }
+        let headers = r#"[["__debezium.context.connectorLogicalName", "pg"], ["n", "a \"quoted\" } value"]]"#;
+        let value_9 = serde_json::to_string(&document(9)).unwrap();
+        let line = format!(r#"{{"topic": "t", "partition": 0, "key": null, "value": {value_9}, "headers": {headers}}}"#);
+        let usual = parse_usual(&parser.prefixes, &line, &mut BytesMut::new(), None).expect("read by the prefix");
+        assert_eq!((value(&usual), usual.key), (document(9), None));
+        assert_eq!(value(&parser.parse(line.as_bytes()).unwrap()), document(9));
+        for broken in [
+            r#"{"topic": "t", "key": null, "value": null, "headers": [1,}"#,
+            r#"{"topic": "t", "headers": 1 2, "key": null, "value": null}"#,
+        ] {
+            assert!(parse_usual(&parser.prefixes, broken, &mut BytesMut::new(), None).is_none(), "{broken}");
+            assert!(parser.parse(broken.as_bytes()).unwrap_err().contains("not valid JSON"), "{broken}");
+        }
+        let twice = r#"{"topic": "t", "topic": "t", "key": null, "value": null}"#;
+        assert!(parse_usual(&parser.prefixes, twice, &mut BytesMut::new(), None).is_none(), "a repeated topic is left to serde_json");
     }
 
     #[test]
