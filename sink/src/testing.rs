@@ -29,7 +29,9 @@ impl Column {
 /// 3.x's PostgreSQL connector writes them (copied from a capture under `tests/captures`): members
 /// in Debezium's order, the after image in column order, the whole `source` block, `transaction`,
 /// and the event's `ts_ms`/`ts_us`/`ts_ns`. Parsing and skipping those is part of every event's
-/// cost, so a bench over lighter events would flatter floe.
+/// cost, so a bench over lighter events would flatter floe. Times, LSN and transaction id follow
+/// the key (an update repeats its create's), snapshot reads (`op` "r") are written like other
+/// changes, and the topic is `<prefix>.<schema>.<table>`, as Debezium names it.
 #[derive(Debug, Clone)]
 pub struct TableEvents {
     pub topic: String,

@@ -1,6 +1,7 @@
 //! One NDJSON line → a Kafka-shaped [`Message`]: `{"topic": …, "key": …, "value": …}` (other
-//! members, such as a capture's `headers`, are skipped), where key and value are JSON strings (Debezium's JsonConverter output, as kcat and Connect dumps write
-//! it), null, or (for producers that embed the document itself) any JSON value.
+//! members, such as a capture's `headers`, are skipped), where key and value are JSON strings
+//! (Debezium's JsonConverter output, as Connect dumps write it), null, or (for producers that
+//! embed the document itself) any JSON value.
 //!
 //! A value string is a whole JSON document escaped into a string: with the Connect schema
 //! envelope, ~3.5 KB of which ~2.9 KB is the schema, the same on every line of a topic.
@@ -129,7 +130,7 @@ fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, guess: Opt
             "key" => 0,
             "value" => 1,
             "topic" => return None,
-            // Other members (a capture's or kcat's `headers`, `partition`, `offset`, …) are
+            // Other members (a capture's `headers`, a dump's `partition` or `offset`, …) are
             // not floe's to read.
             _ => {
                 rest = after_value(rest)?;
