@@ -203,8 +203,10 @@ fn token(rest: &str, expected: char) -> Option<&str> {
 #[derive(Default)]
 struct Skipped(Vec<(String, String)>);
 
-/// Member names whose last value [`Skipped`] keeps.
+/// Member names whose last value [`Skipped`] keeps, and the longest value it keeps: a few
+/// small copies, whatever the lines hold.
 const SKIPPED_KEPT: usize = 8;
+const SKIPPED_KEPT_BYTES: usize = 4 << 10;
 
 impl Skipped {
     /// What follows the value of member `name` at the start of `rest`; `None` when there is none.
@@ -217,7 +219,7 @@ impl Skipped {
         }
         let after = after_value(rest)?;
         let text = &rest[..rest.len() - after.len()];
-        if text.starts_with(['[', '{', '"']) {
+        if text.starts_with(['[', '{', '"']) && text.len() <= SKIPPED_KEPT_BYTES {
             match kept {
                 Some(i) => text.clone_into(&mut self.0[i].1),
                 None if self.0.len() < SKIPPED_KEPT => self.0.push((name.to_string(), text.to_string())),
