@@ -117,8 +117,8 @@ fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, skipped: &
         if n > 0 {
             rest = token(rest, ',')?;
         }
-        let (name, after) = plain_string(rest.trim_ascii_start())?;
-        rest = token(after, ':')?.trim_ascii_start();
+        let (name, after) = plain_string(json_space_trimmed(rest))?;
+        rest = json_space_trimmed(token(after, ':')?);
         let slot = match name {
             "topic" if topic.is_none() => {
                 let (name, after) = plain_string(rest)?;
@@ -152,7 +152,7 @@ fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, skipped: &
         members[slot] = member;
         rest = after;
     }
-    if !rest.trim_ascii().is_empty() {
+    if !json_space_trimmed(rest).is_empty() {
         return None;
     }
     let (topic, prefixes) = topic?;
@@ -192,7 +192,7 @@ impl Unescaped {
 
 /// `rest` after `expected`, skipping whitespace before it.
 fn token(rest: &str, expected: char) -> Option<&str> {
-    rest.trim_ascii_start().strip_prefix(expected)
+    json_space_trimmed(rest).strip_prefix(expected)
 }
 
 /// The last value skipped under each of a few member names. A capture's `headers` are the same
@@ -237,11 +237,18 @@ fn after_value(rest: &str) -> Option<&str> {
     Some(&rest[values.byte_offset()..])
 }
 
-/// A string without escapes at the start of `rest`, and what follows it.
+/// `text` without the whitespace JSON allows at its start (not Rust's ASCII whitespace, which
+/// has the form feed too).
+fn json_space_trimmed(text: &str) -> &str {
+    text.trim_start_matches([' ', '\t', '\n', '\r'])
+}
+
+/// A string without escapes or control characters at the start of `rest`, and what follows it.
 fn plain_string(rest: &str) -> Option<(&str, &str)> {
     let rest = rest.strip_prefix('"')?;
     let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
-    (rest.as_bytes()[end] == b'"').then(|| (&rest[..end], &rest[end + 1..]))
+    let content = &rest[..end];
+    (rest.as_bytes()[end] == b'"' && !content.bytes().any(|b| b < 0x20)).then(|| (content, &rest[end + 1..]))
 }
 
 /// The length of the JSON string content at the start of `rest` (which is inside the string,
@@ -630,7 +637,7 @@ mod tests {
         }
         let headers = r#"[["__debezium.context.connectorLogicalName", "pg"], ["n", "a \"quoted\" } value"]]"#;
         let value_9 = serde_json::to_string(&document(9)).unwrap();
-        let line = format!(r#"{{"topic": "t", "partition": 0, "key": null, "value": {value_9}, "headers": {headers}}}"#);
+        let line = format!(r#"{{"topic": "t", "partition": 1, "key": null, "value": {value_9}, "headers": {headers}}}"#);
         let usual = parse_usual(&parser.prefixes, &line, &mut BytesMut::new(), &mut Skipped::default(), None).expect("read by the prefix");
         assert_eq!((value(&usual), usual.key), (document(9), None));
         assert_eq!(value(&parser.parse(line.as_bytes()).unwrap()), document(9));
@@ -653,6 +660,18 @@ mod tests {
         let trailing = format!(r#"{{"topic": "t", "key": null, "value": {value_9}, "headers": {headers}x}}"#);
         assert!(parse_usual(&parser.prefixes, &trailing, &mut BytesMut::new(), &mut skipped, None).is_none(), "what follows is read");
         assert!(parser.parse(trailing.as_bytes()).unwrap_err().contains("not valid JSON"));
+        // A kept value is skipped without being read again: one that serde_json would refuse,
+        // put there by hand, shows it.
+        let mut primed = Skipped(vec![("headers".into(), "[1,]".into())]);
+        let primed_line = r#"{"topic": "t", "key": null, "value": null, "headers": [1,]}"#;
+        assert!(parse_usual(&parser.prefixes, primed_line, &mut BytesMut::new(), &mut primed, None).is_some());
+        // What serde_json refuses in a line is refused here too.
+        for refused in
+            ["{\"topic\": \"t\", \"a\tb\": 0, \"key\": null, \"value\": null}", "{\"topic\": \"t\",\u{c}\"key\": null, \"value\": null}"]
+        {
+            assert!(parse_usual(&parser.prefixes, refused, &mut BytesMut::new(), &mut Skipped::default(), None).is_none(), "{refused:?}");
+            assert!(parser.parse(refused.as_bytes()).unwrap_err().contains("not valid JSON"), "{refused:?}");
+        }
         let twice = r#"{"topic": "t", "topic": "t", "key": null, "value": null}"#;
         assert!(
             parse_usual(&parser.prefixes, twice, &mut BytesMut::new(), &mut Skipped::default(), None).is_none(),
