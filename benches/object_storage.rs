@@ -18,6 +18,9 @@
 #[allow(unused_imports)]
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[allow(dead_code)]
+#[path = "support/paired.rs"]
+mod paired;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -96,6 +99,9 @@ struct Workload {
     dir: tempfile::TempDir,
 }
 
+/// A full compaction of the bench's table, with expiry and cleanup of everything it replaced.
+const COMPACT: [&str; 7] = ["compact", "bench.items", "--full", "--snapshot-retention-secs", "0", "--orphan-grace-secs", "0"];
+
 impl Workload {
     fn new(n: usize, batch: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -104,13 +110,16 @@ impl Workload {
         Self { dir }
     }
 
+    /// Ingests the events into `data_dir` on `store`: the wall time.
+    fn ingest(&self, data_dir: &Path, store: Store) -> Duration {
+        let (input, config) = (self.dir.path().join("events.jsonl"), self.dir.path().join("bench.toml"));
+        floe(data_dir, store, &["ingest", input.to_str().unwrap(), "--config", config.to_str().unwrap()])
+    }
+
     /// Ingests into a fresh data dir on `store`, then compacts: the two wall times.
     fn ingest_and_compact(&self, store: Store) -> (Duration, Duration) {
         let data_dir = tempfile::tempdir().unwrap();
-        let (input, config) = (self.dir.path().join("events.jsonl"), self.dir.path().join("bench.toml"));
-        let ingest = floe(data_dir.path(), store, &["ingest", input.to_str().unwrap(), "--config", config.to_str().unwrap()]);
-        let compact = ["compact", "bench.items", "--full", "--snapshot-retention-secs", "0", "--orphan-grace-secs", "0"];
-        (ingest, floe(data_dir.path(), store, &compact))
+        (self.ingest(data_dir.path(), store), floe(data_dir.path(), store, &COMPACT))
     }
 }
 
@@ -118,28 +127,24 @@ impl Workload {
 /// `tries` pairs, then once more through the counting proxy.
 fn compare(n: usize, batch: usize, tries: usize, name: &str, server: &S3Server) {
     let workload = Workload::new(n, batch);
-    let mut pairs = Vec::with_capacity(tries);
-    for t in 0..tries {
-        let prefix = format!("{name}-try-{t}");
-        let s3 = Store::S3 { server, endpoint: &server.endpoint, prefix: &prefix };
-        let pair = if t % 2 == 0 {
-            (workload.ingest_and_compact(Store::Local), workload.ingest_and_compact(s3))
-        } else {
-            let s3 = workload.ingest_and_compact(s3);
-            (workload.ingest_and_compact(Store::Local), s3)
-        };
-        pairs.push(pair);
-    }
+    let mut s3_tries = 0;
+    let pairs = paired::alternating(
+        tries,
+        || workload.ingest_and_compact(Store::Local),
+        || {
+            s3_tries += 1;
+            let prefix = format!("{name}-try-{s3_tries}");
+            workload.ingest_and_compact(Store::S3 { server, endpoint: &server.endpoint, prefix: &prefix })
+        },
+    );
     let proxy = FaultyProxy::start(&server.endpoint, 0, 0);
     let counted = Store::S3 { server, endpoint: &proxy.endpoint, prefix: "counted" };
     let data_dir = tempfile::tempdir().unwrap();
-    let (input, config) = (workload.dir.path().join("events.jsonl"), workload.dir.path().join("bench.toml"));
-    floe(data_dir.path(), counted, &["ingest", input.to_str().unwrap(), "--config", config.to_str().unwrap()]);
+    workload.ingest(data_dir.path(), counted);
     let ingest_requests = proxy.requests().0;
     proxy.reset_counts();
     let started = Instant::now();
-    let compact = ["compact", "bench.items", "--full", "--snapshot-retention-secs", "0", "--orphan-grace-secs", "0"];
-    let compact_through_proxy = floe(data_dir.path(), counted, &compact);
+    let compact_through_proxy = floe(data_dir.path(), counted, &COMPACT);
     let compact_requests = proxy.requests().0;
     if std::env::var("FLOE_BENCH_TIMELINE").is_ok() {
         print_timeline(started, &proxy.timeline());
@@ -151,9 +156,7 @@ fn compare(n: usize, batch: usize, tries: usize, name: &str, server: &S3Server) 
     );
     let line = |what: &str, side: fn(&(Duration, Duration)) -> Duration, counted: &BTreeMap<String, u64>| {
         let (local, s3): (Vec<Duration>, Vec<Duration>) = pairs.iter().map(|(l, s)| (side(l), side(s))).unzip();
-        let mut ratios: Vec<f64> = local.iter().zip(&s3).map(|(l, s)| s.as_secs_f64() / l.as_secs_f64()).collect();
-        ratios.sort_by(f64::total_cmp);
-        let (median, low, high) = (ratios[ratios.len() / 2], ratios[0], ratios[ratios.len() - 1]);
+        let (median, low, high) = paired::spread(local.iter().zip(&s3).map(|(l, s)| s.as_secs_f64() / l.as_secs_f64()).collect());
         let (local, s3) = (local.iter().min().unwrap(), s3.iter().min().unwrap());
         println!(
             "  {what:<16} local {local:>9.2?}  s3 {s3:>9.2?} (best of each)  s3/local {median:>5.2}× ({low:.2}–{high:.2})  requests: {}",

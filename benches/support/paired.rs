@@ -19,19 +19,32 @@ pub struct Paired {
 
 /// Runs [`PAIRS`] pairs of `baseline` and `subject`, each returning a rate (higher is faster).
 pub fn paired(baseline: &dyn Fn() -> f64, subject: &dyn Fn() -> f64) -> Paired {
-    let mut pairs: Vec<(f64, f64)> = (0..PAIRS)
+    let pairs = alternating(PAIRS, baseline, subject);
+    let (median, low, high) = spread(pairs.iter().map(|(baseline, subject)| subject / baseline).collect());
+    let best = |side: fn(&(f64, f64)) -> f64| pairs.iter().map(side).fold(0.0, f64::max);
+    Paired { subject: best(|p| p.1), baseline: best(|p| p.0), median, low, high }
+}
+
+/// `tries` pairs of a `baseline` try and a `subject` try, the baseline first in every other pair.
+pub fn alternating<T>(tries: usize, mut baseline: impl FnMut() -> T, mut subject: impl FnMut() -> T) -> Vec<(T, T)> {
+    (0..tries)
         .map(|pair| match pair % 2 {
-            0 => (baseline(), subject()),
+            0 => {
+                let baseline = baseline();
+                (baseline, subject())
+            }
             _ => {
                 let subject = subject();
                 (baseline(), subject)
             }
         })
-        .collect();
-    pairs.sort_by(|a, b| (a.1 / a.0).total_cmp(&(b.1 / b.0)));
-    let ratios: Vec<f64> = pairs.iter().map(|(baseline, subject)| subject / baseline).collect();
-    let best = |side: fn(&(f64, f64)) -> f64| pairs.iter().map(side).fold(0.0, f64::max);
-    Paired { subject: best(|p| p.1), baseline: best(|p| p.0), median: ratios[PAIRS / 2], low: ratios[0], high: ratios[PAIRS - 1] }
+        .collect()
+}
+
+/// The median, lowest and highest of `ratios` (not empty).
+pub fn spread(mut ratios: Vec<f64>) -> (f64, f64, f64) {
+    ratios.sort_by(f64::total_cmp);
+    (ratios[ratios.len() / 2], ratios[0], ratios[ratios.len() - 1])
 }
 
 impl Paired {

@@ -106,13 +106,14 @@ impl TableEvents {
     /// and log position on from the capture's.
     fn value(&self, op: &str, id: i64, before: Option<String>, after: Option<String>) -> String {
         let (before, after) = (before.as_deref().unwrap_or("null"), after.as_deref().unwrap_or("null"));
+        // The connector hands the event on about half a second after the change, as in the capture.
+        let ts_ms = FIRST_TS_MS + id + 557;
+        let ts_us = ts_ms * 1_000 + 832;
         let payload = format!(
-            r#"{{"before":{before},"after":{after},"source":{},"transaction":null,"op":{},"ts_ms":{},"ts_us":{},"ts_ns":{}}}"#,
+            r#"{{"before":{before},"after":{after},"source":{},"transaction":null,"op":{},"ts_ms":{ts_ms},"ts_us":{ts_us},"ts_ns":{}}}"#,
             self.source(id),
             quoted(op),
-            FIRST_TS_MS + id + 557,
-            (FIRST_TS_MS + id + 557) * 1_000 + 832,
-            ((FIRST_TS_MS + id + 557) * 1_000 + 832) * 1_000 + 250,
+            ts_us * 1_000 + 250,
         );
         if !self.schemas {
             return payload;

@@ -8,13 +8,13 @@
 //! Scanning and unescaping it is most of the cost of reading a line, so [`LineParser`]
 //! remembers, per topic, the escaped prefix the last strings shared and its unescaped text.
 //! A line of a known topic in the usual shape (members `topic`, `key` and `value`, in any
-//! order, beside any others) is then read by a byte compare of the prefix and a scan of the rest; any other line
-//! goes through serde_json and teaches the parser its topic's prefixes. A value's unescaped
-//! prefix is not copied into it: it is the message's [`Message::value_head`], one allocation
-//! shared by the topic's values, which the decoder recognises by identity. A key or value that
-//! comes before the topic (as in `{"key":…,"topic":…,"value":…}`, what a JSON writer that
-//! sorts members makes) is read with the prefixes of the last line's topic, and the line is
-//! read again when its topic is another.
+//! order, beside any others) is then read by a byte compare of the prefix and a scan of the
+//! rest; any other line goes through serde_json and teaches the parser its topic's prefixes. A
+//! value's unescaped prefix is not copied into it: it is the message's [`Message::value_head`],
+//! one allocation shared by the topic's values, which the decoder recognises by identity. A key
+//! or value that comes before the topic (as in `{"key":…,"topic":…,"value":…}`, what a JSON
+//! writer that sorts members makes) is read with the prefixes of the last line's topic, and the
+//! line is read again when its topic is another.
 
 use std::sync::Arc;
 
@@ -98,10 +98,10 @@ impl LineParser {
 }
 
 /// `{"topic": "<known topic>", "key": …, "value": …}`, members in any order (others are
-/// skipped), whose strings start with their prefixes; `None` for anything else, which [`LineParser::parse_any`] reads
-/// (and reports). A key or value before the topic is read with the prefixes of `guess` (the
-/// last line's topic), or, without one, scanned whole first; a guess the topic then belies is
-/// `None` too, and the caller reads the line again without it.
+/// skipped), whose strings start with their prefixes; `None` for anything else, which
+/// [`LineParser::parse_any`] reads (and reports). A key or value before the topic is read with
+/// the prefixes of `guess` (the last line's topic), or, without one, scanned whole first; a
+/// guess the topic then belies is `None` too, and the caller reads the line again without it.
 fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, skipped: &mut Skipped, guess: Option<&str>) -> Option<Message> {
     let mut rest = token(text, '{')?;
     let mut topic = None;
@@ -568,8 +568,7 @@ mod tests {
             assert_eq!(value(&message(&line_of(document), &mut parser)), *document);
         }
         assert!(!parser.prefixes["t"][1].escaped.is_empty(), "a shared start was learned");
-        let usual = parse_usual(&parser.prefixes, &line_of(documents[1]), &mut BytesMut::new(), &mut Skipped::default(), None)
-            .expect("read by the prefix");
+        let usual = read_usual(&parser, &line_of(documents[1]), None).expect("read by the prefix");
         assert_eq!(value(&usual), documents[1]);
     }
 
@@ -580,10 +579,7 @@ mod tests {
         for document in documents {
             message(&line_of(document), &mut parser);
         }
-        assert!(
-            parse_usual(&parser.prefixes, &line_of(r#"{"d": 1}"#), &mut BytesMut::new(), &mut Skipped::default(), None).is_some(),
-            "read by the empty prefix"
-        );
+        assert!(read_usual(&parser, &line_of(r#"{"d": 1}"#), None).is_some(), "read by the empty prefix");
         let shared = |i: usize| format!(r#"{{"schema": "a long schema", "payload": {i}}}"#);
         let learned = (0..2 * RELEARN_EMPTY as usize).find(|i| {
             assert_eq!(value(&message(&line_of(&shared(*i)), &mut parser)), shared(*i));
@@ -603,28 +599,16 @@ mod tests {
         // serde_json's own maps sort their members: key, topic, value.
         let sorted = serde_json::json!({"value": document(7), "topic": "t", "key": key(7)}).to_string();
         assert!(sorted.starts_with(r#"{"key":"#));
-        let usual =
-            parse_usual(&parser.prefixes, &sorted, &mut BytesMut::new(), &mut Skipped::default(), None).expect("read by the prefix");
+        let usual = read_usual(&parser, &sorted, None).expect("read by the prefix");
         assert_eq!((value(&usual), text(usual.key)), (document(7), key(7)));
         let value_first = format!(r#"{{"value": {}, "key": null, "topic": "t"}}"#, serde_json::to_string(&document(8)).unwrap());
-        let usual =
-            parse_usual(&parser.prefixes, &value_first, &mut BytesMut::new(), &mut Skipped::default(), None).expect("read by the prefix");
+        let usual = read_usual(&parser, &value_first, None).expect("read by the prefix");
         assert_eq!((value(&usual), usual.key), (document(8), None));
         assert!(
-            parse_usual(
-                &parser.prefixes,
-                r#"{"topic": "t", "key": null, "key": null}"#,
-                &mut BytesMut::new(),
-                &mut Skipped::default(),
-                None
-            )
-            .is_none(),
+            read_usual(&parser, r#"{"topic": "t", "key": null, "key": null}"#, None).is_none(),
             "a repeated member is left to serde_json"
         );
-        assert!(
-            parse_usual(&parser.prefixes, r#"{"topic": "t", "key": null}"#, &mut BytesMut::new(), &mut Skipped::default(), None).is_none(),
-            "so is a missing one"
-        );
+        assert!(read_usual(&parser, r#"{"topic": "t", "key": null}"#, None).is_none(), "so is a missing one");
         assert!(parser.parse(br#"{"key": "abc\"#).unwrap_err().contains("not valid JSON"), "a line cut after a backslash");
     }
 
@@ -638,14 +622,14 @@ mod tests {
         let headers = r#"[["__debezium.context.connectorLogicalName", "pg"], ["n", "a \"quoted\" } value"]]"#;
         let value_9 = serde_json::to_string(&document(9)).unwrap();
         let line = format!(r#"{{"topic": "t", "partition": 1, "key": null, "value": {value_9}, "headers": {headers}}}"#);
-        let usual = parse_usual(&parser.prefixes, &line, &mut BytesMut::new(), &mut Skipped::default(), None).expect("read by the prefix");
+        let usual = read_usual(&parser, &line, None).expect("read by the prefix");
         assert_eq!((value(&usual), usual.key), (document(9), None));
         assert_eq!(value(&parser.parse(line.as_bytes()).unwrap()), document(9));
         for broken in [
             r#"{"topic": "t", "key": null, "value": null, "headers": [1,}"#,
             r#"{"topic": "t", "headers": 1 2, "key": null, "value": null}"#,
         ] {
-            assert!(parse_usual(&parser.prefixes, broken, &mut BytesMut::new(), &mut Skipped::default(), None).is_none(), "{broken}");
+            assert!(read_usual(&parser, broken, None).is_none(), "{broken}");
             assert!(parser.parse(broken.as_bytes()).unwrap_err().contains("not valid JSON"), "{broken}");
         }
         // Headers met before are skipped by a compare, and still end where they end.
@@ -669,14 +653,11 @@ mod tests {
         for refused in
             ["{\"topic\": \"t\", \"a\tb\": 0, \"key\": null, \"value\": null}", "{\"topic\": \"t\",\u{c}\"key\": null, \"value\": null}"]
         {
-            assert!(parse_usual(&parser.prefixes, refused, &mut BytesMut::new(), &mut Skipped::default(), None).is_none(), "{refused:?}");
+            assert!(read_usual(&parser, refused, None).is_none(), "{refused:?}");
             assert!(parser.parse(refused.as_bytes()).unwrap_err().contains("not valid JSON"), "{refused:?}");
         }
         let twice = r#"{"topic": "t", "topic": "t", "key": null, "value": null}"#;
-        assert!(
-            parse_usual(&parser.prefixes, twice, &mut BytesMut::new(), &mut Skipped::default(), None).is_none(),
-            "a repeated topic is left to serde_json"
-        );
+        assert!(read_usual(&parser, twice, None).is_none(), "a repeated topic is left to serde_json");
     }
 
     #[test]
@@ -710,10 +691,9 @@ mod tests {
         let document = r#"{"schema": "bbb", "payload": {"n": 9, "m": 1}}"#;
         let sorted = serde_json::json!({"topic": "b", "key": "{\"k\": 1}", "value": document}).to_string();
         assert!(sorted.starts_with(r#"{"key":"#));
-        let read =
-            parse_usual(&parser.prefixes, &sorted, &mut BytesMut::new(), &mut Skipped::default(), Some("b")).expect("the guess holds");
+        let read = read_usual(&parser, &sorted, Some("b")).expect("the guess holds");
         assert_eq!((value(&read), text(read.key)), (document.to_string(), "{\"k\": 1}".to_string()));
-        assert!(parse_usual(&parser.prefixes, &sorted, &mut BytesMut::new(), &mut Skipped::default(), Some("a")).is_none(), "belied");
+        assert!(read_usual(&parser, &sorted, Some("a")).is_none(), "belied");
         assert_eq!(value(&message(&sorted, &mut parser)), document, "read again without the guess");
     }
 
@@ -723,6 +703,11 @@ mod tests {
         let parsed = message(r#"{"topic": "t", "key": {"id": 1}, "value": null}"#, &mut parser);
         assert_eq!(text(parsed.key), r#"{"id": 1}"#);
         assert_eq!(parsed.value, None);
+    }
+
+    /// [`parse_usual`] of `line` with `parser`'s prefixes, a fresh arena and nothing skipped before.
+    fn read_usual(parser: &LineParser, line: &str, guess: Option<&str>) -> Option<Message> {
+        parse_usual(&parser.prefixes, line, &mut BytesMut::new(), &mut Skipped::default(), guess)
     }
 
     /// [`unescape_into`]'s text and what follows the string.
