@@ -31,6 +31,7 @@ pub mod table_sink;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod unavailable;
+mod utf8;
 
 pub use config::SinkConfig;
 pub use error::{Result, SinkError};

@@ -181,7 +181,7 @@ fn decode_payload(
         Some(bytes) => split_envelope(bytes, &mut cache.key_last)?,
         None => (None, &b"null"[..]),
     };
-    let key_payload = std::str::from_utf8(key_payload).map_err(|e| invalid_json("key", e))?;
+    let key_payload = crate::utf8::text(key_payload).map_err(|e| invalid_json("key", e))?;
     if !key_payload.trim_start().starts_with('{') {
         return Err(DecodeError::new("record has no key: floe needs the primary key to keep current state"));
     }

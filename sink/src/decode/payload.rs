@@ -44,7 +44,7 @@ pub fn read_payload<'a>(bytes: &'a [u8], after_fields: Option<&[Field]>, after_v
     // Checked as UTF-8 once, whole, rather than string by string as serde_json reads bytes:
     // a payload is dozens of short strings (member names, values). Bytes that are not UTF-8
     // are read as bytes, for serde_json's own error.
-    match std::str::from_utf8(bytes) {
+    match crate::utf8::text(bytes) {
         Ok(text) => read_payload_from(serde_json::Deserializer::from_str(text), after_fields, after_values),
         Err(_) => read_payload_from(serde_json::Deserializer::from_slice(bytes), after_fields, after_values),
     }

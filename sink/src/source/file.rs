@@ -257,7 +257,7 @@ const DRAIN_WAIT: Duration = Duration::from_secs(2);
 
 /// Chunks read ahead of the parser (one more can be on its way), and the size of each read.
 const CHUNKS_AHEAD: usize = 4;
-const CHUNK_BYTES: usize = 256 << 10;
+const CHUNK_BYTES: usize = 1 << 20;
 
 /// The reader's thread: the input in chunks as each read returns them (an empty one when it
 /// ends), until it ends, fails, the parser hangs up, or the source drains. Chunks come back

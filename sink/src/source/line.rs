@@ -64,7 +64,7 @@ struct Line<'a> {
 
 impl LineParser {
     pub fn parse(&mut self, raw: &[u8]) -> Result<Message, String> {
-        let text = std::str::from_utf8(raw).map_err(|e| invalid(&e.to_string()))?;
+        let text = crate::utf8::text(raw).map_err(|e| invalid(&e.to_string()))?;
         let guess = Some(&*self.last_topic).filter(|topic| !topic.is_empty());
         let usual = parse_usual(&self.prefixes, text, &mut self.arena, &mut self.skipped, guess)
             .or_else(|| guess.and_then(|_| parse_usual(&self.prefixes, text, &mut self.arena, &mut self.skipped, None)));
@@ -456,6 +456,14 @@ fn unescape_into<'a>(prefix: &str, rest: &'a str, arena: &mut BytesMut) -> Resul
                 return Ok(&rest[at + 1..]);
             }
             Some(b'\\') => {
+                // Most escapes in a document escaped into a string are its own quotes and
+                // backslashes: one byte each, without the detour through a `char`.
+                if let Some(&byte @ (b'"' | b'\\' | b'/')) = bytes.get(at + 1) {
+                    out[written] = byte;
+                    written += 1;
+                    at += 2;
+                    continue;
+                }
                 let (escaped, taken) = escape(&bytes[at + 1..])?;
                 written += escaped.encode_utf8(&mut out[written..]).len();
                 at += 1 + taken;
