@@ -378,7 +378,7 @@ mod tests {
     #[tokio::test]
     async fn a_last_line_without_a_newline_after_many_chunks_is_read() {
         // Longer than one read, so the unfinished last line waited for more before the input ended.
-        let lines: Vec<String> = (0..20_000).map(|i| format!("line {i} {}", "x".repeat(40))).collect();
+        let lines: Vec<String> = (0..60_000).map(|i| format!("line {i} {}", "x".repeat(40))).collect();
         let source = from_reader(Box::new(std::io::Cursor::new(lines.join("\n").into_bytes())), "test".into());
         assert_eq!(lines_of(source).await, lines);
     }
