@@ -457,14 +457,14 @@ fn unescape_into<'a>(prefix: &str, rest: &'a str, arena: &mut BytesMut) -> Resul
             }
             Some(b'\\') => {
                 // Most escapes in a document escaped into a string are its own quotes and
-                // backslashes: one byte each, without the detour through a `char`.
-                if let Some(&byte @ (b'"' | b'\\' | b'/')) = bytes.get(at + 1) {
+                // backslashes: one byte each, written without the detour through a `char`.
+                if let Some(byte) = bytes.get(at + 1).and_then(|escaped| one_byte_escape(*escaped)) {
                     out[written] = byte;
                     written += 1;
                     at += 2;
                     continue;
                 }
-                let (escaped, taken) = escape(&bytes[at + 1..])?;
+                let (escaped, taken) = unicode_escape(&bytes[at + 1..])?;
                 written += escaped.encode_utf8(&mut out[written..]).len();
                 at += 1 + taken;
             }
@@ -478,26 +478,26 @@ fn unescape_into<'a>(prefix: &str, rest: &'a str, arena: &mut BytesMut) -> Resul
     }
 }
 
-/// The character of the escape sequence that `after_backslash` starts with, and the bytes it
-/// took.
-fn escape(after_backslash: &[u8]) -> Result<(char, usize), String> {
-    let escaped = match after_backslash.first() {
-        Some(b'"') => '"',
-        Some(b'\\') => '\\',
-        Some(b'/') => '/',
-        Some(b'b') => '\u{8}',
-        Some(b'f') => '\u{c}',
-        Some(b'n') => '\n',
-        Some(b'r') => '\r',
-        Some(b't') => '\t',
-        Some(b'u') => return unicode_escape(after_backslash),
-        _ => return Err(invalid("an unknown escape in a string")),
-    };
-    Ok((escaped, 1))
+/// The byte that a backslash before `escaped` stands for; `None` for `u` (see
+/// [`unicode_escape`]) and for what is not an escape.
+fn one_byte_escape(escaped: u8) -> Option<u8> {
+    Some(match escaped {
+        b'"' | b'\\' | b'/' => escaped,
+        b'b' => 0x08,
+        b'f' => 0x0c,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        _ => return None,
+    })
 }
 
-/// `uXXXX`, or a surrogate pair `uD83D\uDE00`: its character and the bytes it took.
+/// `uXXXX`, or a surrogate pair `uD83D\uDE00`, at the start of `after_backslash`: its
+/// character and the bytes it took. Anything else there is an unknown escape.
 fn unicode_escape(after_backslash: &[u8]) -> Result<(char, usize), String> {
+    if after_backslash.first() != Some(&b'u') {
+        return Err(invalid("an unknown escape in a string"));
+    }
     let unit = |at: usize| {
         let digits = after_backslash.get(at..at + 4).filter(|digits| digits.iter().all(u8::is_ascii_hexdigit))?;
         u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
