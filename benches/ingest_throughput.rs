@@ -181,6 +181,16 @@ fn floe_ingest_streamed(n: usize, pattern: &[String]) -> (u64, Duration) {
     (peak.trim().trim_end_matches(" MiB").parse().unwrap(), elapsed)
 }
 
+/// The CPU time this process has used (user and system, from `/proc/self/stat`, in the
+/// kernel's clock ticks of 10 ms).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    Duration::from_millis(ticks * 10)
+}
+
 fn main() {
     // `cargo test` runs benches without `--bench`: a quick smoke run keeps them working.
     let bench = std::env::args().any(|a| a == "--bench");
@@ -190,12 +200,21 @@ fn main() {
 
     // `FLOE_BENCH_ONLY=messages` (or `lines`) runs only floe's Kafka-message (or NDJSON) path
     // with the envelope, once: for perf, nothing but that run follows the setup.
+    // It prints the process's CPU time over the run too, which drifts less than a rate when
+    // two builds are compared in alternating runs.
+    let only = |name: &str, run: &dyn Fn() -> Duration| {
+        let cpu = process_cpu();
+        let elapsed = run();
+        println!("  floe, {name} {:>10.0} events/s, {:.2} CPU s", rate(elapsed), (process_cpu() - cpu).as_secs_f64());
+    };
     match std::env::var("FLOE_BENCH_ONLY").as_deref() {
         Ok("messages") => {
-            return println!("  floe, Kafka messages, envelope {:>10.0} events/s", rate(floe_ingest_messages(messages(n, true), &runtime)))
+            let records = std::cell::Cell::new(messages(n, true));
+            return only("Kafka messages, envelope", &|| floe_ingest_messages(records.take(), &runtime));
         }
         Ok("lines") => {
-            return println!("  floe, NDJSON, envelope {:>10.0} events/s", rate(floe_ingest(&ndjson(&events(n, true)), n, &runtime)))
+            let input = ndjson(&events(n, true));
+            return only("NDJSON, envelope", &|| floe_ingest(&input, n, &runtime));
         }
         _ => {}
     }

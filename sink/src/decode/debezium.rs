@@ -18,6 +18,7 @@ use super::connect::Fallback;
 use super::infer::{infer_fields, ColumnHints};
 use super::json_object::read_object;
 use super::payload::{read_payload, Image, Payload};
+use super::shape::Shapes;
 use super::{connect, ChangeEvent, Columns, DecodeError, Decoded, Decoder, Field, Op, TableState};
 use crate::source::Message;
 
@@ -155,7 +156,7 @@ fn decode_payload(
 ) -> Result<Option<ChangeEvent>, DecodeError> {
     let after_fields = cache.known_after_fields(value_schema, table_schema);
     let mut after_values = vec![];
-    let Some(payload) = parse_payload(payload_bytes, after_fields.as_deref().map(Vec::as_slice), &mut after_values)? else {
+    let Some(payload) = read_shaped(payload_bytes, after_fields.as_ref(), &mut after_values, &mut cache.shapes)? else {
         return Ok(None);
     };
     let code = payload.op.as_deref().ok_or_else(|| DecodeError::new("value has no 'op' field"))?;
@@ -256,6 +257,28 @@ fn invalid_json(what: &str, e: impl std::fmt::Display) -> DecodeError {
     DecodeError::new(format!("{what} is not valid JSON: {e}"))
 }
 
+/// [`parse_payload`], by a shape the decoder knows when one fits; a payload read in full into
+/// `after_fields` teaches its shape.
+fn read_shaped<'a>(
+    bytes: &'a [u8],
+    after_fields: Option<&Columns>,
+    after_values: &mut Vec<Value>,
+    shapes: &mut Shapes,
+) -> Result<Option<Payload<'a>>, DecodeError> {
+    let Some(fields) = after_fields else {
+        return parse_payload(bytes, None, after_values);
+    };
+    let text = crate::utf8::text(bytes).ok();
+    if let Some(payload) = text.and_then(|text| shapes.read(text, fields, after_values)) {
+        return Ok(Some(payload));
+    }
+    let payload = parse_payload(bytes, Some(fields.as_slice()), after_values)?;
+    if let (Some(text), Some(Payload { after: Image::Read(_), .. })) = (text, &payload) {
+        shapes.learn(text, fields);
+    }
+    Ok(payload)
+}
+
 /// The payload's members; `None` for a null payload (a tombstone).
 /// With `after_fields`, the `after` image is read into `after_values` in the same pass
 /// ([`read_payload`]); an image that is not an object is then read again as text, for the error
@@ -354,6 +377,8 @@ pub struct SchemaCache {
     before: Memo,
     after: Memo,
     key: Memo,
+    /// Shapes of the payloads read, to read the next ones by.
+    shapes: Shapes,
     /// The last merge of image and key fields, by the identity of both lists.
     merge: Option<LastMerge>,
     /// Columns of unknown type already warned about, by schema name and column path.

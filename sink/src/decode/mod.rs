@@ -12,6 +12,7 @@ pub mod json_object;
 pub mod kind;
 pub mod parallel;
 pub mod payload;
+pub mod shape;
 pub mod value;
 
 use std::sync::Arc;

@@ -1,0 +1,504 @@
+//! Payloads read by their shape. A topic's Debezium payloads have the same members in the same
+//! order, with the same text between their values (`,"after":{"id":`), event after event. A
+//! [`Shape`] is that text, learned from one payload read in full, with a slot for each value. A
+//! payload of a known shape is read by comparing the text and scanning only the values: a
+//! fraction of what a JSON parser does over the same bytes, most of which are member names.
+//!
+//! A shape makes reading faster, never different. A payload that differs from every known shape
+//! in any byte between its values, or has a value the scan does not vouch for, is read in full by
+//! serde_json ([`read_payload`](super::payload::read_payload)), and a payload so read teaches a
+//! new shape. Values that need more than a scan (escaped strings, fractions, objects, arrays)
+//! are parsed by serde_json on their own, so every value is what serde_json makes of it.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::json_object::Members;
+use super::payload::{Image, Payload};
+use super::Columns;
+
+/// The payload shapes one decoder has learned, the most recently used first.
+#[derive(Debug, Default)]
+pub struct Shapes {
+    known: Vec<Shape>,
+}
+
+/// How many shapes a decoder keeps: a few per topic (a delete's payload is shaped unlike an
+/// update's) for a few topics interleaved. Trying a shape that does not fit costs a compare of
+/// its first differing bytes.
+const MAX_SHAPES: usize = 16;
+
+impl Shapes {
+    /// Reads the payload `text` by a known shape for the `after` image's `fields`, as
+    /// [`read_payload`](super::payload::read_payload) would: the image into `values`
+    /// (`values[i]` for `fields[i]`). `None` when no known shape fits.
+    pub fn read<'a>(&mut self, text: &'a str, fields: &Columns, values: &mut Vec<Value>) -> Option<Payload<'a>> {
+        for at in 0..self.known.len() {
+            if !self.known[at].is_for(fields) {
+                continue;
+            }
+            if let Some(payload) = self.known[at].read(text, values) {
+                self.known[..=at].rotate_right(1);
+                return Some(payload);
+            }
+        }
+        None
+    }
+
+    /// Learns the shape of `text`, a payload that was just read in full with `fields`. A
+    /// payload whose `after` is not an object, whose `source` is not one, or that names a member
+    /// floe reads twice is not learned: it is left to serde_json.
+    pub fn learn(&mut self, text: &str, fields: &Columns) {
+        if let Some(shape) = Shape::learn(text, fields) {
+            self.known.truncate(MAX_SHAPES - 1);
+            self.known.insert(0, shape);
+        }
+    }
+}
+
+/// The text of a payload between its values, and what each value is.
+#[derive(Debug)]
+struct Shape {
+    /// The `after` fields its image's members were matched with.
+    fields: Columns,
+    slots: Vec<Slot>,
+    /// The text after the last value: the payload's closing braces.
+    tail: Box<str>,
+    after: Members,
+}
+
+/// A value, and the text that comes before it.
+#[derive(Debug)]
+struct Slot {
+    text: Box<str>,
+    target: Target,
+}
+
+/// What a value is read into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Ignored,
+    Before,
+    After(usize),
+    Op,
+    SourceTsUs,
+    SourceTsMs,
+}
+
+impl Shape {
+    fn is_for(&mut self, fields: &Columns) -> bool {
+        if Arc::ptr_eq(&self.fields, fields) {
+            return true;
+        }
+        // The same fields decoded again (another topic's schema came between): the next
+        // payload needs no compare of them.
+        let same = self.fields == *fields;
+        if same {
+            self.fields = fields.clone();
+        }
+        same
+    }
+
+    fn read<'a>(&self, text: &'a str, values: &mut Vec<Value>) -> Option<Payload<'a>> {
+        values.clear();
+        values.resize(self.fields.len(), Value::Null);
+        let mut payload = Payload { after: Image::Read(self.after), ..Payload::default() };
+        let (mut us, mut ms) = (None, None);
+        let mut rest = text;
+        for slot in &self.slots {
+            rest = rest.strip_prefix(&*slot.text)?;
+            let (value, after) = rest.split_at(value_len(rest)?);
+            rest = after;
+            match slot.target {
+                Target::Ignored => {}
+                Target::After(i) => values[i] = to_value(value)?,
+                Target::Op => payload.op = op(value)?,
+                Target::Before => payload.before = raw(value)?,
+                Target::SourceTsUs => us = to_value(value)?.as_i64(),
+                Target::SourceTsMs => ms = to_value(value)?.as_i64(),
+            }
+        }
+        let rest = rest.strip_prefix(&*self.tail)?;
+        if !rest.trim_start_matches(is_whitespace).is_empty() {
+            return None;
+        }
+        payload.source_ts_micros = us.or_else(|| ms.map(|ms| ms * 1_000));
+        Some(payload)
+    }
+
+    fn learn(text: &str, fields: &Columns) -> Option<Shape> {
+        let mut learner = Learner { text, at: 0, mark: 0, slots: vec![] };
+        let mut after = Members { members: 0, matched: 0 };
+        // before, after, op, source: read once each, or the last one counts.
+        let mut seen = [false; 4];
+        learner.whitespace();
+        learner.members(|learner, name| {
+            let once = |seen: &mut bool| (!std::mem::replace(seen, true)).then_some(());
+            match &*name {
+                "before" => once(&mut seen[0]).and_then(|_| learner.slot(Target::Before)),
+                "after" => once(&mut seen[1]).and_then(|_| {
+                    learner.members(|learner, name| {
+                        let field = fields.iter().position(|f| f.name == *name);
+                        after.members += 1;
+                        after.matched += usize::from(field.is_some());
+                        learner.slot(field.map_or(Target::Ignored, Target::After))
+                    })
+                }),
+                "op" => once(&mut seen[2]).and_then(|_| learner.slot(Target::Op)),
+                "source" => once(&mut seen[3]).and_then(|_| {
+                    learner.members(|learner, name| {
+                        learner.slot(match &*name {
+                            "ts_us" => Target::SourceTsUs,
+                            "ts_ms" => Target::SourceTsMs,
+                            _ => Target::Ignored,
+                        })
+                    })
+                }),
+                _ => learner.slot(Target::Ignored),
+            }
+        })?;
+        if !seen[1] || !learner.text[learner.at..].trim_start_matches(is_whitespace).is_empty() {
+            return None;
+        }
+        let tail = learner.text[learner.mark..learner.at].into();
+        Some(Shape { fields: fields.clone(), slots: learner.slots, tail, after })
+    }
+}
+
+/// Walks a payload that serde_json has read, cutting it into the text between values.
+struct Learner<'t> {
+    text: &'t str,
+    at: usize,
+    /// Where the text before the next value starts.
+    mark: usize,
+    slots: Vec<Slot>,
+}
+
+impl Learner<'_> {
+    fn rest(&self) -> &str {
+        &self.text[self.at..]
+    }
+
+    fn whitespace(&mut self) {
+        self.at = self.text.len() - self.rest().trim_start_matches(is_whitespace).len();
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.whitespace();
+        (self.rest().as_bytes().first() == Some(&byte)).then(|| self.at += 1)
+    }
+
+    /// An object's members: `each` is given a member's name with the walk at its value.
+    fn members(&mut self, mut each: impl FnMut(&mut Self, Cow<str>) -> Option<()>) -> Option<()> {
+        self.expect(b'{')?;
+        self.whitespace();
+        if self.rest().starts_with('}') {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.whitespace();
+            let len = string_len(self.rest())?;
+            let quoted = &self.text[self.at..self.at + len];
+            self.at += len;
+            let name = match quoted.contains('\\') {
+                false => Cow::Borrowed(&quoted[1..len - 1]),
+                true => Cow::Owned(serde_json::from_str::<String>(quoted).ok()?),
+            };
+            self.expect(b':')?;
+            self.whitespace();
+            each(self, name)?;
+            self.whitespace();
+            match self.rest().as_bytes().first()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The value at the walk is a slot: the text since the last one comes before it.
+    fn slot(&mut self, target: Target) -> Option<()> {
+        let len = value_len(self.rest())?;
+        self.slots.push(Slot { text: self.text[self.mark..self.at].into(), target });
+        self.at += len;
+        self.mark = self.at;
+        Some(())
+    }
+}
+
+fn is_whitespace(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+/// The length of the JSON value `rest` starts with; `None` when it does not start with one.
+/// Strings, numbers and literals are scanned; objects and arrays are measured by serde_json.
+fn value_len(rest: &str) -> Option<usize> {
+    let literal = |word: &str| rest.starts_with(word).then_some(word.len());
+    match rest.as_bytes().first()? {
+        b'"' => string_len(rest),
+        b'-' | b'0'..=b'9' => number_len(rest.as_bytes()),
+        b'n' => literal("null"),
+        b't' => literal("true"),
+        b'f' => literal("false"),
+        b'{' | b'[' => {
+            let mut values = serde_json::Deserializer::from_str(rest).into_iter::<&RawValue>();
+            values.next()?.ok()?;
+            Some(values.byte_offset())
+        }
+        _ => None,
+    }
+}
+
+/// The length of the JSON string `rest` starts with, quotes included. Escapes are checked as
+/// serde_json checks them when it skips a string: a known escape, or `u` and four hex digits.
+fn string_len(rest: &str) -> Option<usize> {
+    let bytes = rest.as_bytes();
+    let mut at = 1;
+    loop {
+        match *bytes.get(at)? {
+            b'"' => return Some(at + 1),
+            b'\\' => {
+                at += match *bytes.get(at + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
+                    b'u' if bytes.get(at + 2..at + 6)?.iter().all(u8::is_ascii_hexdigit) => 6,
+                    _ => return None,
+                }
+            }
+            0..=0x1f => return None,
+            _ => at += 1,
+        }
+    }
+}
+
+/// The length of the JSON number `bytes` starts with: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE]
+/// [+-]? [0-9]+)?`.
+fn number_len(bytes: &[u8]) -> Option<usize> {
+    let digits = |at: usize| bytes[at.min(bytes.len())..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut at = usize::from(bytes.first() == Some(&b'-'));
+    match bytes.get(at)? {
+        b'0' => at += 1,
+        b'1'..=b'9' => at += digits(at),
+        _ => return None,
+    }
+    if bytes.get(at) == Some(&b'.') {
+        let fraction = digits(at + 1);
+        (fraction > 0).then_some(())?;
+        at += 1 + fraction;
+    }
+    if matches!(bytes.get(at), Some(b'e' | b'E')) {
+        at += 1 + usize::from(matches!(bytes.get(at + 1), Some(b'+' | b'-')));
+        let exponent = digits(at);
+        (exponent > 0).then_some(())?;
+        at += exponent;
+    }
+    Some(at)
+}
+
+/// A value as serde_json reads it into a [`Value`]. Plain strings and integers are made here;
+/// the rest is parsed by serde_json. `-0` is among the rest: serde_json reads it as a float.
+fn to_value(value: &str) -> Option<Value> {
+    let bytes = value.as_bytes();
+    match bytes[0] {
+        b'"' if !value.contains('\\') => return Some(Value::String(value[1..value.len() - 1].to_owned())),
+        b'n' => return Some(Value::Null),
+        b't' => return Some(Value::Bool(true)),
+        b'f' => return Some(Value::Bool(false)),
+        b'0'..=b'9' | b'-' if value.len() <= 18 && value != "-0" && bytes[1..].iter().all(u8::is_ascii_digit) => {
+            return value.parse::<i64>().ok().map(Value::from)
+        }
+        _ => {}
+    }
+    serde_json::from_str(value).ok()
+}
+
+/// The `op` value: a string, or null for none; `None` for anything else.
+fn op(value: &str) -> Option<Option<Cow<'_, str>>> {
+    match value.as_bytes()[0] {
+        b'n' => Some(None),
+        b'"' if !value.contains('\\') => Some(Some(Cow::Borrowed(&value[1..value.len() - 1]))),
+        b'"' => serde_json::from_str::<String>(value).ok().map(|op| Some(Cow::Owned(op))),
+        _ => None,
+    }
+}
+
+/// The `before` value's text; null for none.
+fn raw(value: &str) -> Option<Option<&RawValue>> {
+    match value {
+        "null" => Some(None),
+        _ => Option::<&RawValue>::deserialize(&mut serde_json::Deserializer::from_str(value)).ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::json_object::tests::fields;
+    use crate::decode::payload::read_payload;
+
+    /// A payload in the shape Debezium's PostgreSQL connector writes.
+    fn update(id: i64, name: &str, op: &str) -> String {
+        payload(id, name, id as f64 / 4.0, op)
+    }
+
+    fn payload(id: i64, name: &str, score: f64, op: &str) -> String {
+        let source = format!(
+            r#"{{"version":"3.6.3.Final","connector":"postgresql","name":"pg","ts_ms":{},"snapshot":"false","db":"postgres","sequence":"[null,\"{id}\"]","ts_us":{},"txId":751,"lsn":{id},"xmin":null}}"#,
+            1_700_000_000_000 + id,
+            1_700_000_000_000_000 + id
+        );
+        let after = format!(r#"{{"id":{id},"name":{},"score":{}}}"#, Value::from(name), Value::from(score));
+        format!(r#"{{"before":null,"after":{after},"source":{source},"transaction":null,"op":"{op}","ts_ms":1}}"#)
+    }
+
+    fn columns(names: &[&str]) -> Columns {
+        Arc::new(fields(names))
+    }
+
+    /// What serde_json reads, to hold a shape's reading to.
+    fn in_full(text: &str, fields: &Columns) -> (String, Vec<Value>) {
+        let mut values = vec![];
+        let payload = read_payload(text.as_bytes(), Some(&fields[..]), &mut values).unwrap();
+        (format!("{payload:?}"), values)
+    }
+
+    fn by_shape(shapes: &mut Shapes, text: &str, fields: &Columns) -> Option<(String, Vec<Value>)> {
+        let mut values = vec![];
+        let payload = shapes.read(text, fields, &mut values)?;
+        Some((format!("{payload:?}"), values))
+    }
+
+    #[test]
+    fn a_payload_of_a_learned_shape_is_read_as_serde_json_reads_it() {
+        let fields = columns(&["id", "name", "score"]);
+        let mut shapes = Shapes::default();
+        shapes.learn(&update(1, "a", "c"), &fields);
+        for text in [update(2, "b", "u"), update(-7, "Zoë \"quoted\" \\ €", "r"), update(123_456_789_012, "", "u")] {
+            assert_eq!(by_shape(&mut shapes, &text, &fields), Some(in_full(&text, &fields)), "{text}");
+        }
+    }
+
+    #[test]
+    fn values_of_any_kind_in_a_slot_are_what_serde_json_makes_of_them() {
+        let fields = columns(&["id", "v"]);
+        let mut shapes = Shapes::default();
+        shapes.learn(r#"{"after":{"id":1,"v":2},"op":"c","source":{"ts_us":3}}"#, &fields);
+        let values = [
+            "-0",
+            "0",
+            "-1",
+            "1.5",
+            "1e3",
+            "-2.5E-3",
+            "123456789012345678",
+            "1234567890123456789",
+            "18446744073709551615",
+            "18446744073709551616",
+            r#""\u00e9\n""#,
+            "true",
+            "false",
+            "null",
+            r#"{"a":[1,{"b":null}]}"#,
+            "[]",
+            r#""""#,
+        ];
+        for value in values {
+            let text = format!(r#"{{"after":{{"id":1,"v":{value}}},"op":"c","source":{{"ts_us":{value}}}}}"#);
+            assert_eq!(by_shape(&mut shapes, &text, &fields), Some(in_full(&text, &fields)), "{value}");
+        }
+    }
+
+    #[test]
+    fn any_difference_between_the_values_leaves_the_payload_to_serde_json() {
+        let fields = columns(&["id", "name", "score"]);
+        let mut shapes = Shapes::default();
+        shapes.learn(&update(1, "a", "c"), &fields);
+        let text = update(2, "b", "u");
+        let differences = [
+            text.replace(r#""op""#, r#" "op""#),
+            text.replace(r#""score""#, r#""extra":1,"score""#),
+            text.replace(r#""before":null"#, r#""before":{"id":2}"#)
+                .replace(r#""after":{"id":2,"name":"b","score":0.5}"#, "\"after\":null"),
+            text.replace("\"lsn\":2", "\"lsn\":02"),
+            text.replace("\"lsn\":2", "\"lsn\":2.").replace("\"txId\":751", "\"txId\":7e"),
+            text.replace(r#""name":"b""#, "\"name\":\"b\u{1}\""),
+            text.replace(r#""name":"b""#, r#""name":"\x""#),
+            text.replace(r#""op":"u""#, r#""op":5"#),
+            text.clone() + " x",
+            text[..text.len() - 1].to_string(),
+        ];
+        for text in differences {
+            assert_eq!(by_shape(&mut shapes, &text, &fields), None, "{text}");
+        }
+        assert!(by_shape(&mut shapes, &(text.clone() + " \n"), &fields).is_some(), "whitespace after the payload");
+        assert_eq!(by_shape(&mut shapes, &text, &columns(&["id", "name"])), None, "other fields");
+    }
+
+    #[test]
+    fn shapes_are_kept_per_fields_and_the_most_recent_are_tried_first() {
+        let (a, b) = (columns(&["id", "name", "score"]), columns(&["id", "name", "score"]));
+        let mut shapes = Shapes::default();
+        shapes.learn(&update(1, "a", "c"), &a);
+        let delete = r#"{"before":{"id":1},"after":{},"source":{},"op":"d"}"#;
+        shapes.learn(delete, &a);
+        assert!(by_shape(&mut shapes, &update(2, "b", "u"), &b).is_some(), "equal fields in another list");
+        assert!(by_shape(&mut shapes, delete, &a).is_some());
+        for i in 0..MAX_SHAPES {
+            shapes.learn(&format!(r#"{{"after":{{"id":{i}}},"op{i}":"c"}}"#), &a);
+        }
+        assert_eq!(shapes.known.len(), MAX_SHAPES);
+        assert!(by_shape(&mut shapes, delete, &a).is_none(), "the least recently used was forgotten");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_or_number_in_a_slot_is_read_as_serde_json_reads_it(name in "\\PC*", score in proptest::num::f64::NORMAL, id: i64) {
+            let fields = columns(&["id", "name", "score"]);
+            let mut shapes = Shapes::default();
+            shapes.learn(&update(1, "a", "c"), &fields);
+            let text = payload(id, &name, score, "u");
+            proptest::prop_assert_eq!(by_shape(&mut shapes, &text, &fields), Some(in_full(&text, &fields)));
+        }
+
+        #[test]
+        fn a_payload_with_any_stretch_replaced_is_read_as_serde_json_reads_it_or_left_to_it(
+            at in 0usize..420,
+            len in 0usize..6,
+            insert in "[a-z0-9 .eE+\\-\"\\\\{}\\[\\],:\u{1}é]{0,5}",
+        ) {
+            let fields = columns(&["id", "name", "score"]);
+            let mut shapes = Shapes::default();
+            shapes.learn(&update(1, "a", "c"), &fields);
+            let text = update(2, "b", "u");
+            let at = at.min(text.len());
+            let changed = format!("{}{insert}{}", &text[..at], &text[(at + len).min(text.len())..]);
+            let mut values = vec![];
+            let in_full = read_payload(changed.as_bytes(), Some(&fields[..]), &mut values).map(|payload| (format!("{payload:?}"), values));
+            if let Some(read) = by_shape(&mut shapes, &changed, &fields) {
+                proptest::prop_assert_eq!(Some(read), in_full.ok(), "{}", changed);
+            }
+        }
+    }
+
+    #[test]
+    fn payloads_that_serde_json_reads_otherwise_are_not_learned() {
+        let fields = columns(&["id"]);
+        for text in [
+            r#"{"after":null,"op":"d"}"#,
+            r#"{"after":{"id":1},"after":{"id":2},"op":"u"}"#,
+            r#"{"after":{"id":1},"source":"pg","op":"u"}"#,
+            r#"{"before":null,"op":"u"}"#,
+        ] {
+            let mut shapes = Shapes::default();
+            shapes.learn(text, &fields);
+            assert!(shapes.known.is_empty(), "{text}");
+        }
+    }
+}
