@@ -202,9 +202,18 @@ fn main() {
     // with the envelope, once: for perf, nothing but that run follows the setup.
     // It prints the process's CPU time over the run too, which drifts less than a rate when
     // two builds are compared in alternating runs.
+    // With `FLOE_BENCH_PERF_CTL` (the control FIFO of `perf record --control fifo:… -D -1`),
+    // perf samples the run only, not the setup.
     let only = |name: &str, run: &dyn Fn() -> Duration| {
+        let perf = |command: &str| {
+            if let Ok(fifo) = std::env::var("FLOE_BENCH_PERF_CTL") {
+                std::fs::write(fifo, command).expect("perf's control FIFO");
+            }
+        };
         let cpu = process_cpu();
+        perf("enable\n");
         let elapsed = run();
+        perf("disable\n");
         println!("  floe, {name} {:>10.0} events/s, {:.2} CPU s", rate(elapsed), (process_cpu() - cpu).as_secs_f64());
     };
     match std::env::var("FLOE_BENCH_ONLY").as_deref() {

@@ -22,6 +22,7 @@ use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::unescape::unescape_into;
 use super::Message;
 
 /// Parses lines, remembering per topic what their key and value strings began with.
@@ -427,90 +428,9 @@ fn unescape(quoted: &str) -> Result<String, String> {
 /// `prefix` followed by the unescaped `tail` (escaped string content, closing quote included,
 /// nothing after it), split off `arena`.
 fn joined(prefix: &str, tail: &str, arena: &mut BytesMut) -> Result<Bytes, String> {
-    match unescape_into(prefix, tail, arena)? {
+    match unescape_into(prefix, tail, arena).map_err(invalid)? {
         "" => Ok(arena.split().freeze()),
         rest => Err(invalid(&format!("{rest:.20} after a string"))),
-    }
-}
-
-/// Writes `prefix` and the unescaped content of the JSON string that `rest` is inside of to
-/// `arena` (emptied first); what follows the string's closing quote. By hand, because this is
-/// most of the reading thread's work: Debezium's escaped documents have an escape every few
-/// bytes, where this plain loop takes half the time of sonic-rs's SIMD scan and a third less
-/// than serde_json's.
-fn unescape_into<'a>(prefix: &str, rest: &'a str, arena: &mut BytesMut) -> Result<&'a str, String> {
-    let bytes = rest.as_bytes();
-    arena.clear();
-    // Unescaped text is never longer than its escapes, so the string fits in `rest`'s length.
-    // Bytes are stored one by one as they are scanned: runs between escapes are a few bytes
-    // long, and a copy call per run (and per escape) cost more than the scan itself.
-    arena.resize(prefix.len() + bytes.len(), 0);
-    let out = &mut arena[..];
-    out[..prefix.len()].copy_from_slice(prefix.as_bytes());
-    let (mut written, mut at) = (prefix.len(), 0);
-    loop {
-        match bytes.get(at) {
-            None => return Err(invalid("a string without its closing quote")),
-            Some(b'"') => {
-                arena.truncate(written);
-                return Ok(&rest[at + 1..]);
-            }
-            Some(b'\\') => {
-                // Most escapes in a document escaped into a string are its own quotes and
-                // backslashes: one byte each, written without the detour through a `char`.
-                if let Some(byte) = bytes.get(at + 1).and_then(|escaped| one_byte_escape(*escaped)) {
-                    out[written] = byte;
-                    written += 1;
-                    at += 2;
-                    continue;
-                }
-                let (escaped, taken) = unicode_escape(&bytes[at + 1..])?;
-                written += escaped.encode_utf8(&mut out[written..]).len();
-                at += 1 + taken;
-            }
-            Some(0..=0x1f) => return Err(invalid("a control character in a string")),
-            Some(&byte) => {
-                out[written] = byte;
-                written += 1;
-                at += 1;
-            }
-        }
-    }
-}
-
-/// The byte that a backslash before `escaped` stands for; `None` for `u` (see
-/// [`unicode_escape`]) and for what is not an escape.
-fn one_byte_escape(escaped: u8) -> Option<u8> {
-    Some(match escaped {
-        b'"' | b'\\' | b'/' => escaped,
-        b'b' => 0x08,
-        b'f' => 0x0c,
-        b'n' => b'\n',
-        b'r' => b'\r',
-        b't' => b'\t',
-        _ => return None,
-    })
-}
-
-/// `uXXXX`, or a surrogate pair `uD83D\uDE00`, at the start of `after_backslash`: its
-/// character and the bytes it took. Anything else there is an unknown escape.
-fn unicode_escape(after_backslash: &[u8]) -> Result<(char, usize), String> {
-    if after_backslash.first() != Some(&b'u') {
-        return Err(invalid("an unknown escape in a string"));
-    }
-    let unit = |at: usize| {
-        let digits = after_backslash.get(at..at + 4).filter(|digits| digits.iter().all(u8::is_ascii_hexdigit))?;
-        u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
-    };
-    let first = unit(1).ok_or_else(|| invalid("a \\u escape without four hex digits"))?;
-    let pair = after_backslash.get(5..7) == Some(b"\\u");
-    let (units, taken) = match (first, pair.then(|| unit(7)).flatten()) {
-        (0xD800..=0xDBFF, Some(second)) => ([first, second], 11),
-        _ => ([first, 0], 5),
-    };
-    match char::decode_utf16(units).next() {
-        Some(Ok(escaped)) => Ok((escaped, taken)),
-        _ => Err(invalid("a \\u escape of a lone surrogate")),
     }
 }
 
@@ -721,7 +641,7 @@ mod tests {
     /// [`unescape_into`]'s text and what follows the string.
     fn unescaped<'a>(prefix: &str, rest: &'a str) -> Result<(String, &'a str), String> {
         let mut arena = BytesMut::new();
-        let rest = unescape_into(prefix, rest, &mut arena)?;
+        let rest = unescape_into(prefix, rest, &mut arena).map_err(invalid)?;
         Ok((String::from_utf8(arena.to_vec()).unwrap(), rest))
     }
 

@@ -8,6 +8,7 @@ mod chunk_lines;
 pub mod file;
 pub mod kafka;
 mod line;
+mod unescape;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
