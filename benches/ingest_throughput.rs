@@ -181,8 +181,9 @@ fn floe_ingest_streamed(n: usize, pattern: &[String]) -> (u64, Duration) {
     (peak.trim().trim_end_matches(" MiB").parse().unwrap(), elapsed)
 }
 
-/// The CPU time this process has used (user and system, from `/proc/self/stat`, in the
-/// kernel's clock ticks of 10 ms).
+/// The CPU time this process has used (user and system, from `/proc/self/stat`, in clock
+/// ticks of 10 ms: Linux's USER_HZ). The CPU figure spans the whole run, catalog and cleanup
+/// included, which the rate's clock leaves out.
 fn process_cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // The fields after the command name, which is in parentheses and may hold spaces.
@@ -207,14 +208,16 @@ fn main() {
     let only = |name: &str, run: &dyn Fn() -> Duration| {
         let perf = |command: &str| {
             if let Ok(fifo) = std::env::var("FLOE_BENCH_PERF_CTL") {
-                std::fs::write(fifo, command).expect("perf's control FIFO");
+                // Not created when missing: a wrong path is an error, not a file.
+                let mut fifo = std::fs::OpenOptions::new().write(true).open(fifo).expect("perf's control FIFO");
+                fifo.write_all(command.as_bytes()).expect("perf's control FIFO");
             }
         };
         let cpu = process_cpu();
         perf("enable\n");
         let elapsed = run();
         perf("disable\n");
-        println!("  floe, {name} {:>10.0} events/s, {:.2} CPU s", rate(elapsed), (process_cpu() - cpu).as_secs_f64());
+        println!("  floe, {name} {:>10.0} events/s, {:.2} CPU s", rate(elapsed), process_cpu().saturating_sub(cpu).as_secs_f64());
     };
     match std::env::var("FLOE_BENCH_ONLY").as_deref() {
         Ok("messages") => {

@@ -140,6 +140,11 @@ impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Nullable<S> {
     }
 }
 
+/// A `source` block's time: `ts_us`, else `ts_ms` in microseconds (none when that overflows).
+pub fn source_micros(ts_us: Option<i64>, ts_ms: Option<i64>) -> Option<i64> {
+    ts_us.or_else(|| ts_ms?.checked_mul(1_000))
+}
+
 /// The time of a payload's `source` block: `ts_us`, else `ts_ms` in microseconds. Read
 /// leniently: a source that is not an object, or without integer times, has none, and the
 /// record goes on without it.
@@ -169,7 +174,7 @@ impl<'de> Visitor<'de> for SourceTimes {
                 _ => _ = map.next_value::<IgnoredAny>()?,
             }
         }
-        Ok(us.or_else(|| ms.map(|ms| ms * 1_000)))
+        Ok(source_micros(us, ms))
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Option<i64>, A::Error> {

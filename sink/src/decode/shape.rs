@@ -11,6 +11,7 @@
 //! are parsed by serde_json on their own, so every value is what serde_json makes of it.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -18,7 +19,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::json_object::Members;
-use super::payload::{Image, Payload};
+use super::payload::{source_micros, Image, Payload};
 use super::Columns;
 
 /// The payload shapes one decoder has learned, the most recently used first.
@@ -35,7 +36,8 @@ const MAX_SHAPES: usize = 16;
 impl Shapes {
     /// Reads the payload `text` by a known shape for the `after` image's `fields`, as
     /// [`read_payload`](super::payload::read_payload) would: the image into `values`
-    /// (`values[i]` for `fields[i]`). `None` when no known shape fits.
+    /// (`values[i]` for `fields[i]`). `None` when no known shape fits; `values` then holds
+    /// whatever the last shape tried had read.
     pub fn read<'a>(&mut self, text: &'a str, fields: &Columns, values: &mut Vec<Value>) -> Option<Payload<'a>> {
         for at in 0..self.known.len() {
             if !self.known[at].is_for(fields) {
@@ -68,7 +70,8 @@ struct Shape {
     slots: Vec<Slot>,
     /// The text after the last value: the payload's closing braces.
     tail: Box<str>,
-    after: Members,
+    /// How many members its `after` image has, and how many of them are fields.
+    after_members: Members,
 }
 
 /// A value, and the text that comes before it.
@@ -106,7 +109,7 @@ impl Shape {
     fn read<'a>(&self, text: &'a str, values: &mut Vec<Value>) -> Option<Payload<'a>> {
         values.clear();
         values.resize(self.fields.len(), Value::Null);
-        let mut payload = Payload { after: Image::Read(self.after), ..Payload::default() };
+        let mut payload = Payload { after: Image::Read(self.after_members), ..Payload::default() };
         let (mut us, mut ms) = (None, None);
         let mut rest = text;
         for slot in &self.slots {
@@ -116,8 +119,8 @@ impl Shape {
             match slot.target {
                 Target::Ignored => {}
                 Target::After(i) => values[i] = to_value(value)?,
-                Target::Op => payload.op = op(value)?,
-                Target::Before => payload.before = raw(value)?,
+                Target::Op => payload.op = op_value(value)?,
+                Target::Before => payload.before = before_value(value)?,
                 Target::SourceTsUs => us = to_value(value)?.as_i64(),
                 Target::SourceTsMs => ms = to_value(value)?.as_i64(),
             }
@@ -126,46 +129,53 @@ impl Shape {
         if !rest.trim_start_matches(is_whitespace).is_empty() {
             return None;
         }
-        payload.source_ts_micros = us.or_else(|| ms.map(|ms| ms * 1_000));
+        payload.source_ts_micros = source_micros(us, ms);
         Some(payload)
     }
 
     fn learn(text: &str, fields: &Columns) -> Option<Shape> {
         let mut learner = Learner { text, at: 0, mark: 0, slots: vec![] };
         let mut after = Members { members: 0, matched: 0 };
-        // before, after, op, source: read once each, or the last one counts.
-        let mut seen = [false; 4];
+        // The members floe reads, each once: with two, serde_json's reading keeps the last.
+        let mut read = HashSet::new();
         learner.whitespace();
         learner.members(|learner, name| {
-            let once = |seen: &mut bool| (!std::mem::replace(seen, true)).then_some(());
+            if ["before", "after", "op", "source"].contains(&&*name) && !read.insert(name.to_string()) {
+                return None;
+            }
             match &*name {
-                "before" => once(&mut seen[0]).and_then(|_| learner.slot(Target::Before)),
-                "after" => once(&mut seen[1]).and_then(|_| {
+                "before" => learner.slot(Target::Before),
+                "after" => {
+                    // As `ObjectSeed` matches members with fields: the field after the last
+                    // one matched first, so that a name two fields share goes where it would.
+                    let mut next = 0;
                     learner.members(|learner, name| {
-                        let field = fields.iter().position(|f| f.name == *name);
+                        let field = match fields.get(next) {
+                            Some(field) if field.name == *name => Some(next),
+                            _ => fields.iter().position(|f| f.name == *name),
+                        };
                         after.members += 1;
                         after.matched += usize::from(field.is_some());
+                        next = field.map_or(next, |i| i + 1);
                         learner.slot(field.map_or(Target::Ignored, Target::After))
                     })
-                }),
-                "op" => once(&mut seen[2]).and_then(|_| learner.slot(Target::Op)),
-                "source" => once(&mut seen[3]).and_then(|_| {
-                    learner.members(|learner, name| {
-                        learner.slot(match &*name {
-                            "ts_us" => Target::SourceTsUs,
-                            "ts_ms" => Target::SourceTsMs,
-                            _ => Target::Ignored,
-                        })
+                }
+                "op" => learner.slot(Target::Op),
+                "source" => learner.members(|learner, name| {
+                    learner.slot(match &*name {
+                        "ts_us" => Target::SourceTsUs,
+                        "ts_ms" => Target::SourceTsMs,
+                        _ => Target::Ignored,
                     })
                 }),
                 _ => learner.slot(Target::Ignored),
             }
         })?;
-        if !seen[1] || !learner.text[learner.at..].trim_start_matches(is_whitespace).is_empty() {
+        if !read.contains("after") || !learner.text[learner.at..].trim_start_matches(is_whitespace).is_empty() {
             return None;
         }
         let tail = learner.text[learner.mark..learner.at].into();
-        Some(Shape { fields: fields.clone(), slots: learner.slots, tail, after })
+        Some(Shape { fields: fields.clone(), slots: learner.slots, tail, after_members: after })
     }
 }
 
@@ -302,8 +312,9 @@ fn number_len(bytes: &[u8]) -> Option<usize> {
     Some(at)
 }
 
-/// A value as serde_json reads it into a [`Value`]. Plain strings and integers are made here;
-/// the rest is parsed by serde_json. `-0` is among the rest: serde_json reads it as a float.
+/// A value as serde_json reads it into a [`Value`] inside a payload's `after` or `source`.
+/// Plain strings and integers are made here; the rest is parsed by serde_json. `-0` is among
+/// the rest: serde_json reads it as a float. `None` for what serde_json would refuse there.
 fn to_value(value: &str) -> Option<Value> {
     let bytes = value.as_bytes();
     match bytes[0] {
@@ -314,13 +325,38 @@ fn to_value(value: &str) -> Option<Value> {
         b'0'..=b'9' | b'-' if value.len() <= 18 && value != "-0" && bytes[1..].iter().all(u8::is_ascii_digit) => {
             return value.parse::<i64>().ok().map(Value::from)
         }
+        b'{' | b'[' if value.len() > 2 * MAX_VALUE_DEPTH && depth(value) > MAX_VALUE_DEPTH => return None,
         _ => {}
     }
     serde_json::from_str(value).ok()
 }
 
+/// How deep serde_json reads a value nested in a payload's `after` or `source`: it reads 127
+/// levels in all (`RecursionLimitExceeded` beyond), and the payload and its image take two.
+/// A value parsed on its own has all 127, so a deeper one is refused here.
+const MAX_VALUE_DEPTH: usize = 125;
+
+/// How deeply objects and arrays nest in `value`, valid JSON.
+fn depth(value: &str) -> usize {
+    let (mut depth, mut deepest, mut at) = (0usize, 0, 0);
+    let bytes = value.as_bytes();
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => at += string_len(&value[at..]).unwrap_or(1) - 1,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        at += 1;
+    }
+    deepest
+}
+
 /// The `op` value: a string, or null for none; `None` for anything else.
-fn op(value: &str) -> Option<Option<Cow<'_, str>>> {
+fn op_value(value: &str) -> Option<Option<Cow<'_, str>>> {
     match value.as_bytes()[0] {
         b'n' => Some(None),
         b'"' if !value.contains('\\') => Some(Some(Cow::Borrowed(&value[1..value.len() - 1]))),
@@ -330,7 +366,7 @@ fn op(value: &str) -> Option<Option<Cow<'_, str>>> {
 }
 
 /// The `before` value's text; null for none.
-fn raw(value: &str) -> Option<Option<&RawValue>> {
+fn before_value(value: &str) -> Option<Option<&RawValue>> {
     match value {
         "null" => Some(None),
         _ => Option::<&RawValue>::deserialize(&mut serde_json::Deserializer::from_str(value)).ok(),
@@ -442,19 +478,43 @@ mod tests {
     }
 
     #[test]
-    fn shapes_are_kept_per_fields_and_the_most_recent_are_tried_first() {
+    fn shapes_are_kept_per_fields_and_the_least_recently_used_is_forgotten() {
         let (a, b) = (columns(&["id", "name", "score"]), columns(&["id", "name", "score"]));
         let mut shapes = Shapes::default();
         shapes.learn(&update(1, "a", "c"), &a);
-        let delete = r#"{"before":{"id":1},"after":{},"source":{},"op":"d"}"#;
-        shapes.learn(delete, &a);
         assert!(by_shape(&mut shapes, &update(2, "b", "u"), &b).is_some(), "equal fields in another list");
-        assert!(by_shape(&mut shapes, delete, &a).is_some());
-        for i in 0..MAX_SHAPES {
-            shapes.learn(&format!(r#"{{"after":{{"id":{i}}},"op{i}":"c"}}"#), &a);
+        let other = |i: usize| format!(r#"{{"after":{{"id":{i}}},"op{i}":"c"}}"#);
+        for i in 0..MAX_SHAPES - 1 {
+            shapes.learn(&other(i), &a);
         }
+        assert!(by_shape(&mut shapes, &update(3, "c", "u"), &a).is_some(), "the first learned, used again");
+        shapes.learn(&other(MAX_SHAPES), &a);
         assert_eq!(shapes.known.len(), MAX_SHAPES);
-        assert!(by_shape(&mut shapes, delete, &a).is_none(), "the least recently used was forgotten");
+        assert!(by_shape(&mut shapes, &update(4, "d", "u"), &a).is_some(), "used more recently than the others");
+        assert!(by_shape(&mut shapes, &other(0), &a).is_none(), "the least recently used was forgotten");
+        assert!(by_shape(&mut shapes, &other(1), &a).is_some());
+    }
+
+    #[test]
+    fn a_name_that_two_fields_share_goes_where_serde_json_puts_it() {
+        let fields = columns(&["id", "name", "id"]);
+        let mut shapes = Shapes::default();
+        shapes.learn(r#"{"after":{"name":"x","id":1},"op":"c"}"#, &fields);
+        let text = r#"{"after":{"name":"y","id":2},"op":"c"}"#;
+        assert_eq!(by_shape(&mut shapes, text, &fields), Some(in_full(text, &fields)));
+    }
+
+    #[test]
+    fn a_value_nested_deeper_than_serde_json_reads_in_a_payload_is_left_to_it() {
+        let fields = columns(&["id", "v"]);
+        let nested = |depth: usize| format!(r#"{{"after":{{"id":1,"v":{}{}}},"op":"c"}}"#, "[".repeat(depth), "]".repeat(depth));
+        let mut shapes = Shapes::default();
+        shapes.learn(&nested(1), &fields);
+        let deepest = nested(MAX_VALUE_DEPTH);
+        assert_eq!(by_shape(&mut shapes, &deepest, &fields), Some(in_full(&deepest, &fields)));
+        let deeper = nested(MAX_VALUE_DEPTH + 1);
+        assert!(read_payload(deeper.as_bytes(), Some(&fields[..]), &mut vec![]).is_err());
+        assert_eq!(by_shape(&mut shapes, &deeper, &fields), None);
     }
 
     proptest::proptest! {
@@ -469,7 +529,7 @@ mod tests {
 
         #[test]
         fn a_payload_with_any_stretch_replaced_is_read_as_serde_json_reads_it_or_left_to_it(
-            at in 0usize..420,
+            at in 0usize..310,
             len in 0usize..6,
             insert in "[a-z0-9 .eE+\\-\"\\\\{}\\[\\],:\u{1}é]{0,5}",
         ) {

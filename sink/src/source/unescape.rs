@@ -1,17 +1,17 @@
 //! The content of a JSON string, unescaped: most of the work of reading an NDJSON line, whose
 //! value is a whole JSON document escaped into a string, with an escaped quote every few bytes.
 //!
-//! A byte at a time, every escape was a branch the processor could not predict. The text is
-//! scanned a word (8 bytes) at a time instead: one mask marks the bytes that may need care
-//! (quotes, backslashes, control characters), and only those are visited. The runs between them
-//! are copied 16 bytes at a time, past their end where the buffer has room, which costs less
-//! than a copy of the exact length.
+//! The text is scanned a word (8 bytes) at a time: one mask marks the bytes that may need care
+//! (quotes, backslashes, control characters), and only those are visited, where a loop over
+//! bytes took a branch on each. The runs between them are copied 16 bytes at a time, past
+//! their end into room the buffer keeps, which costs less than a copy of the exact length.
 
 use bytes::BytesMut;
 
 const WORD: usize = 8;
-/// The widest copy of a run, and the room the buffer keeps after the text for it.
-const RUN: usize = 16;
+/// How many bytes a run's copy writes at once, and the room the buffer keeps after the text
+/// for the bytes such a copy writes past a run's end.
+const COPY_WIDTH: usize = 16;
 
 /// Writes `prefix` and the unescaped content of the JSON string that `rest` is inside of to
 /// `arena` (emptied first); returns what follows the string's closing quote, or what is wrong
@@ -20,7 +20,7 @@ pub(super) fn unescape_into<'a>(prefix: &str, rest: &'a str, arena: &mut BytesMu
     let bytes = rest.as_bytes();
     arena.clear();
     // Unescaped text is never longer than its escapes, so the string fits in `rest`'s length.
-    arena.resize(prefix.len() + bytes.len() + RUN, 0);
+    arena.resize(prefix.len() + bytes.len() + COPY_WIDTH, 0);
     arena[..prefix.len()].copy_from_slice(prefix.as_bytes());
     let mut out = Output { buffer: &mut arena[..], written: prefix.len() };
     // Bytes before `at` are written (or were an escape's).
@@ -57,11 +57,12 @@ struct Output<'b> {
 }
 
 impl Output<'_> {
-    /// Writes `bytes[from..to]`, a run without escapes.
+    /// Writes `bytes[from..to]`, a run without escapes, and perhaps bytes after it, which the
+    /// next write overwrites or the end cuts off.
     fn copy(&mut self, bytes: &[u8], from: usize, to: usize) {
         let len = to - from;
-        match (bytes.get(from..from + RUN), self.buffer.get_mut(self.written..self.written + RUN)) {
-            (Some(run), Some(room)) if len <= RUN => room.copy_from_slice(run),
+        match (bytes.get(from..from + COPY_WIDTH), self.buffer.get_mut(self.written..self.written + COPY_WIDTH)) {
+            (Some(run), Some(room)) if len <= COPY_WIDTH => room.copy_from_slice(run),
             _ => self.buffer[self.written..self.written + len].copy_from_slice(&bytes[from..to]),
         }
         self.written += len;
@@ -82,7 +83,8 @@ impl Output<'_> {
 }
 
 /// The 8 bytes at `at` as a little-endian word (byte `i` in bits `8i..8i+8`); past the end of
-/// `bytes`, spaces, which need no care.
+/// `bytes`, spaces, which need no care. (A space can be marked only beside a control character
+/// before it, which ends the scan first: no mark falls past the end.)
 fn word(bytes: &[u8], at: usize) -> u64 {
     match bytes.get(at..at + WORD) {
         Some(word) => u64::from_le_bytes(word.try_into().expect("eight bytes")),
@@ -101,9 +103,9 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 /// perhaps of bytes after one (the subtraction borrows across bytes): the lowest mark is always
 /// true, and a byte without a mark needs no care.
 fn marked_bytes(word: u64) -> u64 {
-    let zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    let zero_bytes = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
     let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-    zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\'))) | below_space
+    zero_bytes(word ^ (ONES * u64::from(b'"'))) | zero_bytes(word ^ (ONES * u64::from(b'\\'))) | below_space
 }
 
 /// The marks of the word at `word_at` for bytes at `at` or after.
