@@ -60,11 +60,7 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
         let (mut members, mut matched, mut next) = (0, 0, 0);
         while let Some(Key(name)) = map.next_key()? {
             members += 1;
-            let slot = match self.fields.get(next) {
-                Some(field) if field.name == name => Some(next),
-                _ => self.fields.iter().position(|f| f.name == name),
-            };
-            match slot {
+            match field_of(self.fields, next, &name) {
                 Some(i) => {
                     self.values[i] = map.next_value()?;
                     matched += 1;
@@ -76,6 +72,16 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
             }
         }
         Ok(Members { members, matched })
+    }
+}
+
+/// The field a member named `name` is read into: `fields[next]` (the one after the last
+/// matched) when it is so named, as Debezium writes members in schema order, else the first
+/// so named.
+pub fn field_of(fields: &[Field], next: usize, name: &str) -> Option<usize> {
+    match fields.get(next) {
+        Some(field) if field.name == name => Some(next),
+        _ => fields.iter().position(|f| f.name == name),
     }
 }
 

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::json_object::Members;
+use super::json_object::{field_of, Members};
 use super::payload::{source_micros, Image, Payload};
 use super::Columns;
 
@@ -146,14 +146,11 @@ impl Shape {
             match &*name {
                 "before" => learner.slot(Target::Before),
                 "after" => {
-                    // As `ObjectSeed` matches members with fields: the field after the last
-                    // one matched first, so that a name two fields share goes where it would.
+                    // Matched as `ObjectSeed` matches them, so that a name two fields share
+                    // goes where serde_json's reading puts it.
                     let mut next = 0;
                     learner.members(|learner, name| {
-                        let field = match fields.get(next) {
-                            Some(field) if field.name == *name => Some(next),
-                            _ => fields.iter().position(|f| f.name == *name),
-                        };
+                        let field = field_of(fields, next, &name);
                         after.members += 1;
                         after.matched += usize::from(field.is_some());
                         next = field.map_or(next, |i| i + 1);
