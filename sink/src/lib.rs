@@ -24,6 +24,7 @@ pub mod decode;
 pub mod diagnostics;
 pub mod error;
 pub mod ingest;
+mod json_text;
 pub mod metrics;
 pub mod schema_sync;
 pub mod source;

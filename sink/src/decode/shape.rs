@@ -21,6 +21,7 @@ use serde_json::Value;
 use super::json_object::{field_of, Members};
 use super::payload::{source_micros, Image, Payload};
 use super::Columns;
+use crate::json_text::space_trimmed;
 
 /// The payload shapes one decoder has learned, the most recently used first.
 #[derive(Debug, Default)]
@@ -126,7 +127,7 @@ impl Shape {
             }
         }
         let rest = rest.strip_prefix(&*self.tail)?;
-        if !rest.trim_start_matches(is_whitespace).is_empty() {
+        if !space_trimmed(rest).is_empty() {
             return None;
         }
         payload.source_ts_micros = source_micros(us, ms);
@@ -168,7 +169,7 @@ impl Shape {
                 _ => learner.slot(Target::Ignored),
             }
         })?;
-        if !read.contains("after") || !learner.text[learner.at..].trim_start_matches(is_whitespace).is_empty() {
+        if !read.contains("after") || !space_trimmed(learner.rest()).is_empty() {
             return None;
         }
         let tail = learner.text[learner.mark..learner.at].into();
@@ -191,7 +192,7 @@ impl Learner<'_> {
     }
 
     fn whitespace(&mut self) {
-        self.at = self.text.len() - self.rest().trim_start_matches(is_whitespace).len();
+        self.at = self.text.len() - space_trimmed(self.rest()).len();
     }
 
     fn expect(&mut self, byte: u8) -> Option<()> {
@@ -241,10 +242,6 @@ impl Learner<'_> {
     }
 }
 
-fn is_whitespace(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\r')
-}
-
 /// The length of the JSON value `rest` starts with; `None` when it does not start with one.
 /// Strings, numbers and literals are scanned; objects and arrays are measured by serde_json.
 fn value_len(rest: &str) -> Option<usize> {
@@ -255,11 +252,7 @@ fn value_len(rest: &str) -> Option<usize> {
         b'n' => literal("null"),
         b't' => literal("true"),
         b'f' => literal("false"),
-        b'{' | b'[' => {
-            let mut values = serde_json::Deserializer::from_str(rest).into_iter::<&RawValue>();
-            values.next()?.ok()?;
-            Some(values.byte_offset())
-        }
+        b'{' | b'[' => crate::json_text::value_len(rest),
         _ => None,
     }
 }
@@ -313,9 +306,11 @@ fn number_len(bytes: &[u8]) -> Option<usize> {
 /// Plain strings and integers are made here; the rest is parsed by serde_json. `-0` is among
 /// the rest: serde_json reads it as a float. `None` for what serde_json would refuse there.
 fn to_value(value: &str) -> Option<Value> {
+    if let Some(text) = plain_content(value) {
+        return Some(Value::String(text.to_owned()));
+    }
     let bytes = value.as_bytes();
     match bytes[0] {
-        b'"' if !value.contains('\\') => return Some(Value::String(value[1..value.len() - 1].to_owned())),
         b'n' => return Some(Value::Null),
         b't' => return Some(Value::Bool(true)),
         b'f' => return Some(Value::Bool(false)),
@@ -354,12 +349,19 @@ fn depth(value: &str) -> usize {
 
 /// The `op` value: a string, or null for none; `None` for anything else.
 fn op_value(value: &str) -> Option<Option<Cow<'_, str>>> {
+    if let Some(text) = plain_content(value) {
+        return Some(Some(Cow::Borrowed(text)));
+    }
     match value.as_bytes()[0] {
         b'n' => Some(None),
-        b'"' if !value.contains('\\') => Some(Some(Cow::Borrowed(&value[1..value.len() - 1]))),
         b'"' => serde_json::from_str::<String>(value).ok().map(|op| Some(Cow::Owned(op))),
         _ => None,
     }
+}
+
+/// The content of a string value without escapes, which is its text.
+fn plain_content(value: &str) -> Option<&str> {
+    value.strip_prefix('"').filter(|_| !value.contains('\\')).map(|content| &content[..content.len() - 1])
 }
 
 /// The `before` value's text; null for none.

@@ -24,6 +24,7 @@ use serde_json::value::RawValue;
 
 use super::unescape::unescape_into;
 use super::Message;
+use crate::json_text::{space_trimmed, value_len};
 
 /// Parses lines, remembering per topic what their key and value strings began with.
 pub struct LineParser {
@@ -118,8 +119,8 @@ fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, skipped: &
         if n > 0 {
             rest = token(rest, ',')?;
         }
-        let (name, after) = plain_string(json_space_trimmed(rest))?;
-        rest = json_space_trimmed(token(after, ':')?);
+        let (name, after) = plain_string(space_trimmed(rest))?;
+        rest = space_trimmed(token(after, ':')?);
         let slot = match name {
             "topic" if topic.is_none() => {
                 let (name, after) = plain_string(rest)?;
@@ -153,7 +154,7 @@ fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, skipped: &
         members[slot] = member;
         rest = after;
     }
-    if !json_space_trimmed(rest).is_empty() {
+    if !space_trimmed(rest).is_empty() {
         return None;
     }
     let (topic, prefixes) = topic?;
@@ -193,7 +194,7 @@ impl Unescaped {
 
 /// `rest` after `expected`, skipping whitespace before it.
 fn token(rest: &str, expected: char) -> Option<&str> {
-    json_space_trimmed(rest).strip_prefix(expected)
+    space_trimmed(rest).strip_prefix(expected)
 }
 
 /// The last value skipped under each of a few member names. A capture's `headers` are the same
@@ -218,7 +219,7 @@ impl Skipped {
                 return Some(after);
             }
         }
-        let after = after_value(rest)?;
+        let after = &rest[value_len(rest)?..];
         let text = &rest[..rest.len() - after.len()];
         if text.starts_with(['[', '{', '"']) && text.len() <= SKIPPED_KEPT_BYTES {
             match kept {
@@ -229,19 +230,6 @@ impl Skipped {
         }
         Some(after)
     }
-}
-
-/// What follows the JSON value at the start of `rest`; `None` when there is none.
-fn after_value(rest: &str) -> Option<&str> {
-    let mut values = serde_json::Deserializer::from_str(rest).into_iter::<serde::de::IgnoredAny>();
-    values.next()?.ok()?;
-    Some(&rest[values.byte_offset()..])
-}
-
-/// `text` without the whitespace JSON allows at its start (not Rust's ASCII whitespace, which
-/// has the form feed too).
-fn json_space_trimmed(text: &str) -> &str {
-    text.trim_start_matches([' ', '\t', '\n', '\r'])
 }
 
 /// A string without escapes or control characters at the start of `rest`, and what follows it.
