@@ -58,9 +58,10 @@ const CREATE_NAMESPACES_SQL: &str = "CREATE TABLE IF NOT EXISTS iceberg_namespac
     PRIMARY KEY (catalog_name, namespace, property_key))";
 
 /// Whether `error` is PostgreSQL refusing a `CREATE … IF NOT EXISTS` that raced another one:
-/// a unique violation in its system catalog (23505), or the relation existing after all (42P07).
+/// a unique violation in its system catalog (23505), the relation existing after all (42P07),
+/// or the table's row type existing after all (42710, "type … already exists").
 fn is_creation_race(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(e) if matches!(e.code().as_deref(), Some("23505" | "42P07")))
+    matches!(error, sqlx::Error::Database(e) if matches!(e.code().as_deref(), Some("23505" | "42P07" | "42710")))
 }
 
 /// A catalog stored in SQLite or PostgreSQL.
