@@ -113,7 +113,7 @@ fn main() {
     println!("  file source, NDJSON lines → messages  {}", source.describe("lines/s", "baseline", "lines/s"));
     let messages = messages(&input, &runtime);
     let texts: Vec<(Vec<u8>, Vec<u8>)> =
-        messages.iter().map(|m| (m.key.as_deref().unwrap().to_vec(), m.whole_value().unwrap().into_owned())).collect();
+        messages.iter().map(|m| (m.key.as_deref().unwrap().to_vec(), m.whole_value().unwrap().unwrap().into_owned())).collect();
     let decoder = paired(&|| serde_json_values(&texts), &|| decode(&messages));
     println!("  Debezium JSON decoder → change events  {}", decoder.describe("events/s", "baseline", "messages/s"));
 }

@@ -46,7 +46,8 @@ pub fn dead_letter_row(record: &SourceRecord, target_table: Option<String>, reas
         ("topic", message.map_or(Cell::Null, |m| Cell::Text(m.topic.to_string()))),
         ("target_table", target_table.map_or(Cell::Null, Cell::Text)),
         ("key", bytes(message.and_then(|m| m.key.as_deref()))),
-        ("value", bytes(message.and_then(|m| m.whole_value()).as_deref())),
+        // A value whose escapes are not valid is only in `raw`, as read.
+        ("value", bytes(message.and_then(|m| m.whole_value()?.ok()).as_deref())),
         ("raw", Cell::Bytes(record.raw.to_vec())),
         ("reason", Cell::Text(reason.to_string())),
         ("failed_at", Cell::Int(chrono::Utc::now().timestamp_micros())),

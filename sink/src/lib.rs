@@ -23,6 +23,7 @@ pub mod dead_letter;
 pub mod decode;
 pub mod diagnostics;
 pub mod error;
+mod escapes;
 pub mod ingest;
 mod json_text;
 pub mod metrics;

@@ -4,11 +4,14 @@
 //! record's schema text is byte-for-byte the one before it, the envelope is split with a compare
 //! instead of a parse, and the schema's fields come from the cache. Payloads are read without a
 //! JSON tree: the envelope's members are borrowed, and the image is read straight into values
-//! aligned with the schema's fields.
+//! aligned with the schema's fields. A value that an NDJSON line hands over as a shared head and
+//! its rest still escaped ([`ValueHead`]) is read escaped, by a payload's shape, when the head is
+//! known; otherwise it is unescaped and read as JSON.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
 use floe_catalog::iceberg::spec::{Schema, SchemaRef};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -18,9 +21,10 @@ use super::connect::Fallback;
 use super::infer::{infer_fields, ColumnHints};
 use super::json_object::read_object;
 use super::payload::{read_payload, Image, Payload};
-use super::shape::Shapes;
+use super::shape::{Form, Shapes};
 use super::{connect, ChangeEvent, Columns, DecodeError, Decoded, Decoder, Field, Op, TableState};
-use crate::source::Message;
+use crate::escapes::{escaped_len, unescape_all};
+use crate::source::{Message, ValueHead};
 
 /// The Debezium JSON decoder: [`decode_debezium_json`] behind the [`Decoder`] seam.
 #[derive(Debug, Default)]
@@ -30,23 +34,37 @@ pub struct DebeziumJson {
     known_head: Option<KnownHead>,
     /// A value whose head is put back together with its rest (or the payload part of it), kept
     /// to reuse its allocation.
-    scratch: Vec<u8>,
+    scratch: BytesMut,
+    /// A payload read escaped by no shape, unescaped.
+    unescaped: BytesMut,
 }
 
 /// The largest scratch buffer a decoder keeps between values.
 const MAX_KEPT_SCRATCH: usize = 1 << 20;
 
-/// A value head that holds an envelope's schema and the start of its payload: while the
-/// decoder's last value schema is the one it held, a value with this very head (the same
-/// allocation, kept alive here so it cannot be another's) needs no compare of the schema.
+/// A value head that holds the start of a payload: an envelope's schema before it, or nothing
+/// (a bare payload). While the decoder's last value schema is the one it held, a value with this
+/// very head (the same allocation, kept alive here so it cannot be another's) needs no compare
+/// of the schema, and its payload is read escaped.
 #[derive(Debug)]
 struct KnownHead {
-    head: bytes::Bytes,
-    /// Where the payload starts in the head.
-    payload_at: usize,
+    head: ValueHead,
+    /// The head's escaped text from the payload's start.
+    escaped_payload: Bytes,
     /// [`LastSchema::version`] when it was split.
     version: u64,
-    null_schema: bool,
+    envelope: Envelope,
+}
+
+/// What comes before a known head's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Envelope {
+    /// The last value schema.
+    Schema,
+    /// A null schema.
+    NullSchema,
+    /// Nothing: the value is the payload.
+    Bare,
 }
 
 impl Decoder for DebeziumJson {
@@ -69,12 +87,12 @@ impl Decoder for DebeziumJson {
 }
 
 impl DebeziumJson {
-    /// Decodes a value given as its `head` and the `rest`. A head met before is not compared
-    /// again: only the payload's part of it is put together with the rest.
+    /// Decodes a value given as its `head` and the `rest`, escaped. A head met before is not
+    /// compared again: only the payload's part of it is put together with the rest.
     fn decode_with_head(
         &mut self,
         key: Option<&[u8]>,
-        head: &bytes::Bytes,
+        head: &ValueHead,
         rest: &[u8],
         table: TableState<'_>,
     ) -> Result<Option<ChangeEvent>, DecodeError> {
@@ -87,46 +105,92 @@ impl DebeziumJson {
         decoded
     }
 
-    /// Decodes `head` and `rest` put together in `scratch`: only the payload's part of a known
-    /// head, else all of it (and the head is learned).
+    /// Decodes `head` and the escaped `rest` put together in `scratch`: of a known head, only
+    /// the payload's part, escaped; else all of it, unescaped (and the head is learned).
     fn decode_joined(
         &mut self,
-        scratch: &mut Vec<u8>,
+        scratch: &mut BytesMut,
         key: Option<&[u8]>,
-        head: &bytes::Bytes,
+        head: &ValueHead,
         rest: &[u8],
         table: TableState<'_>,
     ) -> Result<Option<ChangeEvent>, DecodeError> {
         scratch.clear();
         if let Some(known) = self.known_head.as_ref().filter(|known| known.holds(head, self.cache.value_last.version)) {
-            scratch.extend_from_slice(&head[known.payload_at..]);
+            scratch.extend_from_slice(&known.escaped_payload);
             scratch.extend_from_slice(rest);
-            let schema = (!known.null_schema).then_some(SchemaText::Last);
-            if let Some(payload) = payload_before_envelope_end(scratch) {
-                return decode_payload(key, schema, payload, table.schema, table.hints, &mut self.cache);
+            let schema = (known.envelope == Envelope::Schema).then_some(SchemaText::Last);
+            let payload = match known.envelope {
+                Envelope::Bare => Some(&scratch[..]),
+                Envelope::Schema | Envelope::NullSchema => escaped_payload_before_envelope_end(scratch),
+            };
+            if let Some(payload) = payload {
+                if let Some(decoded) = decode_escaped(key, schema, payload, table, &mut self.cache) {
+                    return decoded;
+                }
+                unescape_all(b"", payload, &mut self.unescaped).map_err(|e| invalid_json("value", e))?;
+                return decode_payload(key, schema, &self.unescaped, table.schema, table.hints, &mut self.cache);
             }
             // Not the envelope's usual end: read as a whole, for the error it deserves.
-            scratch.clear();
         }
-        scratch.extend_from_slice(head);
-        scratch.extend_from_slice(rest);
+        unescape_all(&head.text, rest, scratch).map_err(|e| invalid_json("value", e))?;
         let (schema, payload) = split_envelope(scratch, &mut self.cache.value_last)?;
         let payload_at = payload.as_ptr() as usize - scratch.as_ptr() as usize;
-        // An envelope in the usual layout (schema, then payload) whose payload starts in the
-        // head: the next value with this head has the same schema.
+        // An envelope in the usual layout (schema, then payload): the next value with this head
+        // has the same schema.
         let usual = split_as_last(scratch, &self.cache.value_last.text).is_some_and(|(_, p)| p.as_ptr() == payload.as_ptr());
-        if usual && payload_at <= head.len() {
-            let (version, null_schema) = (self.cache.value_last.version, schema.is_none());
-            self.known_head = Some(KnownHead { head: head.clone(), payload_at, version, null_schema });
+        let envelope = match (schema, usual) {
+            _ if payload_at == 0 && is_bare(&head.text) => Some(Envelope::Bare),
+            (None, true) => Some(Envelope::NullSchema),
+            (Some(_), true) => Some(Envelope::Schema),
+            (_, false) => None,
+        };
+        let escaped_at = (payload_at <= head.text.len()).then(|| escaped_len(&head.escaped, payload_at)).flatten();
+        if let (Some(envelope), Some(escaped_at)) = (envelope, escaped_at) {
+            let (head, version) = (head.clone(), self.cache.value_last.version);
+            let escaped_payload = head.escaped.slice(escaped_at..);
+            self.known_head = Some(KnownHead { head, escaped_payload, version, envelope });
         }
         decode_payload(key, schema, payload, table.schema, table.hints, &mut self.cache)
     }
 }
 
+/// Whether a value that starts with `head` is a bare payload whatever follows: its first
+/// member's name is whole in the head, and not one an envelope has (see [`split_envelope`]).
+fn is_bare(head: &[u8]) -> bool {
+    let Some(name) = token(head, b"{").and_then(|rest| token(rest, b"\"")) else { return false };
+    match memchr::memchr2(b'"', b'\\', name) {
+        Some(end) if name[end] == b'"' => !matches!(&name[..end], b"schema" | b"payload"),
+        _ => false,
+    }
+}
+
+/// Decodes a payload still escaped by a shape the decoder knows; `None` when none fits, and the
+/// payload is to be unescaped and read as JSON.
+fn decode_escaped(
+    key: Option<&[u8]>,
+    value_schema: Option<SchemaText<'_>>,
+    escaped: &[u8],
+    table: TableState<'_>,
+    cache: &mut SchemaCache,
+) -> Option<Result<Option<ChangeEvent>, DecodeError>> {
+    let fields = cache.known_after_fields(value_schema, table.schema)?;
+    let text = crate::utf8::text(escaped).ok()?;
+    let mut after_values = vec![];
+    let payload = cache.shapes.read(text, Form::Escaped, &fields, &mut after_values)?;
+    // A schemaless image with other members than the known fields is read again as JSON.
+    if let (None, Image::Read(read)) = (value_schema, &payload.after) {
+        if !read.are(&fields) {
+            return None;
+        }
+    }
+    Some(decode_read(key, value_schema, payload, Some(fields), after_values, escaped, table.schema, table.hints, cache))
+}
+
 impl KnownHead {
     /// Whether `head` is this very head, and the last value schema still the one it held.
-    fn holds(&self, head: &bytes::Bytes, version: u64) -> bool {
-        self.version == version && self.head.as_ptr() == head.as_ptr() && self.head.len() == head.len()
+    fn holds(&self, head: &ValueHead, version: u64) -> bool {
+        self.version == version && self.head.is(head)
     }
 }
 
@@ -159,6 +223,24 @@ fn decode_payload(
     let Some(payload) = read_shaped(payload_bytes, after_fields.as_ref(), &mut after_values, &mut cache.shapes)? else {
         return Ok(None);
     };
+    decode_read(key, value_schema, payload, after_fields, after_values, payload_bytes, table_schema, hints, cache)
+}
+
+/// The change of a payload read with `after_fields` (its image in `after_values` when read by
+/// them). `payload_bytes` is the payload as JSON, read again for a schemaless image whose
+/// members are not the fields'.
+#[allow(clippy::too_many_arguments)]
+fn decode_read(
+    key: Option<&[u8]>,
+    value_schema: Option<SchemaText<'_>>,
+    payload: Payload<'_>,
+    after_fields: Option<Columns>,
+    mut after_values: Vec<Value>,
+    payload_bytes: &[u8],
+    table_schema: Option<&SchemaRef>,
+    hints: &ColumnHints,
+    cache: &mut SchemaCache,
+) -> Result<Option<ChangeEvent>, DecodeError> {
     let code = payload.op.as_deref().ok_or_else(|| DecodeError::new("value has no 'op' field"))?;
     let op = Op::parse(code).ok_or_else(|| DecodeError::new(format!("unsupported op '{code}'")))?;
     let source_ts_micros = payload.source_ts_micros;
@@ -191,7 +273,7 @@ fn decode_payload(
         // Read with the envelope's fields for `after`, or with the last schemaless record's
         // when this one has exactly their members.
         (Some(_), Some(_), Some(fields)) => (fields, after_values),
-        (None, Some(read), Some(fields)) if read.members == fields.len() && read.matched == fields.len() => (fields, after_values),
+        (None, Some(read), Some(fields)) if read.are(&fields) => (fields, after_values),
         (None, Some(_), _) => {
             let reread = parse_payload(payload_bytes, None, &mut after_values)?.expect("an object payload");
             let Image::Raw(raw) = reread.after else { unreachable!("read once, so present") };
@@ -269,7 +351,7 @@ fn read_shaped<'a>(
         return parse_payload(bytes, None, after_values);
     };
     let text = crate::utf8::text(bytes).ok();
-    if let Some(payload) = text.and_then(|text| shapes.read(text, fields, after_values)) {
+    if let Some(payload) = text.and_then(|text| shapes.read(text, Form::Plain, fields, after_values)) {
         return Ok(Some(payload));
     }
     let payload = parse_payload(bytes, Some(fields.as_slice()), after_values)?;
@@ -361,6 +443,14 @@ fn split_as_last<'a>(bytes: &'a [u8], last: &str) -> Option<(&'a [u8], &'a [u8])
 /// The payload at the start of `rest`, without the envelope's closing brace after it.
 fn payload_before_envelope_end(rest: &[u8]) -> Option<&[u8]> {
     Some(rest.trim_ascii().strip_suffix(b"}")?.trim_ascii_end())
+}
+
+/// [`payload_before_envelope_end`] of escaped text, whose only whitespace written as itself is
+/// the space (any other is escaped, or not valid in a string).
+fn escaped_payload_before_envelope_end(rest: &[u8]) -> Option<&[u8]> {
+    let spaces_trimmed = |bytes: &[u8]| bytes.len() - bytes.iter().rev().take_while(|byte| **byte == b' ').count();
+    let payload = rest[..spaces_trimmed(rest)].strip_suffix(b"}")?;
+    Some(&payload[..spaces_trimmed(payload)])
 }
 
 /// `rest` after `expected`, skipping whitespace before it.
@@ -631,10 +721,27 @@ mod tests {
         assert!(event.complete_schema, "the schema was read");
     }
 
-    /// `value` as the NDJSON source gives it: its start in the shared `head`, the rest apart.
-    fn with_head(head: &bytes::Bytes, value: &[u8]) -> Message {
-        let rest = value.strip_prefix(&head[..]).expect("the value starts with the head");
+    /// `value` as the NDJSON source gives it: its start in the shared `head`, the rest apart and
+    /// still escaped, as it was in the line's string.
+    fn with_head(head: &ValueHead, value: &[u8]) -> Message {
+        let escaped = escaped(value);
+        let rest = escaped.strip_prefix(&head.escaped[..]).expect("the value starts with the head");
         Message { value_head: Some(head.clone()), ..Message::new("t".into(), Some(key().into()), Some(rest.to_vec().into())) }
+    }
+
+    /// `text` escaped as the content of a JSON string.
+    fn escaped(text: &[u8]) -> Vec<u8> {
+        let quoted = serde_json::to_string(std::str::from_utf8(text).unwrap()).unwrap();
+        quoted.as_bytes()[1..quoted.len() - 1].to_vec()
+    }
+
+    fn head(text: String) -> ValueHead {
+        ValueHead { escaped: escaped(text.as_bytes()).into(), text: text.into() }
+    }
+
+    /// What a fresh decoder makes of `value` given whole.
+    fn decoded_whole(value: &[u8], table: TableState<'_>) -> Decoded {
+        DebeziumJson::default().decode(&Message::new("t".into(), Some(key().into()), Some(value.to_vec().into())), table)
     }
 
     #[test]
@@ -642,9 +749,9 @@ mod tests {
         let a =
             value_schema(json!([{"type": "int64", "optional": false, "field": "id"}, {"type": "string", "optional": true, "field": "s"}]));
         let b = value_schema(json!([{"type": "int64", "optional": false, "field": "id"}]));
-        let head_of = |schema: &Value| bytes::Bytes::from(format!(r#"{{"schema":{schema},"payload":{{""#));
+        let head_of = |schema: &Value| head(format!(r#"{{"schema":{schema},"payload":{{""#));
         let (head_a, head_null) = (head_of(&a), head_of(&Value::Null));
-        let cut = |value: Vec<u8>, head: &bytes::Bytes| (with_head(head, &value), value);
+        let cut = |value: Vec<u8>, head: &ValueHead| (with_head(head, &value), value);
         let whole = |value: Vec<u8>| (Message::new("t".into(), Some(key().into()), Some(value.clone().into())), value);
         let messages = [
             cut(envelope(a.clone(), json!({"op": "c", "after": {"id": 1, "s": "a"}})), &head_a),
@@ -664,14 +771,52 @@ mod tests {
         for (i, (message, value)) in messages.iter().enumerate() {
             let expected = by_whole.decode(&Message::new("t".into(), Some(key().into()), Some(value.clone().into())), table());
             assert_eq!(by_head.decode(message, table()), expected, "message {i}");
-            assert_eq!(message.whole_value().as_deref(), Some(&value[..]), "message {i}");
+            assert_eq!(message.whole_value().unwrap().unwrap(), &value[..], "message {i}");
             // Only the payload's part of a known head was put together with the rest.
             let joined_part = message.value_head.is_some() && by_head.scratch.len() < value.len();
             assert_eq!(joined_part, [1, 4, 7].contains(&i), "message {i}: the known head's path");
         }
         assert!(matches!(by_head.decode(&messages[0].0, table()), Decoded::Change(_)));
         let known = by_head.known_head.as_ref().expect("a head split as an envelope is known");
-        assert_eq!((known.head.as_ptr(), known.payload_at), (head_a.as_ptr(), head_a.len() - r#"{""#.len()));
+        assert_eq!(known.head.text.as_ptr(), head_a.text.as_ptr());
+        assert_eq!(&known.escaped_payload[..], br#"{\""#, "the payload's part of the head, escaped");
+    }
+
+    #[test]
+    fn a_known_heads_payload_is_read_escaped_and_its_escapes_are_checked() {
+        let schema =
+            value_schema(json!([{"type": "int64", "optional": false, "field": "id"}, {"type": "string", "optional": true, "field": "s"}]));
+        let head = head(format!(r#"{{"schema":{schema},"payload":{{"#));
+        let value = |id: i64, s: &str| envelope(schema.clone(), json!({"before": null, "after": {"id": id, "s": s}, "op": "c"}));
+        let hints = ColumnHints::new();
+        let table = || TableState { schema: None, hints: &hints };
+        let mut decoder = DebeziumJson::default();
+        for (id, s) in [(1, "a"), (2, "b \"quoted\" \\ \n"), (3, "c")] {
+            let value = value(id, s);
+            assert_eq!(decoder.decode(&with_head(&head, &value), table()), decoded_whole(&value, table()), "{id}");
+        }
+        assert!(decoder.unescaped.is_empty(), "every payload was read escaped: none had to be unescaped");
+        let broken = with_head(&head, &value(4, "x")).value.unwrap();
+        let broken = String::from_utf8(broken.to_vec()).unwrap().replace("\\\"x\\\"", "\\\"\\x\\\"");
+        let message = Message { value: Some(broken.into()), ..with_head(&head, &value(4, "x")) };
+        let Decoded::DeadLetter(reason) = decoder.decode(&message, table()) else { panic!("a bad escape is a dead letter") };
+        assert!(reason.to_string().contains("value is not valid JSON"), "{reason}");
+    }
+
+    #[test]
+    fn a_bare_payloads_head_is_known_and_its_payload_read_escaped() {
+        let head = head(r#"{"before":null,"#.to_string());
+        let value = |id: i64| format!(r#"{{"before":null,"after":{{"id":{id},"n":{}}},"op":"u"}}"#, id * 2).into_bytes();
+        let hints = ColumnHints::new();
+        let table = || TableState { schema: None, hints: &hints };
+        let mut decoder = DebeziumJson::default();
+        for id in 1..=3 {
+            let value = value(id);
+            assert_eq!(decoder.decode(&with_head(&head, &value), table()), decoded_whole(&value, table()), "{id}");
+        }
+        let known = decoder.known_head.as_ref().expect("known");
+        assert_eq!((known.envelope, &known.escaped_payload[..]), (Envelope::Bare, &head.escaped[..]));
+        assert!(!is_bare(br#"{"schema":"#) && !is_bare(br#"{"payl"#) && !is_bare(b"{") && is_bare(br#"{ "op":"#));
     }
 
     #[test]

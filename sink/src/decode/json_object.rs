@@ -18,6 +18,13 @@ pub struct Members {
     pub matched: usize,
 }
 
+impl Members {
+    /// Whether the object's members were `fields`, each once and nothing else.
+    pub fn are(&self, fields: &[Field]) -> bool {
+        self.members == fields.len() && self.matched == fields.len()
+    }
+}
+
 /// Reads the JSON object `text` into `values`: `values[i]` is the member named `fields[i].name`,
 /// or `Null` when absent.
 pub fn read_object(text: &str, fields: &[Field], values: &mut Vec<Value>) -> Result<Members, DecodeError> {

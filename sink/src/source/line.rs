@@ -10,8 +10,10 @@
 //! A line of a known topic in the usual shape (members `topic`, `key` and `value`, in any
 //! order, beside any others) is then read by a byte compare of the prefix and a scan of the
 //! rest; any other line goes through serde_json and teaches the parser its topic's prefixes. A
-//! value's unescaped prefix is not copied into it: it is the message's [`Message::value_head`],
-//! one allocation shared by the topic's values, which the decoder recognises by identity. A key
+//! value's prefix is not copied into it: it is the message's [`Message::value_head`], one
+//! allocation shared by the topic's values, which the decoder recognises by identity, and the
+//! value's rest is handed over still escaped, a slice of the line: the parser only finds where
+//! the string ends, and the decoder reads the rest's escapes as it reads the payload. A key
 //! or value that comes before the topic (as in `{"key":…,"topic":…,"value":…}`, what a JSON
 //! writer that sorts members makes) is read with the prefixes of the last line's topic, and the
 //! line is read again when its topic is another.
@@ -22,8 +24,8 @@ use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::unescape::unescape_into;
-use super::Message;
+use super::{Message, ValueHead};
+use crate::escapes::{string_end, unescape_into};
 use crate::json_text::{space_trimmed, value_len};
 
 /// Parses lines, remembering per topic what their key and value strings began with.
@@ -54,8 +56,23 @@ impl Default for LineParser {
 /// every message of the topic.
 type Prefixes = hashbrown::HashMap<Arc<str>, [SharedPrefix; 2]>;
 
-#[derive(Deserialize)]
+/// A line's text, and the bytes it is, which keys and values can be slices of.
+#[derive(Clone, Copy)]
 struct Line<'a> {
+    text: &'a str,
+    bytes: &'a Bytes,
+}
+
+impl Line<'_> {
+    /// `part` of the line's text as a slice of its bytes, without a copy.
+    fn slice(&self, part: &str) -> Bytes {
+        self.bytes.slice_ref(part.as_bytes())
+    }
+}
+
+/// The members of a line that floe reads.
+#[derive(Deserialize)]
+struct Members<'a> {
     #[serde(borrow)]
     topic: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -65,14 +82,15 @@ struct Line<'a> {
 }
 
 impl LineParser {
-    pub fn parse(&mut self, raw: &[u8]) -> Result<Message, String> {
+    pub fn parse(&mut self, raw: &Bytes) -> Result<Message, String> {
         let text = crate::utf8::text(raw).map_err(|e| invalid(&e.to_string()))?;
+        let line = Line { text, bytes: raw };
         let guess = Some(&*self.last_topic).filter(|topic| !topic.is_empty());
-        let usual = parse_usual(&self.prefixes, text, &mut self.arena, &mut self.skipped, guess)
-            .or_else(|| guess.and_then(|_| parse_usual(&self.prefixes, text, &mut self.arena, &mut self.skipped, None)));
+        let usual = parse_usual(&self.prefixes, line, &mut self.arena, &mut self.skipped, guess)
+            .or_else(|| guess.and_then(|_| parse_usual(&self.prefixes, line, &mut self.arena, &mut self.skipped, None)));
         let message = match usual {
             Some(message) => message,
-            None => self.parse_any(text)?,
+            None => self.parse_any(line)?,
         };
         if *self.last_topic != *message.topic {
             self.last_topic = message.topic.clone();
@@ -80,21 +98,22 @@ impl LineParser {
         Ok(message)
     }
 
-    fn parse_any(&mut self, text: &str) -> Result<Message, String> {
+    fn parse_any(&mut self, line: Line) -> Result<Message, String> {
+        let text = line.text;
         if !text.trim_ascii_start().starts_with('{') {
             return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
                 Err(e) => invalid(&e.to_string()),
                 Ok(_) => "line is not a JSON object".into(),
             });
         }
-        let line: Line = serde_json::from_str(text).map_err(|e| invalid(&e.to_string()))?;
-        let topic = line.topic.and_then(|t| serde_json::from_str::<String>(t.get()).ok()).ok_or("line has no \"topic\" string")?;
+        let members: Members = serde_json::from_str(text).map_err(|e| invalid(&e.to_string()))?;
+        let topic = members.topic.and_then(|t| serde_json::from_str::<String>(t.get()).ok()).ok_or("line has no \"topic\" string")?;
         if !self.prefixes.contains_key(topic.as_str()) {
             self.prefixes.insert(topic.as_str().into(), [SharedPrefix::default(), SharedPrefix::shared_as_head()]);
         }
         let (topic, [key_prefix, value_prefix]) = self.prefixes.get_key_value_mut(topic.as_str()).expect("inserted");
-        let key = member_text(line.key, key_prefix, &mut self.arena)?;
-        let value = member_text(line.value, value_prefix, &mut self.arena)?;
+        let key = member_text(members.key, key_prefix, line, &mut self.arena)?;
+        let value = member_text(members.value, value_prefix, line, &mut self.arena)?;
         Ok(message(topic.clone(), key, value))
     }
 }
@@ -104,8 +123,8 @@ impl LineParser {
 /// [`LineParser::parse_any`] reads (and reports). A key or value before the topic is read with
 /// the prefixes of `guess` (the last line's topic), or, without one, scanned whole first; a
 /// guess the topic then belies is `None` too, and the caller reads the line again without it.
-fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, skipped: &mut Skipped, guess: Option<&str>) -> Option<Message> {
-    let mut rest = token(text, '{')?;
+fn parse_usual(prefixes: &Prefixes, line: Line, arena: &mut BytesMut, skipped: &mut Skipped, guess: Option<&str>) -> Option<Message> {
+    let mut rest = token(line.text, '{')?;
     let mut topic = None;
     let guessed = guess.and_then(|name| prefixes.get_key_value(name));
     let mut read_by_guess = false;
@@ -147,7 +166,7 @@ fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, skipped: &
         let (member, after) = match topic.map(|(_, p)| p).or(guessed.map(|(_, p)| p)) {
             Some(prefixes) => {
                 read_by_guess |= topic.is_none();
-                prefixes[slot].read_member(rest, arena).map(|(bytes, after)| (Member::Read(bytes), after))?
+                prefixes[slot].read_member(rest, line, arena).map(|(text, after)| (Member::Read(text), after))?
             }
             None => scan_member(rest)?,
         };
@@ -159,37 +178,28 @@ fn parse_usual(prefixes: &Prefixes, text: &str, arena: &mut BytesMut, skipped: &
     }
     let (topic, prefixes) = topic?;
     let [key, value] = members;
-    Some(message(topic.clone(), key.read(&prefixes[0], arena)?, value.read(&prefixes[1], arena)?))
+    Some(message(topic.clone(), key.read(&prefixes[0], line, arena)?, value.read(&prefixes[1], line, arena)?))
 }
 
 /// The message of a line's `topic`, key and value.
-fn message(topic: Arc<str>, key: Option<Unescaped>, value: Option<Unescaped>) -> Message {
+fn message(topic: Arc<str>, key: Option<MemberText>, value: Option<MemberText>) -> Message {
     let (value_head, value) = match value {
-        Some(Unescaped { head, rest }) => (head, Some(rest)),
+        Some(MemberText::Split { head, escaped_rest }) => (Some(head), Some(escaped_rest)),
+        Some(MemberText::Whole(text)) => (None, Some(text)),
         None => (None, None),
     };
-    Message { topic, key: key.map(Unescaped::into_bytes), value, value_head }
+    let key = key.map(|key| match key {
+        MemberText::Whole(text) => text,
+        MemberText::Split { .. } => unreachable!("a key's prefix is not shared as a head"),
+    });
+    Message { topic, key, value, value_head }
 }
 
-/// A key or value string's text: the unescaped prefix it shares with the strings before it, when
-/// it is read by one that is shared as a head, then the rest.
-struct Unescaped {
-    head: Option<Bytes>,
-    rest: Bytes,
-}
-
-impl Unescaped {
-    fn whole(rest: Bytes) -> Self {
-        Self { head: None, rest }
-    }
-
-    /// The text in one piece (keys: their prefixes are never shared as heads, so no copy).
-    fn into_bytes(self) -> Bytes {
-        match self.head {
-            Some(head) => [head, self.rest].concat().into(),
-            None => self.rest,
-        }
-    }
+/// A key or value string's text: whole, or, read by a prefix shared as a head (values'), the
+/// head and the rest of the string still escaped.
+enum MemberText {
+    Whole(Bytes),
+    Split { head: ValueHead, escaped_rest: Bytes },
 }
 
 /// `rest` after `expected`, skipping whitespace before it.
@@ -259,20 +269,20 @@ fn string_content_len(rest: &str) -> Option<usize> {
 /// A key or value member of a line being read.
 enum Member<'a> {
     Absent,
-    /// Read with its topic's prefix: null, or the unescaped text.
-    Read(Option<Unescaped>),
+    /// Read with its topic's prefix: null, or the text.
+    Read(Option<MemberText>),
     /// Met before its topic: null, or the escaped content of its string, closing quote included.
     Scanned(Option<&'a str>),
 }
 
 impl Member<'_> {
     /// The member's text; `None` when it is absent or does not start with `prefix`.
-    fn read(self, prefix: &SharedPrefix, arena: &mut BytesMut) -> Option<Option<Unescaped>> {
+    fn read(self, prefix: &SharedPrefix, line: Line, arena: &mut BytesMut) -> Option<Option<MemberText>> {
         match self {
             Member::Absent => None,
-            Member::Read(bytes) => Some(bytes),
+            Member::Read(text) => Some(text),
             Member::Scanned(None) => Some(None),
-            Member::Scanned(Some(content)) => prefix.read_content(content, arena).map(Some),
+            Member::Scanned(Some(content)) => prefix.read_content(content, line, arena).map(Some),
         }
     }
 }
@@ -288,11 +298,16 @@ fn scan_member(rest: &str) -> Option<(Member<'_>, &str)> {
 }
 
 /// A member's text: a JSON string's content, unescaped, or the text of any other JSON value.
-fn member_text(member: Option<&RawValue>, prefix: &mut SharedPrefix, arena: &mut BytesMut) -> Result<Option<Unescaped>, String> {
+fn member_text(
+    member: Option<&RawValue>,
+    prefix: &mut SharedPrefix,
+    line: Line,
+    arena: &mut BytesMut,
+) -> Result<Option<MemberText>, String> {
     match member.map(RawValue::get) {
         None | Some("null") => Ok(None),
-        Some(text) if text.starts_with('"') => Ok(Some(prefix.unescape(text, arena)?)),
-        Some(text) => Ok(Some(Unescaped::whole(Bytes::copy_from_slice(text.as_bytes())))),
+        Some(text) if text.starts_with('"') => Ok(Some(prefix.unescape(text, line, arena)?)),
+        Some(text) => Ok(Some(MemberText::Whole(line.slice(text)))),
     }
 }
 
@@ -303,9 +318,9 @@ struct SharedPrefix {
     /// contains one, so the text is complete escapes and unescapes on its own.
     escaped: String,
     unescaped: String,
-    /// `unescaped`, shared by the strings read with it as their [`Unescaped::head`] (values'
-    /// prefixes, see [`SharedPrefix::shared_as_head`]); empty otherwise.
-    head: Bytes,
+    /// `unescaped` and `escaped`, shared by the strings read with it as their head (values'
+    /// prefixes, see [`SharedPrefix::shared_as_head`], once one is learned).
+    head: Option<ValueHead>,
     shares_head: bool,
     /// The last string that did not start with `escaped`, to learn the next prefix from.
     previous: String,
@@ -330,38 +345,36 @@ impl SharedPrefix {
         Self { shares_head: true, ..Self::default() }
     }
 
-    /// What a string read with this prefix starts with before the text unescaped for it, and
-    /// its head: the unescaped prefix, copied or shared.
-    fn start(&self) -> (&str, Option<Bytes>) {
-        // `head` is empty unless this prefix shares its text.
-        match self.head.is_empty() {
-            false => ("", Some(self.head.clone())),
-            true => (&self.unescaped, None),
-        }
-    }
-
     /// A key or value member at the start of `rest` (null, or a string starting with the
     /// prefix) and what follows it; `None` for anything else.
-    fn read_member<'a>(&self, rest: &'a str, arena: &mut BytesMut) -> Option<(Option<Unescaped>, &'a str)> {
+    fn read_member<'a>(&self, rest: &'a str, line: Line, arena: &mut BytesMut) -> Option<(Option<MemberText>, &'a str)> {
         if let Some(rest) = rest.strip_prefix("null") {
             return Some((None, rest));
         }
         let tail = self.after_prefix(rest.strip_prefix('"')?)?;
-        let (start, head) = self.start();
-        let rest = unescape_into(start, tail, arena).ok()?;
-        Some((Some(Unescaped { head, rest: arena.split().freeze() }), rest))
+        let (text, rest) = self.read_tail(tail, line, arena).ok()?;
+        Some((Some(text), rest))
     }
 
-    /// The unescaped text of a string's escaped `content` (closing quote included); `None`
-    /// unless it starts with the prefix.
-    fn read_content(&self, content: &str, arena: &mut BytesMut) -> Option<Unescaped> {
-        self.read_tail(self.after_prefix(content)?, arena).ok()
+    /// The text of a string's escaped `content` (closing quote included, nothing after it);
+    /// `None` unless it starts with the prefix.
+    fn read_content(&self, content: &str, line: Line, arena: &mut BytesMut) -> Option<MemberText> {
+        match self.read_tail(self.after_prefix(content)?, line, arena).ok()? {
+            (text, "") => Some(text),
+            _ => None,
+        }
     }
 
-    /// The unescaped text of a string whose content after the prefix is `tail`.
-    fn read_tail(&self, tail: &str, arena: &mut BytesMut) -> Result<Unescaped, String> {
-        let (start, head) = self.start();
-        Ok(Unescaped { head, rest: joined(start, tail, arena)? })
+    /// The text of a string whose content after the prefix starts `tail`, and what follows the
+    /// string: with a head, the rest still escaped, found by where the string ends; else the
+    /// prefix and the rest unescaped.
+    fn read_tail<'a>(&self, tail: &'a str, line: Line, arena: &mut BytesMut) -> Result<(MemberText, &'a str), String> {
+        if let Some(head) = &self.head {
+            let end = string_end(tail.as_bytes()).ok_or_else(|| invalid("a string without its closing quote"))?;
+            return Ok((MemberText::Split { head: head.clone(), escaped_rest: line.slice(&tail[..end]) }, &tail[end + 1..]));
+        }
+        let rest = unescape_into(&self.unescaped, tail, arena).map_err(invalid)?;
+        Ok((MemberText::Whole(arena.split().freeze()), rest))
     }
 
     /// `content` after the prefix; `None` when it does not start with it, when none is learned,
@@ -380,15 +393,16 @@ impl SharedPrefix {
         tail
     }
 
-    /// The content of the JSON string literal `quoted` (quotes included).
-    fn unescape(&mut self, quoted: &str, arena: &mut BytesMut) -> Result<Unescaped, String> {
+    /// The text of the JSON string literal `quoted` (quotes included), which serde_json has
+    /// read.
+    fn unescape(&mut self, quoted: &str, line: Line, arena: &mut BytesMut) -> Result<MemberText, String> {
         let body = &quoted[1..];
         if let Some(tail) = self.after_prefix(body) {
-            return self.read_tail(tail, arena);
+            return Ok(self.read_tail(tail, line, arena)?.0);
         }
         let text = joined("", body, arena)?;
         self.learn(body)?;
-        Ok(Unescaped::whole(text))
+        Ok(MemberText::Whole(text))
     }
 
     /// Takes as the prefix what `body` shares with the previous string, up to its last `,`.
@@ -396,8 +410,11 @@ impl SharedPrefix {
         let shared = body.bytes().zip(self.previous.bytes()).take_while(|(a, b)| a == b).count();
         let end = body.as_bytes()[..shared].iter().rposition(|b| *b == b',').map_or(0, |comma| comma + 1);
         self.unescaped = if end == 0 { String::new() } else { unescape(&format!("\"{}\"", &body[..end]))? };
-        self.head = if self.shares_head { Bytes::copy_from_slice(self.unescaped.as_bytes()) } else { Bytes::new() };
         self.escaped = body[..end].to_owned();
+        self.head = (self.shares_head && end > 0).then(|| ValueHead {
+            text: Bytes::copy_from_slice(self.unescaped.as_bytes()),
+            escaped: Bytes::copy_from_slice(self.escaped.as_bytes()),
+        });
         self.settled = self.previous_is_last.get();
         self.previous = body.to_owned();
         self.previous_is_last.set(true);
@@ -436,7 +453,11 @@ mod tests {
     }
 
     fn message(line: &str, parser: &mut LineParser) -> Message {
-        parser.parse(line.as_bytes()).unwrap()
+        parser.parse(&line_bytes(line)).unwrap()
+    }
+
+    fn line_bytes(line: &str) -> Bytes {
+        Bytes::copy_from_slice(line.as_bytes())
     }
 
     fn text(bytes: Option<Bytes>) -> String {
@@ -445,7 +466,7 @@ mod tests {
 
     /// A message's whole value, head and rest.
     fn value(message: &Message) -> String {
-        String::from_utf8(message.whole_value().unwrap().into_owned()).unwrap()
+        String::from_utf8(message.whole_value().unwrap().unwrap().into_owned()).unwrap()
     }
 
     #[test]
@@ -461,7 +482,7 @@ mod tests {
             assert_eq!(value(message), document(id));
             assert_eq!(text(message.key.clone()), document(id), "a key is whole, whatever its prefix");
         }
-        let heads: Vec<_> = messages[2..].iter().map(|m| m.value_head.as_ref().expect("read by the prefix").as_ptr()).collect();
+        let heads: Vec<_> = messages[2..].iter().map(|m| m.value_head.as_ref().expect("read by the prefix").text.as_ptr()).collect();
         assert!(heads.windows(2).all(|pair| pair[0] == pair[1]), "one allocation for every value's head");
     }
 
@@ -525,7 +546,10 @@ mod tests {
             "a repeated member is left to serde_json"
         );
         assert!(read_usual(&parser, r#"{"topic": "t", "key": null}"#, None).is_none(), "so is a missing one");
-        assert!(parser.parse(br#"{"key": "abc\"#).unwrap_err().contains("not valid JSON"), "a line cut after a backslash");
+        assert!(
+            parser.parse(&Bytes::from_static(br#"{"key": "abc\"#)).unwrap_err().contains("not valid JSON"),
+            "a line cut after a backslash"
+        );
     }
 
     #[test]
@@ -540,37 +564,41 @@ mod tests {
         let line = format!(r#"{{"topic": "t", "partition": 1, "key": null, "value": {value_9}, "headers": {headers}}}"#);
         let usual = read_usual(&parser, &line, None).expect("read by the prefix");
         assert_eq!((value(&usual), usual.key), (document(9), None));
-        assert_eq!(value(&parser.parse(line.as_bytes()).unwrap()), document(9));
+        assert_eq!(value(&parser.parse(&line_bytes(&line)).unwrap()), document(9));
         for broken in [
             r#"{"topic": "t", "key": null, "value": null, "headers": [1,}"#,
             r#"{"topic": "t", "headers": 1 2, "key": null, "value": null}"#,
         ] {
             assert!(read_usual(&parser, broken, None).is_none(), "{broken}");
-            assert!(parser.parse(broken.as_bytes()).unwrap_err().contains("not valid JSON"), "{broken}");
+            assert!(parser.parse(&line_bytes(broken)).unwrap_err().contains("not valid JSON"), "{broken}");
         }
         // Headers met before are skipped by a compare, and still end where they end.
         let again = format!(r#"{{"topic": "t", "partition": 12, "key": null, "value": {value_9}, "headers": {headers}}}"#);
         let mut skipped = Skipped::default();
         for line in [&line, &again] {
-            let usual = parse_usual(&parser.prefixes, line, &mut BytesMut::new(), &mut skipped, None).expect("read by the prefix");
+            let usual = parse_usual(&parser.prefixes, as_line(&line_bytes(line)), &mut BytesMut::new(), &mut skipped, None)
+                .expect("read by the prefix");
             assert_eq!(value(&usual), document(9));
         }
         let kept: Vec<&str> = skipped.0.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(kept, ["headers"], "a number's start is not kept: 1 starts 12");
         let trailing = format!(r#"{{"topic": "t", "key": null, "value": {value_9}, "headers": {headers}x}}"#);
-        assert!(parse_usual(&parser.prefixes, &trailing, &mut BytesMut::new(), &mut skipped, None).is_none(), "what follows is read");
-        assert!(parser.parse(trailing.as_bytes()).unwrap_err().contains("not valid JSON"));
+        assert!(
+            parse_usual(&parser.prefixes, as_line(&line_bytes(&trailing)), &mut BytesMut::new(), &mut skipped, None).is_none(),
+            "what follows is read"
+        );
+        assert!(parser.parse(&line_bytes(&trailing)).unwrap_err().contains("not valid JSON"));
         // A kept value is skipped without being read again: one that serde_json would refuse,
         // put there by hand, shows it.
         let mut primed = Skipped(vec![("headers".into(), "[1,]".into())]);
         let primed_line = r#"{"topic": "t", "key": null, "value": null, "headers": [1,]}"#;
-        assert!(parse_usual(&parser.prefixes, primed_line, &mut BytesMut::new(), &mut primed, None).is_some());
+        assert!(parse_usual(&parser.prefixes, as_line(&line_bytes(primed_line)), &mut BytesMut::new(), &mut primed, None).is_some());
         // What serde_json refuses in a line is refused here too.
         for refused in
             ["{\"topic\": \"t\", \"a\tb\": 0, \"key\": null, \"value\": null}", "{\"topic\": \"t\",\u{c}\"key\": null, \"value\": null}"]
         {
             assert!(read_usual(&parser, refused, None).is_none(), "{refused:?}");
-            assert!(parser.parse(refused.as_bytes()).unwrap_err().contains("not valid JSON"), "{refused:?}");
+            assert!(parser.parse(&line_bytes(refused)).unwrap_err().contains("not valid JSON"), "{refused:?}");
         }
         let twice = r#"{"topic": "t", "topic": "t", "key": null, "value": null}"#;
         assert!(read_usual(&parser, twice, None).is_none(), "a repeated topic is left to serde_json");
@@ -582,10 +610,22 @@ mod tests {
         for id in 0..3 {
             message(&line_of(&format!(r#"{{"schema": 1, "payload": {{"id": {id}}}}}"#)), &mut parser);
         }
-        let broken = line_of(r#"{"schema": 1, "payload": {"id": 9}}"#).replace("9", "\\x");
-        assert!(parser.parse(broken.as_bytes()).unwrap_err().contains("not valid JSON"));
+        let cut = line_of(r#"{"schema": 1, "payload": {"id": 9}}"#).replace("}\"}", "}");
+        assert!(parser.parse(&line_bytes(&cut)).unwrap_err().contains("not valid JSON"), "a value string never closed");
         let trailing = line_of(r#"{"schema": 1, "payload": {"id": 9}}"#) + " x";
-        assert!(parser.parse(trailing.as_bytes()).unwrap_err().contains("not valid JSON"));
+        assert!(parser.parse(&line_bytes(&trailing)).unwrap_err().contains("not valid JSON"));
+    }
+
+    #[test]
+    fn escapes_after_a_values_shared_start_are_left_to_the_values_reader() {
+        let mut parser = LineParser::default();
+        for id in 0..3 {
+            message(&line_of(&format!(r#"{{"schema": 1, "payload": {{"id": {id}}}}}"#)), &mut parser);
+        }
+        let broken = line_of(r#"{"schema": 1, "payload": {"id": 9}}"#).replace("9", "\\x");
+        let parsed = parser.parse(&line_bytes(&broken)).expect("the line's own JSON is whole");
+        assert!(parsed.value_head.is_some(), "read by the shared start");
+        assert_eq!(parsed.whole_value().unwrap().err(), Some("an unknown escape in a string"));
     }
 
     #[test]
@@ -623,7 +663,11 @@ mod tests {
 
     /// [`parse_usual`] of `line` with `parser`'s prefixes, a fresh arena and nothing skipped before.
     fn read_usual(parser: &LineParser, line: &str, guess: Option<&str>) -> Option<Message> {
-        parse_usual(&parser.prefixes, line, &mut BytesMut::new(), &mut Skipped::default(), guess)
+        parse_usual(&parser.prefixes, as_line(&line_bytes(line)), &mut BytesMut::new(), &mut Skipped::default(), guess)
+    }
+
+    fn as_line(bytes: &Bytes) -> Line<'_> {
+        Line { text: std::str::from_utf8(bytes).unwrap(), bytes }
     }
 
     /// [`unescape_into`]'s text and what follows the string.
@@ -676,9 +720,9 @@ mod tests {
     #[test]
     fn bad_lines_say_why() {
         let mut parser = LineParser::default();
-        assert!(parser.parse(b"[1]").unwrap_err().contains("not a JSON object"));
-        assert!(parser.parse(b"{\"topic\": ").unwrap_err().contains("not valid JSON"));
-        assert!(parser.parse(b"{\"key\": null}").unwrap_err().contains("no \"topic\""));
-        assert!(parser.parse(b"{\"topic\": \"t\", \"value\": \"\\x\"}").unwrap_err().contains("not valid JSON"));
+        assert!(parser.parse(&Bytes::from_static(b"[1]")).unwrap_err().contains("not a JSON object"));
+        assert!(parser.parse(&Bytes::from_static(b"{\"topic\": ")).unwrap_err().contains("not valid JSON"));
+        assert!(parser.parse(&Bytes::from_static(b"{\"key\": null}")).unwrap_err().contains("no \"topic\""));
+        assert!(parser.parse(&Bytes::from_static(b"{\"topic\": \"t\", \"value\": \"\\x\"}")).unwrap_err().contains("not valid JSON"));
     }
 }

@@ -8,7 +8,6 @@ mod chunk_lines;
 pub mod file;
 pub mod kafka;
 mod line;
-mod unescape;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,13 +34,31 @@ pub struct Message {
     /// Shared by the messages of one topic where the source can (NDJSON lines).
     pub topic: Arc<str>,
     pub key: Option<bytes::Bytes>,
-    /// The value, or, when `value_head` is set, only its part after the head: read the whole
-    /// value with [`Message::whole_value`].
+    /// The value, or, when `value_head` is set, only its part after the head, still escaped as
+    /// it was in a JSON string: read the whole value with [`Message::whole_value`].
     pub value: Option<bytes::Bytes>,
     /// The start of the value, when a source shares it between the values of a topic that
-    /// begin alike (NDJSON lines: the Connect schema envelope's text): one allocation, not a
-    /// copy per message, which a decoder can recognise by identity instead of by content.
-    pub value_head: Option<bytes::Bytes>,
+    /// begin alike (NDJSON lines: the Connect schema envelope's text).
+    pub value_head: Option<ValueHead>,
+}
+
+/// The start that the values of a topic share (NDJSON lines: the Connect schema envelope's
+/// text), in one allocation instead of a copy per message, which a decoder can recognise by
+/// identity instead of by content. A value with a head is the escaped content of a JSON string
+/// (the line's): the head in both forms, and the message's `value` the escaped rest. Most of the
+/// rest's bytes are escapes and text a decoder can compare without unescaping them, so the rest
+/// is handed over as it was read, its escapes not yet checked: whoever reads it checks them.
+#[derive(Debug, Clone)]
+pub struct ValueHead {
+    pub text: bytes::Bytes,
+    pub escaped: bytes::Bytes,
+}
+
+impl ValueHead {
+    /// Whether `self` and `other` are one head (one allocation), not only alike.
+    pub fn is(&self, other: &ValueHead) -> bool {
+        self.text.as_ptr() == other.text.as_ptr() && self.text.len() == other.text.len()
+    }
 }
 
 impl Message {
@@ -49,17 +66,17 @@ impl Message {
         Self { topic, key, value, value_head: None }
     }
 
-    /// The value's bytes in one piece: copied together when it has a head.
-    pub fn whole_value(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
+    /// The value's bytes in one piece: the head and the unescaped rest put together when it has
+    /// a head; `Err` when the rest's escapes are not valid.
+    pub fn whole_value(&self) -> Option<Result<std::borrow::Cow<'_, [u8]>, &'static str>> {
         let value = self.value.as_deref()?;
-        Some(match &self.value_head {
-            Some(head) => std::borrow::Cow::Owned([&head[..], value].concat()),
-            None => std::borrow::Cow::Borrowed(value),
-        })
+        let Some(head) = &self.value_head else { return Some(Ok(std::borrow::Cow::Borrowed(value))) };
+        let mut whole = bytes::BytesMut::new();
+        Some(crate::escapes::unescape_all(&head.text, value, &mut whole).map(|()| std::borrow::Cow::Owned(whole.into())))
     }
 
     fn value_len(&self) -> usize {
-        self.value.as_ref().map_or(0, bytes::Bytes::len) + self.value_head.as_ref().map_or(0, bytes::Bytes::len)
+        self.value.as_ref().map_or(0, bytes::Bytes::len) + self.value_head.as_ref().map_or(0, |head| head.escaped.len())
     }
 }
 

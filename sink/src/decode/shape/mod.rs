@@ -9,15 +9,22 @@
 //! serde_json ([`read_payload`](super::payload::read_payload)), and a payload so read teaches a
 //! new shape. Values that need more than a scan (escaped strings, fractions, objects, arrays)
 //! are parsed by serde_json on their own, so every value is what serde_json makes of it.
+//!
+//! A shape reads a payload in either [`Form`]: as JSON, or still escaped inside a JSON string
+//! (an NDJSON line's value, whose escapes then cost nothing but a compare of the shape's own
+//! text escaped alike). [`plain`] and [`escaped`] scan values in each form.
+
+mod escaped;
+mod plain;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use self::plain::{string_len, value_len};
 use super::json_object::{field_of, Members};
 use super::payload::{source_micros, Image, Payload};
 use super::Columns;
@@ -39,12 +46,12 @@ impl Shapes {
     /// [`read_payload`](super::payload::read_payload) would: the image into `values`
     /// (`values[i]` for `fields[i]`). `None` when no known shape fits; `values` then holds
     /// whatever the last shape tried had read.
-    pub fn read<'a>(&mut self, text: &'a str, fields: &Columns, values: &mut Vec<Value>) -> Option<Payload<'a>> {
+    pub fn read<'a>(&mut self, text: &'a str, form: Form, fields: &Columns, values: &mut Vec<Value>) -> Option<Payload<'a>> {
         for at in 0..self.known.len() {
             if !self.known[at].is_for(fields) {
                 continue;
             }
-            if let Some(payload) = self.known[at].read(text, values) {
+            if let Some(payload) = self.known[at].read(text, form, values) {
                 self.known[..=at].rotate_right(1);
                 return Some(payload);
             }
@@ -63,6 +70,58 @@ impl Shapes {
     }
 }
 
+/// How a payload's text is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// As JSON.
+    Plain,
+    /// Escaped as the content of a JSON string, its escapes not yet checked: an NDJSON line's
+    /// value, as the line parser hands it over ([`crate::source::ValueHead`]). Only `\"` and
+    /// `\\` are read as escapes here; a payload escaped otherwise (`\u00e9` for `é`) fits no
+    /// shape, and is unescaped and read as JSON.
+    Escaped,
+}
+
+impl Form {
+    fn value_len(self, rest: &str) -> Option<usize> {
+        match self {
+            Form::Plain => value_len(rest),
+            Form::Escaped => escaped::value_len(rest),
+        }
+    }
+
+    fn to_value(self, value: &str) -> Option<Value> {
+        match self {
+            Form::Plain => plain::to_value(value),
+            Form::Escaped => escaped::to_value(value),
+        }
+    }
+
+    fn op_value(self, value: &str) -> Option<Option<Cow<'_, str>>> {
+        match self {
+            Form::Plain => plain::op_value(value),
+            Form::Escaped => escaped::op_value(value),
+        }
+    }
+
+    fn before_value(self, value: &str) -> Option<Option<&RawValue>> {
+        match self {
+            Form::Plain => plain::before_value(value),
+            // A `before` image, borrowed as JSON text, would need the text unescaped first.
+            Form::Escaped => (value == "null").then_some(None),
+        }
+    }
+
+    /// Whether `rest`, after a payload's closing brace, is only whitespace.
+    fn is_space(self, rest: &str) -> bool {
+        match self {
+            Form::Plain => space_trimmed(rest).is_empty(),
+            // Other whitespace in a string is escaped (`\n`), and a raw one is not valid there.
+            Form::Escaped => rest.bytes().all(|byte| byte == b' '),
+        }
+    }
+}
+
 /// The text of a payload between its values, and what each value is.
 #[derive(Debug)]
 struct Shape {
@@ -70,7 +129,7 @@ struct Shape {
     fields: Columns,
     slots: Vec<Slot>,
     /// The text after the last value: the payload's closing braces.
-    tail: Box<str>,
+    tail: Text,
     /// How many members its `after` image has, and how many of them are fields.
     after_members: Members,
 }
@@ -78,8 +137,29 @@ struct Shape {
 /// A value, and the text that comes before it.
 #[derive(Debug)]
 struct Slot {
-    text: Box<str>,
+    text: Text,
     target: Target,
+}
+
+/// A shape's text between two values, in each [`Form`].
+#[derive(Debug)]
+struct Text {
+    plain: Box<str>,
+    escaped: Box<str>,
+}
+
+impl Text {
+    fn new(plain: &str) -> Self {
+        let quoted = serde_json::to_string(plain).expect("a string");
+        Self { plain: plain.into(), escaped: quoted[1..quoted.len() - 1].into() }
+    }
+
+    fn of(&self, form: Form) -> &str {
+        match form {
+            Form::Plain => &self.plain,
+            Form::Escaped => &self.escaped,
+        }
+    }
 }
 
 /// What a value is read into.
@@ -107,27 +187,27 @@ impl Shape {
         same
     }
 
-    fn read<'a>(&self, text: &'a str, values: &mut Vec<Value>) -> Option<Payload<'a>> {
+    fn read<'a>(&self, text: &'a str, form: Form, values: &mut Vec<Value>) -> Option<Payload<'a>> {
         values.clear();
         values.resize(self.fields.len(), Value::Null);
         let mut payload = Payload { after: Image::Read(self.after_members), ..Payload::default() };
         let (mut us, mut ms) = (None, None);
         let mut rest = text;
         for slot in &self.slots {
-            rest = rest.strip_prefix(&*slot.text)?;
-            let (value, after) = rest.split_at(value_len(rest)?);
+            rest = rest.strip_prefix(slot.text.of(form))?;
+            let (value, after) = rest.split_at(form.value_len(rest)?);
             rest = after;
             match slot.target {
                 Target::Ignored => {}
-                Target::After(i) => values[i] = to_value(value)?,
-                Target::Op => payload.op = op_value(value)?,
-                Target::Before => payload.before = before_value(value)?,
-                Target::SourceTsUs => us = to_value(value)?.as_i64(),
-                Target::SourceTsMs => ms = to_value(value)?.as_i64(),
+                Target::After(i) => values[i] = form.to_value(value)?,
+                Target::Op => payload.op = form.op_value(value)?,
+                Target::Before => payload.before = form.before_value(value)?,
+                Target::SourceTsUs => us = form.to_value(value)?.as_i64(),
+                Target::SourceTsMs => ms = form.to_value(value)?.as_i64(),
             }
         }
-        let rest = rest.strip_prefix(&*self.tail)?;
-        if !space_trimmed(rest).is_empty() {
+        let rest = rest.strip_prefix(self.tail.of(form))?;
+        if !form.is_space(rest) {
             return None;
         }
         payload.source_ts_micros = source_micros(us, ms);
@@ -172,7 +252,7 @@ impl Shape {
         if !read.contains("after") || !space_trimmed(learner.rest()).is_empty() {
             return None;
         }
-        let tail = learner.text[learner.mark..learner.at].into();
+        let tail = Text::new(&learner.text[learner.mark..learner.at]);
         Some(Shape { fields: fields.clone(), slots: learner.slots, tail, after_members: after })
     }
 }
@@ -235,145 +315,16 @@ impl Learner<'_> {
     /// The value at the walk is a slot: the text since the last one comes before it.
     fn slot(&mut self, target: Target) -> Option<()> {
         let len = value_len(self.rest())?;
-        self.slots.push(Slot { text: self.text[self.mark..self.at].into(), target });
+        self.slots.push(Slot { text: Text::new(&self.text[self.mark..self.at]), target });
         self.at += len;
         self.mark = self.at;
         Some(())
     }
 }
 
-/// The length of the JSON value `rest` starts with; `None` when it does not start with one.
-/// Strings, numbers and literals are scanned; objects and arrays are measured by serde_json.
-fn value_len(rest: &str) -> Option<usize> {
-    let literal = |word: &str| rest.starts_with(word).then_some(word.len());
-    match rest.as_bytes().first()? {
-        b'"' => string_len(rest),
-        b'-' | b'0'..=b'9' => number_len(rest.as_bytes()),
-        b'n' => literal("null"),
-        b't' => literal("true"),
-        b'f' => literal("false"),
-        b'{' | b'[' => crate::json_text::value_len(rest),
-        _ => None,
-    }
-}
-
-/// The length of the JSON string `rest` starts with, quotes included. Escapes are checked as
-/// serde_json checks them when it skips a string: a known escape, or `u` and four hex digits.
-fn string_len(rest: &str) -> Option<usize> {
-    let bytes = rest.as_bytes();
-    let mut at = 1;
-    loop {
-        match *bytes.get(at)? {
-            b'"' => return Some(at + 1),
-            b'\\' => {
-                at += match *bytes.get(at + 1)? {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
-                    b'u' if bytes.get(at + 2..at + 6)?.iter().all(u8::is_ascii_hexdigit) => 6,
-                    _ => return None,
-                }
-            }
-            0..=0x1f => return None,
-            _ => at += 1,
-        }
-    }
-}
-
-/// The length of the JSON number `bytes` starts with: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE]
-/// [+-]? [0-9]+)?`.
-fn number_len(bytes: &[u8]) -> Option<usize> {
-    let digits = |at: usize| bytes[at.min(bytes.len())..].iter().take_while(|b| b.is_ascii_digit()).count();
-    let mut at = usize::from(bytes.first() == Some(&b'-'));
-    match bytes.get(at)? {
-        b'0' => at += 1,
-        b'1'..=b'9' => at += digits(at),
-        _ => return None,
-    }
-    if bytes.get(at) == Some(&b'.') {
-        let fraction = digits(at + 1);
-        (fraction > 0).then_some(())?;
-        at += 1 + fraction;
-    }
-    if matches!(bytes.get(at), Some(b'e' | b'E')) {
-        at += 1 + usize::from(matches!(bytes.get(at + 1), Some(b'+' | b'-')));
-        let exponent = digits(at);
-        (exponent > 0).then_some(())?;
-        at += exponent;
-    }
-    Some(at)
-}
-
-/// A value as serde_json reads it into a [`Value`] inside a payload's `after` or `source`.
-/// Plain strings and integers are made here; the rest is parsed by serde_json. `-0` is among
-/// the rest: serde_json reads it as a float. `None` for what serde_json would refuse there.
-fn to_value(value: &str) -> Option<Value> {
-    if let Some(text) = plain_content(value) {
-        return Some(Value::String(text.to_owned()));
-    }
-    let bytes = value.as_bytes();
-    match bytes[0] {
-        b'n' => return Some(Value::Null),
-        b't' => return Some(Value::Bool(true)),
-        b'f' => return Some(Value::Bool(false)),
-        b'0'..=b'9' | b'-' if value.len() <= 18 && value != "-0" && bytes[1..].iter().all(u8::is_ascii_digit) => {
-            return value.parse::<i64>().ok().map(Value::from)
-        }
-        b'{' | b'[' if value.len() > 2 * MAX_VALUE_DEPTH && depth(value) > MAX_VALUE_DEPTH => return None,
-        _ => {}
-    }
-    serde_json::from_str(value).ok()
-}
-
-/// How deep serde_json reads a value nested in a payload's `after` or `source`: it reads 127
-/// levels in all (`RecursionLimitExceeded` beyond), and the payload and its image take two.
-/// A value parsed on its own has all 127, so a deeper one is refused here.
-const MAX_VALUE_DEPTH: usize = 125;
-
-/// How deeply objects and arrays nest in `value`, valid JSON.
-fn depth(value: &str) -> usize {
-    let (mut depth, mut deepest, mut at) = (0usize, 0, 0);
-    let bytes = value.as_bytes();
-    while at < bytes.len() {
-        match bytes[at] {
-            b'"' => at += string_len(&value[at..]).unwrap_or(1) - 1,
-            b'{' | b'[' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        at += 1;
-    }
-    deepest
-}
-
-/// The `op` value: a string, or null for none; `None` for anything else.
-fn op_value(value: &str) -> Option<Option<Cow<'_, str>>> {
-    if let Some(text) = plain_content(value) {
-        return Some(Some(Cow::Borrowed(text)));
-    }
-    match value.as_bytes()[0] {
-        b'n' => Some(None),
-        b'"' => serde_json::from_str::<String>(value).ok().map(|op| Some(Cow::Owned(op))),
-        _ => None,
-    }
-}
-
-/// The content of a string value without escapes, which is its text.
-fn plain_content(value: &str) -> Option<&str> {
-    value.strip_prefix('"').filter(|_| !value.contains('\\')).map(|content| &content[..content.len() - 1])
-}
-
-/// The `before` value's text; null for none.
-fn before_value(value: &str) -> Option<Option<&RawValue>> {
-    match value {
-        "null" => Some(None),
-        _ => Option::<&RawValue>::deserialize(&mut serde_json::Deserializer::from_str(value)).ok(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::plain::MAX_VALUE_DEPTH;
     use super::*;
     use crate::decode::json_object::tests::fields;
     use crate::decode::payload::read_payload;
@@ -404,10 +355,26 @@ mod tests {
         (format!("{payload:?}"), values)
     }
 
+    /// What a shape reads of `text`, written as JSON. The same text escaped inside a string is
+    /// read alike, whenever a shape reads it at all.
     fn by_shape(shapes: &mut Shapes, text: &str, fields: &Columns) -> Option<(String, Vec<Value>)> {
+        let read = read_as(shapes, text, Form::Plain, fields);
+        if let Some(escaped) = read_as(shapes, &escaped(text), Form::Escaped, fields) {
+            assert_eq!(Some(escaped), read, "escaped: {text}");
+        }
+        read
+    }
+
+    fn read_as(shapes: &mut Shapes, text: &str, form: Form, fields: &Columns) -> Option<(String, Vec<Value>)> {
         let mut values = vec![];
-        let payload = shapes.read(text, fields, &mut values)?;
+        let payload = shapes.read(text, form, fields, &mut values)?;
         Some((format!("{payload:?}"), values))
+    }
+
+    /// `text` escaped as a JSON string's content.
+    fn escaped(text: &str) -> String {
+        let quoted = serde_json::to_string(text).unwrap();
+        quoted[1..quoted.len() - 1].to_string()
     }
 
     #[test]
@@ -418,6 +385,28 @@ mod tests {
         for text in [update(2, "b", "u"), update(-7, "Zoë \"quoted\" \\ €", "r"), update(123_456_789_012, "", "u")] {
             assert_eq!(by_shape(&mut shapes, &text, &fields), Some(in_full(&text, &fields)), "{text}");
         }
+    }
+
+    #[test]
+    fn a_payload_escaped_in_a_string_is_read_by_the_shape_its_json_taught() {
+        let fields = columns(&["id", "name", "score"]);
+        let mut shapes = Shapes::default();
+        shapes.learn(&update(1, "a", "c"), &fields);
+        for text in [update(2, "b", "u"), update(-7, "Zoë \"quoted\" \\ € \n", "r")] {
+            assert_eq!(read_as(&mut shapes, &escaped(&text), Form::Escaped, &fields), Some(in_full(&text, &fields)), "{text}");
+        }
+        let text = escaped(&update(3, "c", "u"));
+        for (otherwise, why) in [
+            (text.replace("\\\"c\\\"", "\\\"\\u0063\\\""), "a string escaped otherwise"),
+            (text.replace("\\\"c\\\"", "\\\"c\\x\\\""), "an escape that is not one"),
+            (text.replace("\\\"c\\\"", "\\\"c\n\\\""), "a raw control character"),
+            (text.replace("\\\"c\\\"", "\\\"c\"\\\""), "a raw quote"),
+            (text.clone() + "\n", "raw whitespace after it"),
+            (text.replace(r#"\"before\":null"#, r#"\"before\":{\"id\":3}"#), "a before image"),
+        ] {
+            assert_eq!(read_as(&mut shapes, &otherwise, Form::Escaped, &fields), None, "{why}: {otherwise}");
+        }
+        assert!(read_as(&mut shapes, &(text.clone() + "  "), Form::Escaped, &fields).is_some(), "spaces after it");
     }
 
     #[test]
@@ -542,6 +531,27 @@ mod tests {
             let in_full = read_payload(changed.as_bytes(), Some(&fields[..]), &mut values).map(|payload| (format!("{payload:?}"), values));
             if let Some(read) = by_shape(&mut shapes, &changed, &fields) {
                 proptest::prop_assert_eq!(Some(read), in_full.ok(), "{}", changed);
+            }
+        }
+
+        #[test]
+        fn an_escaped_payload_with_any_stretch_replaced_is_read_as_its_text_or_left_alone(
+            at in 0usize..420,
+            len in 0usize..6,
+            insert in "[a-z0-9 .eE+\\-\"\\\\{}\\[\\],:/\u{1}\né]{0,6}",
+        ) {
+            let fields = columns(&["id", "name", "score"]);
+            let mut shapes = Shapes::default();
+            shapes.learn(&update(1, "a", "c"), &fields);
+            let text = escaped(&update(2, "b \"q\"", "u"));
+            let at = at.min(text.len());
+            let changed = format!("{}{insert}{}", &text[..at], &text[(at + len).min(text.len())..]);
+            if let Some(read) = read_as(&mut shapes, &changed, Form::Escaped, &fields) {
+                let mut unescaped = bytes::BytesMut::new();
+                let valid = crate::escapes::unescape_all(b"", changed.as_bytes(), &mut unescaped);
+                proptest::prop_assert!(valid.is_ok(), "read escaped, so its escapes are valid: {}", changed);
+                let unescaped = String::from_utf8(unescaped.to_vec()).unwrap();
+                proptest::prop_assert_eq!(Some(read), Some(in_full(&unescaped, &fields)), "{}", changed);
             }
         }
     }
