@@ -39,6 +39,20 @@ pub fn unescape_all(prefix: &[u8], content: &[u8], arena: &mut BytesMut) -> Resu
     }
 }
 
+/// The text of `content`, all of it a JSON string's content; or what is wrong with it.
+pub fn unescaped_text(content: &[u8]) -> Result<String, &'static str> {
+    let mut text = BytesMut::new();
+    unescape_all(b"", content, &mut text)?;
+    String::from_utf8(text.into()).map_err(|_| "a string that is not UTF-8")
+}
+
+/// `text` escaped as a JSON string's content, as serde_json escapes it.
+#[cfg(test)]
+pub fn escaped(text: &str) -> String {
+    let quoted = serde_json::to_string(text).expect("a string");
+    quoted[1..quoted.len() - 1].to_string()
+}
+
 /// Writes `prefix` and the unescaped content at the start of `bytes` to `arena`, up to the
 /// first quote that is not escaped (`Some` of where it is) or to the end (`None`).
 fn write_unescaped(prefix: &[u8], bytes: &[u8], arena: &mut BytesMut) -> Result<Option<usize>, &'static str> {
@@ -283,6 +297,8 @@ mod tests {
             content in r#"([a-z #\]é😀\x01]|\\u[0-9a-fA-F]{4}|\\u[dD][89abAB][0-9a-fA-F]{2}|\\["\\/bfnrtux]){0,60}"#,
             after in "[,} ]{0,3}",
         ) {
+            let quote_inside = unescaped_text(format!("{content}\"{after}").as_bytes());
+            proptest::prop_assert!(quote_inside.is_err(), "a quote that is not escaped is not content");
             let mut arena = BytesMut::new();
             let ours = unescape_into("prefix:", &format!("{content}\"{after}"), &mut arena)
                 .map(|rest| (String::from_utf8(arena.to_vec()).unwrap(), rest.to_string()));

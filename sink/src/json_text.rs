@@ -1,10 +1,20 @@
 //! Scans over JSON text that the line parser and the decoder share: what JSON counts as
 //! whitespace, and where a value ends.
 
-/// `text` without the whitespace JSON allows at its start (not Rust's ASCII whitespace, which
-/// has the form feed too).
+/// Whether JSON counts `byte` as whitespace (Rust's ASCII whitespace has the form feed too,
+/// which JSON does not).
+pub fn is_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// `text` without the whitespace JSON allows at its start.
 pub fn space_trimmed(text: &str) -> &str {
     text.trim_start_matches([' ', '\t', '\n', '\r'])
+}
+
+/// `bytes` without the whitespace JSON allows at its start.
+pub fn bytes_space_trimmed(bytes: &[u8]) -> &[u8] {
+    &bytes[bytes.iter().take_while(|byte| is_space(**byte)).count()..]
 }
 
 /// The length of the JSON value at the start of `rest` (whitespace before it included), as

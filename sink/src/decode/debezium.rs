@@ -24,18 +24,19 @@ use super::payload::{read_payload, Image, Payload};
 use super::shape::{Form, Shapes};
 use super::{connect, ChangeEvent, Columns, DecodeError, Decoded, Decoder, Field, Op, TableState};
 use crate::escapes::{escaped_len, unescape_all};
+use crate::json_text::bytes_space_trimmed;
 use crate::source::{Message, ValueHead};
 
 /// The Debezium JSON decoder: [`decode_debezium_json`] behind the [`Decoder`] seam.
 #[derive(Debug, Default)]
 pub struct DebeziumJson {
     cache: SchemaCache,
-    /// The last value head ([`Message::value_head`]) split as an envelope.
+    /// The last value head ([`Message::value_head`]) whose payload's start is known.
     known_head: Option<KnownHead>,
-    /// A value whose head is put back together with its rest (or the payload part of it), kept
-    /// to reuse its allocation.
+    /// A value put together from its head and rest: of a known head, the payload's part,
+    /// escaped; else the whole value, unescaped. Kept to reuse its allocation.
     scratch: BytesMut,
-    /// A payload read escaped by no shape, unescaped.
+    /// A known head's payload that no shape read escaped, unescaped.
     unescaped: BytesMut,
 }
 
@@ -102,6 +103,9 @@ impl DebeziumJson {
         if scratch.capacity() <= MAX_KEPT_SCRATCH {
             self.scratch = scratch;
         }
+        if self.unescaped.capacity() > MAX_KEPT_SCRATCH {
+            self.unescaped = BytesMut::new();
+        }
         decoded
     }
 
@@ -122,7 +126,7 @@ impl DebeziumJson {
             let schema = (known.envelope == Envelope::Schema).then_some(SchemaText::Last);
             let payload = match known.envelope {
                 Envelope::Bare => Some(&scratch[..]),
-                Envelope::Schema | Envelope::NullSchema => escaped_payload_before_envelope_end(scratch),
+                Envelope::Schema | Envelope::NullSchema => payload_before_envelope_end(scratch, Form::Escaped),
             };
             if let Some(payload) = payload {
                 if let Some(decoded) = decode_escaped(key, schema, payload, table, &mut self.cache) {
@@ -158,11 +162,7 @@ impl DebeziumJson {
 /// Whether a value that starts with `head` is a bare payload whatever follows: its first
 /// member's name is whole in the head, and not one an envelope has (see [`split_envelope`]).
 fn is_bare(head: &[u8]) -> bool {
-    let Some(name) = token(head, b"{").and_then(|rest| token(rest, b"\"")) else { return false };
-    match memchr::memchr2(b'"', b'\\', name) {
-        Some(end) if name[end] == b'"' => !matches!(&name[..end], b"schema" | b"payload"),
-        _ => false,
-    }
+    first_member_name(head).is_some_and(|name| !matches!(name, b"schema" | b"payload"))
 }
 
 /// Decodes a payload still escaped by a shape the decoder knows; `None` when none fits, and the
@@ -408,8 +408,7 @@ fn split_envelope<'a>(bytes: &'a [u8], last: &mut LastSchema) -> Result<(Option<
         return Ok(((last.text != "null").then_some(SchemaText::Last), payload));
     }
     // JsonConverter writes the schema first; a document starting otherwise is a bare payload.
-    let first_key = token(bytes, b"{").map(<[u8]>::trim_ascii_start);
-    if !first_key.is_some_and(|rest| rest.starts_with(b"\"schema\"") || rest.starts_with(b"\"payload\"")) {
+    if !matches!(first_member_name(bytes), Some(b"schema" | b"payload")) {
         return Ok((None, bytes));
     }
     if let Ok(parts) = serde_json::from_slice::<HashMap<&str, &RawValue>>(bytes) {
@@ -431,31 +430,39 @@ fn split_as_last<'a>(bytes: &'a [u8], last: &str) -> Option<(&'a [u8], &'a [u8])
     if last.is_empty() {
         return None;
     }
-    let rest = token(token(token(bytes, b"{")?, b"\"schema\"")?, b":")?.trim_ascii_start();
+    let rest = bytes_space_trimmed(token(token(token(bytes, b"{")?, b"\"schema\"")?, b":")?);
     let (schema, rest) = (rest.get(..last.len())?, rest.get(last.len()..)?);
     if schema != last.as_bytes() {
         return None;
     }
     let payload = token(token(token(rest, b",")?, b"\"payload\"")?, b":")?;
-    Some((schema, payload_before_envelope_end(payload)?))
+    Some((schema, payload_before_envelope_end(payload, Form::Plain)?))
 }
 
-/// The payload at the start of `rest`, without the envelope's closing brace after it.
-fn payload_before_envelope_end(rest: &[u8]) -> Option<&[u8]> {
-    Some(rest.trim_ascii().strip_suffix(b"}")?.trim_ascii_end())
+/// The payload at the start of `rest`, written in `form`, without the envelope's closing brace
+/// after it.
+fn payload_before_envelope_end(rest: &[u8], form: Form) -> Option<&[u8]> {
+    Some(space_trimmed(space_trimmed(rest, form).strip_suffix(b"}")?, form))
 }
 
-/// [`payload_before_envelope_end`] of escaped text, whose only whitespace written as itself is
-/// the space (any other is escaped, or not valid in a string).
-fn escaped_payload_before_envelope_end(rest: &[u8]) -> Option<&[u8]> {
-    let spaces_trimmed = |bytes: &[u8]| bytes.len() - bytes.iter().rev().take_while(|byte| **byte == b' ').count();
-    let payload = rest[..spaces_trimmed(rest)].strip_suffix(b"}")?;
-    Some(&payload[..spaces_trimmed(payload)])
+/// `bytes` without whitespace, as `form` writes it, at either end.
+fn space_trimmed(bytes: &[u8], form: Form) -> &[u8] {
+    let start = bytes.iter().take_while(|byte| form.is_space(**byte)).count();
+    let end = bytes.len() - bytes[start..].iter().rev().take_while(|byte| form.is_space(**byte)).count();
+    &bytes[start..end]
+}
+
+/// The name of the first member of the object that `bytes` starts with, when it is whole there
+/// and written without escapes.
+fn first_member_name(bytes: &[u8]) -> Option<&[u8]> {
+    let name = token(token(bytes, b"{")?, b"\"")?;
+    let end = memchr::memchr2(b'"', b'\\', name)?;
+    (name[end] == b'"').then(|| &name[..end])
 }
 
 /// `rest` after `expected`, skipping whitespace before it.
 fn token<'b>(rest: &'b [u8], expected: &[u8]) -> Option<&'b [u8]> {
-    rest.trim_ascii_start().strip_prefix(expected)
+    bytes_space_trimmed(rest).strip_prefix(expected)
 }
 
 /// Fields of Connect schemas already seen, by their raw JSON text.
@@ -731,8 +738,7 @@ mod tests {
 
     /// `text` escaped as the content of a JSON string.
     fn escaped(text: &[u8]) -> Vec<u8> {
-        let quoted = serde_json::to_string(std::str::from_utf8(text).unwrap()).unwrap();
-        quoted.as_bytes()[1..quoted.len() - 1].to_vec()
+        crate::escapes::escaped(std::str::from_utf8(text).unwrap()).into_bytes()
     }
 
     fn head(text: String) -> ValueHead {
@@ -795,12 +801,28 @@ mod tests {
             let value = value(id, s);
             assert_eq!(decoder.decode(&with_head(&head, &value), table()), decoded_whole(&value, table()), "{id}");
         }
+        assert_eq!(decoder.known_head.as_ref().map(|known| known.envelope), Some(Envelope::Schema));
+        assert!(decoder.scratch.len() < 100, "only the payload was put together");
         assert!(decoder.unescaped.is_empty(), "every payload was read escaped: none had to be unescaped");
-        let broken = with_head(&head, &value(4, "x")).value.unwrap();
-        let broken = String::from_utf8(broken.to_vec()).unwrap().replace("\\\"x\\\"", "\\\"\\x\\\"");
-        let message = Message { value: Some(broken.into()), ..with_head(&head, &value(4, "x")) };
-        let Decoded::DeadLetter(reason) = decoder.decode(&message, table()) else { panic!("a bad escape is a dead letter") };
-        assert!(reason.to_string().contains("value is not valid JSON"), "{reason}");
+        // What is not valid inside the line's string: a bad escape, raw control characters.
+        for broken in ["\\\"\\x\\\"", "\\\"\t\\\"", "\\\"\u{1}\\\""] {
+            let rest = with_head(&head, &value(4, "x")).value.unwrap();
+            let rest = String::from_utf8(rest.to_vec()).unwrap().replace("\\\"x\\\"", broken);
+            let message = Message { value: Some(rest.into()), ..with_head(&head, &value(4, "x")) };
+            let Decoded::DeadLetter(reason) = decoder.decode(&message, table()) else { panic!("{broken} is a dead letter") };
+            assert!(reason.to_string().contains("value is not valid JSON"), "{broken}: {reason}");
+        }
+    }
+
+    #[test]
+    fn whitespace_json_does_not_allow_ends_no_envelope() {
+        let schema = value_schema(json!([{"type": "int64", "optional": false, "field": "id"}]));
+        let mut cache = SchemaCache::default();
+        let value = |payload: Value| envelope(schema.clone(), payload);
+        decode(Some(&key()), Some(&value(json!({"after": {"id": 1}, "op": "c"}))), &mut cache).unwrap();
+        let form_feed = [value(json!({"after": {"id": 2}, "op": "c"})), b"\x0c".to_vec()].concat();
+        assert!(serde_json::from_slice::<Value>(&form_feed).is_err(), "a form feed is not JSON whitespace");
+        assert!(decode(Some(&key()), Some(&form_feed), &mut cache).is_err());
     }
 
     #[test]

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{Message, ValueHead};
-use crate::escapes::{string_end, unescape_into};
+use crate::escapes::{string_end, unescape_into, unescaped_text};
 use crate::json_text::{space_trimmed, value_len};
 
 /// Parses lines, remembering per topic what their key and value strings began with.
@@ -250,22 +250,6 @@ fn plain_string(rest: &str) -> Option<(&str, &str)> {
     (rest.as_bytes()[end] == b'"' && !content.bytes().any(|b| b < 0x20)).then(|| (content, &rest[end + 1..]))
 }
 
-/// The length of the JSON string content at the start of `rest` (which is inside the string,
-/// not after a backslash), up to and without its closing quote. A plain loop: escapes come
-/// every few bytes, too often for a vectorised search to pay.
-fn string_content_len(rest: &str) -> Option<usize> {
-    let mut bytes = rest.bytes().enumerate();
-    while let Some((at, byte)) = bytes.next() {
-        match byte {
-            b'"' => return Some(at),
-            // A backslash can be the line's last byte (a cut line).
-            b'\\' => _ = bytes.next()?,
-            _ => {}
-        }
-    }
-    None
-}
-
 /// A key or value member of a line being read.
 enum Member<'a> {
     Absent,
@@ -293,11 +277,11 @@ fn scan_member(rest: &str) -> Option<(Member<'_>, &str)> {
         return Some((Member::Scanned(None), rest));
     }
     let content = rest.strip_prefix('"')?;
-    let end = string_content_len(content)?;
+    let end = string_end(content.as_bytes())?;
     Some((Member::Scanned(Some(&content[..=end])), &content[end + 1..]))
 }
 
-/// A member's text: a JSON string's content, unescaped, or the text of any other JSON value.
+/// A member's text: a JSON string's content, or the text of any other JSON value.
 fn member_text(
     member: Option<&RawValue>,
     prefix: &mut SharedPrefix,
@@ -409,7 +393,7 @@ impl SharedPrefix {
     fn learn(&mut self, body: &str) -> Result<(), String> {
         let shared = body.bytes().zip(self.previous.bytes()).take_while(|(a, b)| a == b).count();
         let end = body.as_bytes()[..shared].iter().rposition(|b| *b == b',').map_or(0, |comma| comma + 1);
-        self.unescaped = if end == 0 { String::new() } else { unescape(&format!("\"{}\"", &body[..end]))? };
+        self.unescaped = unescaped_text(&body.as_bytes()[..end]).map_err(invalid)?;
         self.escaped = body[..end].to_owned();
         self.head = (self.shares_head && end > 0).then(|| ValueHead {
             text: Bytes::copy_from_slice(self.unescaped.as_bytes()),
@@ -421,13 +405,6 @@ impl SharedPrefix {
         self.read_by_empty.set(0);
         Ok(())
     }
-}
-
-/// The content of the JSON string literal `quoted` (quotes included).
-fn unescape(quoted: &str) -> Result<String, String> {
-    let content = quoted.strip_prefix('"').ok_or_else(|| invalid("a string without its quote"))?;
-    let text = joined("", content, &mut BytesMut::new())?;
-    String::from_utf8(text.into()).map_err(|e| invalid(&e.to_string()))
 }
 
 /// `prefix` followed by the unescaped `tail` (escaped string content, closing quote included,
@@ -604,12 +581,19 @@ mod tests {
         assert!(read_usual(&parser, twice, None).is_none(), "a repeated topic is left to serde_json");
     }
 
-    #[test]
-    fn a_line_of_a_known_topic_that_is_not_valid_is_still_reported() {
+    /// A parser that has read three values `{"schema": 1, "payload": {"id": …}}`, and so reads
+    /// the next by their shared start.
+    fn knowing_schema_1() -> LineParser {
         let mut parser = LineParser::default();
         for id in 0..3 {
             message(&line_of(&format!(r#"{{"schema": 1, "payload": {{"id": {id}}}}}"#)), &mut parser);
         }
+        parser
+    }
+
+    #[test]
+    fn a_line_of_a_known_topic_that_is_not_valid_is_still_reported() {
+        let mut parser = knowing_schema_1();
         let cut = line_of(r#"{"schema": 1, "payload": {"id": 9}}"#).replace("}\"}", "}");
         assert!(parser.parse(&line_bytes(&cut)).unwrap_err().contains("not valid JSON"), "a value string never closed");
         let trailing = line_of(r#"{"schema": 1, "payload": {"id": 9}}"#) + " x";
@@ -618,10 +602,7 @@ mod tests {
 
     #[test]
     fn escapes_after_a_values_shared_start_are_left_to_the_values_reader() {
-        let mut parser = LineParser::default();
-        for id in 0..3 {
-            message(&line_of(&format!(r#"{{"schema": 1, "payload": {{"id": {id}}}}}"#)), &mut parser);
-        }
+        let mut parser = knowing_schema_1();
         let broken = line_of(r#"{"schema": 1, "payload": {"id": 9}}"#).replace("9", "\\x");
         let parsed = parser.parse(&line_bytes(&broken)).expect("the line's own JSON is whole");
         assert!(parsed.value_head.is_some(), "read by the shared start");

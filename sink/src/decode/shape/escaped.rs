@@ -10,7 +10,6 @@
 
 use std::borrow::Cow;
 
-use bytes::BytesMut;
 use serde_json::value::Value;
 
 use super::plain;
@@ -120,20 +119,13 @@ fn plain_content(value: &str) -> Option<&str> {
 
 /// The unescaped text of an escaped value.
 fn unescaped(value: &str) -> Option<String> {
-    let mut text = BytesMut::new();
-    crate::escapes::unescape_all(b"", value.as_bytes(), &mut text).ok()?;
-    String::from_utf8(text.into()).ok()
+    crate::escapes::unescaped_text(value.as_bytes()).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `text` escaped as a JSON string's content.
-    fn escaped(text: &str) -> String {
-        let quoted = serde_json::to_string(text).unwrap();
-        quoted[1..quoted.len() - 1].to_string()
-    }
+    use crate::escapes::escaped;
 
     #[test]
     fn values_escaped_are_measured_and_made_as_their_text_is() {

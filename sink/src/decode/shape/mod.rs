@@ -112,12 +112,12 @@ impl Form {
         }
     }
 
-    /// Whether `rest`, after a payload's closing brace, is only whitespace.
-    fn is_space(self, rest: &str) -> bool {
+    /// Whether `byte` is whitespace written in this form.
+    pub fn is_space(self, byte: u8) -> bool {
         match self {
-            Form::Plain => space_trimmed(rest).is_empty(),
+            Form::Plain => crate::json_text::is_space(byte),
             // Other whitespace in a string is escaped (`\n`), and a raw one is not valid there.
-            Form::Escaped => rest.bytes().all(|byte| byte == b' '),
+            Form::Escaped => byte == b' ',
         }
     }
 }
@@ -207,7 +207,7 @@ impl Shape {
             }
         }
         let rest = rest.strip_prefix(self.tail.of(form))?;
-        if !form.is_space(rest) {
+        if !rest.bytes().all(|byte| form.is_space(byte)) {
             return None;
         }
         payload.source_ts_micros = source_micros(us, ms);
@@ -328,6 +328,7 @@ mod tests {
     use super::*;
     use crate::decode::json_object::tests::fields;
     use crate::decode::payload::read_payload;
+    use crate::escapes::escaped;
 
     /// A payload in the shape Debezium's PostgreSQL connector writes.
     fn update(id: i64, name: &str, op: &str) -> String {
@@ -344,6 +345,14 @@ mod tests {
         format!(r#"{{"before":null,"after":{after},"source":{source},"transaction":null,"op":"{op}","ts_ms":1}}"#)
     }
 
+    /// The fields `id`, `name` and `score`, and the shape of an update of them, learned.
+    fn knowing_an_update() -> (Columns, Shapes) {
+        let fields = columns(&["id", "name", "score"]);
+        let mut shapes = Shapes::default();
+        shapes.learn(&update(1, "a", "c"), &fields);
+        (fields, shapes)
+    }
+
     fn columns(names: &[&str]) -> Columns {
         Arc::new(fields(names))
     }
@@ -356,12 +365,12 @@ mod tests {
     }
 
     /// What a shape reads of `text`, written as JSON. The same text escaped inside a string is
-    /// read alike, whenever a shape reads it at all.
+    /// read alike, but for a `before` image and whitespace other than spaces (escaped, `\n`),
+    /// which are left to be unescaped.
     fn by_shape(shapes: &mut Shapes, text: &str, fields: &Columns) -> Option<(String, Vec<Value>)> {
         let read = read_as(shapes, text, Form::Plain, fields);
-        if let Some(escaped) = read_as(shapes, &escaped(text), Form::Escaped, fields) {
-            assert_eq!(Some(escaped), read, "escaped: {text}");
-        }
+        let escaped_alike = read.clone().filter(|(payload, _)| !payload.contains("before: Some") && !text.contains(['\n', '\t', '\r']));
+        assert_eq!(read_as(shapes, &escaped(text), Form::Escaped, fields), escaped_alike, "escaped: {text}");
         read
     }
 
@@ -371,17 +380,9 @@ mod tests {
         Some((format!("{payload:?}"), values))
     }
 
-    /// `text` escaped as a JSON string's content.
-    fn escaped(text: &str) -> String {
-        let quoted = serde_json::to_string(text).unwrap();
-        quoted[1..quoted.len() - 1].to_string()
-    }
-
     #[test]
     fn a_payload_of_a_learned_shape_is_read_as_serde_json_reads_it() {
-        let fields = columns(&["id", "name", "score"]);
-        let mut shapes = Shapes::default();
-        shapes.learn(&update(1, "a", "c"), &fields);
+        let (fields, mut shapes) = knowing_an_update();
         for text in [update(2, "b", "u"), update(-7, "Zoë \"quoted\" \\ €", "r"), update(123_456_789_012, "", "u")] {
             assert_eq!(by_shape(&mut shapes, &text, &fields), Some(in_full(&text, &fields)), "{text}");
         }
@@ -389,9 +390,7 @@ mod tests {
 
     #[test]
     fn a_payload_escaped_in_a_string_is_read_by_the_shape_its_json_taught() {
-        let fields = columns(&["id", "name", "score"]);
-        let mut shapes = Shapes::default();
-        shapes.learn(&update(1, "a", "c"), &fields);
+        let (fields, mut shapes) = knowing_an_update();
         for text in [update(2, "b", "u"), update(-7, "Zoë \"quoted\" \\ € \n", "r")] {
             assert_eq!(read_as(&mut shapes, &escaped(&text), Form::Escaped, &fields), Some(in_full(&text, &fields)), "{text}");
         }
@@ -441,9 +440,7 @@ mod tests {
 
     #[test]
     fn any_difference_between_the_values_leaves_the_payload_to_serde_json() {
-        let fields = columns(&["id", "name", "score"]);
-        let mut shapes = Shapes::default();
-        shapes.learn(&update(1, "a", "c"), &fields);
+        let (fields, mut shapes) = knowing_an_update();
         let text = update(2, "b", "u");
         let differences = [
             text.replace(r#""op""#, r#" "op""#),
@@ -505,12 +502,16 @@ mod tests {
         assert_eq!(by_shape(&mut shapes, &deeper, &fields), None);
     }
 
+    /// `text` with `len` bytes from `at` (or from its end, if shorter) replaced by `insert`.
+    fn replaced(text: &str, at: usize, len: usize, insert: &str) -> String {
+        let at = at.min(text.len());
+        format!("{}{insert}{}", &text[..at], &text[(at + len).min(text.len())..])
+    }
+
     proptest::proptest! {
         #[test]
         fn any_string_or_number_in_a_slot_is_read_as_serde_json_reads_it(name in "\\PC*", score in proptest::num::f64::NORMAL, id: i64) {
-            let fields = columns(&["id", "name", "score"]);
-            let mut shapes = Shapes::default();
-            shapes.learn(&update(1, "a", "c"), &fields);
+            let (fields, mut shapes) = knowing_an_update();
             let text = payload(id, &name, score, "u");
             proptest::prop_assert_eq!(by_shape(&mut shapes, &text, &fields), Some(in_full(&text, &fields)));
         }
@@ -521,12 +522,8 @@ mod tests {
             len in 0usize..6,
             insert in "[a-z0-9 .eE+\\-\"\\\\{}\\[\\],:\u{1}é]{0,5}",
         ) {
-            let fields = columns(&["id", "name", "score"]);
-            let mut shapes = Shapes::default();
-            shapes.learn(&update(1, "a", "c"), &fields);
-            let text = update(2, "b", "u");
-            let at = at.min(text.len());
-            let changed = format!("{}{insert}{}", &text[..at], &text[(at + len).min(text.len())..]);
+            let (fields, mut shapes) = knowing_an_update();
+            let changed = replaced(&update(2, "b", "u"), at, len, &insert);
             let mut values = vec![];
             let in_full = read_payload(changed.as_bytes(), Some(&fields[..]), &mut values).map(|payload| (format!("{payload:?}"), values));
             if let Some(read) = by_shape(&mut shapes, &changed, &fields) {
@@ -540,12 +537,8 @@ mod tests {
             len in 0usize..6,
             insert in "[a-z0-9 .eE+\\-\"\\\\{}\\[\\],:/\u{1}\né]{0,6}",
         ) {
-            let fields = columns(&["id", "name", "score"]);
-            let mut shapes = Shapes::default();
-            shapes.learn(&update(1, "a", "c"), &fields);
-            let text = escaped(&update(2, "b \"q\"", "u"));
-            let at = at.min(text.len());
-            let changed = format!("{}{insert}{}", &text[..at], &text[(at + len).min(text.len())..]);
+            let (fields, mut shapes) = knowing_an_update();
+            let changed = replaced(&escaped(&update(2, "b \"q\"", "u")), at, len, &insert);
             if let Some(read) = read_as(&mut shapes, &changed, Form::Escaped, &fields) {
                 let mut unescaped = bytes::BytesMut::new();
                 let valid = crate::escapes::unescape_all(b"", changed.as_bytes(), &mut unescaped);
