@@ -243,7 +243,7 @@ fn not_before(at: usize, word_at: usize) -> u64 {
 
 /// The byte that a backslash before `escaped` stands for; `None` for `u` (see
 /// [`unicode_escape`]) and for what is not an escape.
-fn one_byte_escape(escaped: u8) -> Option<u8> {
+pub fn one_byte_escape(escaped: u8) -> Option<u8> {
     Some(match escaped {
         b'"' | b'\\' | b'/' => escaped,
         b'b' => 0x08,

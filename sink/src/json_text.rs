@@ -9,7 +9,7 @@ pub fn is_space(byte: u8) -> bool {
 
 /// `text` without the whitespace JSON allows at its start.
 pub fn space_trimmed(text: &str) -> &str {
-    text.trim_start_matches([' ', '\t', '\n', '\r'])
+    &text[text.len() - bytes_space_trimmed(text.as_bytes()).len()..]
 }
 
 /// `bytes` without the whitespace JSON allows at its start.

@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use serde_json::value::Value;
 
 use super::plain;
+use crate::escapes::one_byte_escape;
 
 /// The length of the escaped JSON value that `rest` starts with; `None` when it does not start
 /// with one that [`plain::value_len`] would take once unescaped, or is escaped otherwise.
@@ -55,10 +56,12 @@ fn string_len(rest: &str) -> Option<usize> {
 /// escape, escaped. `None` for what serde_json would not take as an escape.
 fn own_escape_len(bytes: &[u8]) -> Option<usize> {
     match *bytes.first()? {
+        // The string's own `\"` and `\\`, escaped again.
         b'\\' => matches!(bytes.get(1)?, b'"' | b'\\').then_some(2),
-        b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(1),
         b'u' if bytes.get(1..5)?.iter().all(u8::is_ascii_hexdigit) => Some(5),
-        _ => None,
+        // A raw quote ends the string that holds the payload: not valid here.
+        b'"' => None,
+        escaped => one_byte_escape(escaped).map(|_| 1),
     }
 }
 

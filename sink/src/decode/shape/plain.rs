@@ -7,6 +7,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::escapes::one_byte_escape;
+
 /// The length of the JSON value `rest` starts with; `None` when it does not start with one.
 /// Strings, numbers and literals are scanned; objects and arrays are measured by serde_json.
 pub(super) fn value_len(rest: &str) -> Option<usize> {
@@ -32,9 +34,8 @@ pub(super) fn string_len(rest: &str) -> Option<usize> {
             b'"' => return Some(at + 1),
             b'\\' => {
                 at += match *bytes.get(at + 1)? {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
                     b'u' if bytes.get(at + 2..at + 6)?.iter().all(u8::is_ascii_hexdigit) => 6,
-                    _ => return None,
+                    escaped => one_byte_escape(escaped).map(|_| 2)?,
                 }
             }
             0..=0x1f => return None,
