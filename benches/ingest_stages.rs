@@ -7,7 +7,9 @@
 //!   and value strings (the source reads on one thread and parses on another; the baseline
 //!   does both on one);
 //! - **the Debezium JSON decoder**: those messages into change events, against serde_json
-//!   reading each key and value into a `Value` tree.
+//!   reading each key and value into a `Value` tree;
+//! - **the input's floor**: the file source against the least any reader of the same input
+//!   does: read it in 1 MiB chunks, find each line's end and check it is UTF-8, nothing else.
 //!
 //! `cargo bench --bench ingest_stages` (`FLOE_BENCH_EVENTS`, default 200000).
 
@@ -77,6 +79,47 @@ fn serde_json_lines(input: &[u8]) -> f64 {
     lines as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Lines per second a reader that does nothing else reads in 1 MiB chunks, finds the end of and
+/// checks as UTF-8: what any NDJSON reader pays, on one thread. The memory the input is read
+/// from bounds it, not the work per byte.
+fn input_floor(input: &[u8]) -> f64 {
+    use std::io::Read;
+    let start = Instant::now();
+    let (mut reader, mut chunk, mut carry) = (Cursor::new(input), vec![0u8; 1 << 20], Vec::new());
+    let mut lines = 0;
+    let mut count = |text: &[u8]| {
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', text) {
+            assert!(simdutf8::basic::from_utf8(&text[start..end]).is_ok());
+            (start, lines) = (end + 1, lines + 1);
+        }
+        // The input's last line, when no newline ends it.
+        if start < text.len() {
+            assert!(simdutf8::basic::from_utf8(&text[start..]).is_ok());
+            lines += 1;
+        }
+    };
+    loop {
+        let read = reader.read(&mut chunk).unwrap();
+        if read == 0 {
+            break;
+        }
+        // A line the chunk's start finishes is put together; the whole lines after it are read
+        // where they are.
+        let first = memchr::memchr(b'\n', &chunk[..read]).map_or(read, |at| at + 1);
+        carry.extend_from_slice(&chunk[..first]);
+        let whole = memchr::memrchr(b'\n', &chunk[..read]).map_or(0, |at| at + 1).max(first);
+        if carry.ends_with(b"\n") {
+            count(&carry);
+            carry.clear();
+        }
+        count(&chunk[first..whole]);
+        carry.extend_from_slice(&chunk[whole..read]);
+    }
+    count(&carry);
+    lines as f64 / start.elapsed().as_secs_f64()
+}
+
 /// Messages decoded per second by one Debezium JSON decoder, for a table that does not exist yet.
 fn decode(messages: &[Message]) -> f64 {
     let hints = ColumnHints::default();
@@ -111,6 +154,8 @@ fn main() {
     println!("ingest_stages: {n} Debezium JSON events with the schema envelope; each stage in {PAIRS} tries paired with serde_json's");
     let source = paired(&|| serde_json_lines(&input), &|| file_source(&input, &runtime));
     println!("  file source, NDJSON lines → messages  {}", source.describe("lines/s", "baseline", "lines/s"));
+    let floor = paired(&|| input_floor(&input), &|| file_source(&input, &runtime));
+    println!("    the same against the input's floor    {}", floor.describe("lines/s", "floor", "lines/s"));
     let messages = messages(&input, &runtime);
     let texts: Vec<(Vec<u8>, Vec<u8>)> =
         messages.iter().map(|m| (m.key.as_deref().unwrap().to_vec(), m.whole_value().unwrap().unwrap().into_owned())).collect();
