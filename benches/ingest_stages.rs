@@ -117,7 +117,9 @@ fn input_floor(input: &[u8]) -> f64 {
         carry.extend_from_slice(&chunk[whole..read]);
     }
     count(&carry);
-    lines as f64 / start.elapsed().as_secs_f64()
+    let elapsed = start.elapsed();
+    assert_eq!(lines, memchr::memchr_iter(b'\n', input).count(), "every line is read once");
+    lines as f64 / elapsed.as_secs_f64()
 }
 
 /// Messages decoded per second by one Debezium JSON decoder, for a table that does not exist yet.
