@@ -2,27 +2,25 @@
 //! same run, so that work on one stage can be measured without the noise of the whole
 //! pipeline (`ingest_throughput` measures that):
 //!
-//! - **the file source**: NDJSON lines (Kafka-shaped, with the Connect schema envelope) read,
-//!   split and parsed into messages, against serde_json reading each line into its topic, key
-//!   and value strings (the source reads on one thread and parses on another; the baseline
-//!   does both on one);
+//! - **the file source**: an NDJSON file's lines (Kafka-shaped, with the Connect schema
+//!   envelope) read, split and parsed into messages on one thread, against serde_json reading
+//!   each line (already in memory) into its topic, key and value strings;
 //! - **the Debezium JSON decoder**: those messages into change events, against serde_json
 //!   reading each key and value into a `Value` tree;
-//! - **the input's floor**: the file source against the least any reader of the same input
+//! - **the input's floor**: the file source against the least any reader of the same file
 //!   does: read it in 1 MiB chunks, find each line's end and check it is UTF-8, nothing else.
 //!
 //! `cargo bench --bench ingest_stages` (`FLOE_BENCH_EVENTS`, default 200000).
 
-use std::io::Cursor;
-use std::sync::Arc;
+use std::io::Read;
+use std::path::Path;
 use std::time::Instant;
 
 use floe_sink::decode::{ColumnHints, DebeziumJson, Decoded, Decoder, TableState};
-use floe_sink::source::file::from_reader;
 use floe_sink::source::{Message, Source, SourceRecord};
 use paired::{paired, PAIRS};
 use serde_json::Value;
-use workload::{events, ndjson};
+use workload::{events, ndjson, ndjson_file};
 
 #[path = "support/paired.rs"]
 mod paired;
@@ -33,10 +31,10 @@ mod workload;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Drains the file source over `input`, handing each batch's records to `each`.
-fn drain(input: &Arc<[u8]>, runtime: &tokio::runtime::Runtime, mut each: impl FnMut(Vec<SourceRecord>)) {
+/// Drains the file source over the file `input`, handing each batch's records to `each`.
+fn drain(input: &Path, runtime: &tokio::runtime::Runtime, mut each: impl FnMut(Vec<SourceRecord>)) {
     runtime.block_on(async {
-        let mut source = from_reader(Box::new(Cursor::new(input.clone())), "bench".into());
+        let mut source = floe_sink::source::file::open(input, Some("bench".into())).unwrap();
         while let Some(batch) = source.next_batch().await.unwrap() {
             each(batch);
         }
@@ -45,7 +43,7 @@ fn drain(input: &Arc<[u8]>, runtime: &tokio::runtime::Runtime, mut each: impl Fn
 
 /// Lines per second the file source makes into messages; each batch is dropped as it comes, as
 /// the ingest loop drops it, inside the clock.
-fn file_source(input: &Arc<[u8]>, runtime: &tokio::runtime::Runtime) -> f64 {
+fn file_source(input: &Path, runtime: &tokio::runtime::Runtime) -> f64 {
     let start = Instant::now();
     let mut lines = 0;
     drain(input, runtime, |batch| lines += batch.len());
@@ -53,7 +51,7 @@ fn file_source(input: &Arc<[u8]>, runtime: &tokio::runtime::Runtime) -> f64 {
 }
 
 /// Every message the file source makes of `input`, for the decoder's runs.
-fn messages(input: &Arc<[u8]>, runtime: &tokio::runtime::Runtime) -> Vec<Message> {
+fn messages(input: &Path, runtime: &tokio::runtime::Runtime) -> Vec<Message> {
     let mut messages = Vec::new();
     drain(input, runtime, |batch| messages.extend(batch.into_iter().map(|record| record.message.unwrap())));
     messages
@@ -82,10 +80,9 @@ fn serde_json_lines(input: &[u8]) -> f64 {
 /// Lines per second a reader that does nothing else reads in 1 MiB chunks, finds the end of and
 /// checks as UTF-8: what any NDJSON reader pays, on one thread. The memory the input is read
 /// from bounds it, not the work per byte.
-fn input_floor(input: &[u8]) -> f64 {
-    use std::io::Read;
+fn input_floor(input: &Path, lines_in_it: usize) -> f64 {
     let start = Instant::now();
-    let (mut reader, mut chunk, mut carry) = (Cursor::new(input), vec![0u8; 1 << 20], Vec::new());
+    let (mut reader, mut chunk, mut carry) = (std::fs::File::open(input).unwrap(), vec![0u8; 1 << 20], Vec::new());
     let mut lines = 0;
     let mut count = |text: &[u8]| {
         let mut start = 0;
@@ -118,7 +115,7 @@ fn input_floor(input: &[u8]) -> f64 {
     }
     count(&carry);
     let elapsed = start.elapsed();
-    assert_eq!(lines, memchr::memchr_iter(b'\n', input).count(), "every line is read once");
+    assert_eq!(lines, lines_in_it, "every line is read once");
     lines as f64 / elapsed.as_secs_f64()
 }
 
@@ -152,13 +149,14 @@ fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let n: usize = std::env::var("FLOE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(if bench { 200_000 } else { 2_000 });
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let input = ndjson(&events(n, true));
+    let lines = events(n, true);
+    let (input, file) = (ndjson(&lines), ndjson_file(&lines));
     println!("ingest_stages: {n} Debezium JSON events with the schema envelope; each stage in {PAIRS} tries paired with serde_json's");
-    let source = paired(&|| serde_json_lines(&input), &|| file_source(&input, &runtime));
+    let source = paired(&|| serde_json_lines(&input), &|| file_source(file.path(), &runtime));
     println!("  file source, NDJSON lines → messages  {}", source.describe("lines/s", "baseline", "lines/s"));
-    let floor = paired(&|| input_floor(&input), &|| file_source(&input, &runtime));
+    let floor = paired(&|| input_floor(file.path(), n), &|| file_source(file.path(), &runtime));
     println!("    the same against the input's floor    {}", floor.describe("lines/s", "floor", "lines/s"));
-    let messages = messages(&input, &runtime);
+    let messages = messages(file.path(), &runtime);
     let texts: Vec<(Vec<u8>, Vec<u8>)> =
         messages.iter().map(|m| (m.key.as_deref().unwrap().to_vec(), m.whole_value().unwrap().unwrap().into_owned())).collect();
     let decoder = paired(&|| serde_json_values(&texts), &|| decode(&messages));

@@ -8,17 +8,17 @@
 //! `FLOE_BENCH_MEMORY=0` skips the memory runs; the Python baseline needs `FLOE_PYTHON`).
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use floe_sink::source::file::from_reader;
 use floe_sink::source::{Message, Positions, Source, SourceRecord};
 use floe_sink::{Ingestor, SinkConfig};
 use paired::{paired, Paired, PAIRS};
 use serde_json::{json, Value};
-use workload::{events, ndjson, op_and_key, table, values};
+use workload::{events, ndjson, ndjson_file, op_and_key, table, values};
 
 #[path = "support/paired.rs"]
 mod paired;
@@ -29,12 +29,13 @@ mod workload;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-fn floe_ingest(input: &Arc<[u8]>, events: usize, runtime: &tokio::runtime::Runtime) -> Duration {
+/// `floe ingest <input>`: the NDJSON file read by floe's file source, as users run it.
+fn floe_ingest(input: &Path, events: usize, runtime: &tokio::runtime::Runtime) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     runtime.block_on(async {
         let catalog = floe_catalog::SqlCatalog::open_embedded(dir.path()).await.unwrap();
         let start = Instant::now();
-        let source = from_reader(Box::new(std::io::Cursor::new(input.clone())), "bench".into());
+        let source = floe_sink::source::file::open(input, Some("bench".into())).unwrap();
         let report = Ingestor::new(&catalog, SinkConfig::default()).run(source, &|_| {}).await.unwrap();
         let elapsed = start.elapsed();
         assert_eq!(report.rows.values().sum::<u64>(), events as u64);
@@ -225,7 +226,20 @@ fn main() {
             return only("Kafka messages, envelope", &|| floe_ingest_messages(records.take(), &runtime));
         }
         Ok("lines") => {
-            let input = ndjson(&events(n, true));
+            // `FLOE_BENCH_INPUT` keeps the file for the next run (made when it is missing), so
+            // that alternating runs of two builds do not make the events again each time.
+            let made;
+            let input = match std::env::var_os("FLOE_BENCH_INPUT").map(PathBuf::from) {
+                Some(kept) if kept.exists() => kept,
+                Some(kept) => {
+                    std::fs::write(&kept, ndjson(&events(n, true))).unwrap();
+                    kept
+                }
+                None => {
+                    made = ndjson_file(&events(n, true));
+                    made.path().to_owned()
+                }
+            };
             return only("NDJSON, envelope", &|| floe_ingest(&input, n, &runtime));
         }
         _ => {}
@@ -237,8 +251,8 @@ fn main() {
     println!("ingest_throughput: {n} Debezium JSON events, 5 columns + key; each path in {PAIRS} tries paired with the ceiling's");
     for (label, schemas) in [("schema envelope", true), ("no envelope    ", false)] {
         let lines = events(n, schemas);
-        let input = ndjson(&lines);
-        let lines_paired = against_ceiling(&|| floe_ingest(&input, n, &runtime));
+        let input = ndjson_file(&lines);
+        let lines_paired = against_ceiling(&|| floe_ingest(input.path(), n, &runtime));
         drop(input);
         println!("  floe ingest, {label} → Iceberg {}", describe(&lines_paired));
         let records = messages(n, schemas);

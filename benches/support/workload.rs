@@ -57,8 +57,16 @@ pub fn events(n: usize, schemas: bool) -> Vec<String> {
 }
 
 /// The NDJSON text of `lines`, made once for every run over it. Shared, so that a bench frees
-/// it after the clock stops (a file's reader has no such buffer to free; freeing hundreds of
-/// megabytes takes a core for tens of milliseconds), and not made again before each run.
+/// it after the clock stops (freeing hundreds of megabytes takes a core for tens of
+/// milliseconds), and not made again before each run.
 pub fn ndjson(lines: &[String]) -> Arc<[u8]> {
     (lines.join("\n") + "\n").into_bytes().into()
+}
+
+/// The NDJSON text of `lines` in a file, written once for every run over it (and read from the
+/// page cache by each).
+pub fn ndjson_file(lines: &[String]) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), ndjson(lines)).unwrap();
+    file
 }

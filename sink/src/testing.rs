@@ -271,7 +271,7 @@ impl MemoryProducer {
         let next = offsets.entry(position_key(topic, partition)).or_insert(0);
         let offset = *next;
         *next += 1;
-        let raw = json!({"topic": topic, "key": key, "value": value}).to_string().into();
+        let raw = bytes::Bytes::from(json!({"topic": topic, "key": key, "value": value}).to_string()).into();
         let message = Message::new(topic.into(), key.map(Into::into), value.map(Into::into));
         let record = SourceRecord { stream: topic.into(), partition, offset, raw, message: Ok(message) };
         self.sender.send(record).expect("source alive");

@@ -1,8 +1,9 @@
 //! Lines cut out of the chunks a reader reads, as slices of them: nothing is copied but a line
 //! that a chunk's end cuts in two. A chunk goes back to the reader, to be read into again, once
-//! every line cut out of it is dropped, so the input's memory circulates between the two
-//! threads instead of being allocated on one and freed on others (which the allocator keeps
-//! for a while, and which doubled the peak memory once).
+//! every line cut out of it is dropped (the file source drops them once parsed: each record
+//! keeps a copy of what it needs), so the input's memory circulates instead of being allocated
+//! on one thread and freed on others (which the allocator keeps for a while, and which doubled
+//! the peak memory once).
 
 use std::collections::VecDeque;
 

@@ -2,9 +2,11 @@
 //! the shape of a Kafka message as Debezium's JsonConverter writes it. Positions are partition 0
 //! and the 1-based line number.
 //!
-//! One thread reads the input in chunks and another splits and parses its lines, both ahead of
-//! the ingest loop (a few chunks and batches at most), so reading overlaps decoding and a quiet
-//! stdin never blocks the loop's timers.
+//! A thread splits and parses the input's lines ahead of the ingest loop (a few batches at
+//! most), so that a quiet stdin never blocks the loop's timers. Stdin and other readers, whose
+//! reads may wait on a writer, are read on a thread of their own, so that lines already parsed
+//! are handed over before the parser waits. A file's reads never wait: on a machine without
+//! cores to spare, the parsing thread reads it itself, into a chunk still in its core's cache.
 
 use std::fs::File;
 use std::io::Read;
@@ -19,6 +21,7 @@ use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 use super::chunk_lines::ChunkLines;
+use super::detached::detach;
 use super::line::LineParser;
 use super::{position_key, Positions, Source, SourceRecord};
 
@@ -35,19 +38,42 @@ pub fn open(path: &Path, stream_name: Option<String>) -> std::io::Result<FileSou
     let canonical = std::fs::canonicalize(path)?;
     File::open(&canonical)?;
     let stream = stream_name.unwrap_or_else(|| format!("file:{}", canonical.display()));
-    Ok(FileSource { path: Some(canonical), ..from_reader(Box::new(std::io::empty()), stream) })
+    let read_file_ahead = cores() >= CORES_FOR_A_READING_THREAD;
+    Ok(FileSource { path: Some(canonical), read_file_ahead, ..from_reader(Box::new(std::io::empty()), stream) })
+}
+
+/// The cores from which a file is read on a thread of its own, beside the parsing thread. On
+/// two, the loop, the decoders and the writer keep both busy, and the parsing thread reading
+/// the file itself ingested 13% faster on 10% less CPU (BENCHMARKS.md, fifteenth session).
+/// But alone it parses fewer lines a second than two threads do, which would cap a machine
+/// whose loop can take more.
+const CORES_FOR_A_READING_THREAD: usize = 4;
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Reads records from any reader; positions are recorded under `stream`. A reader cannot be
 /// rewound, so resuming it after a pause continues where it was.
 pub fn from_reader(reader: Box<dyn Read + Send>, stream: String) -> FileSource {
-    FileSource { stream, path: None, reader: Some(reader), records: None, draining: Arc::default(), skip_through: 0, paused: false }
+    FileSource {
+        stream,
+        path: None,
+        read_file_ahead: false,
+        reader: Some(reader),
+        records: None,
+        draining: Arc::default(),
+        skip_through: 0,
+        paused: false,
+    }
 }
 
 pub struct FileSource {
     stream: String,
     /// The file, when the input is one: it can be re-read from any line.
     path: Option<PathBuf>,
+    /// Whether the file is read on a thread of its own ([`CORES_FOR_A_READING_THREAD`]).
+    read_file_ahead: bool,
     /// The reader not yet started (a thread takes it on the first batch).
     reader: Option<Box<dyn Read + Send>>,
     records: Option<mpsc::Receiver<std::io::Result<Vec<SourceRecord>>>>,
@@ -64,9 +90,10 @@ impl FileSource {
     }
 
     fn start(&mut self) -> std::io::Result<()> {
-        let reader: Box<dyn Read + Send> = match (&self.path, self.reader.take()) {
-            (Some(path), _) => Box::new(File::open(path)?),
-            (None, Some(reader)) => reader,
+        let input = match (&self.path, self.reader.take()) {
+            (Some(path), _) if self.read_file_ahead => Input::ReadAhead(Box::new(File::open(path)?)),
+            (Some(path), _) => Input::ReadHere(Box::new(File::open(path)?)),
+            (None, Some(reader)) => Input::ReadAhead(reader),
             (None, None) => return Ok(()), // already started; a plain reader cannot restart
         };
         let (sender, receiver) = mpsc::channel(BATCHES_AHEAD);
@@ -75,7 +102,7 @@ impl FileSource {
         let draining = self.draining.clone();
         std::thread::Builder::new()
             .name("floe-file-source".into())
-            .spawn(move || read_lines(reader, stream, skip_through, sender, &draining))?;
+            .spawn(move || read_lines(input, stream, skip_through, sender, &draining))?;
         self.records = Some(receiver);
         Ok(())
     }
@@ -139,33 +166,72 @@ impl Source for FileSource {
     }
 }
 
+/// How the parsing thread gets its input.
+enum Input {
+    /// Read by the parsing thread itself: a file, on a machine without cores to spare.
+    ReadHere(Box<dyn Read + Send>),
+    /// Read on a thread of its own: stdin and any other reader, whose reads may wait on a
+    /// writer, and a file on a machine with cores to spare.
+    ReadAhead(Box<dyn Read + Send>),
+}
+
+/// Where the parsing thread's chunks come from: its own reads, or the reading thread's.
+enum Chunks {
+    Own { reader: Box<dyn Read + Send>, free: Vec<BytesMut> },
+    Read { chunks: Receiver<std::io::Result<BytesMut>>, recycler: std::sync::mpsc::Sender<BytesMut> },
+}
+
+impl Chunks {
+    /// Reads `input` here, or starts a thread that reads it.
+    fn of(input: Input, draining: &Arc<AtomicBool>) -> std::io::Result<Self> {
+        let reader = match input {
+            Input::ReadHere(reader) => return Ok(Chunks::Own { reader, free: vec![] }),
+            Input::ReadAhead(reader) => reader,
+        };
+        let (chunk_sender, chunks) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+        let (recycler, recycled) = std::sync::mpsc::channel();
+        let stop_reading = draining.clone();
+        std::thread::Builder::new()
+            .name("floe-file-reader".into())
+            .spawn(move || read_chunks(reader, chunk_sender, recycled, &stop_reading))?;
+        Ok(Chunks::Read { chunks, recycler })
+    }
+
+    /// A chunk to be read into again.
+    fn recycle(&mut self, chunk: BytesMut) {
+        match self {
+            Chunks::Own { free, .. } => free.push(chunk),
+            Chunks::Read { recycler, .. } => {
+                let _ = recycler.send(chunk);
+            }
+        }
+    }
+}
+
 /// The parsing thread: the input's chunks → batches of records, until the input ends or the
-/// loop hangs up. Lines are slices of the chunks the reader read, not a copy each: a line's
-/// bytes live as long as its record (for the dead-letter table), and a chunk as long as its
-/// last line, after which it goes back to the reader ([`ChunkLines`]).
+/// loop hangs up. Lines are slices of the chunks read; a parsed line's record keeps a copy of
+/// what it needs of it ([`detach`]: all but its value's shared head), and the chunk is read into
+/// again once its lines are parsed ([`ChunkLines`]).
 ///
 /// A batch is handed over when it is full, or when the next chunk has not been read yet: the
 /// ingest loop gets what stdin has sent before the parser waits on it, and a file read faster
 /// than it is parsed still makes full batches (small ones cost the loop a hand-over each).
 fn read_lines(
-    reader: Box<dyn Read + Send>,
+    input: Input,
     stream: String,
     skip_through: i64,
     sender: mpsc::Sender<std::io::Result<Vec<SourceRecord>>>,
     draining: &Arc<AtomicBool>,
 ) {
     let stream: Arc<str> = stream.into();
-    let (chunk_sender, chunks) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
-    let (recycler, recycled) = std::sync::mpsc::channel();
-    let stop_reading = draining.clone();
-    let reading = std::thread::Builder::new()
-        .name("floe-file-reader".into())
-        .spawn(move || read_chunks(reader, chunk_sender, recycled, &stop_reading));
-    if let Err(e) = reading {
-        let _ = sender.blocking_send(Err(e));
-        return;
-    }
-    let mut parser = LineParser::default();
+    let mut chunks = match Chunks::of(input, draining) {
+        Ok(chunks) => chunks,
+        Err(e) => {
+            let _ = sender.blocking_send(Err(e));
+            return;
+        }
+    };
+    let (mut parser, mut kept) = (LineParser::default(), BytesMut::new());
     let (mut chunk_lines, mut line) = (ChunkLines::default(), 0i64);
     let mut batch = Vec::with_capacity(BATCH_RECORDS);
     let hand_over = |batch: &mut Vec<SourceRecord>| {
@@ -173,13 +239,17 @@ fn read_lines(
     };
     let mut ended = false;
     while !ended {
-        let next = match chunks.try_recv() {
-            Ok(chunk) => Next::Chunk(chunk),
-            // The reader stops reading once the source drains: what it read is all there is.
-            Err(_) if draining.load(Ordering::Relaxed) => Next::Drained,
-            Err(TryRecvError::Empty) if !hand_over(&mut batch) => return,
-            Err(TryRecvError::Empty) => wait_for_chunk(&chunks, draining),
-            Err(TryRecvError::Disconnected) => Next::Chunk(Err(reader_gone())),
+        let next = match &mut chunks {
+            Chunks::Own { .. } if draining.load(Ordering::Relaxed) => Next::Drained,
+            Chunks::Own { reader, free } => Next::Chunk(read_chunk(reader, free.pop().unwrap_or_default())),
+            Chunks::Read { chunks, .. } => match chunks.try_recv() {
+                Ok(chunk) => Next::Chunk(chunk),
+                // The reader stops reading once the source drains: what it read is all there is.
+                Err(_) if draining.load(Ordering::Relaxed) => Next::Drained,
+                Err(TryRecvError::Empty) if !hand_over(&mut batch) => return,
+                Err(TryRecvError::Empty) => wait_for_chunk(chunks, draining),
+                Err(TryRecvError::Disconnected) => Next::Chunk(Err(reader_gone())),
+            },
         };
         let lines = match next {
             Next::Chunk(Ok(chunk)) if chunk.is_empty() => {
@@ -190,7 +260,7 @@ fn read_lines(
             Next::Chunk(Ok(chunk)) => {
                 let lines = chunk_lines.split(chunk);
                 for free in chunk_lines.reusable() {
-                    let _ = recycler.send(free);
+                    chunks.recycle(free);
                 }
                 lines
             }
@@ -214,7 +284,7 @@ fn read_lines(
             while raw.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 raw.truncate(raw.len() - 1);
             }
-            let message = parser.parse(&raw);
+            let (raw, message) = detach(&raw, parser.parse(&raw), &mut kept);
             batch.push(SourceRecord { stream: stream.clone(), partition: 0, offset: line, raw, message });
             if batch.len() == BATCH_RECORDS && !hand_over(&mut batch) {
                 return;
@@ -269,19 +339,7 @@ fn read_chunks(
     draining: &AtomicBool,
 ) {
     while !draining.load(Ordering::Relaxed) {
-        let mut chunk = recycled.try_recv().unwrap_or_default();
-        // Only what the last read left short is zeroed: a recycled chunk was read into whole.
-        chunk.resize(CHUNK_BYTES, 0);
-        let read = loop {
-            match reader.read(&mut chunk) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                result => break result,
-            }
-        };
-        let read = read.map(|n| {
-            chunk.truncate(n);
-            chunk
-        });
+        let read = read_chunk(&mut reader, recycled.try_recv().unwrap_or_default());
         let last = !matches!(&read, Ok(chunk) if !chunk.is_empty());
         if chunks.send(read).is_err() || last {
             return;
@@ -289,15 +347,36 @@ fn read_chunks(
     }
 }
 
+/// One read into `chunk` (an empty chunk at the end of the input).
+fn read_chunk(reader: &mut Box<dyn Read + Send>, mut chunk: BytesMut) -> std::io::Result<BytesMut> {
+    // Only what the last read left short is zeroed: a recycled chunk was read into whole.
+    chunk.resize(CHUNK_BYTES, 0);
+    let read = loop {
+        match reader.read(&mut chunk) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            result => break result,
+        }
+    };
+    read.map(|n| {
+        chunk.truncate(n);
+        chunk
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record's line.
+    fn text(record: &SourceRecord) -> String {
+        String::from_utf8(record.raw.to_vec()).unwrap()
+    }
 
     /// Every record `source` yields, in order, as text.
     async fn lines_of(mut source: FileSource) -> Vec<String> {
         let mut lines = vec![];
         while let Some(batch) = source.next_batch().await.unwrap() {
-            lines.extend(batch.iter().map(|r| String::from_utf8_lossy(&r.raw).into_owned()));
+            lines.extend(batch.iter().map(text));
         }
         lines
     }
@@ -318,7 +397,7 @@ mod tests {
         let mut source = from_reader(Box::new(reader), "test".into());
         std::io::Write::write_all(&mut writer, b"one\ntwo\nthree\n").unwrap();
         let batch = tokio::time::timeout(std::time::Duration::from_secs(30), source.next_batch()).await;
-        let lines: Vec<_> = batch.expect("the lines come before the pipe closes").unwrap().unwrap().into_iter().map(|r| r.raw).collect();
+        let lines: Vec<_> = batch.expect("the lines come before the pipe closes").unwrap().unwrap().iter().map(text).collect();
         assert_eq!(lines, ["one", "two", "three"]);
         drop(writer);
         assert!(source.next_batch().await.unwrap().is_none(), "the input ended");
@@ -331,10 +410,10 @@ mod tests {
         // Fits in the pipe, which stays open: the lines are read, and more could come.
         std::io::Write::write_all(&mut writer, (lines.join("\n") + "\n").as_bytes()).unwrap();
         let mut source = from_reader(Box::new(reader), "test".into());
-        let mut read: Vec<_> = source.next_batch().await.unwrap().unwrap().into_iter().map(|r| r.raw).collect();
+        let mut read: Vec<_> = source.next_batch().await.unwrap().unwrap().iter().map(text).collect();
         // More than the batches that wait for the loop: the parser holds the rest until a drain.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        read.extend(source.drain().into_iter().map(|r| r.raw));
+        read.extend(source.drain().iter().map(text));
         assert!(read == lines, "{} of the {} lines, in order", read.len(), lines.len());
     }
 
@@ -353,7 +432,7 @@ mod tests {
     async fn a_reader_that_breaks_is_an_error_not_the_end_of_the_input() {
         let mut source = from_reader(Box::new(PanicsAfter(Some(b"whole\ncut"))), "test".into());
         let first = source.next_batch().await.unwrap().unwrap();
-        assert_eq!(first.iter().map(|r| &r.raw[..]).collect::<Vec<_>>(), [b"whole"], "the cut line is not a line");
+        assert_eq!(first.iter().map(text).collect::<Vec<_>>(), ["whole"], "the cut line is not a line");
         let error = source.next_batch().await.expect_err("the input did not end");
         assert!(error.to_string().contains("reader stopped"), "{error}");
     }
@@ -381,5 +460,22 @@ mod tests {
         let lines: Vec<String> = (0..60_000).map(|i| format!("line {i} {}", "x".repeat(40))).collect();
         let source = from_reader(Box::new(std::io::Cursor::new(lines.join("\n").into_bytes())), "test".into());
         assert_eq!(lines_of(source).await, lines);
+    }
+
+    #[tokio::test]
+    async fn a_file_is_read_whole_across_chunks_by_the_parsing_thread_or_a_reading_one() {
+        // Three chunks' worth, the last line without a newline.
+        let lines: Vec<String> = (0..70_000).map(|i| format!("line {i} {}", "x".repeat(40))).collect();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), lines.join("\n")).unwrap();
+        for read_file_ahead in [false, true] {
+            let mut source = FileSource { read_file_ahead, ..open(file.path(), None).unwrap() };
+            let mut read = vec![];
+            while let Some(batch) = source.next_batch().await.unwrap() {
+                assert!(batch.len() == BATCH_RECORDS || read.len() + batch.len() == lines.len(), "full batches until the end");
+                read.extend(batch.iter().map(text));
+            }
+            assert!(read == lines, "read ahead: {read_file_ahead}; {} of the {} lines, in order", read.len(), lines.len());
+        }
     }
 }

@@ -361,7 +361,7 @@ fn poll_loop(consumer: BaseConsumer<TablePositions>, commands: std::sync::mpsc::
                 let (key, value) = (message.key().map(bytes::Bytes::copy_from_slice), message.payload().map(bytes::Bytes::copy_from_slice));
                 let message = Message::new(topic.into(), key, value);
                 // The dead-letter table keeps the message's value as the raw bytes.
-                outbox.batch.push(SourceRecord { stream, partition, offset, raw: bytes::Bytes::new(), message: Ok(message) });
+                outbox.batch.push(SourceRecord { stream, partition, offset, raw: Default::default(), message: Ok(message) });
                 if outbox.batch.len() < BATCH_RECORDS {
                     continue;
                 }

@@ -5,6 +5,7 @@
 //! so a restart skips exactly what was committed.
 
 mod chunk_lines;
+mod detached;
 pub mod file;
 pub mod kafka;
 mod line;
@@ -24,7 +25,7 @@ pub struct SourceRecord {
     pub offset: i64,
     /// The record's bytes exactly as read, kept for the dead-letter table: a file's line.
     /// Empty for a Kafka message, whose key and value are the bytes as read.
-    pub raw: bytes::Bytes,
+    pub raw: Raw,
     /// The message, or why the input line itself could not be read as one.
     pub message: Result<Message, String>,
 }
@@ -77,6 +78,48 @@ impl Message {
 
     fn value_len(&self) -> usize {
         self.value.as_ref().map_or(0, bytes::Bytes::len) + self.value_head.as_ref().map_or(0, |head| head.escaped.len())
+    }
+}
+
+/// A record's bytes as read. An NDJSON line whose value starts with its topic's shared head is
+/// kept without the head (most of the line, the same on every line of the topic), which goes
+/// back in where it was cut out when the bytes are asked for: for a dead letter, rarely.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Raw {
+    Whole(bytes::Bytes),
+    WithoutHead { bytes: bytes::Bytes, head_at: usize, head: bytes::Bytes },
+}
+
+impl Default for Raw {
+    fn default() -> Self {
+        Raw::Whole(bytes::Bytes::new())
+    }
+}
+
+impl From<bytes::Bytes> for Raw {
+    fn from(bytes: bytes::Bytes) -> Self {
+        Raw::Whole(bytes)
+    }
+}
+
+impl Raw {
+    pub fn len(&self) -> usize {
+        match self {
+            Raw::Whole(bytes) => bytes.len(),
+            Raw::WithoutHead { bytes, head, .. } => bytes.len() + head.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes as read, in one piece.
+    pub fn to_vec(&self) -> Vec<u8> {
+        match self {
+            Raw::Whole(bytes) => bytes.to_vec(),
+            Raw::WithoutHead { bytes, head_at, head } => [&bytes[..*head_at], head, &bytes[*head_at..]].concat(),
+        }
     }
 }
 
