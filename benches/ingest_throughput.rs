@@ -59,7 +59,7 @@ fn messages(n: usize, schemas: bool) -> Vec<SourceRecord> {
         .collect()
 }
 
-/// `records` handed over in batches of 1,024, as a consumer would poll them.
+/// `records` handed over in batches, as the Kafka source would poll them.
 fn floe_ingest_messages(records: Vec<SourceRecord>, runtime: &tokio::runtime::Runtime) -> Duration {
     let n = records.len();
     let dir = tempfile::tempdir().unwrap();
@@ -72,7 +72,7 @@ fn floe_ingest_messages(records: Vec<SourceRecord>, runtime: &tokio::runtime::Ru
     })
 }
 
-/// Records already in memory, moved out 1,024 at a time.
+/// Records already in memory, moved out 4,096 at a time, as the Kafka source hands them over.
 struct Polled(std::vec::IntoIter<SourceRecord>);
 
 #[async_trait::async_trait]
@@ -82,7 +82,7 @@ impl Source for Polled {
     }
 
     async fn next_batch(&mut self) -> std::io::Result<Option<Vec<SourceRecord>>> {
-        let batch: Vec<SourceRecord> = self.0.by_ref().take(1024).collect();
+        let batch: Vec<SourceRecord> = self.0.by_ref().take(4096).collect();
         Ok((!batch.is_empty()).then_some(batch))
     }
 

@@ -27,9 +27,11 @@ use tracing::{error, info, warn};
 use super::{position_key, Message, Positions, Source, SourceRecord};
 use crate::config::KafkaSettings;
 
-/// Records per batch handed to the ingest loop, and how many batches are read ahead.
-const BATCH_RECORDS: usize = 1024;
-const BATCHES_AHEAD: usize = 4;
+/// Records per batch handed to the ingest loop (as the file source's: fewer hand-overs between
+/// threads), and how many batches are read ahead: two, as each holds whole messages, and
+/// librdkafka prefetches more.
+const BATCH_RECORDS: usize = 4096;
+const BATCHES_AHEAD: usize = 2;
 /// How long one poll waits: also how soon a command (pause, resume, commit) is carried out.
 const POLL: Duration = Duration::from_millis(50);
 
