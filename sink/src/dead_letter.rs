@@ -48,7 +48,7 @@ pub fn dead_letter_row(record: &SourceRecord, target_table: Option<String>, reas
         ("key", bytes(message.and_then(|m| m.key.as_deref()))),
         // A value whose escapes are not valid is only in `raw`, as read.
         ("value", bytes(message.and_then(|m| m.whole_value()?.ok()).as_deref())),
-        ("raw", Cell::Bytes(record.raw.to_vec())),
+        ("raw", Cell::Bytes(record.raw_bytes())),
         ("reason", Cell::Text(reason.to_string())),
         ("failed_at", Cell::Int(chrono::Utc::now().timestamp_micros())),
     ]

@@ -742,7 +742,7 @@ mod tests {
     }
 
     fn head(text: String) -> ValueHead {
-        ValueHead { escaped: escaped(text.as_bytes()).into(), text: text.into() }
+        ValueHead::new(text.clone().into(), escaped(text.as_bytes()).into())
     }
 
     /// What a fresh decoder makes of `value` given whole.

@@ -6,7 +6,8 @@
 //! value's head: the same on every line of its topic, and already shared by their messages
 //! ([`ValueHead`](super::ValueHead)). So only the rest of the line is copied out, next to the
 //! rest of the lines before it, and the message's key and value are moved to that copy. The
-//! line's raw bytes are that copy and the head, put back together for a dead letter.
+//! line's raw bytes are that copy and the message's head, put back together for a dead letter
+//! ([`SourceRecord::raw_bytes`](super::SourceRecord::raw_bytes)).
 
 use bytes::{Bytes, BytesMut};
 
@@ -21,7 +22,7 @@ const KEPT_BYTES: usize = 64 << 10;
 pub fn detach(line: &Bytes, message: Result<Message, String>, kept: &mut BytesMut) -> (Raw, Result<Message, String>) {
     let Ok(mut message) = message else { return (Raw::Whole(Bytes::copy_from_slice(line)), message) };
     let head = head_in(line, &message);
-    let (head_at, head_len) = head.as_ref().map_or((line.len(), 0), |(at, head)| (*at, head.len()));
+    let (head_at, head_len) = head.unwrap_or((line.len(), 0));
     let len = line.len() - head_len;
     if kept.capacity() < len {
         kept.reserve(len.max(KEPT_BYTES));
@@ -38,19 +39,19 @@ pub fn detach(line: &Bytes, message: Result<Message, String>, kept: &mut BytesMu
     message.key = message.key.as_ref().map(moved);
     message.value = message.value.as_ref().map(moved);
     let raw = match head {
-        Some((head_at, head)) => Raw::WithoutHead { bytes: copy, head_at, head },
+        Some(_) => Raw::WithoutHead { bytes: copy, head_at },
         None => Raw::Whole(copy),
     };
     (raw, Ok(message))
 }
 
-/// Where the escaped text of `message`'s value head is in `line`, and that text: right before
+/// Where the escaped text of `message`'s value head is in `line`, and its length: right before
 /// the value's rest, which the parser handed over as a slice of the line.
-fn head_in(line: &Bytes, message: &Message) -> Option<(usize, Bytes)> {
+fn head_in(line: &Bytes, message: &Message) -> Option<(usize, usize)> {
     let (head, rest) = (message.value_head.as_ref()?, message.value.as_ref()?);
     let at = offset_in(line, rest)?.checked_sub(head.escaped.len())?;
     debug_assert_eq!(&line[at..at + head.escaped.len()], &head.escaped[..], "the head is where the rest begins");
-    Some((at, head.escaped.clone()))
+    Some((at, head.escaped.len()))
 }
 
 /// Where `piece` starts in `line`, when it is a slice of it (an empty piece is not).
@@ -63,6 +64,7 @@ fn offset_in(line: &Bytes, piece: &Bytes) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::source::line::LineParser;
+    use crate::source::SourceRecord;
 
     /// Lines of one topic whose values share a long start, and whose keys are read from the
     /// line as they are or unescaped.
@@ -90,9 +92,10 @@ mod tests {
             let line = Bytes::copy_from_slice(text.as_bytes());
             let parsed = parser.parse(&line);
             let (raw, detached) = detach(&line, parsed.clone(), &mut kept);
-            assert_eq!(raw.to_vec(), text.as_bytes(), "the raw bytes are the line's");
-            assert_eq!(raw.len(), text.len());
             without_head += usize::from(matches!(raw, Raw::WithoutHead { .. }));
+            let record = SourceRecord { stream: "s".into(), partition: 0, offset: 1, raw, message: detached.clone() };
+            assert_eq!(record.raw_bytes(), text.as_bytes(), "the raw bytes are the line's");
+            assert_eq!(record.size(), text.len());
             match (parsed, detached) {
                 (Ok(parsed), Ok(detached)) => {
                     assert_eq!(detached.key, parsed.key, "{text}");

@@ -373,7 +373,7 @@ mod tests {
 
     /// A record's line.
     fn text(record: &SourceRecord) -> String {
-        String::from_utf8(record.raw.to_vec()).unwrap()
+        String::from_utf8(record.raw_bytes()).unwrap()
     }
 
     /// Every record `source` yields, in order, as text.

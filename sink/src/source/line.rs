@@ -395,10 +395,8 @@ impl SharedPrefix {
         let end = body.as_bytes()[..shared].iter().rposition(|b| *b == b',').map_or(0, |comma| comma + 1);
         self.unescaped = unescaped_text(&body.as_bytes()[..end]).map_err(invalid)?;
         self.escaped = body[..end].to_owned();
-        self.head = (self.shares_head && end > 0).then(|| ValueHead {
-            text: Bytes::copy_from_slice(self.unescaped.as_bytes()),
-            escaped: Bytes::copy_from_slice(self.escaped.as_bytes()),
-        });
+        self.head = (self.shares_head && end > 0)
+            .then(|| ValueHead::new(Bytes::copy_from_slice(self.unescaped.as_bytes()), Bytes::copy_from_slice(self.escaped.as_bytes())));
         self.settled = self.previous_is_last.get();
         self.previous = body.to_owned();
         self.previous_is_last.set(true);

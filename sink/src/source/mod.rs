@@ -49,16 +49,36 @@ pub struct Message {
 /// (the line's): the head in both forms, and the message's `value` the escaped rest. Most of the
 /// rest's bytes are escapes and text a decoder can compare without unescaping them, so the rest
 /// is handed over as it was read, its escapes not yet checked: whoever reads it checks them.
+///
+/// One reference count for both forms: every message of the topic holds the head, and the
+/// count's cache line goes back and forth between the thread that makes messages and the one
+/// that drops them, once per change of hands.
 #[derive(Debug, Clone)]
-pub struct ValueHead {
+pub struct ValueHead(Arc<HeadForms>);
+
+/// A value head's text, and the same escaped as in a JSON string.
+#[derive(Debug)]
+pub struct HeadForms {
     pub text: bytes::Bytes,
     pub escaped: bytes::Bytes,
 }
 
 impl ValueHead {
+    pub fn new(text: bytes::Bytes, escaped: bytes::Bytes) -> Self {
+        Self(Arc::new(HeadForms { text, escaped }))
+    }
+
     /// Whether `self` and `other` are one head (one allocation), not only alike.
     pub fn is(&self, other: &ValueHead) -> bool {
-        self.text.as_ptr() == other.text.as_ptr() && self.text.len() == other.text.len()
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for ValueHead {
+    type Target = HeadForms;
+
+    fn deref(&self) -> &HeadForms {
+        &self.0
     }
 }
 
@@ -82,12 +102,13 @@ impl Message {
 }
 
 /// A record's bytes as read. An NDJSON line whose value starts with its topic's shared head is
-/// kept without the head (most of the line, the same on every line of the topic), which goes
-/// back in where it was cut out when the bytes are asked for: for a dead letter, rarely.
+/// kept without the head (most of the line, the same on every line of the topic): the head is
+/// the message's [`Message::value_head`], put back at `head_at`, escaped, when the bytes are
+/// asked for ([`SourceRecord::raw_bytes`]: for a dead letter, rarely).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Raw {
     Whole(bytes::Bytes),
-    WithoutHead { bytes: bytes::Bytes, head_at: usize, head: bytes::Bytes },
+    WithoutHead { bytes: bytes::Bytes, head_at: usize },
 }
 
 impl Default for Raw {
@@ -102,34 +123,26 @@ impl From<bytes::Bytes> for Raw {
     }
 }
 
-impl Raw {
-    pub fn len(&self) -> usize {
-        match self {
-            Raw::Whole(bytes) => bytes.len(),
-            Raw::WithoutHead { bytes, head, .. } => bytes.len() + head.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The bytes as read, in one piece.
-    pub fn to_vec(&self) -> Vec<u8> {
-        match self {
-            Raw::Whole(bytes) => bytes.to_vec(),
-            Raw::WithoutHead { bytes, head_at, head } => [&bytes[..*head_at], head, &bytes[*head_at..]].concat(),
-        }
-    }
-}
-
 impl SourceRecord {
+    /// The record's bytes as read, in one piece: empty for a Kafka message.
+    pub fn raw_bytes(&self) -> Vec<u8> {
+        match (&self.raw, self.head()) {
+            (Raw::WithoutHead { bytes, head_at }, Some(head)) => [&bytes[..*head_at], &head.escaped, &bytes[*head_at..]].concat(),
+            (Raw::WithoutHead { bytes, .. } | Raw::Whole(bytes), _) => bytes.to_vec(),
+        }
+    }
+
     /// The input bytes this record takes, for the sink's `batch_bytes`.
     pub fn size(&self) -> usize {
-        match &self.message {
-            Ok(m) if self.raw.is_empty() => m.key.as_ref().map_or(0, bytes::Bytes::len) + m.value_len(),
-            _ => self.raw.len(),
+        match (&self.raw, &self.message) {
+            (Raw::Whole(bytes), Ok(m)) if bytes.is_empty() => m.key.as_ref().map_or(0, bytes::Bytes::len) + m.value_len(),
+            (Raw::Whole(bytes), _) => bytes.len(),
+            (Raw::WithoutHead { bytes, .. }, _) => bytes.len() + self.head().map_or(0, |head| head.escaped.len()),
         }
+    }
+
+    fn head(&self) -> Option<&ValueHead> {
+        self.message.as_ref().ok()?.value_head.as_ref()
     }
 
     /// Key under which this record's position is recorded in snapshot summaries.
