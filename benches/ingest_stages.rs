@@ -3,8 +3,9 @@
 //! pipeline (`ingest_throughput` measures that):
 //!
 //! - **the file source**: an NDJSON file's lines (Kafka-shaped, with the Connect schema
-//!   envelope) read, split and parsed into messages on one thread, against serde_json reading
-//!   each line (already in memory) into its topic, key and value strings;
+//!   envelope) read, split and parsed into messages (on one thread below 4 cores, as floe reads
+//!   a file there), against serde_json reading each line (already in memory) into its topic,
+//!   key and value strings;
 //! - **the Debezium JSON decoder**: those messages into change events, against serde_json
 //!   reading each key and value into a `Value` tree;
 //! - **the input's floor**: the file source against the least any reader of the same file

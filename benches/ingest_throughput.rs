@@ -227,7 +227,8 @@ fn main() {
         }
         Ok("lines") => {
             // `FLOE_BENCH_INPUT` keeps the file for the next run (made when it is missing), so
-            // that alternating runs of two builds do not make the events again each time.
+            // that alternating runs of two builds do not make the events again each time. A kept
+            // file holds the events of the run that made it: keep `FLOE_BENCH_EVENTS` with it.
             let made;
             let input = match std::env::var_os("FLOE_BENCH_INPUT").map(PathBuf::from) {
                 Some(kept) if kept.exists() => kept,

@@ -5,8 +5,9 @@
 //! A thread splits and parses the input's lines ahead of the ingest loop (a few batches at
 //! most), so that a quiet stdin never blocks the loop's timers. Stdin and other readers, whose
 //! reads may wait on a writer, are read on a thread of their own, so that lines already parsed
-//! are handed over before the parser waits. A file's reads never wait: on a machine without
-//! cores to spare, the parsing thread reads it itself, into a chunk still in its core's cache.
+//! are handed over before the parser waits. A regular file's reads never wait: on a machine
+//! without cores to spare, the parsing thread reads it itself, into a chunk still in its core's
+//! cache.
 
 use std::fs::File;
 use std::io::Read;
@@ -93,8 +94,16 @@ impl FileSource {
 
     fn start(&mut self) -> std::io::Result<()> {
         let input = match (&self.path, self.reader.take()) {
-            (Some(path), _) if self.read_file_ahead => Input::ReadAhead(Box::new(File::open(path)?)),
-            (Some(path), _) => Input::ReadHere(Box::new(File::open(path)?)),
+            (Some(path), _) => {
+                let file = File::open(path)?;
+                // Only a regular file's reads never wait on a writer: a FIFO's or a terminal's
+                // may, and the lines parsed before must not wait with them.
+                if file.metadata()?.is_file() && !self.read_file_ahead {
+                    Input::ReadHere(Box::new(file))
+                } else {
+                    Input::ReadAhead(Box::new(file))
+                }
+            }
             (None, Some(reader)) => Input::ReadAhead(reader),
             (None, None) => return Ok(()), // already started; a plain reader cannot restart
         };
@@ -170,10 +179,10 @@ impl Source for FileSource {
 
 /// How the parsing thread gets its input.
 enum Input {
-    /// Read by the parsing thread itself: a file, on a machine without cores to spare.
+    /// Read by the parsing thread itself: a regular file, on a machine without cores to spare.
     ReadHere(Box<dyn Read + Send>),
-    /// Read on a thread of its own: stdin and any other reader, whose reads may wait on a
-    /// writer, and a file on a machine with cores to spare.
+    /// Read on a thread of its own: stdin, FIFOs and any other reader, whose reads may wait on
+    /// a writer, and a regular file on a machine with cores to spare.
     ReadAhead(Box<dyn Read + Send>),
 }
 
@@ -246,8 +255,10 @@ fn read_lines(
             Chunks::Own { reader, free } => Next::Chunk(read_chunk(reader, free.pop().unwrap_or_default())),
             Chunks::Read { chunks, .. } => match chunks.try_recv() {
                 Ok(chunk) => Next::Chunk(chunk),
-                // The reader stops reading once the source drains: what it read is all there is.
-                Err(_) if draining.load(Ordering::Relaxed) => Next::Drained,
+                // The reader stops reading once the source drains: what it read is all there is,
+                // and a read under way may still return some.
+                Err(TryRecvError::Empty) if draining.load(Ordering::Relaxed) => read_under_way(chunks),
+                Err(TryRecvError::Disconnected) if draining.load(Ordering::Relaxed) => Next::Drained,
                 Err(TryRecvError::Empty) if !hand_over(&mut batch) => return,
                 Err(TryRecvError::Empty) => wait_for_chunk(chunks, draining),
                 Err(TryRecvError::Disconnected) => Next::Chunk(Err(reader_gone())),
@@ -308,7 +319,7 @@ enum Next {
 fn wait_for_chunk(chunks: &Receiver<std::io::Result<BytesMut>>, draining: &AtomicBool) -> Next {
     loop {
         if draining.load(Ordering::Relaxed) {
-            return Next::Drained;
+            return read_under_way(chunks);
         }
         match chunks.recv_timeout(DRAIN_POLL) {
             Ok(chunk) => return Next::Chunk(chunk),
@@ -318,14 +329,27 @@ fn wait_for_chunk(chunks: &Receiver<std::io::Result<BytesMut>>, draining: &Atomi
     }
 }
 
+/// Once the source drains: the chunk of the reader's read under way, if it returns soon (its
+/// bytes are gone from stdin: they must be ingested), or `Drained` once the reader has stopped
+/// or when it is still waiting on a quiet input, which will not be read any more.
+fn read_under_way(chunks: &Receiver<std::io::Result<BytesMut>>) -> Next {
+    match chunks.recv_timeout(READ_UNDER_WAY_WAIT) {
+        Ok(chunk) => Next::Chunk(chunk),
+        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => Next::Drained,
+    }
+}
+
 /// The reader's thread ended without saying the input ended (it panicked).
 fn reader_gone() -> std::io::Error {
     std::io::Error::other("the input's reader stopped before the input ended")
 }
 
-/// How often a parser waiting on the input looks for a drain, and how long a drain waits.
+/// How often a parser waiting on the input looks for a drain, how long a drain waits, and how
+/// long the parser waits in a drain for a read under way (less, so that what it returns is
+/// handed over before the drain stops waiting).
 const DRAIN_POLL: Duration = Duration::from_millis(50);
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
+const READ_UNDER_WAY_WAIT: Duration = Duration::from_secs(1);
 
 /// Chunks read ahead of the parser (one more can be on its way), and the size of each read:
 /// small enough that a chunk the parser reads itself is still in its core's cache when it
@@ -415,16 +439,40 @@ mod tests {
         let input = lines.join("\n") + "\n";
         // More than a pipe holds, so written from a thread; the pipe stays open: the lines are
         // read, and more could come.
-        let writing = std::thread::spawn(move || {
+        let (written, open) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
             std::io::Write::write_all(&mut writer, input.as_bytes()).unwrap();
-            writer
+            written.send(writer).unwrap();
         });
         let mut source = from_reader(Box::new(reader), "test".into());
         let mut read: Vec<_> = source.next_batch().await.unwrap().unwrap().iter().map(text).collect();
-        let _open = writing.join().expect("every line is written");
+        let _open = open.recv_timeout(std::time::Duration::from_secs(30)).expect("every line is written");
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         read.extend(source.drain().iter().map(text));
         assert!(read == lines, "{} of the {} lines, in order", read.len(), lines.len());
+    }
+
+    /// Gives `first` at once, then `second` after a pause (a writer's last lines arriving as the
+    /// sink shuts down), then nothing more for a long while.
+    struct LastLinesLate(Vec<(Duration, &'static [u8])>);
+
+    impl Read for LastLinesLate {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            let (pause, bytes) = if self.0.is_empty() { (Duration::from_secs(5), &b""[..]) } else { self.0.remove(0) };
+            std::thread::sleep(pause);
+            buffer[..bytes.len()].copy_from_slice(bytes);
+            Ok(bytes.len())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_drain_takes_the_lines_of_a_read_under_way() {
+        let reads = vec![(Duration::ZERO, &b"first\n"[..]), (Duration::from_millis(300), b"second\n")];
+        let mut source = from_reader(Box::new(LastLinesLate(reads)), "test".into());
+        let first: Vec<_> = source.next_batch().await.unwrap().unwrap().iter().map(text).collect();
+        assert_eq!(first, ["first"], "handed over while the second read waits");
+        let drained: Vec<_> = source.drain().iter().map(text).collect();
+        assert_eq!(drained, ["second"], "the read under way returned its line during the drain");
     }
 
     /// Gives `first`, then panics.
@@ -474,7 +522,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_is_read_whole_across_chunks_by_the_parsing_thread_or_a_reading_one() {
-        // Three chunks' worth, the last line without a newline.
+        // Many chunks' worth, the last line without a newline.
         let lines: Vec<String> = (0..70_000).map(|i| format!("line {i} {}", "x".repeat(40))).collect();
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), lines.join("\n")).unwrap();
@@ -482,7 +530,9 @@ mod tests {
             let mut source = FileSource { read_file_ahead, ..open(file.path(), None).unwrap() };
             let mut read = vec![];
             while let Some(batch) = source.next_batch().await.unwrap() {
-                assert!(batch.len() == BATCH_RECORDS || read.len() + batch.len() == lines.len(), "full batches until the end");
+                // The parser never waits on its own reads; a reading thread's may keep it waiting.
+                let full = batch.len() == BATCH_RECORDS || read.len() + batch.len() == lines.len();
+                assert!(full || read_file_ahead, "full batches until the end when the parser reads");
                 read.extend(batch.iter().map(text));
             }
             assert!(read == lines, "read ahead: {read_file_ahead}; {} of the {} lines, in order", read.len(), lines.len());

@@ -23,8 +23,9 @@ pub struct SourceRecord {
     pub stream: Arc<str>,
     pub partition: i32,
     pub offset: i64,
-    /// The record's bytes exactly as read, kept for the dead-letter table: a file's line.
-    /// Empty for a Kafka message, whose key and value are the bytes as read.
+    /// The record's bytes as read, kept for the dead-letter table: a file's line, perhaps
+    /// without its value's head ([`SourceRecord::raw_bytes`] puts it back). Empty for a Kafka
+    /// message, whose key and value are the bytes as read.
     pub raw: Raw,
     /// The message, or why the input line itself could not be read as one.
     pub message: Result<Message, String>,
