@@ -12,7 +12,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rdkafka::config::ClientConfig;
@@ -29,9 +29,12 @@ use crate::config::KafkaSettings;
 
 /// Records per batch handed to the ingest loop (as the file source's: fewer hand-overs between
 /// threads), and how many batches are read ahead: two, as each holds whole messages, and
-/// librdkafka prefetches more.
+/// librdkafka prefetches more. A batch goes when it is full, when a poll finds nothing, or when
+/// its first record has waited `BATCH_WAIT`, so that a steady trickle is not held back for
+/// seconds while a batch fills.
 const BATCH_RECORDS: usize = 4096;
 const BATCHES_AHEAD: usize = 2;
+const BATCH_WAIT: Duration = Duration::from_millis(100);
 /// How long one poll waits: also how soon a command (pause, resume, commit) is carried out.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -66,16 +69,32 @@ enum Delivery {
 #[derive(Default)]
 struct Outbox {
     batch: Vec<SourceRecord>,
+    /// When the batch's first record was polled.
+    since: Option<Instant>,
     sender: Option<mpsc::Sender<Delivery>>,
 }
 
 impl Outbox {
+    fn push(&mut self, record: SourceRecord) {
+        if self.batch.is_empty() {
+            self.since = Some(Instant::now());
+        }
+        self.batch.push(record);
+    }
+
+    /// Whether the batch is to be handed over now: it is full, or its first record has waited
+    /// long enough.
+    fn is_due(&self) -> bool {
+        self.batch.len() >= BATCH_RECORDS || self.since.is_some_and(|since| since.elapsed() >= BATCH_WAIT)
+    }
+
     /// Hands the polled records over; `false` once the ingest side has hung up.
     fn send_batch(&mut self) -> bool {
         if self.batch.is_empty() {
             return true;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_RECORDS));
+        self.since = None;
         self.send(Delivery::Records(Ok(batch)))
     }
 
@@ -363,8 +382,8 @@ fn poll_loop(consumer: BaseConsumer<TablePositions>, commands: std::sync::mpsc::
                 let (key, value) = (message.key().map(bytes::Bytes::copy_from_slice), message.payload().map(bytes::Bytes::copy_from_slice));
                 let message = Message::new(topic.into(), key, value);
                 // The dead-letter table keeps the message's value as the raw bytes.
-                outbox.batch.push(SourceRecord { stream, partition, offset, raw: Default::default(), message: Ok(message) });
-                if outbox.batch.len() < BATCH_RECORDS {
+                outbox.push(SourceRecord { stream, partition, offset, raw: Default::default(), message: Ok(message) });
+                if !outbox.is_due() {
                     continue;
                 }
             }
@@ -511,4 +530,29 @@ pub fn partition_ends(settings: &KafkaSettings, partitions: &[(String, i32)]) ->
         ends.insert(position_key(topic, *partition), end);
     }
     Ok(ends)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(offset: i64) -> SourceRecord {
+        let message = Message::new("t".into(), None, Some(bytes::Bytes::from_static(b"{}")));
+        SourceRecord { stream: "t".into(), partition: 0, offset, raw: Default::default(), message: Ok(message) }
+    }
+
+    #[test]
+    fn a_batch_is_due_when_full_or_when_its_first_record_has_waited() {
+        let mut outbox = Outbox::default();
+        assert!(!outbox.is_due(), "nothing to hand over");
+        outbox.push(record(0));
+        assert!(!outbox.is_due(), "one fresh record waits for more");
+        std::thread::sleep(BATCH_WAIT);
+        outbox.push(record(1));
+        assert!(outbox.is_due(), "the first record has waited long enough");
+        outbox.send_batch(); // nobody listens: the batch is dropped, and the wait starts over
+        assert!(!outbox.is_due(), "nothing to hand over");
+        (0..BATCH_RECORDS as i64).for_each(|offset| outbox.push(record(offset)));
+        assert!(outbox.is_due(), "a full batch goes at once");
+    }
 }
