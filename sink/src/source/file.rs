@@ -7,13 +7,12 @@
 //! reads may wait on a writer, are read on a thread of their own, so that lines already parsed
 //! are handed over before the parser waits. A regular file's reads never wait: on a machine
 //! without cores to spare, the parsing thread reads it itself, into a chunk still in its core's
-//! cache.
+//! cache ([`super::chunks`]).
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +21,7 @@ use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 use super::chunk_lines::ChunkLines;
+use super::chunks::{Chunks, Input, Next, READ_UNDER_WAY_WAIT};
 use super::detached::detach;
 use super::line::LineParser;
 use super::{position_key, Positions, Source, SourceRecord};
@@ -31,6 +31,10 @@ use super::{position_key, Positions, Source, SourceRecord};
 /// they ingested 9% faster than at 1,024 (BENCHMARKS.md, fifteenth session).
 const BATCH_RECORDS: usize = 4096;
 const BATCHES_AHEAD: usize = 4;
+
+/// How long a drain waits for the parser to hand over what it has read.
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+const _: () = assert!(READ_UNDER_WAY_WAIT.as_millis() < DRAIN_WAIT.as_millis(), "a read under way is handed over in time");
 
 /// Reads records from `path`, or stdin for `-`. The stream name is `file:<canonical path>` or
 /// `stdin`, unless `stream_name` overrides it.
@@ -177,48 +181,6 @@ impl Source for FileSource {
     }
 }
 
-/// How the parsing thread gets its input.
-enum Input {
-    /// Read by the parsing thread itself: a regular file, on a machine without cores to spare.
-    ReadHere(Box<dyn Read + Send>),
-    /// Read on a thread of its own: stdin, FIFOs and any other reader, whose reads may wait on
-    /// a writer, and a regular file on a machine with cores to spare.
-    ReadAhead(Box<dyn Read + Send>),
-}
-
-/// Where the parsing thread's chunks come from: its own reads, or the reading thread's.
-enum Chunks {
-    Own { reader: Box<dyn Read + Send>, free: Vec<BytesMut> },
-    Read { chunks: Receiver<std::io::Result<BytesMut>>, recycler: std::sync::mpsc::Sender<BytesMut> },
-}
-
-impl Chunks {
-    /// Reads `input` here, or starts a thread that reads it.
-    fn of(input: Input, draining: &Arc<AtomicBool>) -> std::io::Result<Self> {
-        let reader = match input {
-            Input::ReadHere(reader) => return Ok(Chunks::Own { reader, free: vec![] }),
-            Input::ReadAhead(reader) => reader,
-        };
-        let (chunk_sender, chunks) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
-        let (recycler, recycled) = std::sync::mpsc::channel();
-        let stop_reading = draining.clone();
-        std::thread::Builder::new()
-            .name("floe-file-reader".into())
-            .spawn(move || read_chunks(reader, chunk_sender, recycled, &stop_reading))?;
-        Ok(Chunks::Read { chunks, recycler })
-    }
-
-    /// A chunk to be read into again.
-    fn recycle(&mut self, chunk: BytesMut) {
-        match self {
-            Chunks::Own { free, .. } => free.push(chunk),
-            Chunks::Read { recycler, .. } => {
-                let _ = recycler.send(chunk);
-            }
-        }
-    }
-}
-
 /// The parsing thread: the input's chunks → batches of records, until the input ends or the
 /// loop hangs up. Lines are slices of the chunks read; a parsed line's record keeps a copy of
 /// what it needs of it ([`detach`]: all but its value's shared head), and the chunk is read into
@@ -250,19 +212,10 @@ fn read_lines(
     };
     let mut ended = false;
     while !ended {
-        let next = match &mut chunks {
-            Chunks::Own { .. } if draining.load(Ordering::Relaxed) => Next::Drained,
-            Chunks::Own { reader, free } => Next::Chunk(read_chunk(reader, free.pop().unwrap_or_default())),
-            Chunks::Read { chunks, .. } => match chunks.try_recv() {
-                Ok(chunk) => Next::Chunk(chunk),
-                // The reader stops reading once the source drains: what it read is all there is,
-                // and a read under way may still return some.
-                Err(TryRecvError::Empty) if draining.load(Ordering::Relaxed) => read_under_way(chunks),
-                Err(TryRecvError::Disconnected) if draining.load(Ordering::Relaxed) => Next::Drained,
-                Err(TryRecvError::Empty) if !hand_over(&mut batch) => return,
-                Err(TryRecvError::Empty) => wait_for_chunk(chunks, draining),
-                Err(TryRecvError::Disconnected) => Next::Chunk(Err(reader_gone())),
-            },
+        let next = match chunks.next(draining) {
+            Next::NotYet if !hand_over(&mut batch) => return,
+            Next::NotYet => chunks.wait(draining),
+            next => next,
         };
         let lines = match next {
             Next::Chunk(Ok(chunk)) if chunk.is_empty() => {
@@ -284,6 +237,8 @@ fn read_lines(
                 return;
             }
             // Everything read is handed over; an unfinished line's rest was never read.
+            // Only `next` says so; `wait` waits.
+            Next::NotYet => continue,
             Next::Drained => {
                 hand_over(&mut batch);
                 return;
@@ -305,90 +260,6 @@ fn read_lines(
         }
     }
     hand_over(&mut batch);
-}
-
-/// What the parser takes next.
-enum Next {
-    /// What the reader read (empty at the end of the input), or why it stopped.
-    Chunk(std::io::Result<BytesMut>),
-    /// The source is draining, and every chunk read is parsed.
-    Drained,
-}
-
-/// Waits for the reader's next chunk, until the source drains.
-fn wait_for_chunk(chunks: &Receiver<std::io::Result<BytesMut>>, draining: &AtomicBool) -> Next {
-    loop {
-        if draining.load(Ordering::Relaxed) {
-            return read_under_way(chunks);
-        }
-        match chunks.recv_timeout(DRAIN_POLL) {
-            Ok(chunk) => return Next::Chunk(chunk),
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return Next::Chunk(Err(reader_gone())),
-        }
-    }
-}
-
-/// Once the source drains: the chunk of the reader's read under way, if it returns soon (its
-/// bytes are gone from stdin: they must be ingested), or `Drained` once the reader has stopped
-/// or when it is still waiting on a quiet input, which will not be read any more.
-fn read_under_way(chunks: &Receiver<std::io::Result<BytesMut>>) -> Next {
-    match chunks.recv_timeout(READ_UNDER_WAY_WAIT) {
-        Ok(chunk) => Next::Chunk(chunk),
-        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => Next::Drained,
-    }
-}
-
-/// The reader's thread ended without saying the input ended (it panicked).
-fn reader_gone() -> std::io::Error {
-    std::io::Error::other("the input's reader stopped before the input ended")
-}
-
-/// How often a parser waiting on the input looks for a drain, how long a drain waits, and how
-/// long the parser waits in a drain for a read under way (less, so that what it returns is
-/// handed over before the drain stops waiting).
-const DRAIN_POLL: Duration = Duration::from_millis(50);
-const DRAIN_WAIT: Duration = Duration::from_secs(2);
-const READ_UNDER_WAY_WAIT: Duration = Duration::from_secs(1);
-
-/// Chunks read ahead of the parser (one more can be on its way), and the size of each read:
-/// small enough that a chunk the parser reads itself is still in its core's cache when it
-/// parses it (256 KiB ingested 6% faster than 1 MiB; BENCHMARKS.md, fifteenth session).
-const CHUNKS_AHEAD: usize = 4;
-const CHUNK_BYTES: usize = 256 << 10;
-
-/// The reader's thread: the input in chunks as each read returns them (an empty one when it
-/// ends), until it ends, fails, the parser hangs up, or the source drains. Chunks come back
-/// through `recycled` to be read into again; a new one is made only when none has.
-fn read_chunks(
-    mut reader: Box<dyn Read + Send>,
-    chunks: SyncSender<std::io::Result<BytesMut>>,
-    recycled: Receiver<BytesMut>,
-    draining: &AtomicBool,
-) {
-    while !draining.load(Ordering::Relaxed) {
-        let read = read_chunk(&mut reader, recycled.try_recv().unwrap_or_default());
-        let last = !matches!(&read, Ok(chunk) if !chunk.is_empty());
-        if chunks.send(read).is_err() || last {
-            return;
-        }
-    }
-}
-
-/// One read into `chunk` (an empty chunk at the end of the input).
-fn read_chunk(reader: &mut Box<dyn Read + Send>, mut chunk: BytesMut) -> std::io::Result<BytesMut> {
-    // Only what the last read left short is zeroed: a recycled chunk was read into whole.
-    chunk.resize(CHUNK_BYTES, 0);
-    let read = loop {
-        match reader.read(&mut chunk) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            result => break result,
-        }
-    };
-    read.map(|n| {
-        chunk.truncate(n);
-        chunk
-    })
 }
 
 #[cfg(test)]

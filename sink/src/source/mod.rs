@@ -5,6 +5,7 @@
 //! so a restart skips exactly what was committed.
 
 mod chunk_lines;
+mod chunks;
 mod detached;
 pub mod file;
 pub mod kafka;
