@@ -236,9 +236,9 @@ fn read_lines(
                 }
                 return;
             }
-            // Everything read is handed over; an unfinished line's rest was never read.
             // Only `next` says so; `wait` waits.
             Next::NotYet => continue,
+            // Everything read is handed over; an unfinished line's rest was never read.
             Next::Drained => {
                 hand_over(&mut batch);
                 return;
