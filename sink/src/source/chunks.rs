@@ -96,6 +96,8 @@ impl Chunks {
             match chunks.recv_timeout(DRAIN_POLL) {
                 Ok(chunk) => return Next::Chunk(chunk),
                 Err(RecvTimeoutError::Timeout) => continue,
+                // The reader saw the drain before it read again: nothing more was read.
+                Err(RecvTimeoutError::Disconnected) if draining.load(Ordering::Relaxed) => return Next::Drained,
                 Err(RecvTimeoutError::Disconnected) => return Next::Chunk(Err(reader_gone())),
             }
         }

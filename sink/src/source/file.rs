@@ -323,13 +323,17 @@ mod tests {
         assert!(read == lines, "{} of the {} lines, in order", read.len(), lines.len());
     }
 
-    /// Gives `first` at once, then `second` after a pause (a writer's last lines arriving as the
-    /// sink shuts down), then nothing more for a long while.
-    struct LastLinesLate(Vec<(Duration, &'static [u8])>);
+    /// Gives each of `reads` after its pause (a writer's last lines arriving as the sink shuts
+    /// down), then nothing more for a long while; says on `started` when each read starts.
+    struct LastLinesLate {
+        reads: Vec<(Duration, &'static [u8])>,
+        started: std::sync::mpsc::Sender<()>,
+    }
 
     impl Read for LastLinesLate {
         fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
-            let (pause, bytes) = if self.0.is_empty() { (Duration::from_secs(5), &b""[..]) } else { self.0.remove(0) };
+            let _ = self.started.send(());
+            let (pause, bytes) = if self.reads.is_empty() { (Duration::from_secs(5), &b""[..]) } else { self.reads.remove(0) };
             std::thread::sleep(pause);
             buffer[..bytes.len()].copy_from_slice(bytes);
             Ok(bytes.len())
@@ -339,9 +343,13 @@ mod tests {
     #[tokio::test]
     async fn a_drain_takes_the_lines_of_a_read_under_way() {
         let reads = vec![(Duration::ZERO, &b"first\n"[..]), (Duration::from_millis(300), b"second\n")];
-        let mut source = from_reader(Box::new(LastLinesLate(reads)), "test".into());
+        let (started, reading) = std::sync::mpsc::channel();
+        let mut source = from_reader(Box::new(LastLinesLate { reads, started }), "test".into());
         let first: Vec<_> = source.next_batch().await.unwrap().unwrap().iter().map(text).collect();
         assert_eq!(first, ["first"], "handed over while the second read waits");
+        for read in ["first", "second"] {
+            reading.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("the {read} read starts"));
+        }
         let drained: Vec<_> = source.drain().iter().map(text).collect();
         assert_eq!(drained, ["second"], "the read under way returned its line during the drain");
     }

@@ -338,8 +338,9 @@ mod tests {
     fn payload(id: i64, name: &str, score: f64, op: &str) -> String {
         let source = format!(
             r#"{{"version":"3.6.3.Final","connector":"postgresql","name":"pg","ts_ms":{},"snapshot":"false","db":"postgres","sequence":"[null,\"{id}\"]","ts_us":{},"txId":751,"lsn":{id},"xmin":null}}"#,
-            1_700_000_000_000 + id,
-            1_700_000_000_000_000 + id
+            // Any `id` the property tries: the times only need to be numbers.
+            1_700_000_000_000_i64.wrapping_add(id),
+            1_700_000_000_000_000_i64.wrapping_add(id)
         );
         let after = format!(r#"{{"id":{id},"name":{},"score":{}}}"#, Value::from(name), Value::from(score));
         format!(r#"{{"before":null,"after":{after},"source":{source},"transaction":null,"op":"{op}","ts_ms":1}}"#)
