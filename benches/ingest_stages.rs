@@ -150,8 +150,8 @@ fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let n: usize = std::env::var("FLOE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(if bench { 200_000 } else { 2_000 });
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let lines = events(n, true);
-    let (input, file) = (ndjson(&lines), ndjson_file(&lines));
+    let input = ndjson(&events(n, true));
+    let file = ndjson_file(&input);
     println!("ingest_stages: {n} Debezium JSON events with the schema envelope; each stage in {PAIRS} tries paired with serde_json's");
     let source = paired(&|| serde_json_lines(&input), &|| file_source(file.path(), &runtime));
     println!("  file source, NDJSON lines → messages  {}", source.describe("lines/s", "baseline", "lines/s"));

@@ -141,14 +141,13 @@ fn arrow_parquet(rows: &[Value]) -> Duration {
     start.elapsed()
 }
 
-/// `benches/python_ingest.py` over the same events; `None` without `FLOE_PYTHON`.
-fn python_ingest(lines: &[String]) -> Option<Duration> {
+/// `benches/python_ingest.py` over the NDJSON file `input` floe read; `None` without
+/// `FLOE_PYTHON`.
+fn python_ingest(input: &Path) -> Option<Duration> {
     let python = std::env::var("FLOE_PYTHON").ok()?;
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("events.ndjson");
-    std::fs::write(&input, ndjson(lines)).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_ingest.py");
-    let out = Command::new(python).arg(script).arg(&input).arg(dir.path().join("work")).output().unwrap();
+    let out = Command::new(python).arg(script).arg(input).arg(dir.path().join("work")).output().unwrap();
     assert!(out.status.success(), "python baseline failed: {}", String::from_utf8_lossy(&out.stderr));
     let result: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     Some(Duration::from_secs_f64(result["seconds"].as_f64().unwrap()))
@@ -237,7 +236,7 @@ fn main() {
                     kept
                 }
                 None => {
-                    made = ndjson_file(&events(n, true));
+                    made = ndjson_file(&ndjson(&events(n, true)));
                     made.path().to_owned()
                 }
             };
@@ -251,16 +250,14 @@ fn main() {
     let describe = |paired: &Paired| paired.describe("events/s", "ceiling", "rows/s");
     println!("ingest_throughput: {n} Debezium JSON events, 5 columns + key; each path in {PAIRS} tries paired with the ceiling's");
     for (label, schemas) in [("schema envelope", true), ("no envelope    ", false)] {
-        let lines = events(n, schemas);
-        let input = ndjson_file(&lines);
+        let input = ndjson_file(&ndjson(&events(n, schemas)));
         let lines_paired = against_ceiling(&|| floe_ingest(input.path(), n, &runtime));
-        drop(input);
         println!("  floe ingest, {label} → Iceberg {}", describe(&lines_paired));
         let records = messages(n, schemas);
         let messages_paired = against_ceiling(&|| floe_ingest_messages(records.clone(), &runtime));
         println!("    the same as Kafka messages (no NDJSON) {}", describe(&messages_paired));
         if schemas {
-            match python_ingest(&lines) {
+            match python_ingest(input.path()) {
                 Some(python) => {
                     let python = rate(python);
                     println!(

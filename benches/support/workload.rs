@@ -63,10 +63,10 @@ pub fn ndjson(lines: &[String]) -> Arc<[u8]> {
     (lines.join("\n") + "\n").into_bytes().into()
 }
 
-/// The NDJSON text of `lines` in a file, written once for every run over it (and read from the
+/// `text` (an [`ndjson`] text) in a file, written once for every run over it (and read from the
 /// page cache by each).
-pub fn ndjson_file(lines: &[String]) -> tempfile::NamedTempFile {
+pub fn ndjson_file(text: &[u8]) -> tempfile::NamedTempFile {
     let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), ndjson(lines)).unwrap();
+    std::fs::write(file.path(), text).unwrap();
     file
 }

@@ -38,3 +38,8 @@ mod utf8;
 pub use config::SinkConfig;
 pub use error::{Result, SinkError};
 pub use ingest::{Control, IngestControl, IngestReport, Ingestor};
+
+/// The cores this process may use (1 when unknown): how many threads are worth starting.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}

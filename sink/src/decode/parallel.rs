@@ -86,8 +86,7 @@ impl DecodeAhead {
     /// A stage whose decoders are forks of `decoder`, one per spare core (at least one), in
     /// one set per batch in flight.
     pub fn new(decoder: &dyn Decoder) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let threads = cores.saturating_sub(1).clamp(1, MAX_DECODE_THREADS);
+        let threads = crate::cores().saturating_sub(1).clamp(1, MAX_DECODE_THREADS);
         let set = || (0..threads).map(|_| decoder.fork()).collect();
         Self { idle: (0..IN_FLIGHT).map(|_| set()).collect(), in_flight: VecDeque::new() }
     }

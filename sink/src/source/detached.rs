@@ -38,10 +38,7 @@ pub fn detach(line: &Bytes, message: Result<Message, String>, kept: &mut BytesMu
     };
     message.key = message.key.as_ref().map(moved);
     message.value = message.value.as_ref().map(moved);
-    let raw = match head {
-        Some(_) => Raw::WithoutHead { bytes: copy, head_at },
-        None => Raw::Whole(copy),
-    };
+    let raw = if head.is_some() { Raw::WithoutHead { bytes: copy, head_at } } else { Raw::Whole(copy) };
     (raw, Ok(message))
 }
 

@@ -45,7 +45,7 @@ pub fn open(path: &Path, stream_name: Option<String>) -> std::io::Result<FileSou
     let canonical = std::fs::canonicalize(path)?;
     File::open(&canonical)?;
     let stream = stream_name.unwrap_or_else(|| format!("file:{}", canonical.display()));
-    let read_file_ahead = cores() >= CORES_FOR_A_READING_THREAD;
+    let read_file_ahead = crate::cores() >= CORES_FOR_A_READING_THREAD;
     Ok(FileSource { path: Some(canonical), read_file_ahead, ..from_reader(Box::new(std::io::empty()), stream) })
 }
 
@@ -55,10 +55,6 @@ pub fn open(path: &Path, stream_name: Option<String>) -> std::io::Result<FileSou
 /// But alone it parses fewer lines a second than two threads do, which would cap a machine
 /// whose loop can take more.
 const CORES_FOR_A_READING_THREAD: usize = 4;
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
 
 /// Reads records from any reader; positions are recorded under `stream`. A reader cannot be
 /// rewound, so resuming it after a pause continues where it was.
