@@ -24,9 +24,14 @@ const COPY_WIDTH: usize = 16;
 /// Writes `prefix` and the unescaped content of the JSON string that `rest` is inside of to
 /// `arena` (emptied first); returns what follows the string's closing quote, or what is wrong
 /// with the string.
+///
+/// The string's end is found first: `rest` is often the rest of a line, kilobytes after a short
+/// key, and the arena is sized (and zeroed) for what it unescapes.
 pub fn unescape_into<'a>(prefix: &str, rest: &'a str, arena: &mut BytesMut) -> Result<&'a str, &'static str> {
-    match write_unescaped(prefix.as_bytes(), rest.as_bytes(), arena)? {
+    let end = string_end(rest.as_bytes()).ok_or("a string without its closing quote")?;
+    match write_unescaped(prefix.as_bytes(), &rest.as_bytes()[..=end], arena)? {
         Some(quote) => Ok(&rest[quote + 1..]),
+        // Not reached: the escapes read up to the quote that `string_end` found end there.
         None => Err("a string without its closing quote"),
     }
 }
