@@ -28,6 +28,14 @@ impl Members {
 /// Reads the JSON object `text` into `values`: `values[i]` is the member named `fields[i].name`,
 /// or `Null` when absent.
 pub fn read_object(text: &str, fields: &[Field], values: &mut Vec<Value>) -> Result<Members, DecodeError> {
+    match super::shape::read_in_order(text, fields, values) {
+        Some(members) => Ok(members),
+        None => read_object_by_serde(text, fields, values),
+    }
+}
+
+/// [`read_object`] by serde_json, whatever the text's layout.
+fn read_object_by_serde(text: &str, fields: &[Field], values: &mut Vec<Value>) -> Result<Members, DecodeError> {
     values.clear();
     values.resize(fields.len(), Value::Null);
     let mut de = serde_json::Deserializer::from_str(text);
@@ -131,6 +139,51 @@ pub(crate) mod tests {
         let n = read_object(r#"{"b": 2, "skip": {"deep": [1]}, "a": "x", "c\u0021": null}"#, &fields(&["a", "b", "c!", "d"]), &mut values);
         assert_eq!(n.unwrap(), Members { members: 4, matched: 3 });
         assert_eq!(values, vec![json!("x"), json!(2), json!(null), json!(null)]);
+    }
+
+    /// `read_object`'s reading of `text` is serde_json's, and whether it took the short way.
+    fn read_as_serde_json_does(text: &str, fields: &[Field]) -> bool {
+        let (mut values, mut by_serde) = (vec![], vec![]);
+        let read = read_object(text, fields, &mut values).map_err(|e| e.to_string());
+        let expected = read_object_by_serde(text, fields, &mut by_serde).map_err(|e| e.to_string());
+        assert_eq!((read, values), (expected, by_serde), "{text}");
+        super::super::shape::read_in_order(text, fields, &mut vec![]).is_some()
+    }
+
+    #[test]
+    fn keys_in_their_fields_order_are_read_the_short_way_and_anything_else_as_serde_json_reads_it() {
+        let fields = fields(&["id", "name"]);
+        for text in
+            [r#"{"id":1,"name":"a"}"#, r#"{"id":-0,"name":"caf\u00e9"}"#, r#"{"id":1.5e3,"name":null}"#, "{\"id\":[1,{}],\"name\":true} \n"]
+        {
+            assert!(read_as_serde_json_does(text, &fields), "the short way: {text}");
+        }
+        for text in [
+            r#"{"name":"a","id":1}"#,
+            r#"{"id": 1,"name":"a"}"#,
+            r#" {"id":1,"name":"a"}"#,
+            r#"{"id":1}"#,
+            r#"{"id":1,"name":"a","more":2}"#,
+            r#"{"i\u0064":1,"name":"a"}"#,
+            r#"{"id":1,"name":"a"} x"#,
+            r#"{"id":01,"name":"a"}"#,
+            r#"{"id":1,"name":"a"#,
+            r#"{"id":1,"name":"a\x"}"#,
+        ] {
+            assert!(!read_as_serde_json_does(text, &fields), "serde_json's way: {text}");
+        }
+        let odd = [Field::new("a\"b", Kind::Long, false)];
+        assert!(!read_as_serde_json_does(r#"{"a\"b":1}"#, &odd), "a name with escapes is not compared as written");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_key_is_read_as_serde_json_reads_it(id: i64, name in "\\PC*", score: f64, flag: bool) {
+            let fields = fields(&["flag", "id", "name", "score"]);
+            // serde_json's own map writes its members sorted by name: the fields' order.
+            let key = json!({"id": id, "name": name, "score": score, "flag": flag}).to_string();
+            proptest::prop_assert!(read_as_serde_json_does(&key, &fields));
+        }
     }
 
     #[test]

@@ -70,6 +70,28 @@ impl Shapes {
     }
 }
 
+/// Reads the JSON object `text` as [`read_object`](super::json_object::read_object) does, when
+/// it is written as Debezium writes a key: `fields`' members, each once and in their order,
+/// nothing else, and no whitespace but after the object. `None` for any other text, which is
+/// left to serde_json. A key was a tenth of the decoder's work when serde_json read each.
+pub fn read_in_order(text: &str, fields: &[super::Field], values: &mut Vec<Value>) -> Option<Members> {
+    values.clear();
+    let mut rest = text.strip_prefix('{')?;
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            rest = rest.strip_prefix(',')?;
+        }
+        // A name written with escapes is not compared as written.
+        let name = Some(field.name.as_str()).filter(|name| name.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\'))?;
+        rest = rest.strip_prefix('"')?.strip_prefix(name)?.strip_prefix("\":")?;
+        let len = value_len(rest)?;
+        values.push(plain::to_value(&rest[..len])?);
+        rest = &rest[len..];
+    }
+    let after = rest.strip_prefix('}')?;
+    after.bytes().all(crate::json_text::is_space).then_some(Members { members: fields.len(), matched: fields.len() })
+}
+
 /// How a payload's text is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
