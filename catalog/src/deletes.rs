@@ -43,7 +43,7 @@ pub async fn write_position_deletes(table: &FloeTable, deletes: &PositionDeletes
     let positions: Int64Array = deletes.values().flatten().copied().map(Some).collect();
     let batch = RecordBatch::try_new(arrow_schema, vec![Arc::new(paths), Arc::new(positions)])?;
 
-    let rolling = crate::writer::rolling_parquet(table, Arc::new(schema), usize::MAX, "deletes-")?;
+    let rolling = crate::writer::rolling_parquet(table, Arc::new(schema), usize::MAX, "deletes-", &[])?;
     let mut writer = rolling.build();
     writer.write(&None, &batch).await?;
     let spec_id = table.metadata().default_partition_spec_id();

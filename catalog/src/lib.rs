@@ -24,6 +24,7 @@ pub mod append;
 pub mod catalog;
 pub mod commit;
 pub mod deletes;
+mod dictionary;
 pub mod error;
 pub mod layout;
 pub mod maintenance;

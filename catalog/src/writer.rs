@@ -37,11 +37,12 @@ pub fn table_arrow_schema(table: &FloeTable) -> Result<ArrowSchemaRef> {
 /// since Iceberg 1.10.
 const UNIQUE_COLUMNS: [&str; 2] = [OP_TS, SRC_OFFSET];
 
-/// zstd; [`UNIQUE_COLUMNS`] without a dictionary; every other column as the Parquet writer
-/// chooses (a dictionary, falling back to plain when it grows too large).
-fn writer_properties(schema: &iceberg::spec::Schema) -> WriterProperties {
+/// zstd; [`UNIQUE_COLUMNS`] and `plain` without a dictionary; every other column as the
+/// Parquet writer chooses (a dictionary, falling back to plain when it grows too large).
+fn writer_properties(schema: &iceberg::spec::Schema, plain: &[String]) -> WriterProperties {
     let mut props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
-    for name in UNIQUE_COLUMNS.into_iter().filter(|name| schema.field_by_name(name).is_some()) {
+    let plain = UNIQUE_COLUMNS.into_iter().chain(plain.iter().map(String::as_str));
+    for name in plain.filter(|name| schema.field_by_name(name).is_some()) {
         props = props.set_column_dictionary_enabled(ColumnPath::from(name), false);
     }
     props.build()
@@ -49,12 +50,18 @@ fn writer_properties(schema: &iceberg::spec::Schema) -> WriterProperties {
 
 /// How floe's Parquet files roll over in the table's data directory: zstd, named
 /// `{name_prefix}{uuid}-{n}.parquet`, written for `schema` (data files use the table's schema,
-/// delete files their own).
+/// delete files their own), the columns named in `plain` without a dictionary.
 pub(crate) type RollingParquet = RollingFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
-pub(crate) fn rolling_parquet(table: &FloeTable, schema: SchemaRef, target_file_size: usize, name_prefix: &str) -> Result<RollingParquet> {
+pub(crate) fn rolling_parquet(
+    table: &FloeTable,
+    schema: SchemaRef,
+    target_file_size: usize,
+    name_prefix: &str,
+    plain: &[String],
+) -> Result<RollingParquet> {
     Ok(RollingFileWriterBuilder::new(
-        ParquetWriterBuilder::new(writer_properties(&schema), schema),
+        ParquetWriterBuilder::new(writer_properties(&schema, plain), schema),
         target_file_size,
         table.file_io().clone(),
         DefaultLocationGenerator::new(table.metadata())?,
@@ -64,9 +71,20 @@ pub(crate) fn rolling_parquet(table: &FloeTable, schema: SchemaRef, target_file_
 
 /// Writes record batches of one partition into data files of `table`.
 pub struct DataFileSink {
-    inner: Box<dyn IcebergWriter>,
+    /// The writer, made on the first rows: which columns get a dictionary depends on them
+    /// ([`crate::dictionary`]).
+    inner: Option<Box<dyn IcebergWriter>>,
+    to_open: ToOpen,
     /// The table's Arrow schema with field ids, which the Parquet writer matches columns by.
     schema: ArrowSchemaRef,
+}
+
+/// What the writer is made of.
+struct ToOpen {
+    table: FloeTable,
+    partition: Option<PartitionKey>,
+    target_file_size: usize,
+    name_prefix: String,
 }
 
 impl DataFileSink {
@@ -78,24 +96,40 @@ impl DataFileSink {
     /// As [`DataFileSink::new`], with file names starting with `name_prefix` (the compactor marks
     /// its output this way, see [`crate::layout::COMPACTED_FILE_PREFIX`]).
     pub async fn named(table: &FloeTable, partition: Option<PartitionKey>, target_file_size: usize, name_prefix: &str) -> Result<Self> {
-        let rolling = rolling_parquet(table, table.current_schema().clone(), target_file_size, name_prefix)?;
-        let inner = DataFileWriterBuilder::new(rolling).build(partition).await?;
-        Ok(Self { inner: Box::new(inner), schema: table_arrow_schema(table)? })
+        let to_open = ToOpen { table: table.clone(), partition, target_file_size, name_prefix: name_prefix.to_string() };
+        Ok(Self { inner: None, to_open, schema: table_arrow_schema(table)? })
     }
 
     /// Writes `batch`, whose columns are the table's. Its schema may lack the field-id metadata
     /// (DataFusion and iceberg's reader drop it); the table's is put back.
     pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        if batch.num_rows() > 0 {
-            let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?;
-            self.inner.write(batch).await?;
+        if batch.num_rows() == 0 {
+            return Ok(());
         }
+        let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?;
+        let inner = match &mut self.inner {
+            Some(inner) => inner,
+            None => self.inner.insert(self.to_open.open(&crate::dictionary::columns_without_dictionary(&batch)).await?),
+        };
+        inner.write(batch).await?;
         Ok(())
     }
 
     /// Closes the current file and returns every file written, ready to commit.
-    pub async fn finish(mut self) -> Result<Vec<DataFile>> {
-        Ok(self.inner.close().await?)
+    pub async fn finish(self) -> Result<Vec<DataFile>> {
+        match self.inner {
+            Some(mut inner) => Ok(inner.close().await?),
+            None => Ok(vec![]),
+        }
+    }
+}
+
+impl ToOpen {
+    /// The writer, with the columns named in `plain` written without a dictionary.
+    async fn open(&self, plain: &[String]) -> Result<Box<dyn IcebergWriter>> {
+        let ToOpen { table, partition, target_file_size, name_prefix } = self;
+        let rolling = rolling_parquet(table, table.current_schema().clone(), *target_file_size, name_prefix, plain)?;
+        Ok(Box::new(DataFileWriterBuilder::new(rolling).build(partition.clone()).await?))
     }
 }
 
@@ -153,23 +187,54 @@ mod tests {
         RecordBatch::try_new(arrow, columns).unwrap()
     }
 
+    /// The encodings of each column of the one file `batch` is written to.
+    async fn written_encodings(table: &FloeTable, batch: RecordBatch) -> Vec<(String, Vec<Encoding>)> {
+        let files = write_data_files(table, [batch]).await.unwrap();
+        encodings(table.file_io().new_input(files[0].file_path()).unwrap().read().await.unwrap())
+    }
+
+    fn has_dictionary(used: &[Encoding]) -> bool {
+        used.contains(&Encoding::RLE_DICTIONARY) || used.contains(&Encoding::PLAIN_DICTIONARY)
+    }
+
     #[tokio::test]
-    async fn unique_metadata_columns_are_written_without_a_dictionary_and_read_back_as_written() {
+    async fn a_column_whose_values_are_all_different_is_written_without_a_dictionary() {
         let test = test_catalog().await;
+        let table = orders(&test).await;
+        let repeating = batch(&table, 10_000);
+        let id = repeating.schema().index_of("id").unwrap();
+        let mut columns = repeating.columns().to_vec();
+        columns[id] = Arc::new(Int64Array::from_iter_values(0..10_000));
+        let unique = RecordBatch::try_new(repeating.schema(), columns).unwrap();
+
+        let id_encodings = |written: Vec<(String, Vec<Encoding>)>| written.into_iter().find(|(name, _)| name == "id").unwrap().1;
+        assert!(has_dictionary(&id_encodings(written_encodings(&table, repeating).await)), "a hundred keys: a dictionary");
+        let used = id_encodings(written_encodings(&table, unique).await);
+        assert!(used.contains(&Encoding::PLAIN) && !has_dictionary(&used), "every key once: plain, {used:?}");
+    }
+
+    /// `shop.orders`: `id` (the key) and floe's metadata columns.
+    async fn orders(test: &crate::testing::TestCatalog) -> FloeTable {
         let mut next_id = 2;
         let mut fields = vec![Arc::new(NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)))];
         fields.extend(metadata_fields(&mut next_id));
         let schema = Schema::builder().with_fields(fields).with_identifier_field_ids(vec![1]).build().unwrap();
         let id = ident("shop", "orders");
         test.catalog.create_namespace(id.namespace()).await.unwrap();
-        let table = test.catalog.create_table(&id, TableCreation::builder().name("orders".into()).schema(schema).build()).await.unwrap();
+        test.catalog.create_table(&id, TableCreation::builder().name("orders".into()).schema(schema).build()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn unique_metadata_columns_are_written_without_a_dictionary_and_read_back_as_written() {
+        let test = test_catalog().await;
+        let table = orders(&test).await;
         let written = batch(&table, 10_000);
 
         let files = write_data_files(&table, [written.clone()]).await.unwrap();
         let bytes = table.file_io().new_input(files[0].file_path()).unwrap().read().await.unwrap();
 
         for (column, used) in encodings(bytes.clone()) {
-            let dictionary = used.contains(&Encoding::RLE_DICTIONARY) || used.contains(&Encoding::PLAIN_DICTIONARY);
+            let dictionary = has_dictionary(&used);
             match column.as_str() {
                 OP_TS | SRC_OFFSET => assert!(used.contains(&Encoding::PLAIN) && !dictionary, "{column}: {used:?}"),
                 "id" => assert!(dictionary, "other columns keep the writer's choice: {column}: {used:?}"),
