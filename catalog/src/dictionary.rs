@@ -74,7 +74,7 @@ fn takes_a_dictionary(data_type: &DataType) -> bool {
 fn looks_unique(column: &dyn Array, sample: &UInt32Array) -> bool {
     let Ok(sampled) = arrow_select::take::take(column, sample, None) else { return false };
     let Ok(converter) = RowConverter::new(vec![SortField::new(sampled.data_type().clone())]) else { return false };
-    let Ok(rows) = converter.convert_columns(&[sampled.clone()]) else { return false };
+    let Ok(rows) = converter.convert_columns(std::slice::from_ref(&sampled)) else { return false };
     let values: Vec<_> = (0..sampled.len()).filter(|i| sampled.is_valid(*i)).map(|i| rows.row(i)).collect();
     let distinct: HashSet<_> = values.iter().collect();
     values.len() >= MIN_SAMPLED_VALUES && distinct.len() as f64 >= DISTINCT_SHARE * values.len() as f64
