@@ -126,6 +126,9 @@ pub fn string_end(bytes: &[u8]) -> Option<usize> {
 const BLOCK: usize = 64;
 const ODD_BITS: u64 = 0xAAAA_AAAA_AAAA_AAAA;
 
+/// The bytes of a SIMD lane ([`block_bits`]).
+const LANE: usize = 16;
+
 /// A bit per byte of `block` (bit `i` for byte `i`): which are quotes, and which backslashes.
 /// Compared 16 bytes at a time in SIMD lanes (SSE2 on x86_64): six times as fast as the same
 /// bits from 8-byte words, and finding a value's end was a tenth of reading an NDJSON line.
@@ -139,8 +142,6 @@ fn block_bits(block: &[u8; BLOCK]) -> (u64, u64) {
     }
     (quotes, backslashes)
 }
-
-const LANE: usize = 16;
 
 /// A bit per lane of `equal` (all ones where equal), lane `i`'s as bit `i`.
 fn lane_bits(equal: u8x16) -> u64 {
