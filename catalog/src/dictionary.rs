@@ -63,11 +63,11 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Types the Parquet writer builds a dictionary for, as one leaf column (not booleans, which it
-/// never does, and not nested types, whose leaves it names otherwise).
+/// Types the Parquet writer builds a dictionary for, as one leaf column: numbers, times,
+/// strings and binaries (not booleans, which it never does, and not nested types, whose leaves
+/// it names otherwise).
 fn takes_a_dictionary(data_type: &DataType) -> bool {
-    (data_type.is_primitive() || matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary))
-        && !matches!(data_type, DataType::Boolean)
+    data_type.is_primitive() || matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary)
 }
 
 /// Whether the values of `column` at the `sample` rows are nearly all different.
