@@ -3,6 +3,8 @@
 //! [`Shape`] is that text, learned from one payload read in full, with a slot for each value. A
 //! payload of a known shape is read by comparing the text and scanning only the values: a
 //! fraction of what a JSON parser does over the same bytes, most of which are member names.
+//! Values floe ignores that repeat from payload to payload (most of the `source` block) are
+//! compared as part of that text too, once two payloads in a row agree on them ([`Repeats`]).
 //!
 //! A shape makes reading faster, never different. A payload that differs from every known shape
 //! in any byte between its values, or has a value the scan does not vouch for, is read in full by
@@ -154,6 +156,35 @@ struct Shape {
     tail: Text,
     /// How many members its `after` image has, and how many of them are fields.
     after_members: Members,
+    repeats: Repeats,
+}
+
+/// The values floe ignores that repeat from payload to payload. Most of a Debezium `source`
+/// block is the same on every event of a table (`version`, `connector`, `db`, `schema`,
+/// `table`, `snapshot`, a null `xmin`), and so is a null `transaction`: a shape that has seen
+/// two payloads in a row agree on such values compares them as part of its text instead of
+/// scanning each (a third of a payload's slots). When one changes, the payload is read by the
+/// values' slots as before, and the shape looks again later.
+#[derive(Debug)]
+enum Repeats {
+    /// The last payload's ignored values, in the form it was read in, to compare with the
+    /// next payload's.
+    Candidates(Form, Vec<Box<str>>),
+    Merged(Merged),
+    /// Payloads to read before looking for repeated values again.
+    Waiting(u32),
+}
+
+/// Payloads a shape reads by its slots after its repeated values changed (or none repeated),
+/// before it looks again: looking costs a copy of the ignored values, twice.
+const LOOK_AGAIN_AFTER: u32 = 256;
+
+/// A shape's slots in one form, with the repeated values written into the text around them.
+#[derive(Debug)]
+struct Merged {
+    form: Form,
+    slots: Vec<(Box<str>, Target)>,
+    tail: Box<str>,
 }
 
 /// A value, and the text that comes before it.
@@ -209,18 +240,58 @@ impl Shape {
         same
     }
 
-    fn read<'a>(&self, text: &'a str, form: Form, values: &mut Vec<Value>) -> Option<Payload<'a>> {
+    /// Reads `text` by the merged text when it has one for `form`, else (or when a repeated
+    /// value changed) by the slots, looking for repeated values on the way.
+    fn read<'a>(&mut self, text: &'a str, form: Form, values: &mut Vec<Value>) -> Option<Payload<'a>> {
+        let merged_missed = match &self.repeats {
+            Repeats::Merged(merged) if merged.form == form => {
+                let slots = merged.slots.iter().map(|(text, target)| (&**text, *target));
+                match self.read_by(slots, &merged.tail, text, form, values, None) {
+                    Some(payload) => return Some(payload),
+                    None => true,
+                }
+            }
+            _ => false,
+        };
+        let looking = matches!(self.repeats, Repeats::Candidates(..) | Repeats::Waiting(0));
+        let mut ignored = vec![];
+        let slots = self.slots.iter().map(|slot| (slot.text.of(form), slot.target));
+        let payload = self.read_by(slots, self.tail.of(form), text, form, values, looking.then_some(&mut ignored))?;
+        // Only a payload of this shape says a repeated value changed.
+        if merged_missed {
+            self.repeats = Repeats::Waiting(LOOK_AGAIN_AFTER);
+        } else {
+            self.look_for_repeats(form, ignored);
+        }
+        Some(payload)
+    }
+
+    /// Reads a payload by `slots` (the text before each value, and what the value is) and `tail`,
+    /// in `form`, into `values`; the values of ignored slots are pushed to `ignored`, when given.
+    fn read_by<'a, 's>(
+        &self,
+        slots: impl Iterator<Item = (&'s str, Target)>,
+        tail: &str,
+        text: &'a str,
+        form: Form,
+        values: &mut Vec<Value>,
+        mut ignored: Option<&mut Vec<&'a str>>,
+    ) -> Option<Payload<'a>> {
         values.clear();
         values.resize(self.fields.len(), Value::Null);
         let mut payload = Payload { after: Image::Read(self.after_members), ..Payload::default() };
         let (mut us, mut ms) = (None, None);
         let mut rest = text;
-        for slot in &self.slots {
-            rest = rest.strip_prefix(slot.text.of(form))?;
+        for (before, target) in slots {
+            rest = rest.strip_prefix(before)?;
             let (value, after) = rest.split_at(form.value_len(rest)?);
             rest = after;
-            match slot.target {
-                Target::Ignored => {}
+            match target {
+                Target::Ignored => {
+                    if let Some(ignored) = ignored.as_mut() {
+                        ignored.push(value);
+                    }
+                }
                 Target::After(i) => values[i] = form.to_value(value)?,
                 Target::Op => payload.op = form.op_value(value)?,
                 Target::Before => payload.before = form.before_value(value)?,
@@ -228,12 +299,47 @@ impl Shape {
                 Target::SourceTsMs => ms = form.to_value(value)?.as_i64(),
             }
         }
-        let rest = rest.strip_prefix(self.tail.of(form))?;
+        let rest = rest.strip_prefix(tail)?;
         if !rest.bytes().all(|byte| form.is_space(byte)) {
             return None;
         }
         payload.source_ts_micros = source_micros(us, ms);
         Some(payload)
+    }
+
+    /// Takes in the ignored values of a payload just read by the slots in `form` (empty when
+    /// the shape is not looking).
+    fn look_for_repeats(&mut self, form: Form, ignored: Vec<&str>) {
+        self.repeats = match std::mem::replace(&mut self.repeats, Repeats::Waiting(0)) {
+            Repeats::Waiting(0) => Repeats::Candidates(form, ignored.into_iter().map(Box::from).collect()),
+            Repeats::Waiting(n) => Repeats::Waiting(n - 1),
+            Repeats::Candidates(last_form, last) if last_form == form => match self.merged(form, &last, &ignored) {
+                Some(merged) => Repeats::Merged(merged),
+                None => Repeats::Waiting(LOOK_AGAIN_AFTER),
+            },
+            Repeats::Candidates(..) => Repeats::Candidates(form, ignored.into_iter().map(Box::from).collect()),
+            merged => merged,
+        };
+    }
+
+    /// The slots in `form` with each ignored value that is the same in `last` and `now` written
+    /// into the text; `None` when none is.
+    fn merged(&self, form: Form, last: &[Box<str>], now: &[&str]) -> Option<Merged> {
+        let mut repeated = last.iter().zip(now).map(|(last, now)| (**last == **now).then_some(*now));
+        let (mut slots, mut text, mut any) = (vec![], String::new(), false);
+        for slot in &self.slots {
+            text.push_str(slot.text.of(form));
+            if slot.target == Target::Ignored {
+                if let Some(value) = repeated.next()? {
+                    text.push_str(value);
+                    any = true;
+                    continue;
+                }
+            }
+            slots.push((std::mem::take(&mut text).into_boxed_str(), slot.target));
+        }
+        text.push_str(self.tail.of(form));
+        any.then(|| Merged { form, slots, tail: text.into_boxed_str() })
     }
 
     fn learn(text: &str, fields: &Columns) -> Option<Shape> {
@@ -275,7 +381,7 @@ impl Shape {
             return None;
         }
         let tail = Text::new(&learner.text[learner.mark..learner.at]);
-        Some(Shape { fields: fields.clone(), slots: learner.slots, tail, after_members: after })
+        Some(Shape { fields: fields.clone(), slots: learner.slots, tail, after_members: after, repeats: Repeats::Waiting(0) })
     }
 }
 
@@ -373,6 +479,18 @@ mod tests {
         let fields = columns(&["id", "name", "score"]);
         let mut shapes = Shapes::default();
         shapes.learn(&update(1, "a", "c"), &fields);
+        (fields, shapes)
+    }
+
+    /// As [`knowing_an_update`], having read two more updates in `form`, which agree on most of
+    /// their `source` block: the shape compares those values as text.
+    fn knowing_an_update_and_its_repeats(form: Form) -> (Columns, Shapes) {
+        let (fields, mut shapes) = knowing_an_update();
+        let in_form = |text: String| if form == Form::Escaped { escaped(&text) } else { text };
+        for id in [2, 3] {
+            assert!(read_as(&mut shapes, &in_form(update(id, "b", "u")), form, &fields).is_some());
+        }
+        assert!(matches!(&shapes.known[0].repeats, Repeats::Merged(merged) if merged.form == form), "{:?}", shapes.known[0].repeats);
         (fields, shapes)
     }
 
@@ -531,6 +649,38 @@ mod tests {
         format!("{}{insert}{}", &text[..at], &text[(at + len).min(text.len())..])
     }
 
+    #[test]
+    fn values_that_repeat_are_compared_as_text_and_a_change_in_one_is_still_read() {
+        let (fields, mut shapes) = knowing_an_update_and_its_repeats(Form::Plain);
+        let Repeats::Merged(merged) = &shapes.known[0].repeats else { unreachable!() };
+        assert!(merged.slots.len() < shapes.known[0].slots.len(), "fewer values to scan");
+        assert!(merged.slots.iter().any(|(text, _)| text.contains(r#""connector":"postgresql","#)), "the connector repeats: it is text");
+        assert!(merged.slots.iter().any(|(text, _)| text.ends_with(r#""lsn":"#)), "the lsn changes: it is scanned");
+        let text = update(4, "d", "u");
+        assert_eq!(read_as(&mut shapes, &text, Form::Plain, &fields), Some(in_full(&text, &fields)));
+
+        let changed = text.replace("\"postgresql\"", "\"postgres\"");
+        assert_eq!(read_as(&mut shapes, &changed, Form::Plain, &fields), Some(in_full(&changed, &fields)), "a repeated value changed");
+        assert!(matches!(shapes.known[0].repeats, Repeats::Waiting(LOOK_AGAIN_AFTER)), "it waits before looking again");
+        for id in 0..LOOK_AGAIN_AFTER + 2 {
+            let text = update(i64::from(id) + 5, "e", "u").replace("\"postgresql\"", "\"postgres\"");
+            assert_eq!(read_as(&mut shapes, &text, Form::Plain, &fields), Some(in_full(&text, &fields)));
+        }
+        assert!(matches!(shapes.known[0].repeats, Repeats::Merged(_)), "the new repeated values are merged");
+    }
+
+    #[test]
+    fn a_payload_of_another_shape_leaves_the_repeated_values_merged() {
+        let (fields, mut shapes) = knowing_an_update_and_its_repeats(Form::Plain);
+        let other = r#"{"after":{"id":1},"op":"c"}"#;
+        shapes.learn(other, &fields);
+        for text in [update(4, "d", "u"), other.to_string(), update(5, "e", "u")] {
+            assert_eq!(read_as(&mut shapes, &text, Form::Plain, &fields), Some(in_full(&text, &fields)), "{text}");
+        }
+        let update_shape = shapes.known.iter().find(|shape| shape.slots.len() > 3).unwrap();
+        assert!(matches!(update_shape.repeats, Repeats::Merged(_)));
+    }
+
     proptest::proptest! {
         #[test]
         fn any_string_or_number_in_a_slot_is_read_as_serde_json_reads_it(name in "\\PC*", score in proptest::num::f64::NORMAL, id: i64) {
@@ -544,8 +694,9 @@ mod tests {
             at in 0usize..310,
             len in 0usize..6,
             insert in "[a-z0-9 .eE+\\-\"\\\\{}\\[\\],:\u{1}é]{0,5}",
+            repeats: bool,
         ) {
-            let (fields, mut shapes) = knowing_an_update();
+            let (fields, mut shapes) = if repeats { knowing_an_update_and_its_repeats(Form::Plain) } else { knowing_an_update() };
             let changed = replaced(&update(2, "b", "u"), at, len, &insert);
             let mut values = vec![];
             let in_full = read_payload(changed.as_bytes(), Some(&fields[..]), &mut values).map(|payload| (format!("{payload:?}"), values));
@@ -559,8 +710,9 @@ mod tests {
             at in 0usize..420,
             len in 0usize..6,
             insert in "[a-z0-9 .eE+\\-\"\\\\{}\\[\\],:/\u{1}\né]{0,6}",
+            repeats: bool,
         ) {
-            let (fields, mut shapes) = knowing_an_update();
+            let (fields, mut shapes) = if repeats { knowing_an_update_and_its_repeats(Form::Escaped) } else { knowing_an_update() };
             let changed = replaced(&escaped(&update(2, "b \"q\"", "u")), at, len, &insert);
             if let Some(read) = read_as(&mut shapes, &changed, Form::Escaped, &fields) {
                 let mut unescaped = bytes::BytesMut::new();
