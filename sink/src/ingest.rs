@@ -161,6 +161,12 @@ pub struct Ingestor<'a> {
     unannounced: bool,
     /// The position key of the last record's stream and partition, made once per partition.
     last_position: Option<(Arc<str>, i32, Arc<str>)>,
+    /// The last topic routed, and its table. Records of a topic share its name where the
+    /// source can (NDJSON lines), and are then routed by identity instead of by a lookup;
+    /// `topics` only grows, so a route never changes.
+    last_route: Option<(Arc<str>, Arc<str>)>,
+    /// The last table and position key entered in `partitions` (which only grows).
+    last_partition: Option<(Arc<str>, Arc<str>)>,
 }
 
 impl<'a> Ingestor<'a> {
@@ -189,6 +195,8 @@ impl<'a> Ingestor<'a> {
             control: None,
             unannounced: false,
             last_position: None,
+            last_route: None,
+            last_partition: None,
             config,
         }
     }
@@ -316,7 +324,7 @@ impl<'a> Ingestor<'a> {
         let mut tables: Vec<(Arc<str>, TableSnapshot)> = vec![];
         for (index, record) in records.iter().enumerate() {
             let Ok(message) = &record.message else { continue };
-            let Some(table) = self.topics.get(&*message.topic).cloned() else { continue };
+            let Some(table) = self.known_route(&message.topic) else { continue };
             if self.failed.contains_key(&*table) || self.paused.contains_key(&*table) {
                 continue;
             }
@@ -372,7 +380,7 @@ impl<'a> Ingestor<'a> {
             Ok(message) => message,
             Err(reason) => return self.dead_letter(&record, None, reason).await,
         };
-        let table_name = match self.table_for(&message.topic).await {
+        let table_name = match self.route(&message.topic).await {
             Ok(name) => name,
             Err((name, e)) => {
                 self.fail_table(&name, e);
@@ -391,13 +399,7 @@ impl<'a> Ingestor<'a> {
             }
             return Ok(());
         }
-        let partitions = match self.partitions.get_mut(&*table_name) {
-            Some(partitions) => partitions,
-            None => self.partitions.entry(table_name.to_string()).or_default(),
-        };
-        if !partitions.contains(&*position) {
-            partitions.insert(position.to_string());
-        }
+        self.note_partition(&table_name, &position);
         let sink = self.tables.get_mut(&*table_name).expect("table_for opened it");
         if sink.is_committed(&position, record.offset) {
             self.report.already_committed += 1;
@@ -415,6 +417,8 @@ impl<'a> Ingestor<'a> {
                 sink.note_position(&position, record.offset);
                 Ok(())
             }
+            // The table fits the columns it took last: nothing to prepare, and no lookup.
+            Decoded::Change(event) if sink.synced_with(&event) => self.push_ready(&table_name, event, &record, &position).await,
             Decoded::Change(event) => match self.prepare_table(&table_name, &event).await {
                 Err(e) => {
                     self.fail_table(&table_name, e);
@@ -425,15 +429,21 @@ impl<'a> Ingestor<'a> {
                     OnIncompatible::DeadLetter => self.dead_letter(&record, Some(table_name.to_string()), &reason).await,
                     OnIncompatible::Pause => self.pause_for_incompatible_change(&table_name, &reason).await,
                 },
-                Ok(Preparation::Ready) => match self.push_change(&table_name, event, &record, &position) {
-                    Err(e) => {
-                        self.fail_table(&table_name, e);
-                        Ok(())
-                    }
-                    Ok(Err(reason)) => self.dead_letter(&record, Some(table_name.to_string()), &reason.to_string()).await,
-                    Ok(Ok(())) => Ok(()),
-                },
+                Ok(Preparation::Ready) => self.push_ready(&table_name, event, &record, &position).await,
             },
+        }
+    }
+
+    /// Appends `event` to `table`, which is ready for it; a value that does not fit makes the
+    /// record a dead letter.
+    async fn push_ready(&mut self, table: &Arc<str>, event: ChangeEvent, record: &SourceRecord, position: &str) -> Result<()> {
+        match self.push_change(table, event, record, position) {
+            Err(e) => {
+                self.fail_table(table, e);
+                Ok(())
+            }
+            Ok(Err(reason)) => self.dead_letter(record, Some(table.to_string()), &reason.to_string()).await,
+            Ok(Ok(())) => Ok(()),
         }
     }
 
@@ -596,6 +606,43 @@ impl<'a> Ingestor<'a> {
         let Some(mine) = self.partitions.get(table) else { return vec![] };
         let shared = |p: &String| self.partitions.iter().any(|(other, theirs)| other != table && theirs.contains(p));
         mine.iter().filter(|p| !shared(p)).cloned().collect()
+    }
+
+    /// The name of `topic`'s table, opening its sink the first time ([`Self::table_for`]).
+    async fn route(&mut self, topic: &Arc<str>) -> std::result::Result<Arc<str>, (String, SinkError)> {
+        if let Some(table) = self.known_route(topic) {
+            return Ok(table);
+        }
+        let table = self.table_for(topic).await?;
+        self.last_route = Some((topic.clone(), table.clone()));
+        Ok(table)
+    }
+
+    /// The name of `topic`'s table, when its sink has been opened.
+    fn known_route(&mut self, topic: &Arc<str>) -> Option<Arc<str>> {
+        if let Some((last, table)) = &self.last_route {
+            if Arc::ptr_eq(last, topic) {
+                return Some(table.clone());
+            }
+        }
+        let table = self.topics.get(&**topic)?.clone();
+        self.last_route = Some((topic.clone(), table.clone()));
+        Some(table)
+    }
+
+    /// Records that `table` takes records from the partition with `position` key.
+    fn note_partition(&mut self, table: &Arc<str>, position: &Arc<str>) {
+        if self.last_partition.as_ref().is_some_and(|(t, p)| Arc::ptr_eq(t, table) && Arc::ptr_eq(p, position)) {
+            return;
+        }
+        let partitions = match self.partitions.get_mut(&**table) {
+            Some(partitions) => partitions,
+            None => self.partitions.entry(table.to_string()).or_default(),
+        };
+        if !partitions.contains(&**position) {
+            partitions.insert(position.to_string());
+        }
+        self.last_partition = Some((table.clone(), position.clone()));
     }
 
     /// Opens (once) the sink for `topic`'s table, returning the table's name, or the name and
