@@ -310,14 +310,15 @@ impl Shape {
     /// Takes in the ignored values of a payload just read by the slots in `form` (empty when
     /// the shape is not looking).
     fn look_for_repeats(&mut self, form: Form, ignored: Vec<&str>) {
+        let candidates = |ignored: Vec<&str>| Repeats::Candidates(form, ignored.into_iter().map(Box::from).collect());
         self.repeats = match std::mem::replace(&mut self.repeats, Repeats::Waiting(0)) {
-            Repeats::Waiting(0) => Repeats::Candidates(form, ignored.into_iter().map(Box::from).collect()),
+            Repeats::Waiting(0) => candidates(ignored),
             Repeats::Waiting(n) => Repeats::Waiting(n - 1),
             Repeats::Candidates(last_form, last) if last_form == form => match self.merged(form, &last, &ignored) {
                 Some(merged) => Repeats::Merged(merged),
                 None => Repeats::Waiting(LOOK_AGAIN_AFTER),
             },
-            Repeats::Candidates(..) => Repeats::Candidates(form, ignored.into_iter().map(Box::from).collect()),
+            Repeats::Candidates(..) => candidates(ignored),
             merged => merged,
         };
     }
