@@ -349,7 +349,7 @@ impl<'a> Ingestor<'a> {
         while self.decoding.in_flight() > left {
             let Some(batch) = self.decoding.take().await else { break };
             self.batch_clock = Some((self.clock)());
-            for (record, ahead) in batch {
+            for (record, ahead) in batch.records.into_iter().zip(batch.ahead) {
                 self.ingest_with(record, ahead).await?;
                 if self.buffered_rows >= self.config.sink.batch_rows || self.buffered_bytes >= self.config.sink.batch_bytes {
                     self.flush_on_time().await?;

@@ -59,8 +59,12 @@ impl Ahead {
     }
 }
 
-/// A batch's records, each with its decoding when it was decoded ahead.
-pub type DecodedBatch = Vec<(SourceRecord, Option<Ahead>)>;
+/// A batch's records, and each one's decoding when it was decoded ahead (`ahead[i]` for
+/// `records[i]`). Two vectors, not one of pairs: pairing them would move every record again.
+pub struct DecodedBatch {
+    pub records: Vec<SourceRecord>,
+    pub ahead: Vec<Option<Ahead>>,
+}
 
 type Decoders = Vec<Box<dyn Decoder>>;
 
@@ -102,9 +106,8 @@ impl DecodeAhead {
     pub fn start(&mut self, records: Vec<SourceRecord>, jobs: Vec<(usize, usize)>, tables: Vec<TableSnapshot>) {
         let mut decoders = self.idle.pop().expect("more batches started than IN_FLIGHT");
         self.in_flight.push_back(Flight::Decoding(tokio::task::spawn_blocking(move || {
-            let mut ahead = decode(&mut decoders, &records, &jobs, &tables);
-            let batch = records.into_iter().enumerate().map(|(i, record)| (record, ahead[i].take())).collect();
-            (batch, decoders)
+            let ahead = decode(&mut decoders, &records, &jobs, &tables);
+            (DecodedBatch { records, ahead }, decoders)
         })));
     }
 
