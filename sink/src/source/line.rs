@@ -146,7 +146,11 @@ fn parse_usual(prefixes: &Prefixes, line: Line, arena: &mut BytesMut, skipped: &
                 if read_by_guess && guessed.is_none_or(|(guess, _)| &**guess != name) {
                     return None;
                 }
-                topic = Some(prefixes.get_key_value(name)?);
+                // The topic is usually the one guessed, already looked up.
+                topic = match guessed {
+                    Some(entry) if &**entry.0 == name => Some(entry),
+                    _ => Some(prefixes.get_key_value(name)?),
+                };
                 rest = after;
                 continue;
             }
