@@ -349,7 +349,8 @@ impl<'a> Ingestor<'a> {
         while self.decoding.in_flight() > left {
             let Some(batch) = self.decoding.take().await else { break };
             self.batch_clock = Some((self.clock)());
-            for (record, ahead) in batch.records.into_iter().zip(batch.ahead) {
+            // Records are read in place: moving each out of the batch cost a copy of it.
+            for (record, ahead) in batch.records.iter().zip(batch.ahead) {
                 self.ingest_with(record, ahead).await?;
                 if self.buffered_rows >= self.config.sink.batch_rows || self.buffered_bytes >= self.config.sink.batch_bytes {
                     self.flush_on_time().await?;
@@ -370,15 +371,15 @@ impl<'a> Ingestor<'a> {
 
     pub async fn ingest(&mut self, record: SourceRecord) -> Result<()> {
         self.batch_clock = None;
-        self.ingest_with(record, None).await
+        self.ingest_with(&record, None).await
     }
 
     /// Ingests `record`, taking its decoding from `ahead` when it is still valid.
-    async fn ingest_with(&mut self, record: SourceRecord, ahead: Option<Ahead>) -> Result<()> {
+    async fn ingest_with(&mut self, record: &SourceRecord, ahead: Option<Ahead>) -> Result<()> {
         self.report.events_read += 1;
         let message = match &record.message {
             Ok(message) => message,
-            Err(reason) => return self.dead_letter(&record, None, reason).await,
+            Err(reason) => return self.dead_letter(record, None, reason).await,
         };
         let table_name = match self.route(&message.topic).await {
             Ok(name) => name,
@@ -391,7 +392,7 @@ impl<'a> Ingestor<'a> {
             self.report.skipped_failed_table += 1;
             return Ok(());
         }
-        let position = self.position_of(&record);
+        let position = self.position_of(record);
         if let Some(paused) = self.paused.get_mut(&*table_name) {
             self.report.skipped_paused_table += 1;
             if !paused.own.iter().any(|p| **p == *position) {
@@ -411,25 +412,25 @@ impl<'a> Ingestor<'a> {
             None => self.decoder.decode(message, state),
         };
         match decoded {
-            Decoded::DeadLetter(e) => self.dead_letter(&record, Some(table_name.to_string()), &e.to_string()).await,
+            Decoded::DeadLetter(e) => self.dead_letter(record, Some(table_name.to_string()), &e.to_string()).await,
             Decoded::Tombstone => {
                 self.report.tombstones += 1;
                 sink.note_position(&position, record.offset);
                 Ok(())
             }
             // The table fits the columns it took last: nothing to prepare, and no lookup.
-            Decoded::Change(event) if sink.synced_with(&event) => self.push_ready(&table_name, event, &record, &position).await,
+            Decoded::Change(event) if sink.synced_with(&event) => self.push_ready(&table_name, event, record, &position).await,
             Decoded::Change(event) => match self.prepare_table(&table_name, &event).await {
                 Err(e) => {
                     self.fail_table(&table_name, e);
                     Ok(())
                 }
-                Ok(Preparation::DeadLetter(reason)) => self.dead_letter(&record, Some(table_name.to_string()), &reason).await,
+                Ok(Preparation::DeadLetter(reason)) => self.dead_letter(record, Some(table_name.to_string()), &reason).await,
                 Ok(Preparation::Incompatible(reason)) => match self.config.route(&message.topic).on_incompatible {
-                    OnIncompatible::DeadLetter => self.dead_letter(&record, Some(table_name.to_string()), &reason).await,
+                    OnIncompatible::DeadLetter => self.dead_letter(record, Some(table_name.to_string()), &reason).await,
                     OnIncompatible::Pause => self.pause_for_incompatible_change(&table_name, &reason).await,
                 },
-                Ok(Preparation::Ready) => self.push_ready(&table_name, event, &record, &position).await,
+                Ok(Preparation::Ready) => self.push_ready(&table_name, event, record, &position).await,
             },
         }
     }
