@@ -30,14 +30,14 @@ pub fn detach(line: &Bytes, message: Result<Message, String>, kept: &mut BytesMu
     kept.extend_from_slice(&line[..head_at]);
     kept.extend_from_slice(&line[head_at + head_len..]);
     let copy = kept.split().freeze();
-    let moved = |piece: &Bytes| match offset_in(line, piece) {
+    let moved = |piece: Bytes| match offset_in(line, &piece) {
         Some(at) if at < head_at => copy.slice(at..at + piece.len()),
         Some(at) => copy.slice(at - head_len..at - head_len + piece.len()),
         // Not the line's: unescaped by the parser into its own buffer.
-        None => piece.clone(),
+        None => piece,
     };
-    message.key = message.key.as_ref().map(moved);
-    message.value = message.value.as_ref().map(moved);
+    message.key = message.key.take().map(moved);
+    message.value = message.value.take().map(moved);
     let raw = if head.is_some() { Raw::WithoutHead { bytes: copy, head_at } } else { Raw::Whole(copy) };
     (raw, Ok(message))
 }
