@@ -611,12 +611,10 @@ impl<'a> Ingestor<'a> {
 
     /// The name of `topic`'s table, opening its sink the first time ([`Self::table_for`]).
     async fn route(&mut self, topic: &Arc<str>) -> std::result::Result<Arc<str>, (String, SinkError)> {
-        if let Some(table) = self.known_route(topic) {
-            return Ok(table);
+        match self.known_route(topic) {
+            Some(table) => Ok(table),
+            None => self.table_for(topic).await,
         }
-        let table = self.table_for(topic).await?;
-        self.last_route = Some((topic.clone(), table.clone()));
-        Ok(table)
     }
 
     /// The name of `topic`'s table, when its sink has been opened.
